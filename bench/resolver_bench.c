@@ -1,0 +1,206 @@
+/*
+ * resolver_bench: au_resolve() on every graph shape x size of
+ * bench/graph_shapes.h.
+ *
+ * Per benchmark "resolve/<shape>/<ntasks>":
+ *   time            per au_resolve call (CPU time, microseconds)
+ *   ns_per_task     that time divided by the number of tasks
+ *   ns_per_entry    that time divided by the output entries (separates
+ *                   output volume, which grows with chain depth, from cost
+ *                   per item)
+ *   allocs          heap allocations per resolve once warm, counted by the
+ *                   au_allocator given to au_resolver_new, averaged over the
+ *                   timed iterations (one warm-up resolve precedes them)
+ *   stat_allocs     stats.allocations of the last call (the core's own count)
+ *   stacks, entries stacks and entries (all stacks) produced by one resolve
+ *   cycles, truncated  from au_resolver_get_stats
+ *
+ * Own flag (removed before the benchmark flags are parsed):
+ *   --au_strict     fail a benchmark whose warm resolves allocate, or whose
+ *                   output lacks the running task's stack (used by the smoke
+ *                   test; timings are never asserted)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench_shim.h"
+#include "bench/graph_shapes.h"
+#include "core/asyncunwind.h"
+
+/* ---- counting allocator -------------------------------------------------- */
+
+typedef struct counting_alloc {
+    uint64_t allocations; /* malloc-like and growing/shrinking reallocs */
+    uint64_t frees;
+    uint64_t failures;
+} counting_alloc;
+
+static void *counting_realloc(void *ud, void *ptr, size_t old_size,
+                              size_t new_size) {
+    counting_alloc *c = ud;
+    (void)old_size;
+    if (new_size == 0) {
+        if (ptr != NULL) c->frees++;
+        free(ptr);
+        return NULL;
+    }
+    c->allocations++;
+    void *p = realloc(ptr, new_size);
+    if (p == NULL) c->failures++;
+    return p;
+}
+
+/* ---- one shape x size ---------------------------------------------------- */
+
+typedef struct bench_case {
+    gs_shape shape;
+    uint32_t ntasks;
+    int strict;
+    int built;
+    gs_sample sample; /* built on first use, kept until exit */
+} bench_case;
+
+typedef struct fixture {
+    bench_case *bc;
+    counting_alloc alloc;
+    au_allocator allocator;
+    au_resolver *r;
+    au_stacks out;
+    uint64_t allocs_before_loop;
+} fixture;
+
+static volatile uint32_t g_sink;
+
+static uint64_t count_entries(const au_stacks *s) {
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < s->nstacks; i++) n += s->stacks[i].nentries;
+    return n;
+}
+
+static int has_running_stack(const au_stacks *s, uint64_t running_id) {
+    for (uint32_t i = 0; i < s->nstacks; i++)
+        if ((s->stacks[i].flags & AU_STACK_RUNNING) &&
+            s->stacks[i].leaf_id == running_id)
+            return 1;
+    return 0;
+}
+
+static int setup_resolve(void *arg, void **out, bench_ctx *ctx) {
+    bench_case *bc = arg;
+    char msg[160];
+    if (!bc->built) {
+        if (gs_sample_build(&bc->sample, bc->shape, bc->ntasks,
+                            GS_DEFAULT_SEED) != 0) {
+            bench_error(ctx, "gs_sample_build failed");
+            return -1;
+        }
+        bc->built = 1;
+    }
+    fixture *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        bench_error(ctx, "out of memory");
+        return -1;
+    }
+    f->bc = bc;
+    f->allocator.realloc = counting_realloc;
+    f->allocator.ud = &f->alloc;
+    f->r = au_resolver_new(&f->allocator, NULL);
+    if (f->r == NULL) {
+        free(f);
+        bench_error(ctx, "au_resolver_new failed");
+        return -1;
+    }
+    /* Warm-up: grows the context to this input's size. */
+    int st = au_resolve(f->r, &bc->sample.sample, &f->out);
+    if (st != AU_OK) {
+        snprintf(msg, sizeof msg, "warm-up au_resolve: %s",
+                 au_status_str(st));
+        au_resolver_free(f->r);
+        free(f);
+        bench_error(ctx, msg);
+        return -1;
+    }
+    if (bc->strict && !has_running_stack(&f->out, bc->sample.running_id)) {
+        au_resolver_free(f->r);
+        free(f);
+        bench_error(ctx, "no AU_STACK_RUNNING stack for the running task");
+        return -1;
+    }
+    f->allocs_before_loop = f->alloc.allocations;
+    *out = f;
+    return 0;
+}
+
+static int run_resolve(void *fx, bench_ctx *ctx) {
+    fixture *f = fx;
+    (void)ctx;
+    int st = au_resolve(f->r, &f->bc->sample.sample, &f->out);
+    g_sink = f->out.nstacks;
+    return st != AU_OK;
+}
+
+static void teardown_resolve(void *fx, bench_ctx *ctx) {
+    fixture *f = fx;
+    au_resolver_stats stats;
+    memset(&stats, 0, sizeof stats);
+    au_resolver_get_stats(f->r, &stats);
+    uint64_t warm_allocs = f->alloc.allocations - f->allocs_before_loop;
+
+    uint64_t entries = count_entries(&f->out);
+    bench_counter_ns_per_item(ctx, "ns_per_task", (double)f->bc->ntasks);
+    bench_counter_ns_per_item(ctx, "ns_per_entry",
+                              (double)(entries ? entries : 1));
+    bench_counter(ctx, "allocs", (double)warm_allocs,
+                  BENCH_COUNTER_AVG_ITERATIONS);
+    bench_counter(ctx, "stat_allocs", (double)stats.allocations, 0);
+    bench_counter(ctx, "tasks", (double)f->bc->ntasks, 0);
+    bench_counter(ctx, "stacks", (double)f->out.nstacks, 0);
+    bench_counter(ctx, "entries", (double)entries, 0);
+    bench_counter(ctx, "cycles", (double)stats.cycles, 0);
+    bench_counter(ctx, "truncated", (double)stats.truncated, 0);
+
+    if (f->bc->strict && (warm_allocs != 0 || stats.allocations != 0)) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "warm resolves allocated: %llu through the allocator, "
+                 "stats.allocations=%llu",
+                 (unsigned long long)warm_allocs,
+                 (unsigned long long)stats.allocations);
+        bench_error(ctx, msg);
+    }
+    au_resolver_free(f->r);
+    free(f);
+}
+
+int main(int argc, char **argv) {
+    static bench_case cases[GS_SHAPE_COUNT * GS_NSIZES];
+    int strict = bench_take_flag(&argc, argv, "--au_strict");
+    size_t nc = 0;
+    for (int s = 0; s < GS_SHAPE_COUNT; s++) {
+        for (int z = 0; z < GS_NSIZES; z++) {
+            bench_case *bc = &cases[nc++];
+            bc->shape = (gs_shape)s;
+            bc->ntasks = gs_sizes[z];
+            bc->strict = strict;
+            char name[96];
+            snprintf(name, sizeof name, "resolve/%s/%u",
+                     gs_shape_name(bc->shape), (unsigned)bc->ntasks);
+            bench_spec spec;
+            memset(&spec, 0, sizeof spec);
+            spec.name = name;
+            spec.arg = bc;
+            spec.setup = setup_resolve;
+            spec.run = run_resolve;
+            spec.teardown = teardown_resolve;
+            spec.unit = BENCH_UNIT_US;
+            if (bench_register(&spec) != 0) {
+                fprintf(stderr, "bench_register(%s) failed\n", name);
+                return 1;
+            }
+        }
+    }
+    int rc = bench_main(argc, argv);
+    for (size_t i = 0; i < nc; i++) gs_sample_free(&cases[i].sample);
+    return rc;
+}

@@ -1,0 +1,147 @@
+/*
+ * asyncunwind: the command-line tool.
+ *
+ *   asyncunwind dump --pid PID [--format text|collapsed]
+ *   asyncunwind snapshot --pid PID -o FILE [--format text|collapsed]
+ *   asyncunwind replay FILE [--format text|collapsed]
+ *
+ * Exit codes are documented in docs/CLI.md and --help; each error prints
+ * one line saying what failed and, where it helps, a second with a hint.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "asyncunwind.h"
+#include "cli.h"
+
+static const char usage[] =
+    "usage: asyncunwind <command> [options]\n"
+    "\n"
+    "Read the Python stacks of a running CPython 3.9-3.15 process from outside,\n"
+    "without stopping or changing it.\n"
+    "\n"
+    "commands:\n"
+    "  dump --pid PID            print one sample of every thread's stack\n"
+    "  snapshot --pid PID -o FILE\n"
+    "                            take one sample and record everything it read\n"
+    "                            into FILE (docs/SNAPSHOT.md); prints the sample\n"
+    "  replay FILE               print the sample recorded in FILE, offline\n"
+    "\n"
+    "options:\n"
+    "  -p, --pid PID             the process to read\n"
+    "  -o, --output FILE         where snapshot writes (required for snapshot)\n"
+    "  -f, --format FORMAT       text (default): per thread, outermost frame first;\n"
+    "                            collapsed: one line per thread, root first,\n"
+    "                            frames joined by ';', then a count of 1\n"
+    "  -h, --help                this help\n"
+    "\n"
+    "exit codes:\n"
+    "  0  success\n"
+    "  2  bad command line\n"
+    "  3  no such process\n"
+    "  4  permission denied (ptrace)\n"
+    "  5  not a Python process, or an unsupported Python version\n"
+    "  6  the target could not be read (it changed or exited meanwhile)\n"
+    "  7  a file could not be read or written, or is not a valid snapshot\n";
+
+static int exit_code(int status) {
+    switch (status) {
+    case AU_OK: return AU_EXIT_OK;
+    case AU_ERR_NOPROC: return AU_EXIT_NOPROC;
+    case AU_ERR_PERM: return AU_EXIT_PERM;
+    case AU_ERR_NOTPYTHON:
+    case AU_ERR_UNSUPPORTED: return AU_EXIT_NOTPYTHON;
+    case AU_ERR_IO:
+    case AU_ERR_FORMAT:
+    case AU_ERR_LIMIT: return AU_EXIT_FILE;
+    default: return AU_EXIT_READ;
+    }
+}
+
+/* Print "asyncunwind: WHAT: STATUS" and the status's hint, if any; returns
+ * the exit code for status. */
+int cli_fail(const char *what, int status) {
+    fprintf(stderr, "asyncunwind: %s: %s\n", what, au_status_str(status));
+    const char *hint = au_status_hint(status);
+    if (hint) fprintf(stderr, "hint: %s\n", hint);
+    return exit_code(status);
+}
+
+static int usage_error(const char *msg) {
+    fprintf(stderr, "asyncunwind: %s\n(see asyncunwind --help)\n", msg);
+    return AU_EXIT_USAGE;
+}
+
+typedef struct options {
+    const char *command, *output, *file;
+    int pid;
+    int format;
+} options;
+
+static int parse(int argc, char **argv, options *o) {
+    static const struct option longs[] = {
+        {"pid", required_argument, NULL, 'p'},    {"output", required_argument, NULL, 'o'},
+        {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->format = CLI_FORMAT_TEXT;
+    if (argc < 2) return usage_error("missing command");
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fputs(usage, stdout);
+        return -1;
+    }
+    o->command = argv[1];
+    optind = 2;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":p:o:f:h", longs, NULL)) != -1) {
+        switch (c) {
+        case 'p': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || v <= 0 || v > 0x7fffffff) return usage_error("--pid needs a positive process id");
+            o->pid = (int)v;
+            break;
+        }
+        case 'o': o->output = optarg; break;
+        case 'f':
+            if (!strcmp(optarg, "text")) o->format = CLI_FORMAT_TEXT;
+            else if (!strcmp(optarg, "collapsed")) o->format = CLI_FORMAT_COLLAPSED;
+            else return usage_error("--format is text or collapsed");
+            break;
+        case 'h': fputs(usage, stdout); return -1;
+        case ':': return usage_error("an option is missing its value");
+        default: return usage_error("unknown option");
+        }
+    }
+    if (optind < argc) o->file = argv[optind++];
+    if (optind < argc) return usage_error("too many arguments");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc < 0 ? AU_EXIT_OK : rc;
+    if (!strcmp(o.command, "dump") || !strcmp(o.command, "snapshot")) {
+        int snap = o.command[0] == 's';
+        if (!o.pid) return usage_error("--pid is required");
+        if (o.file) return usage_error("unexpected argument");
+        if (snap && !o.output) return usage_error("snapshot needs -o FILE");
+        if (!snap && o.output) return usage_error("-o is for snapshot");
+        return cli_live(o.pid, o.format, snap ? o.output : NULL);
+    }
+    if (!strcmp(o.command, "replay")) {
+        if (!o.file) return usage_error("replay needs a snapshot FILE");
+        if (o.pid || o.output) return usage_error("replay takes only FILE and --format");
+        return cli_replay(o.file, o.format);
+    }
+    return usage_error("unknown command (dump, snapshot, replay)");
+}

@@ -1,0 +1,397 @@
+/*
+ * asyncunwind: task-aware stacks for Python asyncio programs, rebuilt from
+ * outside the process.
+ *
+ * This is the public header.  It is the only header a program that vendors
+ * the core needs.  The core is C11, uses nothing beyond libc, keeps no
+ * global or static mutable state, and every entry point takes an explicit
+ * context, so any number of independent contexts may live in one process
+ * (one per sampled process, one per thread, ...).
+ *
+ * Conventions
+ *  - Functions that can fail return an au_status (0 = AU_OK, < 0 = error).
+ *  - Ids (task ids, frame ids) are opaque 64-bit values chosen by the
+ *    caller; in practice they are target addresses.  0 always means "none".
+ *  - Memory the core returns stays owned by the context that returned it and
+ *    stays valid until the next call on that context.
+ */
+#ifndef ASYNCUNWIND_H
+#define ASYNCUNWIND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Status codes shared by every layer.
+ * ------------------------------------------------------------------------ */
+typedef enum au_status {
+    AU_OK = 0,
+    AU_ERR_ARG = -1,    /* a NULL or inconsistent argument from the caller */
+    AU_ERR_NOMEM = -2,  /* the allocator refused */
+    AU_ERR_LIMIT = -3,  /* input larger than the context's configured limit */
+    AU_ERR_READ = -4,   /* target memory could not be read (unmapped, raced) */
+    AU_ERR_NOPROC = -5, /* the process does not exist (or is gone) */
+    AU_ERR_PERM = -6,   /* not allowed to read the process (ptrace rules) */
+    AU_ERR_IO = -7,     /* a file or system call failed */
+    AU_ERR_FORMAT = -8, /* malformed input: snapshot, ELF file, table, ... */
+    AU_ERR_UNSUPPORTED = -9, /* a version or file kind we do not handle */
+    AU_ERR_NOTPYTHON = -10,  /* the process holds no CPython runtime */
+    AU_ERR_CORRUPT = -11,    /* target data failed validation */
+    AU_ERR_NOT_FOUND = -12,  /* a looked-up item (ELF section, symbol, map) is absent */
+} au_status;
+
+/* A short, static, human-readable description of a status code. */
+const char *au_status_str(int status);
+
+/* ---------------------------------------------------------------------------
+ * Allocation.
+ *
+ * Every heap allocation the core makes goes through one function, in the
+ * style of Lua's lua_Alloc: realloc(ud, ptr, old_size, new_size) allocates
+ * when ptr is NULL, frees and returns NULL when new_size is 0, and resizes
+ * otherwise.  Passing NULL where an allocator is expected selects libc.
+ * Profilers embedding the core can route allocations to their own arenas
+ * and count them; the tests use this to prove the hot path allocates
+ * nothing once warm.
+ * ------------------------------------------------------------------------ */
+typedef struct au_allocator {
+    void *(*realloc)(void *ud, void *ptr, size_t old_size, size_t new_size);
+    void *ud;
+} au_allocator;
+
+/* ---------------------------------------------------------------------------
+ * The link resolver.
+ *
+ * Input: one sample's view of one thread: its Python stack and the asyncio
+ * tasks of the event loop(s) that run on it, with the links between them.
+ * Output: one stack per leaf task (see docs/RESOLVER.md for the exact rules),
+ * each made of the thread's frames up to the event-loop boundary, then a
+ * marker and the coroutine frames of every task from the root task down to
+ * the leaf, then, for the task on CPU, the synchronous frames it called.
+ *
+ * The resolver does not care where links come from (target memory, an
+ * in-target agent, or a host profiler that records them itself).
+ * ------------------------------------------------------------------------ */
+
+/* au_task.flags */
+#define AU_TASK_RUNNING 0x1u /* the task is executing on this thread now */
+
+typedef struct au_task {
+    uint64_t id;             /* unique, non-zero (in practice: its address) */
+    const char *name;        /* caller-owned bytes, not NUL-terminated */
+    uint32_t name_len;
+    uint32_t nframes;        /* number of coroutine frames */
+    const uint64_t *frames;  /* coroutine frame ids, outermost first */
+    uint64_t awaits;         /* id of the task it awaits directly, 0 = none */
+    uint64_t creator;        /* weak link: id of the task that created it */
+    uint32_t flags;          /* AU_TASK_* */
+} au_task;
+
+/* A strong link: `parent` holds `child` through gather, a TaskGroup, wait,
+ * as_completed or shield.  Several may name the same child. */
+typedef struct au_link {
+    uint64_t child;
+    uint64_t parent;
+} au_link;
+
+typedef struct au_thread_sample {
+    const uint64_t *frames;  /* the thread's Python frames, outermost first */
+    uint32_t nframes;
+    uint32_t ntasks;
+    const au_task *tasks;
+    const au_link *links;    /* strong links */
+    uint32_t nlinks;
+} au_thread_sample;
+
+/* Kinds of entries in an output stack. */
+typedef enum au_entry_kind {
+    AU_ENTRY_FRAME = 0,     /* a thread or coroutine frame: id = frame id */
+    AU_ENTRY_TASK = 1,      /* task marker: id = task id, task = its index */
+    AU_ENTRY_CYCLE = 2,     /* the task chain closed on itself here: id and
+                               task name the task the cycle returns to */
+    AU_ENTRY_TRUNCATED = 3, /* something was cut here (see au_stack.flags) */
+} au_entry_kind;
+
+typedef struct au_entry {
+    uint64_t id;
+    uint32_t kind;  /* au_entry_kind */
+    uint32_t task;  /* index into au_thread_sample.tasks, or UINT32_MAX */
+} au_entry;
+
+/* au_stack.flags */
+#define AU_STACK_RUNNING 0x1u         /* the leaf is the task on CPU */
+#define AU_STACK_CYCLE 0x2u           /* the task chain ends in a cycle */
+#define AU_STACK_TRUNCATED_DEPTH 0x4u /* chain longer than max_depth */
+#define AU_STACK_TRUNCATED_FRAMES 0x8u/* entries cut at max_frames/budget */
+#define AU_STACK_THREAD_ONLY 0x10u    /* no tasks: the bare thread stack */
+
+typedef struct au_stack {
+    uint64_t leaf_id;       /* 0 for AU_STACK_THREAD_ONLY */
+    const char *leaf_name;  /* the leaf task's name bytes, NULL if none */
+    uint32_t leaf_name_len;
+    uint32_t leaf_task;     /* index into the input tasks, or UINT32_MAX */
+    uint32_t flags;         /* AU_STACK_* */
+    uint32_t nentries;
+    const au_entry *entries;  /* root first */
+} au_stack;
+
+typedef struct au_stacks {
+    uint32_t nstacks;
+    const au_stack *stacks;  /* ordered by leaf_id, ascending */
+} au_stacks;
+
+/* Bounds.  Every walk the resolver makes is bounded by one of these, and
+ * its memory by input size times these.  Zero fields take the defaults. */
+typedef struct au_resolver_limits {
+    uint32_t max_tasks;         /* more tasks: AU_ERR_LIMIT (default 1<<20) */
+    uint32_t max_links;         /* more links: AU_ERR_LIMIT (default 1<<22) */
+    uint32_t max_depth;         /* tasks per chain (default 1024) */
+    uint32_t max_frames;        /* entries per stack (default 4096) */
+    uint32_t max_total_entries; /* entries per call (default 1<<22) */
+} au_resolver_limits;
+
+#define AU_DEFAULT_MAX_TASKS (1u << 20)
+#define AU_DEFAULT_MAX_LINKS (1u << 22)
+#define AU_DEFAULT_MAX_DEPTH 1024u
+#define AU_DEFAULT_MAX_FRAMES 4096u
+#define AU_DEFAULT_MAX_TOTAL_ENTRIES (1u << 22)
+
+/* Counters of the last au_resolve call (deterministic for a given input). */
+typedef struct au_resolver_stats {
+    uint64_t allocations;      /* heap allocations made by this call */
+    uint32_t tasks_ignored;    /* id 0 or an id shared by several tasks */
+    uint32_t links_ignored;    /* self links and links to absent tasks */
+    uint32_t cycles;           /* stacks whose chain closed on a cycle */
+    uint32_t truncated;        /* stacks cut by a bound */
+    uint32_t running_ignored;  /* tasks flagged running that were not chosen
+                                  as the running task (docs/RESOLVER.md) */
+} au_resolver_stats;
+
+typedef struct au_resolver au_resolver;
+
+/* Create a resolver context.  alloc and limits may be NULL (libc, defaults).
+ * Returns NULL when the allocator fails. */
+au_resolver *au_resolver_new(const au_allocator *alloc,
+                             const au_resolver_limits *limits);
+void au_resolver_free(au_resolver *r);
+
+/* Resolve one thread sample.  On AU_OK, *out describes the stacks; they and
+ * everything they point to (except the caller's names) stay valid until the
+ * next call on r.  The input is only read, and never needs to be sorted.
+ * After a call has warmed the context up, calls whose input is no larger
+ * make no heap allocation. */
+int au_resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out);
+
+/* Counters of the most recent au_resolve call. */
+void au_resolver_get_stats(const au_resolver *r, au_resolver_stats *stats);
+
+/* ---------------------------------------------------------------------------
+ * Memory sources.
+ *
+ * Every byte the core reads from a target comes through an au_memsrc, in
+ * batches: the caller gathers the reads one step needs and issues them
+ * together, so a live source can coalesce them into a few page-spanning
+ * system calls (on this project's reference VM a process_vm_readv costs
+ * about 0.5 us per iovec and 0.5 us per page touched).
+ *
+ * Three sources ship with the core: a live process (process_vm_readv, with
+ * /proc/PID/mem as the fallback), a snapshot file, and a recorder that wraps
+ * another source and keeps everything it read so it can be written out as a
+ * snapshot.  A host profiler can supply its own by filling in the struct.
+ * ------------------------------------------------------------------------ */
+
+/* One read of a batch.  The source fills status: AU_OK when all len bytes
+ * were read into buf, an error otherwise (the buffer is then unspecified). */
+typedef struct au_read {
+    uint64_t addr;
+    void *buf;
+    uint32_t len;
+    int32_t status;
+} au_read;
+
+/* Counters, cumulative since the source was created; callers take
+ * differences around a sample.  All are deterministic for a given target
+ * layout, so tests may assert them. */
+typedef struct au_mem_stats {
+    uint64_t requests; /* au_read entries served */
+    uint64_t failures; /* entries that ended in an error */
+    uint64_t syscalls; /* system calls made (0 for snapshots) */
+    uint64_t bytes;    /* bytes transferred from the target, gaps included */
+    uint64_t pages;    /* distinct pages touched, summed over calls */
+} au_mem_stats;
+
+typedef struct au_memsrc au_memsrc;
+struct au_memsrc {
+    /* Serve n reads.  Returns AU_OK when every read succeeded, otherwise the
+     * first failing read's status; each au_read carries its own status. */
+    int (*read)(au_memsrc *self, au_read *reads, uint32_t n);
+    void (*destroy)(au_memsrc *self);
+    au_mem_stats stats;
+};
+
+/* Convenience: one read. */
+int au_mem_read1(au_memsrc *m, uint64_t addr, void *buf, uint32_t len);
+void au_memsrc_destroy(au_memsrc *m);
+
+/* A live process.  Fails with AU_ERR_NOPROC, AU_ERR_PERM (see the ptrace
+ * hint in au_status_hint) or AU_ERR_NOMEM. */
+int au_memsrc_live_open(const au_allocator *alloc, int pid, au_memsrc **out);
+
+/* A snapshot (see docs/SNAPSHOT.md).  au_snapshot_parse validates a whole
+ * file held in memory; the snapshot keeps pointers into data, which must
+ * outlive it. */
+typedef struct au_snapshot au_snapshot;
+
+typedef struct au_snapshot_thread {
+    uint64_t native_id;
+    const char *name; /* not NUL-terminated */
+    uint32_t name_len;
+} au_snapshot_thread;
+
+typedef struct au_snapshot_meta {
+    uint32_t pid;
+    uint32_t py_version_hex; /* PY_VERSION_HEX of the target */
+    uint64_t runtime_addr;   /* address of _PyRuntime in the target */
+    uint64_t time_ns;        /* CLOCK_REALTIME when the sample was taken */
+    uint32_t nthreads;
+    const au_snapshot_thread *threads;
+} au_snapshot_meta;
+
+int au_snapshot_parse(const au_allocator *alloc, const uint8_t *data, size_t len,
+                      au_snapshot **out);
+void au_snapshot_free(au_snapshot *s);
+const au_snapshot_meta *au_snapshot_get_meta(const au_snapshot *s);
+/* A memory source serving reads from the snapshot's regions.  It borrows s. */
+int au_memsrc_snapshot_open(const au_allocator *alloc, const au_snapshot *s,
+                            au_memsrc **out);
+
+/* A recorder around inner (which it borrows).  Every read goes through to
+ * inner; what succeeded is kept, and so is what failed, so that a replay
+ * fails exactly where the live read failed. */
+int au_recorder_open(const au_allocator *alloc, au_memsrc *inner, au_memsrc **out);
+/* Write the recorded reads and meta as a snapshot through write(), which
+ * returns 0 on success. */
+int au_recorder_write(au_memsrc *recorder, const au_snapshot_meta *meta,
+                      int (*write)(void *ud, const void *buf, size_t len), void *ud);
+
+/* A hint for the user about how to fix an error, or NULL. */
+const char *au_status_hint(int status);
+
+/* ---------------------------------------------------------------------------
+ * Finding the interpreter in a live process.
+ * ------------------------------------------------------------------------ */
+
+/* au_pyruntime.version_source: the evidence the version came from. */
+#define AU_VERSION_FROM_DEBUG_OFFSETS 1 /* _Py_DebugOffsets (3.13+) */
+#define AU_VERSION_FROM_PY_VERSION 2    /* the Py_Version symbol (3.11+) */
+#define AU_VERSION_FROM_FILE_NAME 3     /* libpython3.X / python3.X: X only */
+
+typedef struct au_pyruntime {
+    int pid;
+    uint32_t py_version_hex;  /* PY_VERSION_HEX; patch 0 from a file name */
+    uint32_t version_source;  /* AU_VERSION_FROM_* */
+    uint64_t runtime_addr;    /* _PyRuntime in the target */
+    uint64_t py_version_addr; /* Py_Version in the target, or 0 */
+    char path[512];           /* the file holding the runtime, as the target
+                                 names it (relative to its root) */
+} au_pyruntime;
+
+/* Locate _PyRuntime and the version of process pid.  Reads /proc/PID/maps,
+ * the mapped ELF files (through /proc/PID/root) and a few bytes of target
+ * memory through mem.  Errors: AU_ERR_NOPROC, AU_ERR_PERM, AU_ERR_NOTPYTHON,
+ * AU_ERR_UNSUPPORTED (a Python outside 3.9-3.15), AU_ERR_IO, AU_ERR_NOMEM. */
+int au_pyruntime_find(const au_allocator *alloc, int pid, au_memsrc *mem, au_pyruntime *out);
+
+/* ---------------------------------------------------------------------------
+ * Reading Python threads and stacks (the CPython model).
+ *
+ * An au_pyreader reads, from a memory source, every thread of every
+ * interpreter of a CPython 3.9-3.15 process and each thread's frames, with
+ * the function's (qualified) name, file and line.  Layout differences are
+ * data (core/pyoffsets.h); on 3.13+ the target's own _Py_DebugOffsets take
+ * precedence over the compiled-in tables.  All reads are batched; code
+ * objects and their strings are cached, and every cache hit is validated
+ * against the object's current header, read in the same batch, so a freed
+ * and reused address never yields a stale name.
+ * ------------------------------------------------------------------------ */
+
+typedef struct au_pyreader au_pyreader;
+
+typedef struct au_pyreader_limits {
+    uint32_t max_threads;      /* per sample (default 1024) */
+    uint32_t max_frames;       /* per thread (default 4096) */
+    uint32_t max_name;         /* code points kept of a name (default 1024) */
+    uint32_t cache_entries;    /* code objects cached (default 4096) */
+} au_pyreader_limits;
+
+/* A function: names are UTF-8, not NUL-terminated; a name longer than
+ * max_name code points is cut and ends in "...". */
+typedef struct au_pycode {
+    const char *name;
+    const char *qualname;  /* the name itself before 3.11 (no co_qualname) */
+    const char *filename;
+    uint32_t name_len, qualname_len, filename_len;
+    int32_t firstlineno;
+} au_pycode;
+
+typedef struct au_pyframe {
+    uint64_t addr;      /* the frame's address: its identity */
+    uint64_t code_addr; /* its code object */
+    int32_t line;       /* -1 when unknown */
+    uint32_t code;      /* for au_pyreader_code() */
+} au_pyframe;
+
+/* au_pythread.flags */
+#define AU_THREAD_TRUNCATED 0x1u /* more than max_frames frames */
+#define AU_THREAD_PARTIAL 0x2u   /* a read failed or a frame was invalid:
+                                    the frames are those read before */
+#define AU_THREAD_CYCLE 0x4u     /* the frame chain came back on itself */
+
+typedef struct au_pythread {
+    uint64_t tstate;     /* PyThreadState address */
+    uint64_t thread_id;  /* pthread id */
+    uint64_t native_id;  /* Linux TID (0 before 3.11 unless found) */
+    int64_t interp_id;   /* owning interpreter */
+    uint32_t flags;      /* AU_THREAD_* */
+    uint32_t nframes;
+    const au_pyframe *frames; /* outermost first */
+} au_pythread;
+
+typedef struct au_pysample {
+    uint32_t nthreads;
+    uint32_t flags;       /* AU_THREAD_TRUNCATED: more threads than max */
+    const au_pythread *threads;
+} au_pysample;
+
+/* Counters of the last sample (deterministic for a given target state). */
+typedef struct au_pyreader_stats {
+    au_mem_stats mem;       /* the memory source's counters, this sample */
+    uint32_t batches;       /* read batches issued */
+    uint32_t code_hits, code_misses, code_evictions;
+    uint64_t allocations;   /* heap allocations made by this sample */
+} au_pyreader_stats;
+
+/* Create a reader for a target whose runtime is at runtime_addr and whose
+ * version is py_version_hex (see au_pyruntime_find).  mem is borrowed.
+ * For 3.13+, reads the target's _Py_DebugOffsets (AU_ERR_UNSUPPORTED for a
+ * free-threaded build, AU_ERR_CORRUPT for an invalid blob). */
+int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_version_hex,
+                    uint64_t runtime_addr, const au_pyreader_limits *limits,
+                    au_pyreader **out);
+void au_pyreader_free(au_pyreader *r);
+
+/* One sample of every thread.  The result stays valid until the next call.
+ * Errors only when nothing at all could be read (AU_ERR_READ, AU_ERR_NOPROC);
+ * a thread whose chain breaks is returned with AU_THREAD_PARTIAL. */
+int au_pyreader_sample(au_pyreader *r, au_pysample *out);
+const au_pycode *au_pyreader_code(const au_pyreader *r, uint32_t code);
+void au_pyreader_get_stats(const au_pyreader *r, au_pyreader_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ASYNCUNWIND_H */

@@ -1,0 +1,36 @@
+/* Helpers shared by the core's layers; not part of the public API. */
+#ifndef ASYNCUNWIND_INTERNAL_H
+#define ASYNCUNWIND_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asyncunwind.h"
+
+/* The caller's allocator, or libc's when a is NULL or incomplete. */
+au_allocator au_alloc_or_libc(const au_allocator *a);
+
+/* Make the array *ptr of *cap elements of elem bytes hold at least need
+ * elements, growing geometrically.  Counts the allocation in *counter when
+ * counter is not NULL.  Contents are preserved; new elements are not
+ * initialised. */
+int au_grow(const au_allocator *a, uint64_t *counter, void **ptr, uint32_t *cap,
+            size_t need, size_t elem);
+
+/* au_memsrc_live_open, optionally forcing the /proc/PID/mem fallback that is
+ * otherwise used only where process_vm_readv is unavailable (for tests). */
+int au_memsrc_live_open_ex(const au_allocator *alloc, int pid, int force_proc_mem,
+                           au_memsrc **out);
+
+/* 64-bit mixer (the splitmix64 finaliser): ids are addresses, whose low and
+ * high bits carry little entropy, so they are mixed before masking. */
+static inline uint64_t au_mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    x ^= x >> 31;
+    return x;
+}
+
+#endif

@@ -1,0 +1,421 @@
+/*
+ * The CPython model, part 2: code objects, their strings and line numbers.
+ *
+ * Code objects and the strings they point to are immutable while alive,
+ * so what we decode from them is cached, keyed by address.  Addresses are
+ * reused once an object is freed, which is how other profilers came to
+ * show a dead function's name for a live one.  So a cache hit is never
+ * taken on the address alone: every sample re-reads each code object's
+ * header (one read per distinct code object, in one batch) and compares
+ * the fields the entry was built from (type, the name, qualname, filename
+ * and line-table pointers, first line).  Any difference refetches.
+ *
+ * The cache is an open-addressing table with a short probe window and
+ * least-recently-used eviction inside the window: bounded memory, no
+ * allocation on a hit.
+ */
+#include <string.h>
+
+#include "asyncunwind.h"
+#include "internal.h"
+#include "linetable.h"
+#include "pyreader.h"
+
+#define NONE UINT32_MAX
+#define PREFIX 256u         /* bytes read past an object's header at first */
+#define MAX_TYPE_CHECKS 4u  /* type objects verified per sample */
+
+static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
+
+/* ---- the cache ----------------------------------------------------------- */
+
+static uint32_t cache_slot(au_pyreader *r, uint64_t addr) {
+    uint32_t mask = r->cache_cap - 1, h = (uint32_t)au_mix64(addr) & mask;
+    uint32_t victim = NONE;
+    for (uint32_t k = 0; k < AU_PR_PROBE; k++) {
+        uint32_t s = (h + k) & mask;
+        au_codeentry *e = &r->cache[s];
+        if (e->addr == addr) return s;
+        if (e->used == r->sample_no && e->addr) continue; /* in use now */
+        if (victim == NONE || !e->addr ||
+            (r->cache[victim].addr && e->used < r->cache[victim].used))
+            victim = s;
+    }
+    if (victim == NONE) return NONE;
+    au_codeentry *e = &r->cache[victim];
+    if (e->addr) r->stats.code_evictions++;
+    e->addr = addr;
+    e->valid = 0;
+    memset(&e->key, 0, sizeof e->key);
+    return victim;
+}
+
+void au_pr_cache_free(au_pyreader *r) {
+    for (uint32_t i = 0; r->cache && i < r->cache_cap; i++) {
+        au_codeentry *e = &r->cache[i];
+        if (e->text) r->alloc.realloc(r->alloc.ud, e->text, e->text_cap, 0);
+        if (e->table) r->alloc.realloc(r->alloc.ud, e->table, e->table_cap, 0);
+    }
+}
+
+const au_pycode *au_pyreader_code(const au_pyreader *r, uint32_t code) {
+    if (!r || code >= r->cache_cap || !r->cache[code].valid) return NULL;
+    return &r->cache[code].info;
+}
+
+/* ---- objects ------------------------------------------------------------- */
+
+static uint32_t code_header_len(const au_py_offsets *o) {
+    uint32_t f[] = {o->ob_type, o->code_name, o->code_qualname, o->code_filename,
+                    o->code_linetable, o->code_firstlineno};
+    uint32_t end = 0;
+    for (int i = 0; i < 6; i++)
+        if (present(f[i]) && f[i] + 8 > end) end = f[i] + 8;
+    return end;
+}
+
+static au_codekey parse_key(const au_py_offsets *o, const uint8_t *h) {
+    au_codekey k;
+    k.type = au_pr_u64(h + o->ob_type);
+    k.name = au_pr_u64(h + o->code_name);
+    k.qualname = present(o->code_qualname) ? au_pr_u64(h + o->code_qualname) : k.name;
+    k.filename = au_pr_u64(h + o->code_filename);
+    k.linetable = au_pr_u64(h + o->code_linetable);
+    k.firstlineno = (int32_t)au_pr_u32(h + o->code_firstlineno);
+    return k;
+}
+
+static int same_key(const au_codekey *a, const au_codekey *b) {
+    return a->type == b->type && a->name == b->name && a->qualname == b->qualname &&
+           a->filename == b->filename && a->linetable == b->linetable &&
+           a->firstlineno == b->firstlineno;
+}
+
+/* Is `type` PyCode_Type?  Learnt once by reading the type's tp_name. */
+static int is_code_type(au_pyreader *r, uint64_t type, uint32_t *checks) {
+    if (!type || (type & 7)) return 0;
+    if (r->code_type) return type == r->code_type;
+    if ((*checks)++ >= MAX_TYPE_CHECKS) return 0;
+    uint64_t name_ptr;
+    char name[5];
+    if (au_mem_read1(r->mem, type + r->off.type_tp_name, &name_ptr, 8) != AU_OK ||
+        au_mem_read1(r->mem, name_ptr, name, 5) != AU_OK)
+        return 0;
+    r->stats.batches += 2;
+    if (memcmp(name, "code", 5) != 0) return 0;
+    r->code_type = type;
+    return 1;
+}
+
+/* ---- strings ------------------------------------------------------------ */
+
+/* Append c as UTF-8; lone surrogates and out-of-range values become U+FFFD
+ * (target data is not trusted to be valid Unicode). */
+static uint32_t put_utf8(char *out, uint32_t c) {
+    if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF) c = 0xFFFD;
+    if (c < 0x80) {
+        out[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        out[0] = (char)(0xC0 | c >> 6);
+        out[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        out[0] = (char)(0xE0 | c >> 12);
+        out[1] = (char)(0x80 | (c >> 6 & 0x3F));
+        out[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | c >> 18);
+    out[1] = (char)(0x80 | (c >> 12 & 0x3F));
+    out[2] = (char)(0x80 | (c >> 6 & 0x3F));
+    out[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* The layout of a str from its header: where its characters start, how
+ * wide they are and how many we keep.  0 when it is not a compact str we
+ * can decode. */
+typedef struct strshape {
+    uint32_t data_off, kind, count, cut;
+} strshape;
+
+static int str_shape(const au_pyreader *r, const uint8_t *h, strshape *s) {
+    const au_py_offsets *o = &r->off;
+    int64_t len = (int64_t)au_pr_u64(h + o->unicode_length);
+    uint32_t state = au_pr_u32(h + o->unicode_state);
+    uint32_t kind = state >> o->unicode_kind_shift & ((1u << o->unicode_kind_width) - 1);
+    uint32_t compact = state >> o->unicode_compact_shift & 1;
+    uint32_t ascii = state >> o->unicode_ascii_shift & 1;
+    if (len < 0 || len > (1 << 30) || !compact || (kind != 1 && kind != 2 && kind != 4))
+        return 0;
+    if (ascii && kind != 1) return 0;
+    s->data_off = ascii ? o->sizeof_ascii : o->sizeof_compact;
+    s->kind = kind;
+    s->count = (uint64_t)len > r->lim.max_name ? r->lim.max_name : (uint32_t)len;
+    s->cut = (uint64_t)len > r->lim.max_name;
+    return 1;
+}
+
+/* Decode s->count characters at p into out (room for count*4+3). */
+static uint32_t decode(const strshape *s, const uint8_t *p, char *out) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->count; i++) {
+        uint32_t c = s->kind == 1   ? p[i]
+                     : s->kind == 2 ? (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8
+                                    : au_pr_u32(p + 4 * i);
+        n += put_utf8(out + n, c);
+    }
+    if (s->cut) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    return n;
+}
+
+/* ---- fetching what a missed entry needs ---------------------------------- */
+
+enum { F_NAME, F_QUALNAME, F_FILENAME, F_TABLE, F_COUNT };
+
+typedef struct fetch {
+    uint32_t slot, what;
+    uint64_t addr;
+    uint32_t buf_off, got; /* bytes of the object at buf + buf_off */
+    uint32_t need;         /* bytes needed from the object's start */
+    int failed;
+} fetch;
+
+/* Bytes of the object's start needed to hold all of it (what we keep),
+ * given its header; 0 if the header is invalid. */
+static uint32_t needed(const au_pyreader *r, const fetch *f, const uint8_t *h) {
+    const au_py_offsets *o = &r->off;
+    if (f->what == F_TABLE) {
+        int64_t size = (int64_t)au_pr_u64(h + o->var_ob_size);
+        if (size < 0 || size > AU_PR_MAX_TABLE) return 0;
+        return o->bytes_ob_sval + (uint32_t)size;
+    }
+    strshape s;
+    if (!str_shape(r, h, &s)) return 0;
+    return s.data_off + s.count * s.kind;
+}
+
+static uint32_t header_len(const au_py_offsets *o, uint32_t what) {
+    if (what == F_TABLE) return o->bytes_ob_sval;
+    uint32_t h = o->sizeof_compact;
+    return h > o->unicode_state + 4 ? h : o->unicode_state + 4;
+}
+
+/* Store the fetched objects into their entries. */
+static int store(au_pyreader *r, fetch *fs, uint32_t nf) {
+    for (uint32_t i = 0; i < nf; i += F_COUNT) {
+        au_codeentry *e = &r->cache[fs[i].slot];
+        /* Text: name, qualname, filename, at most 4 bytes per character
+         * plus the "..." of a cut name. */
+        size_t room = 0;
+        for (uint32_t w = F_NAME; w <= F_FILENAME; w++) {
+            strshape s;
+            if (!fs[i + w].failed && fs[i + w].got >= fs[i + w].need &&
+                str_shape(r, r->buf + fs[i + w].buf_off, &s))
+                room += (size_t)s.count * 4 + 3;
+        }
+        if (room > e->text_cap) {
+            char *t = r->alloc.realloc(r->alloc.ud, e->text, e->text_cap, room);
+            if (!t) return AU_ERR_NOMEM;
+            r->stats.allocations++;
+            e->text = t;
+            e->text_cap = (uint32_t)room;
+        }
+        uint32_t at = 0, lens[3] = {0, 0, 0};
+        int ok = 1;
+        for (uint32_t w = F_NAME; w <= F_FILENAME; w++) {
+            fetch *f = &fs[i + w];
+            strshape s;
+            const uint8_t *h = r->buf + f->buf_off;
+            if (f->failed || f->got < f->need || !str_shape(r, h, &s)) {
+                ok = 0;
+                break;
+            }
+            lens[w] = decode(&s, h + s.data_off, e->text + at);
+            at += lens[w];
+        }
+        fetch *tf = &fs[i + F_TABLE];
+        uint32_t tlen = tf->need > r->off.bytes_ob_sval ? tf->need - r->off.bytes_ob_sval : 0;
+        if (ok && !tf->failed && tf->got >= tf->need && tlen) {
+            if (tlen > e->table_cap) {
+                uint8_t *t = r->alloc.realloc(r->alloc.ud, e->table, e->table_cap, tlen);
+                if (!t) return AU_ERR_NOMEM;
+                r->stats.allocations++;
+                e->table = t;
+                e->table_cap = tlen;
+            }
+            memcpy(e->table, r->buf + tf->buf_off + r->off.bytes_ob_sval, tlen);
+        }
+        e->table_len = ok && !tf->failed ? tlen : 0;
+        e->valid = ok;
+        if (!ok) continue;
+        e->info.name = e->text;
+        e->info.name_len = lens[0];
+        e->info.qualname = e->text + lens[0];
+        e->info.qualname_len = lens[1];
+        e->info.filename = e->text + lens[0] + lens[1];
+        e->info.filename_len = lens[2];
+        e->info.firstlineno = e->key.firstlineno;
+    }
+    return AU_OK;
+}
+
+/* Fetch names and line tables for the entries in r->pending[0..n), in at
+ * most three rounds: each object's header plus a prefix, which is all of
+ * most names; the header alone where that failed (an object near the end
+ * of a mapping); then the whole of the longer ones. */
+static int fetch_missing(au_pyreader *r, uint32_t n) {
+    if (n == 0) return AU_OK;
+    const au_py_offsets *o = &r->off;
+    uint32_t nf = n * F_COUNT;
+    uint32_t small = header_len(o, F_NAME) > header_len(o, F_TABLE) ? header_len(o, F_NAME)
+                                                                    : header_len(o, F_TABLE);
+    small += PREFIX;
+    /* r->buf: the fetch descriptors, then a small window per object, then
+     * (round 3) room for the long objects. */
+    size_t base = (size_t)nf * sizeof(fetch);
+    size_t total = base + (size_t)nf * small;
+    if (au_pr_grow(r, &r->buf, &r->buf_cap, total, 1) ||
+        au_pr_grow(r, &r->reads, &r->reads_cap, nf, sizeof *r->reads))
+        return AU_ERR_NOMEM;
+    fetch *fs = (fetch *)(void *)r->buf;
+    for (uint32_t i = 0; i < n; i++) {
+        const au_codekey *k = &r->cache[r->pending[i]].key;
+        uint64_t addrs[F_COUNT] = {k->name, k->qualname, k->filename, k->linetable};
+        for (uint32_t w = 0; w < F_COUNT; w++) {
+            uint32_t j = i * F_COUNT + w;
+            fs[j] = (fetch){r->pending[i], w, addrs[w], (uint32_t)(base + (size_t)j * small), 0, 0,
+                            !addrs[w] || (addrs[w] & 7)};
+        }
+    }
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) {
+            /* Room for the long objects, after everything else. */
+            size_t extra = total;
+            for (uint32_t i = 0; i < nf; i++)
+                if (!fs[i].failed && fs[i].got < fs[i].need) extra += fs[i].need;
+            if (extra > UINT32_MAX) return AU_ERR_LIMIT;
+            if (au_pr_grow(r, &r->buf, &r->buf_cap, extra, 1)) return AU_ERR_NOMEM;
+            fs = (fetch *)(void *)r->buf;
+            for (uint32_t i = 0; i < nf; i++) {
+                if (fs[i].failed || fs[i].got >= fs[i].need) continue;
+                fs[i].buf_off = (uint32_t)total;
+                total += fs[i].need;
+            }
+        }
+        uint32_t nr = 0;
+        for (uint32_t i = 0; i < nf; i++) {
+            fetch *f = &fs[i];
+            uint32_t want;
+            if (f->failed) continue;
+            if (round == 0) want = small;
+            else if (round == 1 && f->got == 0) want = header_len(o, f->what);
+            else if (round == 2 && f->got < f->need) want = f->need;
+            else continue;
+            r->reads[nr++] = (au_read){f->addr, r->buf + f->buf_off, want, AU_OK};
+        }
+        if (nr == 0) continue;
+        au_pr_batch(r, nr);
+        for (uint32_t i = 0, k = 0; i < nf && k < nr; i++) {
+            fetch *f = &fs[i];
+            if (f->failed || r->reads[k].buf != r->buf + f->buf_off) continue;
+            au_read *rd = &r->reads[k++];
+            if (rd->status != AU_OK) {
+                if (round != 0) f->failed = 1; /* after round 0: header alone */
+                continue;
+            }
+            f->got = rd->len;
+            if (round < 2 && f->got >= header_len(o, f->what)) {
+                f->need = needed(r, f, r->buf + f->buf_off);
+                if (f->need == 0) f->failed = 1;
+            }
+        }
+    }
+    return store(r, fs, nf);
+}
+
+/* ---- frames -------------------------------------------------------------- */
+
+/* The line of a frame, CPython's way (see linetable.h for the units). */
+static int32_t frame_line(const au_pyreader *r, const au_codeentry *e, const au_rawframe *f) {
+    const au_py_offsets *o = &r->off;
+    int64_t units;
+    switch (o->instr_kind) {
+    case AU_PY_INSTR_BYTE_LASTI: units = (int64_t)f->instr < 0 ? -1 : (int64_t)f->instr / 2; break;
+    case AU_PY_INSTR_UNIT_LASTI: units = (int64_t)f->instr; break;
+    default: {
+        uint64_t base = e->addr + o->code_code_adaptive;
+        units = f->instr < base ? -1 : (int64_t)((f->instr - base) / 2);
+    }
+    }
+    if (units < 0) return e->info.firstlineno;
+    if (units > INT32_MAX || !e->table_len) return -1;
+    int32_t line;
+    if (au_linetable_line((au_linetable_kind)o->linetable_kind, e->table, e->table_len,
+                          e->info.firstlineno, (uint32_t)units, &line) != AU_OK)
+        return -1;
+    return line;
+}
+
+int au_pr_resolve_code(au_pyreader *r, uint32_t n) {
+    const au_py_offsets *o = &r->off;
+    uint32_t hlen = code_header_len(o);
+    /* 1. A slot per distinct code object, and its header read. */
+    uint32_t np = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t code = r->raw[i].code;
+        uint32_t s = code && !(code & 7) ? cache_slot(r, code) : NONE;
+        r->frames[i].code = s;
+        if (s == NONE || r->cache[s].used == r->sample_no) continue;
+        r->cache[s].used = r->sample_no;
+        if (au_pr_grow(r, &r->pending, &r->pending_cap, (size_t)np + 1, sizeof *r->pending))
+            return AU_ERR_NOMEM;
+        r->pending[np++] = s;
+    }
+    if (au_pr_grow(r, &r->buf, &r->buf_cap, (size_t)np * hlen + 1, 1) ||
+        au_pr_grow(r, &r->reads, &r->reads_cap, np ? np : 1, sizeof *r->reads))
+        return AU_ERR_NOMEM;
+    for (uint32_t k = 0; k < np; k++)
+        r->reads[k] = (au_read){r->cache[r->pending[k]].addr, r->buf + (size_t)k * hlen, hlen, AU_OK};
+    if (np) au_pr_batch(r, np);
+    /* 2. Validate each entry against the header just read. */
+    uint32_t nmiss = 0, checks = 0;
+    for (uint32_t k = 0; k < np; k++) {
+        au_codeentry *e = &r->cache[r->pending[k]];
+        if (r->reads[k].status != AU_OK) {
+            e->valid = 0;
+            memset(&e->key, 0, sizeof e->key);
+            continue;
+        }
+        au_codekey key = parse_key(o, r->buf + (size_t)k * hlen);
+        if (e->valid && same_key(&key, &e->key)) {
+            r->stats.code_hits++;
+            continue;
+        }
+        e->valid = 0;
+        e->key = key;
+        if (!is_code_type(r, key.type, &checks)) continue;
+        r->stats.code_misses++;
+        r->pending[nmiss++] = r->pending[k];
+    }
+    int rc = fetch_missing(r, nmiss);
+    if (rc) return rc;
+    /* 3. Frames. */
+    for (uint32_t i = 0; i < n; i++) {
+        au_pyframe *f = &r->frames[i];
+        uint32_t s = f->code;
+        f->addr = r->raw[i].addr;
+        f->code_addr = r->raw[i].code;
+        f->line = -1;
+        if (s != NONE && !r->cache[s].valid) s = NONE;
+        f->code = s;
+        if (s != NONE) f->line = frame_line(r, &r->cache[s], &r->raw[i]);
+    }
+    return AU_OK;
+}

@@ -1,0 +1,107 @@
+/*
+ * The CPython model's context, shared by pythreads.c (interpreters,
+ * threads, frame chains) and pycode.c (code objects, strings, lines).
+ * Internal; the API is in asyncunwind.h.
+ */
+#ifndef ASYNCUNWIND_PYREADER_H
+#define ASYNCUNWIND_PYREADER_H
+
+#include <stdint.h>
+
+#include "asyncunwind.h"
+#include "pyoffsets.h"
+
+#define AU_PR_MAX_INTERPS 64u
+#define AU_PR_MAX_CHUNKS 64u           /* datastack chunks per thread */
+#define AU_PR_MAX_CHUNK_BYTES (4u << 20) /* datastack bytes per thread */
+#define AU_PR_MAX_TABLE (256u << 10)   /* line table bytes kept */
+#define AU_PR_PROBE 8u                 /* code cache probe window */
+
+/* A frame as read, before its code object is looked at. */
+typedef struct au_rawframe {
+    uint64_t addr, code, instr;
+} au_rawframe;
+
+/* What a cached code entry was derived from: when any of these differ in
+ * the object's current header, the entry is stale (the address was freed
+ * and reused) and is fetched again. */
+typedef struct au_codekey {
+    uint64_t type, name, qualname, filename, linetable;
+    int32_t firstlineno;
+} au_codekey;
+
+typedef struct au_codeentry {
+    uint64_t addr;     /* 0: empty slot */
+    au_codekey key;
+    uint32_t used;     /* sample number of last use, for eviction */
+    au_pycode info;    /* points into text */
+    char *text;        /* name, qualname, filename, UTF-8 */
+    uint8_t *table;    /* line table bytes */
+    uint32_t text_len, text_cap, table_len, table_cap;
+    int valid;         /* fetched completely */
+} au_codeentry;
+
+/* A datastack span copied from the target (3.11+). */
+typedef struct au_span {
+    uint64_t addr, len;
+    uint64_t off; /* into spanbuf */
+} au_span;
+
+struct au_pyreader {
+    au_allocator alloc;
+    au_memsrc *mem;
+    au_py_offsets off;
+    uint64_t runtime;
+    au_pyreader_limits lim;
+    au_pyreader_stats stats;
+    uint64_t code_type;   /* PyCode_Type, learnt from the first code object */
+    uint32_t sample_no;
+
+    /* Per sample, reused. */
+    au_pythread *threads;
+    uint32_t threads_cap;
+    au_rawframe *raw;     /* all threads' frames, innermost first per thread */
+    au_pyframe *frames;   /* the same, resolved, outermost first */
+    uint32_t raw_cap, frames_cap;
+    au_read *reads;
+    uint32_t reads_cap;
+    uint8_t *buf;         /* destination of batch reads */
+    uint32_t buf_cap;
+    au_span *spans;
+    uint32_t spans_cap;
+    uint8_t *spanbuf;
+    uint32_t spanbuf_cap;
+    uint64_t *seen;       /* frame addresses of the thread being walked */
+    uint32_t *seen_stamp;
+    uint32_t seen_cap, seen_serial;
+    uint32_t *pending;    /* cache slots needing a fetch */
+    uint32_t pending_cap;
+
+    au_codeentry *cache;
+    uint32_t cache_cap;   /* power of two */
+};
+
+/* Grow helper that counts allocations in the sample's stats. */
+int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem);
+
+/* Issue the batch reads[0..n) and count it.  Returns the source's status
+ * (each read has its own). */
+int au_pr_batch(au_pyreader *r, uint32_t n);
+
+/* Resolve the raw frames raw[0..n) into frames[0..n) (same order), reading
+ * code objects in batches; frames whose code is not a code object get
+ * code == UINT32_MAX.  Returns AU_OK or AU_ERR_NOMEM. */
+int au_pr_resolve_code(au_pyreader *r, uint32_t n);
+void au_pr_cache_free(au_pyreader *r);
+
+static inline uint64_t au_pr_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static inline uint32_t au_pr_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+#endif

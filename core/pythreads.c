@@ -1,0 +1,385 @@
+/*
+ * The CPython model, part 1: interpreters, threads and frame chains.
+ *
+ * One sample walks _PyRuntime -> interpreters -> thread states -> each
+ * thread's frame chain.  Every pointer comes from the target and is
+ * hostile: each walk is bounded (interpreters, threads, chunks, frames),
+ * repeated thread states and frames are detected, and a failed read ends
+ * that one walk with a flag instead of failing the sample.
+ *
+ * 3.11+ keeps frames in per-thread "datastack" chunks: those are copied in
+ * one read per chunk and frames are then parsed from the copy, so a deep
+ * stack costs a handful of reads instead of one per frame.  Frames outside
+ * the chunks (coroutines' frames live in their generator objects, 3.12+
+ * entry frames on the C stack) are read one by one.
+ */
+#include <string.h>
+
+#include "asyncunwind.h"
+#include "internal.h"
+#include "pyreader.h"
+
+#define NONE UINT32_MAX
+
+int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
+    return au_grow(&r->alloc, &r->stats.allocations, (void **)pptr, cap, need, elem);
+}
+
+int au_pr_batch(au_pyreader *r, uint32_t n) {
+    r->stats.batches++;
+    return r->mem->read(r->mem, r->reads, n);
+}
+
+static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
+
+/* Bytes to read from the start of a struct to cover the given fields
+ * (each `width` bytes wide). */
+static uint32_t span_end(const uint32_t *offs, int n, uint32_t width) {
+    uint32_t end = 0;
+    for (int i = 0; i < n; i++)
+        if (present(offs[i]) && offs[i] + width > end) end = offs[i] + width;
+    return end;
+}
+
+/* Read `len` bytes at addr into the start of r->buf (one read). */
+static int read_into_buf(au_pyreader *r, uint64_t addr, uint32_t len) {
+    if (au_pr_grow(r, &r->buf, &r->buf_cap, len, 1) ||
+        au_pr_grow(r, &r->reads, &r->reads_cap, 1, sizeof *r->reads))
+        return AU_ERR_NOMEM;
+    r->reads[0] = (au_read){addr, r->buf, len, AU_OK};
+    return au_pr_batch(r, 1);
+}
+
+/* ---- datastack chunks (3.11+) ----------------------------------------- */
+
+static const uint8_t *span_lookup(const au_pyreader *r, uint32_t first, uint32_t n,
+                                  uint64_t addr, uint32_t len) {
+    for (uint32_t i = first; i < first + n; i++) {
+        const au_span *s = &r->spans[i];
+        if (addr >= s->addr && addr - s->addr <= s->len && len <= s->len - (addr - s->addr))
+            return r->spanbuf + s->off + (addr - s->addr);
+    }
+    return NULL;
+}
+
+static int add_span(au_pyreader *r, uint32_t *nspans, uint64_t *used, uint64_t addr,
+                    uint64_t len) {
+    if (au_pr_grow(r, &r->spans, &r->spans_cap, (size_t)*nspans + 1, sizeof *r->spans) ||
+        au_pr_grow(r, &r->spanbuf, &r->spanbuf_cap, (size_t)(*used + len), 1))
+        return AU_ERR_NOMEM;
+    r->reads[0] = (au_read){addr, r->spanbuf + *used, (uint32_t)len, AU_OK};
+    if (au_pr_batch(r, 1) != AU_OK) return AU_ERR_READ;
+    r->spans[*nspans] = (au_span){addr, len, *used};
+    (*nspans)++;
+    *used += len;
+    return AU_OK;
+}
+
+/* Copy the thread's datastack chunks: the current one up to `top`, then
+ * each older one up to its saved top.  Failures just end the copy: frames
+ * not covered are read one by one later. */
+static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *nspans) {
+    const au_py_offsets *o = &r->off;
+    uint64_t used = 0;
+    *nspans = 0;
+    if (au_pr_grow(r, &r->reads, &r->reads_cap, 1, sizeof *r->reads)) return AU_ERR_NOMEM;
+    if (!chunk || top <= chunk || top - chunk > AU_PR_MAX_CHUNK_BYTES) return AU_OK;
+    int rc = add_span(r, nspans, &used, chunk, top - chunk);
+    if (rc == AU_ERR_NOMEM) return rc;
+    if (rc) return AU_OK;
+    uint64_t prev = au_pr_u64(r->spanbuf + o->chunk_previous);
+    uint32_t hdr = o->chunk_data;
+    while (prev && *nspans < AU_PR_MAX_CHUNKS) {
+        if (hdr > 64 || read_into_buf(r, prev, hdr) != AU_OK) break;
+        uint64_t next = au_pr_u64(r->buf + o->chunk_previous);
+        uint64_t size = au_pr_u64(r->buf + o->chunk_size);
+        uint64_t slots = au_pr_u64(r->buf + o->chunk_top);
+        if (slots > (AU_PR_MAX_CHUNK_BYTES - hdr) / 8) break;
+        uint64_t len = hdr + slots * 8;
+        if (len > size || used + len > AU_PR_MAX_CHUNK_BYTES) break;
+        rc = add_span(r, nspans, &used, prev, len);
+        if (rc) return rc == AU_ERR_NOMEM ? rc : AU_OK;
+        prev = next;
+    }
+    return AU_OK;
+}
+
+/* ---- frame chains ------------------------------------------------------ */
+
+/* Has the walk of the current thread visited addr?  Marks it visited.
+ * An open-addressing set whose slots carry the thread's serial, so nothing
+ * is cleared between threads. */
+static int seen_before(au_pyreader *r, uint64_t addr) {
+    uint32_t mask = r->seen_cap - 1, i = (uint32_t)au_mix64(addr) & mask;
+    while (r->seen_stamp[i] == r->seen_serial) {
+        if (r->seen[i] == addr) return 1;
+        i = (i + 1) & mask;
+    }
+    r->seen_stamp[i] = r->seen_serial;
+    r->seen[i] = addr;
+    return 0;
+}
+
+static uint32_t frame_read_len(const au_py_offsets *o) {
+    uint32_t ptrs[] = {o->frame_previous, o->frame_code};
+    uint32_t end = span_end(ptrs, 2, 8);
+    uint32_t instr = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI ? 4 : 8;
+    if (o->frame_instr + instr > end) end = o->frame_instr + instr;
+    if (present(o->frame_owner) && o->frame_owner + 1 > end) end = o->frame_owner + 1;
+    return end;
+}
+
+/* Walk one thread's chain from frame `cur`, appending raw frames
+ * (innermost first) at r->raw[*n...]. */
+static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t nspans,
+                       uint32_t *n) {
+    const au_py_offsets *o = &r->off;
+    uint32_t len = frame_read_len(o), count = 0;
+    if (++r->seen_serial == 0) {
+        memset(r->seen_stamp, 0, (size_t)r->seen_cap * sizeof *r->seen_stamp);
+        r->seen_serial = 1;
+    }
+    while (cur) {
+        if (count == r->lim.max_frames) {
+            t->flags |= AU_THREAD_TRUNCATED;
+            break;
+        }
+        if ((cur & 7) || seen_before(r, cur)) {
+            t->flags |= (cur & 7) ? AU_THREAD_PARTIAL : AU_THREAD_CYCLE;
+            break;
+        }
+        const uint8_t *f = span_lookup(r, 0, nspans, cur, len);
+        if (!f) {
+            if (read_into_buf(r, cur, len) != AU_OK) {
+                t->flags |= AU_THREAD_PARTIAL;
+                break;
+            }
+            f = r->buf;
+        }
+        uint64_t code = au_pr_u64(f + o->frame_code) & ~o->frame_code_tag_mask;
+        uint64_t instr = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI
+                             ? (uint64_t)(int64_t)(int32_t)au_pr_u32(f + o->frame_instr)
+                             : au_pr_u64(f + o->frame_instr);
+        uint64_t prev = au_pr_u64(f + o->frame_previous);
+        int skip = present(o->frame_owner) && f[o->frame_owner] < 32 &&
+                   (o->frame_skip_owners >> f[o->frame_owner] & 1);
+        if (!skip) {
+            if (au_pr_grow(r, &r->raw, &r->raw_cap, (size_t)*n + 1, sizeof *r->raw))
+                return AU_ERR_NOMEM;
+            r->raw[(*n)++] = (au_rawframe){cur, code, instr};
+            count++;
+        }
+        cur = prev;
+    }
+    t->nframes = count;
+    return AU_OK;
+}
+
+/* ---- threads ------------------------------------------------------------ */
+
+typedef struct tstate_view {
+    uint64_t next, frame, chunk, top;
+} tstate_view;
+
+/* Read one thread state; fills t and v. */
+static int read_tstate(au_pyreader *r, uint64_t addr, au_pythread *t, tstate_view *v) {
+    const au_py_offsets *o = &r->off;
+    uint32_t fields[] = {o->tstate_next, o->tstate_frame, o->tstate_thread_id,
+                         o->tstate_native_thread_id, o->tstate_datastack_chunk,
+                         o->tstate_datastack_top};
+    uint32_t len = span_end(fields, 6, 8);
+    int rc = read_into_buf(r, addr, len);
+    if (rc) return rc;
+    const uint8_t *b = r->buf;
+    memset(t, 0, sizeof *t);
+    t->tstate = addr;
+    t->thread_id = au_pr_u64(b + o->tstate_thread_id);
+    t->native_id = present(o->tstate_native_thread_id) ? au_pr_u64(b + o->tstate_native_thread_id) : 0;
+    v->next = au_pr_u64(b + o->tstate_next);
+    v->frame = au_pr_u64(b + o->tstate_frame);
+    v->chunk = present(o->tstate_datastack_chunk) ? au_pr_u64(b + o->tstate_datastack_chunk) : 0;
+    v->top = present(o->tstate_datastack_top) ? au_pr_u64(b + o->tstate_datastack_top) : 0;
+    if (v->frame && present(o->cframe_current_frame)) {
+        uint64_t cframe = v->frame;
+        v->frame = 0;
+        if (read_into_buf(r, cframe + o->cframe_current_frame, 8) == AU_OK)
+            v->frame = au_pr_u64(r->buf);
+        else
+            t->flags |= AU_THREAD_PARTIAL;
+    }
+    return AU_OK;
+}
+
+static int thread_seen(const au_pyreader *r, uint32_t n, uint64_t tstate) {
+    for (uint32_t i = 0; i < n; i++)
+        if (r->threads[i].tstate == tstate) return 1;
+    return 0;
+}
+
+/* Walk one interpreter's threads, appending to r->threads. */
+static int walk_threads(au_pyreader *r, uint64_t head, int64_t interp_id, uint32_t *nthreads,
+                        uint32_t *nraw, uint32_t *flags) {
+    uint64_t cur = head;
+    while (cur) {
+        if (*nthreads == r->lim.max_threads) {
+            *flags |= AU_THREAD_TRUNCATED;
+            break;
+        }
+        if ((cur & 7) || thread_seen(r, *nthreads, cur)) break;
+        if (au_pr_grow(r, &r->threads, &r->threads_cap, (size_t)*nthreads + 1, sizeof *r->threads))
+            return AU_ERR_NOMEM;
+        au_pythread *t = &r->threads[*nthreads];
+        tstate_view v;
+        int rc = read_tstate(r, cur, t, &v);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc) break; /* the list ends where it cannot be read */
+        t->interp_id = interp_id;
+        uint32_t nspans = 0;
+        if ((rc = copy_chunks(r, v.chunk, v.top, &nspans))) return rc;
+        if ((rc = walk_frames(r, t, v.frame, nspans, nraw))) return rc;
+        (*nthreads)++;
+        cur = v.next;
+    }
+    return AU_OK;
+}
+
+int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
+    if (!r || !out) return AU_ERR_ARG;
+    const au_py_offsets *o = &r->off;
+    au_mem_stats before = r->mem->stats;
+    memset(&r->stats, 0, sizeof r->stats);
+    r->sample_no++;
+    out->nthreads = 0;
+    out->flags = 0;
+    out->threads = NULL;
+
+    int rc = read_into_buf(r, r->runtime + o->runtime_interpreters_head, 8);
+    if (rc) return rc == AU_ERR_NOMEM ? rc : (rc == AU_ERR_NOPROC ? rc : AU_ERR_READ);
+    uint64_t interp = au_pr_u64(r->buf);
+    uint32_t nthreads = 0, nraw = 0, flags = 0;
+    uint64_t seen_interps[AU_PR_MAX_INTERPS];
+    uint32_t ninterps = 0;
+    uint32_t ifields[] = {o->interp_next, o->interp_threads_head, o->interp_id};
+    uint32_t ilen = span_end(ifields, 3, 8);
+    while (interp && ninterps < AU_PR_MAX_INTERPS && !(interp & 7)) {
+        int dup = 0;
+        for (uint32_t i = 0; i < ninterps; i++) dup |= seen_interps[i] == interp;
+        if (dup || read_into_buf(r, interp, ilen) != AU_OK) break;
+        seen_interps[ninterps++] = interp;
+        uint64_t next = au_pr_u64(r->buf + o->interp_next);
+        uint64_t head = au_pr_u64(r->buf + o->interp_threads_head);
+        int64_t id = (int64_t)au_pr_u64(r->buf + o->interp_id);
+        if ((rc = walk_threads(r, head, id, &nthreads, &nraw, &flags))) return rc;
+        interp = next;
+    }
+    if (au_pr_grow(r, &r->frames, &r->frames_cap, nraw ? nraw : 1, sizeof *r->frames))
+        return AU_ERR_NOMEM;
+    if ((rc = au_pr_resolve_code(r, nraw))) return rc;
+
+    /* Hand out frames outermost first: each thread's raw frames are
+     * innermost first and consecutive, in thread order. */
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < nthreads; i++) {
+        au_pythread *t = &r->threads[i];
+        au_pyframe *f = r->frames + at;
+        for (uint32_t a = 0, b = t->nframes ? t->nframes - 1 : 0; a < b; a++, b--) {
+            au_pyframe tmp = f[a];
+            f[a] = f[b];
+            f[b] = tmp;
+        }
+        t->frames = f;
+        at += t->nframes;
+    }
+    out->nthreads = nthreads;
+    out->flags = flags;
+    out->threads = r->threads;
+    au_mem_stats now = r->mem->stats;
+    r->stats.mem.requests = now.requests - before.requests;
+    r->stats.mem.failures = now.failures - before.failures;
+    r->stats.mem.syscalls = now.syscalls - before.syscalls;
+    r->stats.mem.bytes = now.bytes - before.bytes;
+    r->stats.mem.pages = now.pages - before.pages;
+    return AU_OK;
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+static uint32_t or_default(uint32_t v, uint32_t d) { return v ? v : d; }
+
+int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_version_hex,
+                    uint64_t runtime_addr, const au_pyreader_limits *limits,
+                    au_pyreader **out) {
+    if (!mem || !out || !runtime_addr) return AU_ERR_ARG;
+    *out = NULL;
+    const au_py_offsets *base = au_py_offsets_for(py_version_hex);
+    if (!base) return AU_ERR_UNSUPPORTED;
+    au_allocator a = au_alloc_or_libc(alloc);
+    au_pyreader *r = a.realloc(a.ud, NULL, 0, sizeof *r);
+    if (!r) return AU_ERR_NOMEM;
+    memset(r, 0, sizeof *r);
+    r->alloc = a;
+    r->mem = mem;
+    r->runtime = runtime_addr;
+    r->off = *base;
+    au_pyreader_limits l = {0, 0, 0, 0};
+    if (limits) l = *limits;
+    r->lim.max_threads = or_default(l.max_threads, 1024);
+    r->lim.max_frames = or_default(l.max_frames, 4096);
+    r->lim.max_name = or_default(l.max_name, 1024);
+    uint32_t entries = 16;
+    while (entries < or_default(l.cache_entries, 4096) && entries < (1u << 20)) entries <<= 1;
+    r->lim.cache_entries = entries;
+    int rc = AU_OK;
+    uint32_t seen = 16, stamp_cap = 0;
+    while (seen < 2 * r->lim.max_frames) seen <<= 1;
+    /* Exact sizes: both tables are indexed with a power-of-two mask. */
+    if (au_pr_grow(r, &r->seen, &r->seen_cap, seen, sizeof *r->seen) ||
+        au_pr_grow(r, &r->seen_stamp, &stamp_cap, seen, sizeof *r->seen_stamp) ||
+        au_pr_grow(r, &r->cache, &r->cache_cap, entries, sizeof *r->cache))
+        rc = AU_ERR_NOMEM;
+    if (rc == AU_OK) {
+        r->seen_cap = seen;
+        memset(r->seen_stamp, 0, (size_t)seen * sizeof *r->seen_stamp);
+        r->cache_cap = entries;
+        memset(r->cache, 0, (size_t)entries * sizeof *r->cache);
+    }
+    if (rc == AU_OK && base->debug) {
+        /* 3.13+: the target's own layout wins over the compiled table. */
+        uint32_t size = base->debug->size;
+        rc = read_into_buf(r, runtime_addr + base->runtime_debug_offsets, size);
+        if (rc == AU_OK) rc = au_py_offsets_apply_debug(&r->off, base, r->buf, size);
+        if (rc > 0) rc = AU_OK;
+    }
+    if (rc == AU_OK && frame_read_len(&r->off) > 4096) rc = AU_ERR_CORRUPT;
+    if (rc) {
+        au_pyreader_free(r);
+        return rc;
+    }
+    *out = r;
+    return AU_OK;
+}
+
+void au_pyreader_free(au_pyreader *r) {
+    if (!r) return;
+    au_allocator a = r->alloc;
+#define FREE(p, cap) \
+    if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
+    au_pr_cache_free(r);
+    FREE(r->cache, r->cache_cap);
+    FREE(r->threads, r->threads_cap);
+    FREE(r->raw, r->raw_cap);
+    FREE(r->frames, r->frames_cap);
+    FREE(r->reads, r->reads_cap);
+    FREE(r->buf, r->buf_cap);
+    FREE(r->spans, r->spans_cap);
+    FREE(r->spanbuf, r->spanbuf_cap);
+    FREE(r->seen, r->seen_cap);
+    FREE(r->seen_stamp, r->seen_cap);
+    FREE(r->pending, r->pending_cap);
+#undef FREE
+    a.realloc(a.ud, r, sizeof *r, 0);
+}
+
+void au_pyreader_get_stats(const au_pyreader *r, au_pyreader_stats *stats) {
+    if (r && stats) *stats = r->stats;
+}

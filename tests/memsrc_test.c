@@ -1,0 +1,314 @@
+/*
+ * Memory sources: the live reader against a real child process, batching
+ * and coalescing counters, failures, and the recorder -> snapshot -> replay
+ * round trip.  The child is a fork of the test, so the test knows exactly
+ * what lies at which address in it.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "asyncunwind.h"
+#include "internal.h"
+
+#define PG 4096u
+#define NPAGES 8u
+#define HOLE_PAGE 5u
+
+typedef struct child {
+    pid_t pid;
+    uint8_t *mem; /* NPAGES pages in the child at this same address */
+} child;
+
+static uint8_t pattern(uint64_t off) { return (uint8_t)(off * 131u + 7u); }
+
+static int setup(void **state) {
+    static child c; /* one fixture for the group */
+    c.mem = mmap(NULL, NPAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c.mem == MAP_FAILED) return -1;
+    for (uint32_t i = 0; i < NPAGES * PG; i++) c.mem[i] = pattern(i);
+    munmap(c.mem + HOLE_PAGE * PG, PG); /* an unmapped page inside */
+    c.pid = fork();
+    if (c.pid == 0) {
+        for (;;) pause();
+    }
+    *state = &c;
+    return c.pid > 0 ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    child *c = *state;
+    kill(c->pid, SIGKILL);
+    waitpid(c->pid, NULL, 0);
+    return 0;
+}
+
+static void check_bytes(const uint8_t *buf, uint64_t off, uint32_t len) {
+    for (uint32_t i = 0; i < len; i++) assert_int_equal(buf[i], pattern(off + i));
+}
+
+static void batch_on_adjacent_pages(void **state, int force_proc_mem) {
+    child *c = *state;
+    au_memsrc *m;
+    assert_int_equal(au_memsrc_live_open_ex(NULL, c->pid, force_proc_mem, &m), AU_OK);
+    /* 100 small reads spread over pages 0..3: one run, one system call,
+     * four pages. */
+    uint8_t bufs[100][16];
+    au_read reads[100];
+    for (uint32_t i = 0; i < 100; i++) {
+        uint64_t off = (uint64_t)(99 - i) * 160; /* out of order on purpose */
+        reads[i] = (au_read){(uint64_t)(uintptr_t)c->mem + off, bufs[i], 16, -99};
+    }
+    assert_int_equal(m->read(m, reads, 100), AU_OK);
+    for (uint32_t i = 0; i < 100; i++) {
+        assert_int_equal(reads[i].status, AU_OK);
+        check_bytes(bufs[i], (uint64_t)(99 - i) * 160, 16);
+    }
+    assert_int_equal(m->stats.requests, 100);
+    assert_int_equal(m->stats.syscalls, 1);
+    assert_int_equal(m->stats.pages, 4);
+    assert_int_equal(m->stats.bytes, 99 * 160 + 16);
+    au_memsrc_destroy(m);
+}
+
+static void test_live_batch_coalesces(void **state) { batch_on_adjacent_pages(state, 0); }
+static void test_proc_mem_fallback(void **state) { batch_on_adjacent_pages(state, 1); }
+
+/* Reads two pages apart are not merged (the gap would cost more than an
+ * iovec) but still go out in one call. */
+static void test_live_separate_runs_one_call(void **state) {
+    child *c = *state;
+    au_memsrc *m;
+    assert_int_equal(au_memsrc_live_open(NULL, c->pid, &m), AU_OK);
+    uint8_t a[8], b[8];
+    au_read reads[2] = {{(uint64_t)(uintptr_t)c->mem + 10, a, 8, 0},
+                        {(uint64_t)(uintptr_t)c->mem + 3 * PG + 10, b, 8, 0}};
+    assert_int_equal(m->read(m, reads, 2), AU_OK);
+    check_bytes(a, 10, 8);
+    check_bytes(b, 3 * PG + 10, 8);
+    assert_int_equal(m->stats.syscalls, 1);
+    assert_int_equal(m->stats.pages, 2);
+    assert_int_equal(m->stats.bytes, 16);
+    au_memsrc_destroy(m);
+}
+
+/* A read of an unmapped page fails alone; the good read merged with it
+ * still succeeds (the run is retried read by read). */
+static void test_live_failure_is_isolated(void **state) {
+    child *c = *state;
+    au_memsrc *m;
+    assert_int_equal(au_memsrc_live_open(NULL, c->pid, &m), AU_OK);
+    uint8_t a[8], b[8], z[4];
+    uint64_t base = (uint64_t)(uintptr_t)c->mem;
+    au_read reads[4] = {
+        {base + HOLE_PAGE * PG - 8, a, 8, 0}, /* end of the page before the hole */
+        {base + HOLE_PAGE * PG + 8, b, 8, 0}, /* inside the hole */
+        {0, z, 4, 0},                         /* NULL: never read */
+        {base, z, 0, -5},                     /* empty: trivially fine */
+    };
+    assert_int_equal(m->read(m, reads, 4), AU_ERR_READ);
+    assert_int_equal(reads[0].status, AU_OK);
+    check_bytes(a, HOLE_PAGE * PG - 8, 8);
+    assert_int_equal(reads[1].status, AU_ERR_READ);
+    assert_int_equal(reads[2].status, AU_ERR_READ);
+    assert_int_equal(reads[3].status, AU_OK);
+    assert_int_equal(m->stats.failures, 2);
+    /* One merged call, then one retry each for its two reads. */
+    assert_int_equal(m->stats.syscalls, 3);
+    au_memsrc_destroy(m);
+}
+
+static void test_live_errors(void **state) {
+    (void)state;
+    au_memsrc *m = (au_memsrc *)1;
+    assert_int_equal(au_memsrc_live_open(NULL, 0, &m), AU_ERR_ARG);
+    /* A pid that has exited and been reaped. */
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    waitpid(p, NULL, 0);
+    assert_int_equal(au_memsrc_live_open(NULL, p, &m), AU_ERR_NOPROC);
+    assert_null(m);
+    assert_non_null(au_status_hint(AU_ERR_PERM));
+    assert_non_null(strstr(au_status_hint(AU_ERR_PERM), "CAP_SYS_PTRACE"));
+}
+
+/* ---- recorder -> snapshot -> replay ------------------------------------- */
+
+typedef struct membuf {
+    uint8_t *data;
+    size_t len, cap;
+} membuf;
+
+static int to_membuf(void *ud, const void *buf, size_t len) {
+    membuf *b = ud;
+    if (b->len + len > b->cap) {
+        b->cap = (b->len + len) * 2;
+        b->data = realloc(b->data, b->cap);
+        assert_non_null(b->data);
+    }
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+static void test_record_and_replay(void **state) {
+    child *c = *state;
+    uint64_t base = (uint64_t)(uintptr_t)c->mem;
+    au_memsrc *live, *rec;
+    assert_int_equal(au_memsrc_live_open(NULL, c->pid, &live), AU_OK);
+    assert_int_equal(au_recorder_open(NULL, live, &rec), AU_OK);
+    /* Overlapping, adjacent, far apart, and failing reads. */
+    uint8_t b[6][64];
+    au_read reads[6] = {
+        {base + 100, b[0], 64, 0},          {base + 140, b[1], 64, 0},
+        {base + 204, b[2], 16, 0},          {base + 3 * PG, b[3], 32, 0},
+        {base + HOLE_PAGE * PG, b[4], 8, 0}, {base + 7 * PG + 4000, b[5], 64, 0},
+    };
+    assert_int_equal(rec->read(rec, reads, 6), AU_ERR_READ);
+    assert_int_equal(rec->stats.requests, 6); /* mirrors the inner source */
+
+    au_snapshot_thread th[2] = {{11, "MainThread", 10}, {12, "worker-\xc3\xa9", 8}};
+    au_snapshot_meta meta = {4242, 0x030c01f0, 0x7f0000001000ull, 123456789, 2, th};
+    membuf out = {0};
+    assert_int_equal(au_recorder_write(rec, &meta, to_membuf, &out), AU_OK);
+    au_memsrc_destroy(rec);
+    au_memsrc_destroy(live);
+
+    au_snapshot *snap;
+    assert_int_equal(au_snapshot_parse(NULL, out.data, out.len, &snap), AU_OK);
+    const au_snapshot_meta *got = au_snapshot_get_meta(snap);
+    assert_int_equal(got->pid, 4242);
+    assert_int_equal(got->py_version_hex, 0x030c01f0);
+    assert_int_equal(got->runtime_addr, 0x7f0000001000ull);
+    assert_int_equal(got->time_ns, 123456789);
+    assert_int_equal(got->nthreads, 2);
+    assert_int_equal(got->threads[1].native_id, 12);
+    assert_memory_equal(got->threads[1].name, "worker-\xc3\xa9", 8);
+
+    au_memsrc *rp;
+    assert_int_equal(au_memsrc_snapshot_open(NULL, snap, &rp), AU_OK);
+    uint8_t r[6][64];
+    au_read again[6];
+    for (int i = 0; i < 6; i++) again[i] = (au_read){reads[i].addr, r[i], reads[i].len, 0};
+    assert_int_equal(rp->read(rp, again, 6), AU_ERR_READ);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(again[i].status, reads[i].status);
+        if (reads[i].status == AU_OK) assert_memory_equal(r[i], b[i], reads[i].len);
+    }
+    /* Inside what was read (the merged 100..220 span): served.  Outside:
+     * fails, as does anything that was never read. */
+    uint8_t x[8];
+    assert_int_equal(au_mem_read1(rp, base + 150, x, 8), AU_OK);
+    check_bytes(x, 150, 8);
+    assert_int_equal(au_mem_read1(rp, base + 216, x, 8), AU_ERR_READ);
+    assert_int_equal(au_mem_read1(rp, base + 2 * PG, x, 8), AU_ERR_READ);
+    assert_int_equal(rp->stats.syscalls, 0);
+    au_memsrc_destroy(rp);
+    au_snapshot_free(snap);
+    free(out.data);
+}
+
+/* The writer splits regions over 16 MiB; replay stitches them. */
+static void test_replay_spans_split_regions(void **state) {
+    (void)state;
+    size_t len = (16u << 20) + 4096;
+    uint8_t *src = malloc(len), *dst = malloc(len);
+    assert_non_null(src);
+    assert_non_null(dst);
+    for (size_t i = 0; i < len; i++) src[i] = pattern(i);
+    /* Record from this very process (reading oneself is allowed). */
+    au_memsrc *live, *rec, *rp;
+    assert_int_equal(au_memsrc_live_open(NULL, getpid(), &live), AU_OK);
+    assert_int_equal(au_recorder_open(NULL, live, &rec), AU_OK);
+    assert_int_equal(au_mem_read1(rec, (uint64_t)(uintptr_t)src, dst, (uint32_t)len), AU_OK);
+    au_snapshot_meta meta = {1, 0x030d00f0, 1, 0, 0, NULL};
+    membuf out = {0};
+    assert_int_equal(au_recorder_write(rec, &meta, to_membuf, &out), AU_OK);
+    au_snapshot *snap;
+    assert_int_equal(au_snapshot_parse(NULL, out.data, out.len, &snap), AU_OK);
+    assert_int_equal(au_memsrc_snapshot_open(NULL, snap, &rp), AU_OK);
+    memset(dst, 0, len);
+    assert_int_equal(au_mem_read1(rp, (uint64_t)(uintptr_t)src, dst, (uint32_t)len), AU_OK);
+    assert_memory_equal(src, dst, len);
+    au_memsrc_destroy(rp);
+    au_snapshot_free(snap);
+    au_memsrc_destroy(rec);
+    au_memsrc_destroy(live);
+    free(out.data);
+    free(src);
+    free(dst);
+}
+
+/* A minimal valid file, then corruptions of it. */
+static size_t minimal(uint8_t *f) {
+    static const uint8_t head[16] = {0x89, 'A', 'U', 'S', 'N', 'P', '\r', '\n', 1, 0, 0, 0, 16, 0, 0, 0};
+    memset(f, 0, 256);
+    memcpy(f, head, 16);
+    f[16] = 1;  /* META */
+    f[20] = 24; /* length */
+    f[48] = 3;  /* REGION */
+    f[52] = 12; /* addr + 4 bytes */
+    f[57] = 0x10; /* addr 0x1000 */
+    memcpy(f + 64, "abcd", 4);
+    f[72] = 5; /* END */
+    return 80;
+}
+
+static void test_snapshot_parser_rejects(void **state) {
+    (void)state;
+    uint8_t f[256];
+    au_snapshot *s;
+    size_t n = minimal(f);
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_OK);
+    au_snapshot_free(s);
+    for (size_t cut = 0; cut < n; cut++) /* every truncation */
+        assert_int_not_equal(au_snapshot_parse(NULL, f, cut, &s), AU_OK);
+    n = minimal(f);
+    f[0] = 'X';
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_ERR_FORMAT);
+    n = minimal(f);
+    f[8] = 2; /* a future version */
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_ERR_UNSUPPORTED);
+    n = minimal(f);
+    f[52] = 0xff; /* region length past the end */
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_ERR_FORMAT);
+    n = minimal(f);
+    f[48] = 9; /* unknown record: skipped */
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_OK);
+    au_snapshot_free(s);
+    f[51] = 0x80; /* unknown and critical: refused */
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_ERR_UNSUPPORTED);
+    n = minimal(f);
+    f[n] = 0; /* trailing bytes */
+    assert_int_equal(au_snapshot_parse(NULL, f, n + 8, &s), AU_ERR_FORMAT);
+    /* Two overlapping regions. */
+    n = minimal(f);
+    memcpy(f + 72, f + 48, 24); /* a second REGION record at 72 */
+    f[80] = 0x02;               /* at 0x1002: overlaps 0x1000..0x1004 */
+    f[96] = 5;                  /* END */
+    assert_int_equal(au_snapshot_parse(NULL, f, 104, &s), AU_ERR_FORMAT);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_live_batch_coalesces),
+        cmocka_unit_test(test_proc_mem_fallback),
+        cmocka_unit_test(test_live_separate_runs_one_call),
+        cmocka_unit_test(test_live_failure_is_isolated),
+        cmocka_unit_test(test_live_errors),
+        cmocka_unit_test(test_record_and_replay),
+        cmocka_unit_test(test_replay_spans_split_regions),
+        cmocka_unit_test(test_snapshot_parser_rejects),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

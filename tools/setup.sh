@@ -1,0 +1,53 @@
+#!/bin/bash
+# Installs everything asyncunwind builds, tests and fuzzes with, on Debian
+# bookworm (or Ubuntu with the same package names).  Idempotent: when all
+# packages are already installed it touches nothing and takes well under a
+# second, so .ci/run calls it every time.
+set -euo pipefail
+
+# Why each package is here:
+packages=(
+  bazel-bootstrap     # Bazel 4.2.3, works offline with the stubs in WORKSPACE
+  gcc g++ libc6-dev   # the default toolchain (C11, and C++ benchmark shims)
+  libcmocka-dev       # //third_party:cmocka
+  libbenchmark-dev    # //third_party:benchmark (Google Benchmark)
+  clang               # --config=clang, --config=fuzz, asan with clang
+  libclang-rt-14-dev  # libFuzzer and clang's ASan/UBSan runtimes (clang-14
+                      # does not depend on it)
+  lld                 # the linker of --config=fuzz and --config=asan
+  llvm                # llvm-symbolizer: file:line in sanitizer reports
+  afl++               # --config=afl: afl-clang-fast, afl-fuzz, libAFLDriver.a
+  python3             # third_party/remote_coverage_tools/lcov_merger.py
+  git
+)
+
+as_root() {
+  if [[ "$(id -u)" == 0 ]]; then
+    "$@"
+  else
+    sudo "$@"
+  fi
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -q
+  as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup.sh: all ${#packages[@]} packages already installed"
+fi
+
+# ---------------------------------------------------------------------------
+# TODO(later step): Debian sid chroot for Python 3.14 / 3.15.
+# Bookworm cannot run sid's python3.14/python3.15 (glibc >= 2.38); a chroot
+# can.  That step will add debootstrap to the packages above and, only if
+# the chroot does not exist yet, build it here (see TOOLCHAIN.md, "3.14 and
+# 3.15").  Not implemented yet.
+# ---------------------------------------------------------------------------
