@@ -207,10 +207,8 @@ static int section_in_file(const au_elf *e, const shdr *s) {
 /* Name length, bounded so a name never exceeds a string window. */
 static int name_len(const char *name, size_t *len) {
     if (name == NULL) return AU_ERR_ARG;
-    const void *nul = memchr(name, '\0', AU_ELF_MAX_NAME);
-    if (nul == NULL) return AU_ERR_ARG;
-    *len = (size_t)((const char *)nul - name);
-    return *len > 0 ? AU_OK : AU_ERR_ARG;
+    *len = strnlen(name, AU_ELF_MAX_NAME);
+    return *len > 0 && *len < AU_ELF_MAX_NAME ? AU_OK : AU_ERR_ARG;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -34,7 +34,7 @@ typedef int (*au_read_at_fn)(void *ud, uint64_t off, void *buf, size_t len);
 #define AU_ELF_MAX_SYMBOLS (1u << 22)  /* per symbol table */
 #define AU_ELF_MAX_LOADS 16u           /* PT_LOAD segments kept */
 #define AU_ELF_MAX_PHDRS (1u << 16)
-#define AU_ELF_MAX_NAME 1024u          /* longest name looked up */
+#define AU_ELF_MAX_NAME 1024u          /* names looked up are shorter */
 #define AU_ELF_MAX_RT_MAPS 64u         /* maps au_elf_load_bias considers */
 
 /* p_flags */
@@ -79,7 +79,8 @@ int au_elf_open(au_elf *e, au_read_at_fn read, void *ud, uint64_t file_size);
  * offset in the file, with [file_off, file_off + size) checked to lie in
  * the file, or AU_ELF_NOBITS for SHT_NOBITS sections (.bss and the like),
  * which occupy no file bytes (their size is a memory size).  Any output
- * pointer may be NULL.
+ * pointer may be NULL.  An empty name, or one of AU_ELF_MAX_NAME bytes or
+ * more, is AU_ERR_ARG (as in au_elf_symbol).
  */
 #define AU_ELF_NOBITS UINT64_MAX
 int au_elf_section(const au_elf *e, const char *name, uint64_t *addr,

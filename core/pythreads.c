@@ -83,7 +83,7 @@ static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *n
     uint64_t used = 0;
     *nspans = 0;
     if (au_pr_grow(r, &r->reads, &r->reads_cap, 1, sizeof *r->reads)) return AU_ERR_NOMEM;
-    if (!chunk || top <= chunk || top - chunk > AU_PR_MAX_CHUNK_BYTES) return AU_OK;
+    if (!chunk || top < chunk + o->chunk_data || top - chunk > AU_PR_MAX_CHUNK_BYTES) return AU_OK;
     int rc = add_span(r, nspans, &used, chunk, top - chunk);
     if (rc == AU_ERR_NOMEM) return rc;
     if (rc) return AU_OK;

@@ -152,6 +152,8 @@ static void test_every_version_has_an_entry(void **state) {
         assert_ptr_equal(o, &all[minor - 9]);
     }
     for (size_t i = 1; i < n; i++) assert_true(all[i - 1].version_hex < all[i].version_hex);
+    assert_int_equal(all[0].version_hex >> 16, AU_PY_MIN_VERSION >> 16);
+    assert_int_equal(all[n - 1].version_hex >> 16, AU_PY_MAX_VERSION >> 16);
     assert_ptr_equal(au_py_offsets_all(NULL), all);
 }
 

@@ -136,9 +136,9 @@ grep -qx unicode_ready_width "$TMP/fields" || die "cannot parse $HDR"
 # ---- 3. emit ---------------------------------------------------------------
 # Identity fields are written by the generator; all others must come from
 # the probe, exactly once each.
-ls "$TMP"/raw* | sort -V >"$TMP/rawlist"
+ls "$TMP"/raw* | sort -V >"$TMP/probe_outputs"
 
-awk -v fieldsfile="$TMP/fields" -v rawlist="$TMP/rawlist" '
+awk -v fieldsfile="$TMP/fields" -v rawlist="$TMP/probe_outputs" '
 function die(msg) { print "gen_offsets: " msg > "/dev/stderr"; exit 1 }
 function hexv(s) {  # "0x030B07F0" -> number
     s = toupper(substr(s, 3)); v = 0

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The asyncunwind command line, end to end: every documented exit code and
+# message, `dump` (text and collapsed) against live CPython processes on
+# pyenv 3.12, Debian's static 3.11 and sid's 3.14 (in the chroot), and
+# `snapshot` -> `replay` giving the very same output.
+#
+# A missing interpreter is reported as a skip with its reason, and fails the
+# test when CI=true (CI must have all of them).
+set -uo pipefail
+tool="$(pwd)/$1"
+fixtures="$(pwd)/python_fixtures"
+sid="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}"
+pyenv="${PYENV_ROOT:-/root/.pyenv}"
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+pass=0
+fail=0
+skipped=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+skip() {
+  if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then bad "missing under CI: $*"; return; fi
+  skipped=$((skipped + 1))
+  echo "SKIP: $*"
+}
+
+# expect_exit CODE PATTERN -- COMMAND...: exit code and a stderr pattern.
+expect_exit() {
+  local code=$1 pattern=$2
+  shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" -ne "$code" ]; then
+    bad "$* exited $got, wanted $code: $(cat "$tmp/err")"
+  elif ! grep -q -- "$pattern" "$tmp/err" "$tmp/out"; then
+    bad "$*: no '$pattern' in: $(cat "$tmp/err")"
+  else
+    ok
+  fi
+}
+
+# ---- command line and errors -------------------------------------------------
+expect_exit 0 "usage: asyncunwind" -- "$tool" --help
+expect_exit 0 "exit codes" -- "$tool" -h
+expect_exit 2 "missing command" -- "$tool"
+expect_exit 2 "unknown command" -- "$tool" frobnicate
+expect_exit 2 "pid is required" -- "$tool" dump
+expect_exit 2 "positive process id" -- "$tool" dump --pid abc
+expect_exit 2 "text or collapsed" -- "$tool" dump --pid 1 --format xml
+expect_exit 2 "needs -o FILE" -- "$tool" snapshot --pid 1
+expect_exit 2 "needs a snapshot FILE" -- "$tool" replay
+expect_exit 3 "no such process" -- "$tool" dump --pid 2147483647
+expect_exit 5 "not a Python process" -- "$tool" dump --pid $$
+expect_exit 7 "cannot open" -- "$tool" replay "$tmp/missing.snap"
+printf 'garbage' >"$tmp/garbage.snap"
+expect_exit 7 "not a valid snapshot" -- "$tool" replay "$tmp/garbage.snap"
+
+# ---- live processes ----------------------------------------------------------
+# start NAME ARGV...: run threads.py, wait for READY, set $pid.
+start() {
+  local name=$1
+  shift
+  "$@" >"$tmp/$name.ready" 2>/dev/null </dev/null &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 200); do
+    grep -q READY "$tmp/$name.ready" 2>/dev/null && break
+    sleep 0.05
+  done
+  sleep 0.3 # let every thread reach its sleep
+}
+
+check_live() {
+  local name=$1
+  "$tool" dump --pid "$pid" >"$tmp/$name.txt" 2>"$tmp/err" || { bad "$name: dump failed: $(cat "$tmp/err")"; return; }
+  for want in "alpha_inner (.*threads.py:24)" "beta_deep (.*threads.py:34)" \
+              "gamma_only (.*threads.py:48)" "main_wait (.*threads.py:54)" \
+              "^Process $pid: CPython 3\\."; do
+    grep -q -- "$want" "$tmp/$name.txt" || bad "$name: no '$want' in dump: $(cat "$tmp/$name.txt")"
+  done
+  "$tool" dump --pid "$pid" --format collapsed >"$tmp/$name.col" || bad "$name: collapsed failed"
+  [ "$(wc -l <"$tmp/$name.col")" -eq 4 ] || bad "$name: collapsed should have 4 lines"
+  grep -q ";beta_entry (.*threads.py:42);beta_mid (.*threads.py:38);beta_deep (.*threads.py:34) 1$" \
+    "$tmp/$name.col" || bad "$name: collapsed beta stack: $(cat "$tmp/$name.col")"
+  "$tool" snapshot --pid "$pid" -o "$tmp/$name.snap" >"$tmp/$name.live" 2>/dev/null || bad "$name: snapshot failed"
+  "$tool" replay "$tmp/$name.snap" >"$tmp/$name.replayed" || bad "$name: replay failed"
+  cmp -s "$tmp/$name.live" "$tmp/$name.replayed" || bad "$name: replay differs from live"
+  ok
+}
+
+py312=$(ls -d "$pyenv"/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1)
+if [ -n "$py312" ]; then
+  start pyenv312 "$py312" "$fixtures/threads.py"
+  check_live pyenv312
+  # Permission: another user may not read a root process.
+  if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+    expect_exit 4 "CAP_SYS_PTRACE" -- setpriv --reuid=65534 --regid=65534 --clear-groups "$tool" dump --pid "$pid"
+  fi
+else
+  skip "pyenv 3.12 not found under $pyenv"
+fi
+
+if [ -x /usr/bin/python3.11 ]; then
+  start debian311 /usr/bin/python3.11 "$fixtures/threads.py"
+  check_live debian311
+else
+  skip "/usr/bin/python3.11 not found"
+fi
+
+if [ -x "$sid/usr/bin/python3.14" ] && [ "$(id -u)" = 0 ]; then
+  # The fixture must be visible inside the chroot: bind-mount its folder on
+  # the chroot's /mnt in a private mount namespace (nothing is written).
+  # Runfiles are symlinks whose targets do not exist inside the chroot, so
+  # bind the real folder.
+  real=$(dirname "$(readlink -f "$fixtures/threads.py")")
+  start sid314 unshare --mount sh -c \
+    "mount --bind '$real' '$sid/mnt' && exec /usr/sbin/chroot '$sid' /usr/bin/python3.14 /mnt/threads.py"
+  check_live sid314
+  # 3.14 names OS threads after threading.Thread.name.
+  grep -q '"worker-alpha"' "$tmp/sid314.txt" || bad "sid314: thread names: $(cat "$tmp/sid314.txt")"
+else
+  skip "sid chroot with python3.14 not found at $sid (tools/sid_chroot.sh builds it; needs root)"
+fi
+
+echo "$pass passed, $fail failed, $skipped skipped"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,218 @@
+/*
+ * The CPython reader against a synthetic target (tests/fake_target.c),
+ * where memory can be changed between samples: freed and reused code
+ * object addresses must never yield a stale name, and corrupted chains must
+ * end with a flag, bounded, never crash.  Live processes are covered by
+ * live_stacks_test.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "asyncunwind.h"
+#include "fake_target.h"
+
+#define V312 0x030c01f0u
+
+typedef struct fixture {
+    fake_target *t;
+    au_pyreader *r;
+    uint64_t code_main, code_work, f_main, f_work;
+} fixture;
+
+static int setup(void **state) {
+    fixture *fx = calloc(1, sizeof *fx);
+    fx->t = ft_new(V312);
+    if (!fx->t) return -1;
+    fx->code_main = ft_code(fx->t, "main", "/app/main.py", 10);
+    fx->code_work = ft_code(fx->t, "alpha", "/app/work.py", 20);
+    fx->f_main = ft_frame(fx->t, fx->code_main, 0);
+    fx->f_work = ft_frame(fx->t, fx->code_work, fx->f_main);
+    ft_set_current(fx->t, fx->f_work);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    au_pyreader_free(fx->r);
+    ft_free(fx->t);
+    free(fx);
+    return 0;
+}
+
+static au_pyreader *reader(fixture *fx, const au_pyreader_limits *lim) {
+    au_pyreader_free(fx->r);
+    assert_int_equal(au_pyreader_new(NULL, &fx->t->base, V312, fx->t->runtime, lim, &fx->r), AU_OK);
+    return fx->r;
+}
+
+static const au_pythread *one_thread(au_pyreader *r, au_pysample *s) {
+    assert_int_equal(au_pyreader_sample(r, s), AU_OK);
+    assert_int_equal(s->nthreads, 1);
+    return &s->threads[0];
+}
+
+static void assert_frame(au_pyreader *r, const au_pyframe *f, const char *name, const char *file,
+                         int32_t line) {
+    const au_pycode *c = au_pyreader_code(r, f->code);
+    assert_non_null(c);
+    assert_int_equal(c->name_len, strlen(name));
+    assert_memory_equal(c->name, name, c->name_len);
+    assert_int_equal(c->filename_len, strlen(file));
+    assert_memory_equal(c->filename, file, c->filename_len);
+    assert_int_equal(f->line, line);
+}
+
+static void test_reads_stack(void **state) {
+    fixture *fx = *state;
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    const au_pythread *t = one_thread(r, &s);
+    assert_int_equal(t->flags, 0);
+    assert_int_equal(t->native_id, 4242);
+    assert_int_equal(t->thread_id, 0x7f0000001111ull);
+    assert_int_equal(t->nframes, 2);
+    assert_int_equal(t->frames[0].addr, fx->f_main);
+    assert_frame(r, &t->frames[0], "main", "/app/main.py", 10);
+    assert_frame(r, &t->frames[1], "alpha", "/app/work.py", 20);
+}
+
+/* The code object at an address is freed and another one allocated there:
+ * its header differs, so the cached name must not be used. */
+static void test_reused_code_address(void **state) {
+    fixture *fx = *state;
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    au_pyreader_stats st;
+    one_thread(r, &s);
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.code_misses, 2);
+    one_thread(r, &s); /* warm: validated hits, nothing allocated */
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.code_hits, 2);
+    assert_int_equal(st.code_misses, 0);
+    assert_int_equal(st.allocations, 0);
+
+    /* Reuse: same address, a different function (new name, new file). */
+    const au_py_offsets *o = fx->t->off;
+    ft_put64(fx->t, fx->code_work + o->code_name, ft_str(fx->t, "beta"));
+    ft_put64(fx->t, fx->code_work + o->code_qualname, ft_str(fx->t, "beta"));
+    ft_put64(fx->t, fx->code_work + o->code_filename, ft_str(fx->t, "/app/other.py"));
+    const au_pythread *t = one_thread(r, &s);
+    assert_frame(r, &t->frames[1], "beta", "/app/other.py", 20);
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.code_misses, 1);
+    assert_int_equal(st.code_hits, 1);
+
+    /* Reuse keeping every string: only the first line differs. */
+    ft_put32(fx->t, fx->code_work + o->code_firstlineno, 77);
+    t = one_thread(r, &s);
+    assert_frame(r, &t->frames[1], "beta", "/app/other.py", 77);
+}
+
+/* A frame whose "code" is some other object: no name, never a guess. */
+static void test_not_a_code_object(void **state) {
+    fixture *fx = *state;
+    uint64_t str = ft_str(fx->t, "not code");
+    ft_put64(fx->t, fx->f_work + fx->t->off->frame_code, str);
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    const au_pythread *t = one_thread(r, &s);
+    assert_int_equal(t->nframes, 2);
+    assert_null(au_pyreader_code(r, t->frames[1].code));
+    assert_int_equal(t->frames[1].line, -1);
+    assert_frame(r, &t->frames[0], "main", "/app/main.py", 10);
+}
+
+static void test_frame_cycle(void **state) {
+    fixture *fx = *state;
+    ft_put64(fx->t, fx->f_main + fx->t->off->frame_previous, fx->f_work);
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    const au_pythread *t = one_thread(r, &s);
+    assert_int_equal(t->flags, AU_THREAD_CYCLE);
+    assert_int_equal(t->nframes, 2);
+}
+
+static void test_broken_previous(void **state) {
+    fixture *fx = *state;
+    ft_put64(fx->t, fx->f_main + fx->t->off->frame_previous, 0xdead0000ull);
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    const au_pythread *t = one_thread(r, &s);
+    assert_int_equal(t->flags, AU_THREAD_PARTIAL);
+    assert_int_equal(t->nframes, 2); /* what was read stays */
+    ft_put64(fx->t, fx->f_main + fx->t->off->frame_previous, 0xdead0003ull); /* misaligned */
+    t = one_thread(r, &s);
+    assert_int_equal(t->flags, AU_THREAD_PARTIAL);
+}
+
+static void test_frame_limit(void **state) {
+    fixture *fx = *state;
+    uint64_t prev = fx->f_work;
+    for (int i = 0; i < 100; i++) prev = ft_frame(fx->t, fx->code_work, prev);
+    ft_set_current(fx->t, prev);
+    au_pyreader_limits lim = {0, 10, 0, 0};
+    au_pyreader *r = reader(fx, &lim);
+    au_pysample s;
+    const au_pythread *t = one_thread(r, &s);
+    assert_int_equal(t->flags, AU_THREAD_TRUNCATED);
+    assert_int_equal(t->nframes, 10);
+    /* Outermost first: the kept frames are the innermost ten. */
+    assert_int_equal(t->frames[9].addr, prev);
+}
+
+static void test_name_cut(void **state) {
+    fixture *fx = *state;
+    const au_py_offsets *o = fx->t->off;
+    ft_put64(fx->t, fx->code_work + o->code_name, ft_str(fx->t, "abcdefghijklmnopqrstuvwxyz"));
+    au_pyreader_limits lim = {0, 0, 10, 0};
+    au_pyreader *r = reader(fx, &lim);
+    au_pysample s;
+    const au_pythread *t = one_thread(r, &s);
+    const au_pycode *c = au_pyreader_code(r, t->frames[1].code);
+    assert_non_null(c);
+    assert_int_equal(c->name_len, 13);
+    assert_memory_equal(c->name, "abcdefghij...", 13);
+}
+
+static void test_thread_list_cycle(void **state) {
+    fixture *fx = *state;
+    ft_put64(fx->t, fx->t->tstate + fx->t->off->tstate_next, fx->t->tstate);
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    one_thread(r, &s);
+}
+
+static void test_unreadable_runtime(void **state) {
+    fixture *fx = *state;
+    au_pyreader *r;
+    assert_int_equal(au_pyreader_new(NULL, &fx->t->base, V312, 0xdead0000ull, NULL, &r), AU_OK);
+    au_pysample s;
+    assert_int_equal(au_pyreader_sample(r, &s), AU_ERR_READ);
+    assert_int_equal(s.nthreads, 0);
+    au_pyreader_free(r);
+    assert_int_equal(au_pyreader_new(NULL, &fx->t->base, 0x03080000, fx->t->runtime, NULL, &r),
+                     AU_ERR_UNSUPPORTED);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reads_stack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reused_code_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_code_object, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frame_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_previous, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frame_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thread_list_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreadable_runtime, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
