@@ -1,13 +1,16 @@
 /*
  * resolver_bench: au_resolve() on every graph shape x size of
- * bench/graph_shapes.h.
+ * bench/graph_shapes.h, and writing every resulting stack out.
  *
  * Per benchmark "resolve/<shape>/<ntasks>":
  *   time            per au_resolve call (CPU time, microseconds)
  *   ns_per_task     that time divided by the number of tasks
- *   ns_per_entry    that time divided by the output entries (separates
- *                   output volume, which grows with chain depth, from cost
- *                   per item)
+ *   ns_per_entry    that time divided by the entries the stacks hold when
+ *                   written out (au_resolve itself writes none)
+ * Per benchmark "write/<shape>/<ntasks>": the same input resolved once,
+ * then the timed loop writes every stack with au_stack_entries() into one
+ * reused 4,096-entry buffer, as a profiler that materialises every stack
+ * would; ns_per_entry there is the cost of an output entry.
  *   allocs          heap allocations per resolve once warm, counted by the
  *                   au_allocator given to au_resolver_new, averaged over the
  *                   timed iterations (one warm-up resolve precedes them)
@@ -72,10 +75,27 @@ typedef struct fixture {
 
 static volatile uint32_t g_sink;
 
-static uint64_t count_entries(const au_stacks *s) {
+#define WRITE_CAP 4096u
+
+static uint64_t count_entries(const au_resolver *r, const au_stacks *s) {
     uint64_t n = 0;
-    for (uint32_t i = 0; i < s->nstacks; i++) n += s->stacks[i].nentries;
+    for (uint32_t i = 0; i < s->nstacks; i++) {
+        uint64_t len = au_stack_entries(r, &s->stacks[i], NULL, 0);
+        n += len < WRITE_CAP ? len : WRITE_CAP;
+    }
     return n;
+}
+
+static au_entry g_buf[WRITE_CAP];
+
+static int run_write(void *fx, bench_ctx *ctx) {
+    fixture *f = fx;
+    (void)ctx;
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < f->out.nstacks; i++)
+        n += au_stack_entries(f->r, &f->out.stacks[i], g_buf, WRITE_CAP);
+    g_sink = (uint32_t)n;
+    return 0;
 }
 
 static int has_running_stack(const au_stacks *s, uint64_t running_id) {
@@ -147,7 +167,7 @@ static void teardown_resolve(void *fx, bench_ctx *ctx) {
     au_resolver_get_stats(f->r, &stats);
     uint64_t warm_allocs = f->alloc.allocations - f->allocs_before_loop;
 
-    uint64_t entries = count_entries(&f->out);
+    uint64_t entries = count_entries(f->r, &f->out);
     bench_counter_ns_per_item(ctx, "ns_per_task", (double)f->bc->ntasks);
     bench_counter_ns_per_item(ctx, "ns_per_entry",
                               (double)(entries ? entries : 1));
@@ -183,15 +203,20 @@ int main(int argc, char **argv) {
             bc->shape = (gs_shape)s;
             bc->ntasks = gs_sizes[z];
             bc->strict = strict;
+        }
+    }
+    for (int w = 0; w < 2; w++) {
+        for (size_t i = 0; i < nc; i++) {
+            bench_case *bc = &cases[i];
             char name[96];
-            snprintf(name, sizeof name, "resolve/%s/%u",
+            snprintf(name, sizeof name, "%s/%s/%u", w ? "write" : "resolve",
                      gs_shape_name(bc->shape), (unsigned)bc->ntasks);
             bench_spec spec;
             memset(&spec, 0, sizeof spec);
             spec.name = name;
             spec.arg = bc;
             spec.setup = setup_resolve;
-            spec.run = run_resolve;
+            spec.run = w ? run_write : run_resolve;
             spec.teardown = teardown_resolve;
             spec.unit = BENCH_UNIT_US;
             if (bench_register(&spec) != 0) {

@@ -126,17 +126,20 @@ typedef struct au_entry {
 #define AU_STACK_RUNNING 0x1u         /* the leaf is the task on CPU */
 #define AU_STACK_CYCLE 0x2u           /* the task chain ends in a cycle */
 #define AU_STACK_TRUNCATED_DEPTH 0x4u /* chain longer than max_depth */
-#define AU_STACK_TRUNCATED_FRAMES 0x8u/* entries cut at max_frames/budget */
 #define AU_STACK_THREAD_ONLY 0x10u    /* no tasks: the bare thread stack */
 
+/* One stack.  Stacks share their root side, so they are described, not
+ * copied: a leaf and the length of its chain.  au_stack_entries() writes a
+ * stack's entries out. */
 typedef struct au_stack {
     uint64_t leaf_id;       /* 0 for AU_STACK_THREAD_ONLY */
     const char *leaf_name;  /* the leaf task's name bytes, NULL if none */
     uint32_t leaf_name_len;
     uint32_t leaf_task;     /* index into the input tasks, or UINT32_MAX */
     uint32_t flags;         /* AU_STACK_* */
-    uint32_t nentries;
-    const au_entry *entries;  /* root first */
+    uint32_t ntasks;        /* tasks in the chain, the leaf included */
+    uint32_t closing;       /* AU_STACK_CYCLE: index of the task the cycle
+                               returns to; else UINT32_MAX */
 } au_stack;
 
 typedef struct au_stacks {
@@ -145,20 +148,16 @@ typedef struct au_stacks {
 } au_stacks;
 
 /* Bounds.  Every walk the resolver makes is bounded by one of these, and
- * its memory by input size times these.  Zero fields take the defaults. */
+ * its memory by input size.  Zero fields take the defaults. */
 typedef struct au_resolver_limits {
-    uint32_t max_tasks;         /* more tasks: AU_ERR_LIMIT (default 1<<20) */
-    uint32_t max_links;         /* more links: AU_ERR_LIMIT (default 1<<22) */
-    uint32_t max_depth;         /* tasks per chain (default 1024) */
-    uint32_t max_frames;        /* entries per stack (default 4096) */
-    uint32_t max_total_entries; /* entries per call (default 1<<22) */
+    uint32_t max_tasks;  /* more tasks: AU_ERR_LIMIT (default 1<<20) */
+    uint32_t max_links;  /* more links: AU_ERR_LIMIT (default 1<<22) */
+    uint32_t max_depth;  /* tasks per chain (default 1024) */
 } au_resolver_limits;
 
 #define AU_DEFAULT_MAX_TASKS (1u << 20)
 #define AU_DEFAULT_MAX_LINKS (1u << 22)
 #define AU_DEFAULT_MAX_DEPTH 1024u
-#define AU_DEFAULT_MAX_FRAMES 4096u
-#define AU_DEFAULT_MAX_TOTAL_ENTRIES (1u << 22)
 
 /* Counters of the last au_resolve call (deterministic for a given input). */
 typedef struct au_resolver_stats {
@@ -166,7 +165,7 @@ typedef struct au_resolver_stats {
     uint32_t tasks_ignored;    /* id 0 or an id shared by several tasks */
     uint32_t links_ignored;    /* self links and links to absent tasks */
     uint32_t cycles;           /* stacks whose chain closed on a cycle */
-    uint32_t truncated;        /* stacks cut by a bound */
+    uint32_t truncated;        /* stacks cut at max_depth */
     uint32_t running_ignored;  /* tasks flagged running that were not chosen
                                   as the running task (docs/RESOLVER.md) */
 } au_resolver_stats;
@@ -179,12 +178,30 @@ au_resolver *au_resolver_new(const au_allocator *alloc,
                              const au_resolver_limits *limits);
 void au_resolver_free(au_resolver *r);
 
-/* Resolve one thread sample.  On AU_OK, *out describes the stacks; they and
- * everything they point to (except the caller's names) stay valid until the
- * next call on r.  The input is only read, and never needs to be sorted.
- * After a call has warmed the context up, calls whose input is no larger
- * make no heap allocation. */
+/* Resolve one thread sample.  On AU_OK, *out describes the stacks.  They
+ * stay valid until the next call on r, and so does everything they point
+ * to, provided the caller keeps the sample (and what it points to)
+ * unchanged meanwhile: stacks refer to its tasks and frames rather than
+ * copying them.  The input is only read, and never needs to be sorted.
+ * Buffers only grow (with headroom), so once a context has resolved a
+ * sample, a call whose input is no larger makes no heap allocation
+ * (stats.allocations). */
 int au_resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out);
+
+/* Write stack s of the last au_resolve call on r into buf, root first:
+ * the thread's frames up to the event-loop boundary, a cycle or truncation
+ * marker if the chain has one, then each task's marker and frames down to
+ * the leaf (the running leaf's frames being the thread's from the boundary
+ * on).  Returns the stack's whole length in entries and writes at most cap
+ * of them; a stack longer than cap keeps its root side and its entry
+ * cap - 1 is an AU_ENTRY_TRUNCATED marker.  cap 0 just measures.  Costs
+ * O(tasks in the chain + entries written). */
+uint64_t au_stack_entries(const au_resolver *r, const au_stack *s, au_entry *buf, uint32_t cap);
+
+/* The resolved parent of task index `task` in the last call (rule 1), or
+ * UINT32_MAX for a root, an ignored task or an index out of range.  With
+ * it, a profiler can aggregate per task instead of per stack. */
+uint32_t au_resolver_parent(const au_resolver *r, uint32_t task);
 
 /* Counters of the most recent au_resolve call. */
 void au_resolver_get_stats(const au_resolver *r, au_resolver_stats *stats);

@@ -55,9 +55,13 @@ typedef enum au_linetable_kind {
  *   What to pass, per version:
  *     3.9    the frame's f_lasti counts BYTES: pass f_lasti / 2.
  *     3.10   the frame's f_lasti counts code units: pass it as is.
- *     3.11+  the interpreter frame's instruction pointer minus the start of
- *            the code's bytecode, in code units (what CPython's
- *            _PyInterpreterFrame_LASTI computes).
+ *     3.11+  what CPython's _PyInterpreterFrame_LASTI computes, a
+ *            _Py_CODEUNIT pointer difference (internal/pycore_frame.h,
+ *            3.14+ internal/pycore_interpframe.h):
+ *              3.11, 3.12  prev_instr - _PyCode_CODE(f_code)
+ *              3.13        instr_ptr - _PyCode_CODE(code)
+ *              3.14, 3.15  instr_ptr - _PyFrame_GetBytecode(frame) (the
+ *                          thread's copy of the bytecode when free-threaded)
  *   (The Python-level attribute frame.f_lasti is in bytes in every one of
  *   these versions: divide it by 2.)
  *   A negative f_lasti / LASTI (a frame that has not run an instruction yet)

@@ -2,9 +2,9 @@
  * The link resolver: one thread sample in, task-aware stacks out.
  *
  * docs/RESOLVER.md is the specification; this file implements it in
- * O(tasks + links + thread frames + output) per call, with every walk
- * bounded and every buffer owned by the context, so that a warm context
- * never touches the heap.  fuzz/ref_resolver.c implements the same page
+ * O(tasks + links + thread frames) per call, with every walk bounded and
+ * every buffer owned by the context, so that a warm context never touches
+ * the heap.  fuzz/ref_resolver.c implements the same page
  * naively and the fuzzer compares the two.
  *
  * Tasks are referred to by their index in the caller's array throughout;
@@ -23,18 +23,29 @@ enum {
     ST_WAITING = 1u << 1,  /* awaits a task, or is the parent of a strong link */
     ST_HAS_CHILD = 1u << 2,/* someone's parent under rule 1 */
     ST_COVERED = 1u << 3,  /* appears in the chain of some stack-bearing task */
-    ST_BEARS = 1u << 4,    /* gets a stack of its own */
+    ST_VISITING = 1u << 4, /* on the path measure_chains is walking */
+    ST_DONE = 1u << 5,     /* its chain is measured */
 };
 
 /* id -> task index.  Slots whose key is 0 are empty (0 is never a valid
  * id).  DUP marks an id seen more than once. */
 #define DUP (UINT32_MAX - 1)
 
+typedef struct keyed {
+    uint64_t id;
+    uint32_t idx;
+} keyed;
+
+/* Key and value side by side: one cache miss per probe, not two. */
+typedef struct slot {
+    uint64_t key;
+    uint32_t val;
+} slot;
+
 typedef struct idmap {
-    uint64_t *keys;
-    uint32_t *vals;
-    uint32_t kcap, vcap; /* allocated slots */
-    uint32_t mask;       /* slots in use this call, minus one */
+    slot *slots;
+    uint32_t cap;  /* allocated slots */
+    uint32_t mask; /* slots in use this call, minus one */
 } idmap;
 
 struct au_resolver {
@@ -45,24 +56,27 @@ struct au_resolver {
     /* Per-task arrays, indexed like the caller's tasks. */
     uint32_t *parent;  /* rule-1 parent, or NONE */
     uint32_t *strong;  /* best strong-link parent (scratch) */
-    uint32_t *stamp;   /* last chain walk that visited the task */
+    uint32_t *clen;    /* chain length (measure_chains) */
+    uint32_t *cclose;  /* task the chain closes on, or NONE */
+    uint32_t *path;    /* measure_chains' walk */
     uint8_t *state;
-    uint32_t parent_cap, strong_cap, stamp_cap, state_cap;
-    uint32_t walk;     /* current chain-walk stamp */
+    uint32_t parent_cap, strong_cap, clen_cap, cclose_cap, path_cap, state_cap;
 
-    /* Stack-bearing tasks, then sorted by id (radix sort ping-pong). */
-    uint32_t *bearers, *sorted;
-    uint32_t bearers_cap, sorted_cap;
-
-    uint32_t *chain;
-    uint32_t chain_cap;
+    /* Stack-bearing tasks in the caller's order, then by id; radix sort
+     * buffers. */
+    uint32_t *bearers, *order;
+    keyed *keys, *keys2;
+    uint32_t bearers_cap, order_cap, keys_cap, keys2_cap;
 
     idmap tasks;   /* task id -> index */
     idmap running; /* outermost frame of a running candidate -> index */
 
     au_stack *stacks;
-    au_entry *entries;
-    uint32_t stacks_cap, entries_cap;
+    uint32_t stacks_cap;
+
+    /* The last sample, for au_stack_entries(). */
+    const au_thread_sample *in;
+    uint32_t running_task, boundary;
 };
 
 static int grow(au_resolver *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
@@ -82,25 +96,37 @@ static int map_reset(au_resolver *r, idmap *m, uint32_t n) {
     uint64_t slots = 16;
     while (slots < 2ull * n) slots <<= 1;
     if (slots > UINT32_MAX) return AU_ERR_LIMIT;
-    if (grow(r, &m->keys, &m->kcap, (size_t)slots, sizeof *m->keys)) return AU_ERR_NOMEM;
-    if (grow(r, &m->vals, &m->vcap, (size_t)slots, sizeof *m->vals)) return AU_ERR_NOMEM;
+    if (grow(r, &m->slots, &m->cap, (size_t)slots, sizeof *m->slots)) return AU_ERR_NOMEM;
     m->mask = (uint32_t)(slots - 1);
-    memset(m->keys, 0, (size_t)slots * sizeof *m->keys);
+    memset(m->slots, 0, (size_t)slots * sizeof *m->slots);
     return AU_OK;
+}
+
+/* At 65,536 tasks the table no longer fits in cache and every probe is a
+ * miss; loops over tasks announce the probes a few iterations ahead. */
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+#define AHEAD 16
+
+static void map_prefetch(const idmap *m, uint64_t key) {
+    PREFETCH(&m->slots[(uint32_t)au_mix64(key) & m->mask]);
 }
 
 /* Slot holding key, or the empty slot where it would go.  Terminates
  * because the table is never more than half full. */
 static uint32_t map_slot(const idmap *m, uint64_t key) {
     uint32_t i = (uint32_t)au_mix64(key) & m->mask;
-    while (m->keys[i] != 0 && m->keys[i] != key) i = (i + 1) & m->mask;
+    while (m->slots[i].key != 0 && m->slots[i].key != key) i = (i + 1) & m->mask;
     return i;
 }
 
 static uint32_t map_get(const idmap *m, uint64_t key) {
     if (key == 0) return NONE;
     uint32_t i = map_slot(m, key);
-    return m->keys[i] == key ? m->vals[i] : NONE;
+    return m->slots[i].key == key ? m->slots[i].val : NONE;
 }
 
 /* ---- rules ------------------------------------------------------------- */
@@ -111,10 +137,13 @@ static uint32_t lookup(const au_resolver *r, uint64_t id) {
     return v == DUP ? NONE : v;
 }
 
-/* The tie-break of rule 1: T's creator first, then the lowest id. */
-static int better(const au_task *t, uint32_t cand, uint32_t best, uint64_t creator) {
+/* The tie-break of rule 1 for task `child`: its creator first, then the
+ * lowest id.  The child's record is only read when there is a tie to break
+ * (with a single candidate, the common case, it would be a cache miss for
+ * nothing at 65,536 tasks). */
+static int better(const au_task *t, uint32_t cand, uint32_t best, uint32_t child) {
     if (best == NONE) return 1;
-    uint64_t c = t[cand].id, b = t[best].id;
+    uint64_t c = t[cand].id, b = t[best].id, creator = t[child].creator;
     if (c == creator) return 1;
     if (b == creator) return 0;
     return c < b;
@@ -126,6 +155,7 @@ static int index_tasks(au_resolver *r, const au_thread_sample *in) {
     idmap *m = &r->tasks;
     for (uint32_t i = 0; i < in->ntasks; i++) {
         uint64_t id = in->tasks[i].id;
+        if (i + AHEAD < in->ntasks) map_prefetch(m, in->tasks[i + AHEAD].id);
         r->state[i] = 0;
         r->parent[i] = NONE;
         r->strong[i] = NONE;
@@ -134,16 +164,16 @@ static int index_tasks(au_resolver *r, const au_thread_sample *in) {
             continue;
         }
         uint32_t s = map_slot(m, id);
-        if (m->keys[s] == 0) {
-            m->keys[s] = id;
-            m->vals[s] = i;
+        if (m->slots[s].key == 0) {
+            m->slots[s].key = id;
+            m->slots[s].val = i;
             r->state[i] = ST_PRESENT;
-        } else if (m->vals[s] == DUP) {
+        } else if (m->slots[s].val == DUP) {
             r->stats.tasks_ignored++;
         } else {
             /* Second copy: neither copy wins. */
-            r->state[m->vals[s]] = 0;
-            m->vals[s] = DUP;
+            r->state[m->slots[s].val] = 0;
+            m->slots[s].val = DUP;
             r->stats.tasks_ignored += 2;
         }
     }
@@ -167,13 +197,18 @@ static void resolve_parents(au_resolver *r, const au_thread_sample *in) {
     const au_task *t = in->tasks;
     uint32_t *awaiter = r->parent; /* level 1 candidates, in place */
     for (uint32_t i = 0; i < in->ntasks; i++) {
+        if (i + AHEAD < in->ntasks) map_prefetch(&r->tasks, t[i + AHEAD].awaits);
         if (!(r->state[i] & ST_PRESENT)) continue;
         uint32_t j = link_target(r, i, t[i].awaits);
         if (j == NONE) continue;
         r->state[i] |= ST_WAITING;
-        if (better(t, i, awaiter[j], t[j].creator)) awaiter[j] = i;
+        if (better(t, i, awaiter[j], j)) awaiter[j] = i;
     }
     for (uint32_t k = 0; k < in->nlinks; k++) {
+        if (k + AHEAD < in->nlinks) {
+            map_prefetch(&r->tasks, in->links[k + AHEAD].child);
+            map_prefetch(&r->tasks, in->links[k + AHEAD].parent);
+        }
         uint32_t c = lookup(r, in->links[k].child);
         uint32_t p = lookup(r, in->links[k].parent);
         if (c == NONE || p == NONE || c == p) {
@@ -181,9 +216,10 @@ static void resolve_parents(au_resolver *r, const au_thread_sample *in) {
             continue;
         }
         r->state[p] |= ST_WAITING;
-        if (better(t, p, r->strong[c], t[c].creator)) r->strong[c] = p;
+        if (better(t, p, r->strong[c], c)) r->strong[c] = p;
     }
     for (uint32_t i = 0; i < in->ntasks; i++) {
+        if (i + AHEAD < in->ntasks) map_prefetch(&r->tasks, t[i + AHEAD].creator);
         if (!(r->state[i] & ST_PRESENT)) continue;
         uint32_t weak = link_target(r, i, t[i].creator);
         if (r->parent[i] == NONE) r->parent[i] = r->strong[i];
@@ -209,9 +245,9 @@ static int find_running(au_resolver *r, const au_thread_sample *in, uint32_t *ru
         if (!(r->state[i] & ST_PRESENT) || !(t[i].flags & AU_TASK_RUNNING)) continue;
         if (t[i].nframes == 0 || t[i].frames[0] == 0) continue;
         uint32_t s = map_slot(m, t[i].frames[0]);
-        if (m->keys[s] == 0 || t[i].id < t[m->vals[s]].id) {
-            m->keys[s] = t[i].frames[0];
-            m->vals[s] = i;
+        if (m->slots[s].key == 0 || t[i].id < t[m->slots[s].val].id) {
+            m->slots[s].key = t[i].frames[0];
+            m->slots[s].val = i;
         }
     }
     for (uint32_t f = 0; f < in->nframes; f++) {
@@ -242,8 +278,7 @@ static uint32_t choose_bearers(au_resolver *r, const au_task *t, uint32_t ntasks
         uint8_t s = r->state[i];
         if (!(s & ST_PRESENT)) continue;
         if (i == running || !(s & ST_WAITING) || !(s & ST_HAS_CHILD)) {
-            r->state[i] |= ST_BEARS;
-            r->bearers[n++] = i;
+                        r->bearers[n++] = i;
         }
     }
     for (uint32_t k = 0; k < n; k++) cover(r, r->bearers[k]);
@@ -258,7 +293,6 @@ static uint32_t choose_bearers(au_resolver *r, const au_task *t, uint32_t ntasks
             if (!(r->state[j] & ST_COVERED) && t[j].id < t[rep].id) rep = j;
             j = r->parent[j];
         }
-        r->state[rep] |= ST_BEARS;
         r->bearers[n++] = rep;
         cover(r, rep);
         cover(r, i);
@@ -266,141 +300,178 @@ static uint32_t choose_bearers(au_resolver *r, const au_task *t, uint32_t ntasks
     return n;
 }
 
-/* Sort the n bearers by task id: LSD radix sort, one byte per pass, with
- * passes skipped where every id has the same byte (addresses share their
- * high bytes and alignment bits).  Linear, unlike a comparison sort.
- * Returns the array that holds the result. */
-static uint32_t *sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
+/* Sort the n bearers by task id into r->order.  LSD radix sort, one byte per pass, on (id, index) pairs
+ * so the passes stream through memory; passes where every id has the same
+ * byte (addresses share high bytes and alignment bits) are skipped.
+ * Linear, unlike a comparison sort. */
+static void sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
     uint32_t count[8][256];
     memset(count, 0, sizeof count);
+    keyed *src = r->keys, *dst = r->keys2;
     for (uint32_t k = 0; k < n; k++) {
         uint64_t id = t[r->bearers[k]].id;
+        src[k].id = id;
+        src[k].idx = r->bearers[k];
         for (int b = 0; b < 8; b++) count[b][(id >> (8 * b)) & 0xff]++;
     }
-    uint32_t *src = r->bearers, *dst = r->sorted;
-    for (int b = 0; b < 8; b++) {
-        uint64_t first = n ? (t[src[0]].id >> (8 * b)) & 0xff : 0;
-        if (count[b][first] == n) continue; /* every id has this byte */
+    for (int b = 0; b < 8 && n; b++) {
+        if (count[b][(src[0].id >> (8 * b)) & 0xff] == n) continue;
         uint32_t pos = 0;
         for (int d = 0; d < 256; d++) {
             uint32_t c = count[b][d];
             count[b][d] = pos;
             pos += c;
         }
-        for (uint32_t k = 0; k < n; k++)
-            dst[count[b][(t[src[k]].id >> (8 * b)) & 0xff]++] = src[k];
-        uint32_t *tmp = src;
+        for (uint32_t k = 0; k < n; k++) dst[count[b][(src[k].id >> (8 * b)) & 0xff]++] = src[k];
+        keyed *tmp = src;
         src = dst;
         dst = tmp;
     }
-    return src;
+    for (uint32_t k = 0; k < n; k++) r->order[k] = src[k].idx;
 }
 
-/* ---- rule 3: building one stack ---------------------------------------- */
+/* ---- rule 3: the stacks ---------------------------------------------------
+ *
+ * Stacks share their root side (the thread's frames, then the tasks above
+ * the leaf), so they are not copied out: a stack is its leaf and the length
+ * of its chain, and au_stack_entries() writes one out on demand.  All a
+ * call has to work out is each chain's length and how it ends, and that is
+ * memoised over the parent graph in one linear pass, so a call costs
+ * O(tasks + links + thread frames) however deep or wide the graph is. */
 
-typedef struct emitter {
-    au_resolver *r;
-    const au_thread_sample *in;
-    uint32_t running, boundary;
-    uint32_t used;     /* entries written so far this call */
-    uint32_t cap;      /* entries allowed in the current stack */
-    uint32_t start;    /* first entry of the current stack */
-    int overflow;      /* the current stack hit cap */
-    int err;
-} emitter;
-
-static void put(emitter *e, uint32_t kind, uint64_t id, uint32_t task) {
-    if (e->used - e->start >= e->cap) {
-        e->overflow = 1;
-        return;
-    }
-    au_resolver *r = e->r;
-    if (e->used >= r->entries_cap &&
-        grow(r, &r->entries, &r->entries_cap, (size_t)e->used + 1, sizeof *r->entries)) {
-        e->err = AU_ERR_NOMEM;
-        e->overflow = 1;
-        return;
-    }
-    au_entry *x = &r->entries[e->used++];
-    x->id = id;
-    x->kind = kind;
-    x->task = task;
-}
-
-static void put_frames(emitter *e, const uint64_t *f, uint32_t from, uint32_t to) {
-    for (uint32_t k = from; k < to && !e->overflow; k++) put(e, AU_ENTRY_FRAME, f[k], NONE);
-}
-
-/* Walk up from s into r->chain.  Returns the chain length; *flags gets the
- * cycle / depth flags and *closing the task a cycle returns to. */
-static uint32_t walk_chain(au_resolver *r, uint32_t s, uint32_t *flags, uint32_t *closing) {
-    if (++r->walk == 0) { /* stamps wrapped: start afresh */
-        memset(r->stamp, 0, (size_t)r->stamp_cap * sizeof *r->stamp);
-        r->walk = 1;
-    }
-    uint32_t max = r->lim.max_depth, n = 0, cur = s;
-    r->chain[n++] = s;
-    r->stamp[s] = r->walk;
-    for (;;) {
-        uint32_t p = r->parent[cur];
-        if (p == NONE) break;
-        if (r->stamp[p] == r->walk) {
-            *flags |= AU_STACK_CYCLE;
-            *closing = p;
-            break;
+/* For every present task: clen, the number of tasks of its chain if
+ * walked without a depth bound (up to a root, or until the chain closes on
+ * a cycle), and cclose, the task the chain closes on (NONE for a root).
+ *
+ * Each task is visited once: walk up until a finished task, a root, or a
+ * task on the current path (a cycle: its tasks all have the cycle's length
+ * and close on themselves); then finish the path from the top down, each
+ * task one longer than its parent and closing where its parent closes. */
+static void measure_chains(au_resolver *r, uint32_t ntasks) {
+    uint32_t *clen = r->clen, *cclose = r->cclose, *path = r->path;
+    for (uint32_t i = 0; i < ntasks; i++) {
+        if ((r->state[i] & (ST_PRESENT | ST_DONE)) != ST_PRESENT) continue;
+        uint32_t len = 0, x = i;
+        while (x != NONE && !(r->state[x] & (ST_DONE | ST_VISITING))) {
+            r->state[x] |= ST_VISITING;
+            clen[x] = len; /* its place on the path, while visiting */
+            path[len++] = x;
+            x = r->parent[x];
         }
-        if (n == max) {
-            *flags |= AU_STACK_TRUNCATED_DEPTH;
-            break;
+        if (x != NONE && (r->state[x] & ST_VISITING)) {
+            uint32_t from = clen[x], cycle = len - from;
+            for (uint32_t k = from; k < len; k++) {
+                uint32_t y = path[k];
+                clen[y] = cycle;
+                cclose[y] = y;
+                r->state[y] = (uint8_t)((r->state[y] & ~ST_VISITING) | ST_DONE);
+            }
+            len = from;
         }
-        r->chain[n++] = p;
-        r->stamp[p] = r->walk;
-        cur = p;
+        while (len-- > 0) {
+            uint32_t y = path[len], p = r->parent[y];
+            clen[y] = p == NONE ? 1 : (clen[p] == UINT32_MAX ? UINT32_MAX : clen[p] + 1);
+            cclose[y] = p == NONE ? NONE : cclose[p];
+            r->state[y] = (uint8_t)((r->state[y] & ~ST_VISITING) | ST_DONE);
+        }
     }
-    return n;
 }
 
-static void emit_stack(emitter *e, uint32_t s, au_stack *out) {
-    au_resolver *r = e->r;
-    const au_thread_sample *in = e->in;
-    const au_task *t = in->tasks;
-    uint32_t flags = 0, closing = NONE;
-    uint32_t n = s == NONE ? 0 : walk_chain(r, s, &flags, &closing);
-
-    e->start = e->used;
-    e->overflow = 0;
-    put_frames(e, in->frames, 0, e->running != NONE ? e->boundary : in->nframes);
-    if (flags & AU_STACK_TRUNCATED_DEPTH) put(e, AU_ENTRY_TRUNCATED, 0, NONE);
-    if (flags & AU_STACK_CYCLE) put(e, AU_ENTRY_CYCLE, t[closing].id, closing);
-    for (uint32_t k = n; k-- > 0 && !e->overflow;) {
-        uint32_t i = r->chain[k];
-        put(e, AU_ENTRY_TASK, t[i].id, i);
-        if (k == 0 && i == e->running)
-            put_frames(e, in->frames, e->boundary, in->nframes);
-        else
-            put_frames(e, t[i].frames, 0, t[i].nframes);
+static void describe_stack(au_resolver *r, const au_task *t, uint32_t s, au_stack *out) {
+    uint32_t flags = 0, ntasks = r->clen[s], closing = NONE;
+    if (ntasks > r->lim.max_depth) {
+        ntasks = r->lim.max_depth; /* the tasks nearest the leaf are kept */
+        flags |= AU_STACK_TRUNCATED_DEPTH;
+        r->stats.truncated++;
+    } else if (r->cclose[s] != NONE) {
+        closing = r->cclose[s];
+        flags |= AU_STACK_CYCLE;
+        r->stats.cycles++;
     }
-    if (e->overflow && !e->err) {
-        /* Keep the root side: overwrite the last slot with the marker. */
-        e->used = e->start + e->cap - 1;
-        e->overflow = 0;
-        put(e, AU_ENTRY_TRUNCATED, 0, NONE);
-        flags |= AU_STACK_TRUNCATED_FRAMES;
-    }
-    if (s != NONE && s == e->running) flags |= AU_STACK_RUNNING;
-    if (flags & AU_STACK_CYCLE) r->stats.cycles++;
-    if (flags & (AU_STACK_TRUNCATED_DEPTH | AU_STACK_TRUNCATED_FRAMES)) r->stats.truncated++;
-
-    out->leaf_id = s == NONE ? 0 : t[s].id;
-    out->leaf_name = s == NONE ? NULL : t[s].name;
-    out->leaf_name_len = s == NONE ? 0 : t[s].name_len;
+    if (s == r->running_task) flags |= AU_STACK_RUNNING;
+    out->leaf_id = t[s].id;
+    out->leaf_name = t[s].name;
+    out->leaf_name_len = t[s].name_len;
     out->leaf_task = s;
     out->flags = flags;
-    out->nentries = e->used - e->start;
-    out->entries = NULL; /* fixed up once the entry buffer stops moving */
+    out->ntasks = ntasks;
+    out->closing = closing;
 }
 
-/* ---- the API ----------------------------------------------------------- */
+uint32_t au_resolver_parent(const au_resolver *r, uint32_t task) {
+    if (!r || !r->in || task >= r->in->ntasks) return NONE;
+    return r->parent[task];
+}
+
+/* The coroutine frames a task shows in a stack: the running leaf shows
+ * the thread's frames from the boundary on instead. */
+static const uint64_t *task_frames(const au_resolver *r, uint32_t i, int leaf, uint32_t *n) {
+    const au_thread_sample *in = r->in;
+    if (leaf && i == r->running_task) {
+        *n = in->nframes - r->boundary;
+        return in->frames + r->boundary;
+    }
+    *n = in->tasks[i].nframes;
+    return in->tasks[i].frames;
+}
+
+static void put_at(au_entry *buf, uint64_t lim, uint64_t pos, uint32_t kind, uint64_t id,
+                   uint32_t task) {
+    if (pos >= lim) return;
+    buf[pos].id = id;
+    buf[pos].kind = kind;
+    buf[pos].task = task;
+}
+
+/* Copy frames f[0..n) to positions [pos, pos+n) of buf, those below lim. */
+static void frames_at(au_entry *buf, uint64_t lim, uint64_t pos, const uint64_t *f, uint32_t n) {
+    uint64_t end = pos + n < lim ? pos + n : lim;
+    for (uint64_t k = pos; k < end; k++) {
+        buf[k].id = f[k - pos];
+        buf[k].kind = AU_ENTRY_FRAME;
+        buf[k].task = NONE;
+    }
+}
+
+uint64_t au_stack_entries(const au_resolver *r, const au_stack *s, au_entry *buf, uint32_t cap) {
+    if (!r || !r->in || !s || (cap && !buf)) return 0;
+    const au_thread_sample *in = r->in;
+    const au_task *t = in->tasks;
+    int thread_only = (s->flags & AU_STACK_THREAD_ONLY) != 0;
+    if (!thread_only && (s->leaf_task >= in->ntasks || s->ntasks > r->lim.max_depth)) return 0;
+    uint64_t prefix = thread_only || r->running_task == NONE ? in->nframes : r->boundary;
+    int marker = (s->flags & (AU_STACK_CYCLE | AU_STACK_TRUNCATED_DEPTH)) != 0;
+    /* The whole length first: the chain is written leaf first, backwards. */
+    uint64_t total = prefix + (uint64_t)marker;
+    uint32_t x = s->leaf_task;
+    for (uint32_t k = 0; !thread_only && k < s->ntasks && x != NONE; k++) {
+        uint32_t nf;
+        task_frames(r, x, k == 0, &nf);
+        total += 1 + (uint64_t)nf;
+        x = r->parent[x];
+    }
+    if (cap == 0) return total;
+    /* Keep the root side: a stack longer than cap ends in the marker. */
+    uint64_t lim = total <= cap ? total : cap - 1;
+    uint64_t pos = total;
+    x = s->leaf_task;
+    for (uint32_t k = 0; !thread_only && k < s->ntasks && x != NONE; k++) {
+        uint32_t nf;
+        const uint64_t *f = task_frames(r, x, k == 0, &nf);
+        pos -= nf;
+        frames_at(buf, lim, pos, f, nf);
+        pos -= 1;
+        put_at(buf, lim, pos, AU_ENTRY_TASK, t[x].id, x);
+        x = r->parent[x];
+    }
+    if (s->flags & AU_STACK_CYCLE)
+        put_at(buf, lim, prefix, AU_ENTRY_CYCLE, t[s->closing].id, s->closing);
+    else if (s->flags & AU_STACK_TRUNCATED_DEPTH)
+        put_at(buf, lim, prefix, AU_ENTRY_TRUNCATED, 0, NONE);
+    frames_at(buf, lim, 0, in->frames, (uint32_t)prefix);
+    if (total > cap) put_at(buf, cap, cap - 1, AU_ENTRY_TRUNCATED, 0, NONE);
+    return total;
+}
 
 static uint32_t or_default(uint32_t v, uint32_t d) { return v ? v : d; }
 
@@ -415,8 +486,6 @@ au_resolver *au_resolver_new(const au_allocator *alloc, const au_resolver_limits
     r->lim.max_tasks = or_default(l.max_tasks, AU_DEFAULT_MAX_TASKS);
     r->lim.max_links = or_default(l.max_links, AU_DEFAULT_MAX_LINKS);
     r->lim.max_depth = or_default(l.max_depth, AU_DEFAULT_MAX_DEPTH);
-    r->lim.max_frames = or_default(l.max_frames, AU_DEFAULT_MAX_FRAMES);
-    r->lim.max_total_entries = or_default(l.max_total_entries, AU_DEFAULT_MAX_TOTAL_ENTRIES);
     return r;
 }
 
@@ -424,17 +493,17 @@ void au_resolver_free(au_resolver *r) {
     if (!r) return;
     release(r, r->parent, r->parent_cap, sizeof *r->parent);
     release(r, r->strong, r->strong_cap, sizeof *r->strong);
-    release(r, r->stamp, r->stamp_cap, sizeof *r->stamp);
+    release(r, r->clen, r->clen_cap, sizeof *r->clen);
+    release(r, r->cclose, r->cclose_cap, sizeof *r->cclose);
+    release(r, r->path, r->path_cap, sizeof *r->path);
     release(r, r->state, r->state_cap, sizeof *r->state);
     release(r, r->bearers, r->bearers_cap, sizeof *r->bearers);
-    release(r, r->sorted, r->sorted_cap, sizeof *r->sorted);
-    release(r, r->chain, r->chain_cap, sizeof *r->chain);
-    release(r, r->tasks.keys, r->tasks.kcap, sizeof *r->tasks.keys);
-    release(r, r->tasks.vals, r->tasks.vcap, sizeof *r->tasks.vals);
-    release(r, r->running.keys, r->running.kcap, sizeof *r->running.keys);
-    release(r, r->running.vals, r->running.vcap, sizeof *r->running.vals);
+    release(r, r->order, r->order_cap, sizeof *r->order);
+    release(r, r->keys, r->keys_cap, sizeof *r->keys);
+    release(r, r->keys2, r->keys2_cap, sizeof *r->keys2);
+    release(r, r->tasks.slots, r->tasks.cap, sizeof *r->tasks.slots);
+    release(r, r->running.slots, r->running.cap, sizeof *r->running.slots);
     release(r, r->stacks, r->stacks_cap, sizeof *r->stacks);
-    release(r, r->entries, r->entries_cap, sizeof *r->entries);
     au_allocator a = r->alloc;
     a.realloc(a.ud, r, sizeof *r, 0);
 }
@@ -455,23 +524,20 @@ static int check_input(const au_resolver *r, const au_thread_sample *in) {
     return AU_OK;
 }
 
-/* Size the per-task arrays for n tasks.  The stamp array is zeroed when it
- * grows, since stale garbage could match the current walk's stamp. */
+/* Size the per-task arrays for n tasks. */
 static int reserve(au_resolver *r, uint32_t n) {
-    uint32_t old_stamp_cap = r->stamp_cap;
     if (grow(r, &r->parent, &r->parent_cap, n, sizeof *r->parent) ||
         grow(r, &r->strong, &r->strong_cap, n, sizeof *r->strong) ||
-        grow(r, &r->stamp, &r->stamp_cap, n, sizeof *r->stamp) ||
+        grow(r, &r->clen, &r->clen_cap, n, sizeof *r->clen) ||
+        grow(r, &r->cclose, &r->cclose_cap, n, sizeof *r->cclose) ||
+        grow(r, &r->path, &r->path_cap, n, sizeof *r->path) ||
         grow(r, &r->state, &r->state_cap, n, sizeof *r->state) ||
         grow(r, &r->bearers, &r->bearers_cap, n, sizeof *r->bearers) ||
-        grow(r, &r->sorted, &r->sorted_cap, n, sizeof *r->sorted) ||
-        grow(r, &r->chain, &r->chain_cap, r->lim.max_depth, sizeof *r->chain) ||
+        grow(r, &r->order, &r->order_cap, n, sizeof *r->order) ||
+        grow(r, &r->keys, &r->keys_cap, n, sizeof *r->keys) ||
+        grow(r, &r->keys2, &r->keys2_cap, n, sizeof *r->keys2) ||
         grow(r, &r->stacks, &r->stacks_cap, n ? n : 1, sizeof *r->stacks))
         return AU_ERR_NOMEM;
-    if (r->stamp_cap != old_stamp_cap) {
-        memset(r->stamp, 0, (size_t)r->stamp_cap * sizeof *r->stamp);
-        r->walk = 0;
-    }
     return AU_OK;
 }
 
@@ -482,29 +548,22 @@ static int resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out) {
     resolve_parents(r, in);
     uint32_t running = NONE, boundary = 0;
     if ((rc = find_running(r, in, &running, &boundary))) return rc;
+    r->in = in;
+    r->running_task = running;
+    r->boundary = boundary;
 
     uint32_t n = choose_bearers(r, in->tasks, in->ntasks, running);
-    uint32_t *order = sort_by_id(r, in->tasks, n);
-    uint32_t nstacks = n ? n : (in->nframes ? 1 : 0);
-    if (nstacks > r->lim.max_total_entries) return AU_ERR_LIMIT;
-
-    emitter e = {r, in, running, boundary, 0, 0, 0, 0, AU_OK};
-    for (uint32_t k = 0; k < nstacks && !e.err; k++) {
-        /* Leave at least one entry for every stack still to come. */
-        uint32_t budget = r->lim.max_total_entries - e.used - (nstacks - k - 1);
-        e.cap = budget < r->lim.max_frames ? budget : r->lim.max_frames;
-        if (n) {
-            emit_stack(&e, order[k], &r->stacks[k]);
-        } else {
-            emit_stack(&e, NONE, &r->stacks[k]);
-            r->stacks[k].flags |= AU_STACK_THREAD_ONLY;
-        }
-    }
-    if (e.err) return e.err;
-    uint32_t offset = 0;
-    for (uint32_t k = 0; k < nstacks; k++) {
-        r->stacks[k].entries = r->entries + offset;
-        offset += r->stacks[k].nentries;
+    measure_chains(r, in->ntasks);
+    sort_by_id(r, in->tasks, n);
+    for (uint32_t k = 0; k < n; k++) describe_stack(r, in->tasks, r->order[k], &r->stacks[k]);
+    uint32_t nstacks = n;
+    if (n == 0 && in->nframes) {
+        au_stack *st = &r->stacks[0];
+        memset(st, 0, sizeof *st);
+        st->leaf_task = NONE;
+        st->closing = NONE;
+        st->flags = AU_STACK_THREAD_ONLY;
+        nstacks = 1;
     }
     out->nstacks = nstacks;
     out->stacks = r->stacks;

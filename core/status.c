@@ -60,9 +60,10 @@ int au_grow(const au_allocator *a, uint64_t *counter, void **ptr, uint32_t *cap,
     /* Grow geometrically so a series of slightly larger inputs does not
      * reallocate every time; the cap keeps it within uint32 indices. */
     size_t ncap = (size_t)*cap * 2;
-    if (ncap < need) ncap = need;
+    if (ncap < need + need / 2) ncap = need + need / 2;
     if (ncap < 16) ncap = 16;
     if (ncap > UINT32_MAX) ncap = UINT32_MAX;
+    if (ncap < need && need <= UINT32_MAX) ncap = need;
     if (ncap < need || ncap > SIZE_MAX / elem) return AU_ERR_NOMEM;
     void *p = a->realloc(a->ud, *ptr, (size_t)*cap * elem, ncap * elem);
     if (!p) return AU_ERR_NOMEM;

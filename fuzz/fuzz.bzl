@@ -72,8 +72,10 @@ def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None):
     corpus_dir = "corpus/" + corpus_name
     corpus_files = "//corpus:" + corpus_name
 
-    # alwayslink: libAFLDriver.a's main() refers to the harness weakly, so a
-    # plain archive member would be dropped and main would call address 0.
+    # alwayslink: under --config=afl, main() comes from libAFLDriver.a at
+    # the end of the link line and refers to LLVMFuzzerTestOneInput only
+    # weakly, so the harness object would be dropped and main would call
+    # address 0.
     native.cc_library(
         name = name + "_harness",
         srcs = srcs,
@@ -118,8 +120,8 @@ def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None):
 def au_corpus_filegroups():
     """In corpus/BUILD: one public filegroup per subdirectory, named after it.
 
-    So a new corpus/<name>/ needs no BUILD edit.  Bazel only re-runs this
-    glob when corpus/ changes, which adding a directory does.
+    So a new corpus/<name>/ needs no BUILD edit: Bazel re-evaluates these
+    globs whenever an entry is added to or removed from corpus/.
     """
     files = native.glob(["*"])
     for entry in native.glob(["*"], exclude_directories = 0):

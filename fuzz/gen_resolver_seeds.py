@@ -20,11 +20,12 @@ COUNTS = [(0, 0), (0, 0), (3, 5), (40, 80)]
 TOTAL = [0, 1, 2, 3, 6, 20, 200, 5000]
 
 
-def hdr(depth=0, frames=0, counts=(0, 0), total=0):
-    """Limits by value (0 = library default); each must be in its table."""
+def hdr(depth=0, frames=0, counts=(0, 0), total=0, real_defaults=False):
+    """Limits by value (0 = library default); each must be in its table.
+    real_defaults: keep the library defaults even for > 256 tasks."""
     h0 = DEPTH.index(depth) | FRAMES.index(frames) << 3
     h0 |= [0, 2, 3][[(0, 0), (3, 5), (40, 80)].index(counts)] << 6
-    return bytes([h0, TOTAL.index(total)])
+    return bytes([h0, TOTAL.index(total) | (8 if real_defaults else 0)])
 
 
 # ---- operands ---------------------------------------------------------------
@@ -180,11 +181,11 @@ SEEDS = {
         + fanout(small(5), STRONG | 4, 1, a=1 << 2),
     # A TaskGroup with 2048 children under a chain of 3.
     "seed_taskgroup_2048":
-        hdr() + thread(*LOOP) + chain(small(3), AWAIT)
+        hdr(real_defaults=True) + thread(*LOOP) + chain(small(3), AWAIT)
         + fanout(big(16, 3), STRONG | 4, 0x100080, a=3 | 1 << 2),
     # A chain of 2048 awaits: cut at the default depth of 1024.
     "seed_deep_chain_default_depth":
-        hdr() + thread(*LOOP) + chain(big(16, 3), AWAIT, a=3),
+        hdr(real_defaults=True) + thread(*LOOP) + chain(big(16, 3), AWAIT, a=3),
     # Depth 3, chains of 10 in all three kinds, plus one root attached.
     "seed_deep_chain_depth3":
         hdr(depth=3) + thread(*LOOP) + task(1, frames=[F(9)])

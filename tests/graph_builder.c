@@ -73,9 +73,12 @@ static const char *task_name(const gb_graph *g, uint32_t index) {
     return g->tasks[index].name;
 }
 
-const char *gb_render(const gb_graph *g, const au_stacks *st, char *buf, size_t size) {
+const char *gb_render(const gb_graph *g, const au_resolver *r, const au_stacks *st, uint32_t cap,
+                      char *buf, size_t size) {
     size_t at = 0;
     buf[0] = 0;
+    static au_entry entries[4096]; /* test-only scratch */
+    assert(cap <= 4096);
 #define OUT(...)                                                              \
     do {                                                                      \
         int w_ = snprintf(buf + at, size - at, __VA_ARGS__);                  \
@@ -84,16 +87,18 @@ const char *gb_render(const gb_graph *g, const au_stacks *st, char *buf, size_t 
     } while (0)
     for (uint32_t k = 0; k < st->nstacks; k++) {
         const au_stack *s = &st->stacks[k];
+        uint64_t total = au_stack_entries(r, s, entries, cap);
+        uint32_t n = total < cap ? (uint32_t)total : cap;
         if (k) OUT("\n");
         OUT("%.*s", (int)s->leaf_name_len, s->leaf_name ? s->leaf_name : "");
         if (s->flags & AU_STACK_RUNNING) OUT(" (running)");
         if (s->flags & AU_STACK_CYCLE) OUT(" (cycle)");
         if (s->flags & AU_STACK_TRUNCATED_DEPTH) OUT(" (depth)");
-        if (s->flags & AU_STACK_TRUNCATED_FRAMES) OUT(" (frames)");
+        if (total > cap) OUT(" (frames)");
         if (s->flags & AU_STACK_THREAD_ONLY) OUT("(thread)");
         OUT(":");
-        for (uint32_t e = 0; e < s->nentries; e++) {
-            const au_entry *x = &s->entries[e];
+        for (uint32_t e = 0; e < n; e++) {
+            const au_entry *x = &entries[e];
             OUT(e ? ";" : " ");
             switch (x->kind) {
             case AU_ENTRY_FRAME:

@@ -38,9 +38,11 @@ void gb_link(gb_graph *g, uint64_t child, uint64_t parent);
 /* The id of a frame name (interning it). */
 uint64_t gb_frame(gb_graph *g, const char *name);
 
-/* Render stacks as lines "leafname[flags]: entries", joined with '\n'.
- * Flags: " (running)", " (cycle)", " (depth)", " (frames)", " (thread)".
- * Returns buf. */
-const char *gb_render(const gb_graph *g, const au_stacks *st, char *buf, size_t size);
+/* Render stacks as lines "leafname[flags]: entries", joined with '\n',
+ * each stack written out with au_stack_entries() at most cap entries long.
+ * Flags: " (running)", " (cycle)", " (depth)", " (frames)" (longer than
+ * cap), "(thread)".  Returns buf. */
+const char *gb_render(const gb_graph *g, const au_resolver *r, const au_stacks *st, uint32_t cap,
+                      char *buf, size_t size);
 
 #endif
