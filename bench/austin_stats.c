@@ -16,7 +16,8 @@
  * samples slower than the interval ("long sampling rate"), the error rate
  * (samples that failed or held a thread flagged AU_THREAD_PARTIAL), the mean
  * syscalls/pages/bytes/reads per sample, and, for a spawned fixture, how
- * many samples showed exactly the expected stack.  A last "RESULT" line
+ * many samples showed exactly the expected stack (one thread, --frames
+ * frames, no flag), with the shapes of the others.  A last "RESULT" line
  * carries the same numbers as key=value for scripts.
  *
  * Usage:
@@ -54,6 +55,7 @@
 #define FIXTURE "python_fixtures/cpu_bound.py"
 #define DEFAULT_PYTHONS "pyenv-3.12,pyenv-3.13"
 #define FIXTURE_FRAMES_ABOVE 3 /* <module>, main(), spin() around recurse() */
+#define SETTLE_NS 100000000L    /* after READY, before the first sample */
 
 typedef struct options {
     const char *pythons;
@@ -69,6 +71,9 @@ typedef struct result {
     uint64_t syscalls, pages, bytes, requests;
     uint64_t first_ns;
     uint32_t min_depth, max_depth;
+    /* Samples without the expected stack, by shape (first few shapes). */
+    struct { uint32_t nthreads, nframes, flags; uint64_t count; } odd[4];
+    uint32_t nodd;
     double elapsed_s;
     double cpu_s;
     long nivcsw;
@@ -263,9 +268,25 @@ static int measure(int pid, const options *o, uint32_t expect_frames, au_pyrunti
             }
             if (depth < res->min_depth) res->min_depth = depth;
             if (depth > res->max_depth) res->max_depth = depth;
-            if (expect_frames && s.nthreads >= 1 && s.threads[0].nframes == expect_frames &&
-                !(s.threads[0].flags & (AU_THREAD_PARTIAL | AU_THREAD_TRUNCATED)))
-                res->expected_ok++;
+            if (expect_frames) {
+                uint32_t nf = s.nthreads ? s.threads[0].nframes : 0;
+                uint32_t fl = s.nthreads ? s.threads[0].flags : 0;
+                if (s.nthreads == 1 && nf == expect_frames && fl == 0) {
+                    res->expected_ok++;
+                } else {
+                    uint32_t k = 0;
+                    while (k < res->nodd && (res->odd[k].nthreads != s.nthreads ||
+                                             res->odd[k].nframes != nf || res->odd[k].flags != fl))
+                        k++;
+                    if (k == res->nodd && k < 4) {
+                        res->odd[k].nthreads = s.nthreads;
+                        res->odd[k].nframes = nf;
+                        res->odd[k].flags = fl;
+                        res->nodd++;
+                    }
+                    if (k < res->nodd) res->odd[k].count++;
+                }
+            }
         }
         /* The next tick is one interval after this sample started; an
          * overrun starts the next sample at once. */
@@ -343,6 +364,10 @@ static void report(const char *label, int pid, const au_pyruntime *rt, const opt
                "frames\n",
                (unsigned long long)res->expected_ok, (unsigned long long)n,
                100.0 * (double)res->expected_ok / dn, expect_frames);
+    for (uint32_t k = 0; k < res->nodd; k++)
+        printf("    other: %llu samples with %u thread(s), first thread %u frames, flags 0x%x\n",
+               (unsigned long long)res->odd[k].count, res->odd[k].nthreads, res->odd[k].nframes,
+               res->odd[k].flags);
     printf("  Stack depth (min/max)       : %u/%u frames\n", res->min_depth, res->max_depth);
     printf("  Per sample (mean)           : %.2f syscalls, %.2f pages, %.0f bytes, %.2f reads\n",
            (double)res->syscalls / dn, (double)res->pages / dn, (double)res->bytes / dn,
@@ -430,6 +455,10 @@ int main(int argc, char **argv) {
             status = 2;
             continue;
         }
+        /* READY is printed from announce(), called by spin(): let the
+         * fixture return from it and settle into its loop first. */
+        struct timespec settle = {0, SETTLE_NS};
+        nanosleep(&settle, NULL);
         if (run_target(name, proc.pid, &o, (uint32_t)o.frames) != 0) status = 2;
         py_kill(&proc);
     }

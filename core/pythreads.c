@@ -50,6 +50,23 @@ static int read_into_buf(au_pyreader *r, uint64_t addr, uint32_t len) {
     return au_pr_batch(r, 1);
 }
 
+/* Read the 8-byte fields at base + offs[i] (absent fields read as 0) in
+ * one batch: the memory source merges those that share pages, and a
+ * struct whose fields lie far apart (3.13's PyInterpreterState keeps its
+ * thread list 7 KB in) costs the pages of its fields, not of its span. */
+static int read_fields(au_pyreader *r, uint64_t base, const uint32_t *offs, int n, uint64_t *vals) {
+    if (au_pr_grow(r, &r->buf, &r->buf_cap, (size_t)n * 8, 1) ||
+        au_pr_grow(r, &r->reads, &r->reads_cap, (size_t)n, sizeof *r->reads))
+        return AU_ERR_NOMEM;
+    uint32_t nr = 0;
+    for (int i = 0; i < n; i++)
+        if (present(offs[i]))
+            r->reads[nr++] = (au_read){base + offs[i], r->buf + 8 * i, 8, AU_OK};
+    int rc = au_pr_batch(r, nr);
+    for (int i = 0; i < n; i++) vals[i] = present(offs[i]) ? au_pr_u64(r->buf + 8 * i) : 0;
+    return rc;
+}
+
 /* ---- datastack chunks (3.11+) ----------------------------------------- */
 
 static const uint8_t *span_lookup(const au_pyreader *r, uint32_t first, uint32_t n,
@@ -187,18 +204,17 @@ static int read_tstate(au_pyreader *r, uint64_t addr, au_pythread *t, tstate_vie
     uint32_t fields[] = {o->tstate_next, o->tstate_frame, o->tstate_thread_id,
                          o->tstate_native_thread_id, o->tstate_datastack_chunk,
                          o->tstate_datastack_top};
-    uint32_t len = span_end(fields, 6, 8);
-    int rc = read_into_buf(r, addr, len);
+    uint64_t val[6];
+    int rc = read_fields(r, addr, fields, 6, val);
     if (rc) return rc;
-    const uint8_t *b = r->buf;
     memset(t, 0, sizeof *t);
     t->tstate = addr;
-    t->thread_id = au_pr_u64(b + o->tstate_thread_id);
-    t->native_id = present(o->tstate_native_thread_id) ? au_pr_u64(b + o->tstate_native_thread_id) : 0;
-    v->next = au_pr_u64(b + o->tstate_next);
-    v->frame = au_pr_u64(b + o->tstate_frame);
-    v->chunk = present(o->tstate_datastack_chunk) ? au_pr_u64(b + o->tstate_datastack_chunk) : 0;
-    v->top = present(o->tstate_datastack_top) ? au_pr_u64(b + o->tstate_datastack_top) : 0;
+    t->thread_id = val[2];
+    t->native_id = val[3];
+    v->next = val[0];
+    v->frame = val[1];
+    v->chunk = val[4];
+    v->top = val[5];
     if (v->frame && present(o->cframe_current_frame)) {
         uint64_t cframe = v->frame;
         v->frame = 0;
@@ -260,15 +276,14 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
     uint64_t seen_interps[AU_PR_MAX_INTERPS];
     uint32_t ninterps = 0;
     uint32_t ifields[] = {o->interp_next, o->interp_threads_head, o->interp_id};
-    uint32_t ilen = span_end(ifields, 3, 8);
     while (interp && ninterps < AU_PR_MAX_INTERPS && !(interp & 7)) {
         int dup = 0;
         for (uint32_t i = 0; i < ninterps; i++) dup |= seen_interps[i] == interp;
-        if (dup || read_into_buf(r, interp, ilen) != AU_OK) break;
+        uint64_t val[3];
+        if (dup || read_fields(r, interp, ifields, 3, val) != AU_OK) break;
         seen_interps[ninterps++] = interp;
-        uint64_t next = au_pr_u64(r->buf + o->interp_next);
-        uint64_t head = au_pr_u64(r->buf + o->interp_threads_head);
-        int64_t id = (int64_t)au_pr_u64(r->buf + o->interp_id);
+        uint64_t next = val[0], head = val[1];
+        int64_t id = (int64_t)val[2];
         if ((rc = walk_threads(r, head, id, &nthreads, &nraw, &flags))) return rc;
         interp = next;
     }

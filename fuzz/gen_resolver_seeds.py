@@ -15,17 +15,16 @@ import sys
 
 # ---- header -----------------------------------------------------------------
 DEPTH = [0, 1, 2, 3, 4, 7, 16, 100]
-FRAMES = [0, 1, 2, 3, 5, 9, 32, 300]
-COUNTS = [(0, 0), (0, 0), (3, 5), (40, 80)]
-TOTAL = [0, 1, 2, 3, 6, 20, 200, 5000]
+CAP = [0, 1, 2, 3, 5, 9, 32, 300]
 
 
-def hdr(depth=0, frames=0, counts=(0, 0), total=0, real_defaults=False):
-    """Limits by value (0 = library default); each must be in its table.
-    real_defaults: keep the library defaults even for > 256 tasks."""
-    h0 = DEPTH.index(depth) | FRAMES.index(frames) << 3
+def hdr(depth=0, cap=0, counts=(0, 0), real_defaults=False):
+    """depth: max_depth (0 = default); cap: the extra au_stack_entries cap
+    (0 = none); counts: (max_tasks, max_links), (0, 0), (3, 5) or (40, 80);
+    real_defaults: keep the default max_depth even for > 256 tasks."""
+    h0 = DEPTH.index(depth) | CAP.index(cap) << 3
     h0 |= [0, 2, 3][[(0, 0), (3, 5), (40, 80)].index(counts)] << 6
-    return bytes([h0, TOTAL.index(total) | (8 if real_defaults else 0)])
+    return bytes([h0, 8 if real_defaults else 0])
 
 
 # ---- operands ---------------------------------------------------------------
@@ -183,9 +182,11 @@ SEEDS = {
     "seed_taskgroup_2048":
         hdr(real_defaults=True) + thread(*LOOP) + chain(small(3), AWAIT)
         + fanout(big(16, 3), STRONG | 4, 0x100080, a=3 | 1 << 2),
-    # A chain of 2048 awaits: cut at the default depth of 1024.
+    # A chain of 1040 awaits (16, then 1024 under its deepest task): cut at
+    # the default depth of 1024.
     "seed_deep_chain_default_depth":
-        hdr(real_defaults=True) + thread(*LOOP) + chain(big(16, 3), AWAIT, a=3),
+        hdr(real_defaults=True) + thread(*LOOP) + chain(small(16), AWAIT)
+        + chain(big(16, 2), AWAIT | 4, a=2, top=0x100000 + 15 * 0x40),
     # Depth 3, chains of 10 in all three kinds, plus one root attached.
     "seed_deep_chain_depth3":
         hdr(depth=3) + thread(*LOOP) + task(1, frames=[F(9)])
@@ -207,7 +208,7 @@ SEEDS = {
         + task(2, creator=1, frames=[F(2)]),
     # A mixed cycle of eight: await, strong and weak links in turn.
     "seed_mixed_cycle":
-        hdr(total=5000) + chain(small(8), MIXED | 8),
+        hdr(cap=5) + chain(small(8), MIXED | 8),
     # Self links of all three kinds, all ignored.
     "seed_self_links":
         hdr() + thread(*LOOP) + task(1, awaits=1, creator=1, frames=[F(9)])
@@ -283,20 +284,17 @@ SEEDS = {
     # Nothing at all beyond the header.
     "seed_empty":
         hdr(),
-    # max_frames 2: every stack truncated.
-    "seed_tiny_max_frames":
-        hdr(frames=2) + thread(*LOOP) + task(1, frames=[F(9)])
+    # Entries fetched with cap 2 as well: every stack cut.
+    "seed_cap2":
+        hdr(cap=2) + thread(*LOOP) + task(1, frames=[F(9)])
         + task(2, creator=1),
-    # max_frames 1 and depth 1.
-    "seed_tiny_frames_depth":
-        hdr(depth=1, frames=1) + task(1) + task(2, creator=1),
-    # Budget of 6 entries for 3 stacks.
-    "seed_budget_total6":
-        hdr(total=6) + thread(F(1), F(2), F(3)) + task(1, frames=[F(9)])
+    # Cap 1 and depth 1.
+    "seed_cap1_depth1":
+        hdr(depth=1, cap=1) + task(1) + task(2, creator=1),
+    # Cap 3 on stacks of 5 entries.
+    "seed_cap3":
+        hdr(cap=3) + thread(F(1), F(2), F(3)) + task(1, frames=[F(9)])
         + task(2, frames=[F(8)]) + task(3, frames=[F(7)]),
-    # More stacks than max_total_entries: AU_ERR_LIMIT.
-    "seed_limit_total":
-        hdr(total=2) + task(1) + task(2) + task(3),
     # More tasks than max_tasks (3): AU_ERR_LIMIT.
     "seed_limit_tasks":
         hdr(counts=(3, 5)) + task(1) + task(2) + task(3) + task(4),
@@ -324,10 +322,10 @@ SEEDS = {
         hdr() + thread(*LOOP) + chain(small(4), AWAIT, a=1 << 2)
         + set_field(0, 0, 0x100000) + set_field(1, 2, 0x100000)
         + set_field(2, 3, 0) + splice(2, k=2),
-    # Big and limited together: 1024 weak chain, depth 7, 9 frames,
-    # budget 5000.
+    # Big and limited together: a weak chain of 1024 (all leaves), depth
+    # 7, cap 9.
     "seed_big_weak_chain_limits":
-        hdr(depth=7, frames=9, total=5000) + chain(big(16, 2), WEAK, a=2),
+        hdr(depth=7, cap=9) + chain(big(16, 2), WEAK, a=2),
 }
 
 

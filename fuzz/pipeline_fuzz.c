@@ -11,19 +11,21 @@
  * ---------------------------------------------------------------------------
  * The run.  The low bits of META time_ns choose the reader's limits:
  *
- *   bit 15       0: au_pyreader_new(limits = NULL), the defaults; 1: below
+ *   bits 14-15   0: au_pyreader_new(limits = NULL), the defaults; else:
  *   bits 0-3     max_frames     {0,1,2,3,4,5,7,8,12,16,32,64,100,1000,
  *                                2^31, UINT32_MAX}
  *   bits 4-5     max_threads    {0,1,2,UINT32_MAX}
  *   bits 6-8     max_name       {0,1,2,3,8,64,2^30,UINT32_MAX}
- *   bits 9-11    cache_entries  {0,1,16,17,33,64,1000,4096}
+ *   bits 9-11    cache_entries  {0,1,16,17,33,64,256,1000}
+ *                (the default, 4096 entries, costs ~1 ms per reader)
  *   bit 12       also run reader C (allocation failure, below)
  *   bits 16-21   C's failing allocation: call 1 + (bits % 48)
  *   (0 = the library default)
  *
- * Reader A (a size-checking allocator that fills new memory with 0xA5)
+ * Reader A (a size-checking allocator that fills new memory with 0x00)
  * samples 3 times; reader B, over a second memory source on the same
- * snapshot (allocator filling with 0x5A), does the same; reader C, when
+ * snapshot (allocator filling with 0x5A: a pointer read from uninitialised
+ * memory is NULL in A and wild in B), does the same; reader C, when
  * bit 12 is set, has an allocator that refuses exactly one call and
  * samples 3 times.  One reader per input, created and freed each time, so
  * leaks are caught (LeakSanitizer, and the allocators' own block count).
@@ -66,9 +68,21 @@
  * fast instead of timing out) and the mutator is self-tested on it (every
  * output must parse).
  *
- * AU_PIPELINE_SKIP_KNOWN=1 in the environment replaces limits that hit
- * known, reported core bugs (max_frames >= 2^30 hangs au_pyreader_new) by
- * the defaults, so that a long campaign can look for new ones.
+ * AU_PIPELINE_SKIP_KNOWN in the environment steps around known, reported
+ * core bugs so that a long campaign can look for new ones ("1" or "all",
+ * or a comma-separated list of these names):
+ *   max-frames  max_frames >= 2^30 (au_pyreader_new hangs) -> the default;
+ *   max-name    max_name > 2^27 -> 2^27 (pycode.c: a uint32 overflow,
+ *               and AU_ERR_LIMIT for the whole sample);
+ *   free-size   the allocator accepts the too-small old_size that
+ *               au_pyreader_free passes for its hash tables;
+ *   batches     stats.batches may miss the type checks' reads;
+ *   nomem       a sample in which an allocation failed may return AU_OK
+ *               with threads or frames missing;
+ *   debug-oob   snapshots whose _Py_DebugOffsets put str.length or
+ *               bytes.ob_size past the header the reader fetches (an
+ *               out-of-bounds read) are skipped.  Without it (the regression test) they fail.
+ * AU_PIPELINE_PRINT=1 prints reader A's samples.
  *
  * ---------------------------------------------------------------------------
  * The mutator (LLVMFuzzerCustomMutator) parses the container into a model
@@ -98,10 +112,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "asyncunwind.h"
 #include "fuzz/run_from_workspace.h"
+#include "pyoffsets.h"
 #include "snapshot_format.h"
 
 /* libFuzzer's mutator; absent in the regression test and under AFL++. */
@@ -114,7 +130,24 @@ size_t LLVMFuzzerCustomCrossOver(const uint8_t *d1, size_t s1, const uint8_t *d2
                                  uint8_t *out, size_t max_out, unsigned int seed);
 
 static int regression_mode; /* running as <name>_regression */
-static int skip_known;      /* AU_PIPELINE_SKIP_KNOWN */
+static unsigned skip_known; /* AU_PIPELINE_SKIP_KNOWN: KNOWN_* bits */
+
+/* Known core bugs (reported) that AU_PIPELINE_SKIP_KNOWN can step around. */
+#define KNOWN_FREE_SIZE 0x01u  /* "free-size" */
+#define KNOWN_BATCHES 0x02u    /* "batches" */
+#define KNOWN_NOMEM 0x04u      /* "nomem" */
+#define KNOWN_DEBUG_OOB 0x08u  /* "debug-oob" */
+#define KNOWN_MAX_FRAMES 0x10u /* "max-frames" */
+#define KNOWN_MAX_NAME 0x20u   /* "max-name" */
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} KNOWN[] = {
+    {"free-size", KNOWN_FREE_SIZE}, {"batches", KNOWN_BATCHES},   {"nomem", KNOWN_NOMEM},
+    {"debug-oob", KNOWN_DEBUG_OOB}, {"max-frames", KNOWN_MAX_FRAMES}, {"max-name", KNOWN_MAX_NAME},
+};
+static int print_renders;   /* AU_PIPELINE_PRINT: show reader A's samples */
 
 /* What is being checked, for failure reports. */
 static const char *cur_a, *cur_b;
@@ -221,27 +254,56 @@ typedef struct test_alloc {
     uint64_t fail_at;  /* that call (1-based) returns NULL; 0 = never */
     int failed;
     int64_t live;
-    size_t refused_big; /* a request over BIG_ALLOC, refused */
+    size_t big_request; /* the largest request over BIG_ALLOC */
 } test_alloc;
 
 #define BIG_ALLOC ((size_t)1 << 30)
-#define FILL_MAX ((size_t)1 << 20)
+#define FILL_MAX ((size_t)1 << 16)
 
 #define BLOCK_MAGIC 0x5eedf00dull
+#define BIG_MAGIC 0xb16b10c5ull
+#define HUGE_ALLOC ((size_t)16 << 30)
+
+/* A block in its own mapping: header page, then the bytes. */
+static size_t *big_map(size_t size) {
+    size_t total = size + 4096;
+    uint8_t *p = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    size_t *h = (size_t *)(p + 4096) - 2;
+    h[0] = size;
+    h[1] = BIG_MAGIC;
+    ((size_t *)p)[0] = total;
+    return h;
+}
+
+static void free_block(size_t *h) {
+    if (h[1] == BIG_MAGIC) {
+        uint8_t *base = (uint8_t *)(h + 2) - 4096;
+        munmap(base, ((size_t *)base)[0]);
+    } else {
+        free(h);
+    }
+}
 
 static void *ta_realloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
     test_alloc *a = ud;
     if (ptr) {
         size_t *h = (size_t *)ptr - 2;
-        CHECK(h[1] == BLOCK_MAGIC, "allocator: a block that is not ours");
-        CHECK(h[0] == old_size, "allocator: old_size %zu, the block has %zu", old_size, h[0]);
+        CHECK(h[1] == BLOCK_MAGIC || h[1] == BIG_MAGIC, "allocator: a block that is not ours");
+        /* KNOWN (reported): au_pyreader_free passes the requested, not the
+         * allocated, size of its hash tables (au_grow adds headroom). */
+        int known = (skip_known & KNOWN_FREE_SIZE) && old_size < h[0] &&
+                    h[0] - old_size <= old_size / 2 + 4096;
+        CHECK(h[0] == old_size || known, "allocator: old_size %zu, the block has %zu", old_size,
+              h[0]);
     } else {
         CHECK(old_size == 0, "allocator: old_size %zu for a new block", old_size);
     }
     if (new_size == 0) {
         if (ptr) {
             a->live--;
-            free((size_t *)ptr - 2);
+            free_block((size_t *)ptr - 2);
         }
         return NULL;
     }
@@ -249,12 +311,24 @@ static void *ta_realloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
         a->failed = 1;
         return NULL;
     }
-    /* Refused as an allocator would (the reader must then report
-     * AU_ERR_NOMEM, not crash); whether asking was legitimate is checked
-     * by the caller. */
-    if (new_size > BIG_ALLOC) {
-        a->refused_big = new_size;
-        return NULL;
+    if (new_size > BIG_ALLOC || (ptr && ((size_t *)ptr - 2)[1] == BIG_MAGIC)) {
+        /* Over 1 GiB: noted (whether asking was legitimate is checked by
+         * the caller), and served from reserved address space, backed only
+         * where touched, so that a reader that under-sizes such a block or
+         * misreads next to it is caught; over 16 GiB: refused, and the
+         * reader must report AU_ERR_NOMEM. */
+        if (new_size > BIG_ALLOC && new_size > a->big_request) a->big_request = new_size;
+        if (new_size > HUGE_ALLOC) return NULL;
+        size_t *h = big_map(new_size);
+        if (!h) return NULL;
+        if (ptr) {
+            size_t *old = (size_t *)ptr - 2;
+            memcpy(h + 2, ptr, old_size < new_size ? old_size : new_size);
+            free_block(old);
+        } else {
+            a->live++;
+        }
+        return h + 2;
     }
     size_t *h = realloc(ptr ? (size_t *)ptr - 2 : NULL, new_size + 2 * sizeof(size_t));
     if (!h) return NULL;
@@ -336,19 +410,22 @@ static const uint32_t MAX_FRAMES[16] = {0, 1, 2, 3, 4, 5, 7, 8, 12, 16, 32, 64, 
                                         1u << 31, UINT32_MAX};
 static const uint32_t MAX_THREADS[4] = {0, 1, 2, UINT32_MAX};
 static const uint32_t MAX_NAME[8] = {0, 1, 2, 3, 8, 64, 1u << 30, UINT32_MAX};
-static const uint32_t CACHE[8] = {0, 1, 16, 17, 33, 64, 1000, 4096};
+static const uint32_t CACHE[8] = {0, 1, 16, 17, 33, 64, 256, 1000};
 
 static run_config decode_config(uint64_t time_ns) {
     run_config c;
     memset(&c, 0, sizeof c);
     uint32_t b = (uint32_t)time_ns;
-    c.use_limits = (b >> 15) & 1;
+    c.use_limits = (b >> 14) & 3;
     if (c.use_limits) {
         c.lim.max_frames = MAX_FRAMES[b & 15];
         c.lim.max_threads = MAX_THREADS[(b >> 4) & 3];
         c.lim.max_name = MAX_NAME[(b >> 6) & 7];
+        if ((skip_known & KNOWN_MAX_NAME) && c.lim.max_name > (1u << 27))
+            c.lim.max_name = 1u << 27;
         c.lim.cache_entries = CACHE[(b >> 9) & 7];
-        if (skip_known && c.lim.max_frames >= (1u << 30)) c.lim.max_frames = 0;
+        if ((skip_known & KNOWN_MAX_FRAMES) && c.lim.max_frames >= (1u << 30))
+            c.lim.max_frames = 0;
     }
     c.eff.max_frames = c.lim.max_frames ? c.lim.max_frames : 4096;
     c.eff.max_threads = c.lim.max_threads ? c.lim.max_threads : 1024;
@@ -576,7 +653,11 @@ static void check_stats(const run_config *cfg, const scopy *s) {
     CHECK(s->stats.mem.requests == s->requests,
           "stats.mem.requests %" PRIu64 ", the source served %" PRIu64, s->stats.mem.requests,
           s->requests);
-    CHECK(s->stats.batches == s->calls, "stats.batches %u, read calls %" PRIu64,
+    /* KNOWN (reported): is_code_type counts its two reads only when both
+     * succeed (at most 4 checks of 2 reads per sample). */
+    int known = (skip_known & KNOWN_BATCHES) && s->stats.batches <= s->calls &&
+                s->calls - s->stats.batches <= 8;
+    CHECK(s->stats.batches == s->calls || known, "stats.batches %u, read calls %" PRIu64,
           s->stats.batches, s->calls);
     CHECK(s->stats.mem.syscalls == 0, "syscalls %" PRIu64 " from a snapshot",
           s->stats.mem.syscalls);
@@ -661,6 +742,7 @@ static void check_consistent(const char *what, const scopy *a, const scopy *b) {
 typedef struct reader_run {
     int new_rc;
     scopy s[NSAMPLES];
+    int failed_in[NSAMPLES]; /* the allocation failure happened in it */
     int64_t leaked;
 } reader_run;
 
@@ -676,9 +758,9 @@ static uint64_t max_read_len(const run_config *cfg) {
 static void check_big(const run_config *cfg, const test_alloc *ta, const char *what) {
     int modest = cfg->eff.max_name <= 1024 && cfg->eff.max_frames <= 4096 &&
                  cfg->eff.max_threads <= 1024;
-    CHECK(!ta->refused_big || !modest,
+    CHECK(!ta->big_request || !modest,
           "%s asked the allocator for %zu bytes (max_frames %u, max_threads %u, max_name %u)",
-          what, ta->refused_big, cfg->eff.max_frames, cfg->eff.max_threads, cfg->eff.max_name);
+          what, ta->big_request, cfg->eff.max_frames, cfg->eff.max_threads, cfg->eff.max_name);
 }
 
 static void run_reader(const au_snapshot *snap, const run_config *cfg, test_alloc *ta,
@@ -703,7 +785,7 @@ static void run_reader(const au_snapshot *snap, const run_config *cfg, test_allo
     else
         CHECK(rc == AU_OK || rc == AU_ERR_READ || rc == AU_ERR_FORMAT ||
                   rc == AU_ERR_CORRUPT || rc == AU_ERR_UNSUPPORTED ||
-                  (rc == AU_ERR_NOMEM && (ta->failed || ta->refused_big)),
+                  (rc == AU_ERR_NOMEM && (ta->failed || ta->big_request)),
               "au_pyreader_new(version %#x, runtime %#" PRIx64 "): %d (%s)",
               meta->py_version_hex, meta->runtime_addr, rc, au_status_str(rc));
     CHECK((rc == AU_OK) == (r != NULL), "au_pyreader_new: status %d, reader %p", rc, (void *)r);
@@ -715,10 +797,11 @@ static void run_reader(const au_snapshot *snap, const run_config *cfg, test_allo
         au_pysample smp;
         uint64_t calls0 = cm.calls, req0 = cm.requests;
         int failed_before = ta->failed;
-        ta->refused_big = 0;
+        ta->big_request = 0;
         rc = au_pyreader_sample(r, &smp);
         check_big(cfg, ta, "au_pyreader_sample");
-        int nomem_ok = (expect_nomem && ta->failed && !failed_before) || ta->refused_big;
+        int nomem_ok = (expect_nomem && ta->failed && !failed_before) || ta->big_request;
+        out->failed_in[i] = ta->failed && !failed_before;
         CHECK(rc == AU_OK || rc == AU_ERR_READ || (rc == AU_ERR_NOMEM && nomem_ok),
               "au_pyreader_sample #%d: %d (%s)", i + 1, rc, au_status_str(rc));
         take_sample(r, cfg, &cm, calls0, req0, rc, &smp, &out->s[i]);
@@ -756,7 +839,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
                           strcmp(a0 + n - (sizeof suffix - 1), suffix) == 0;
     }
     const char *e = getenv("AU_PIPELINE_SKIP_KNOWN");
-    skip_known = e && *e && strcmp(e, "0") != 0;
+    /* "1" or "all": every known bug; else a comma-separated list. */
+    skip_known = 0;
+    if (e && (strcmp(e, "1") == 0 || strcmp(e, "all") == 0)) {
+        skip_known = ~0u;
+    } else if (e) {
+        for (size_t i = 0; i < sizeof KNOWN / sizeof *KNOWN; i++) {
+            const char *at = strstr(e, KNOWN[i].name);
+            size_t n = strlen(KNOWN[i].name);
+            if (at && (at == e || at[-1] == ',') && (at[n] == '\0' || at[n] == ','))
+                skip_known |= KNOWN[i].bit;
+        }
+    }
+    e = getenv("AU_PIPELINE_PRINT");
+    print_renders = e && *e && strcmp(e, "0") != 0;
     if (regression_mode) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -768,6 +864,33 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static void self_test_mutator(const uint8_t *data, size_t size);
 
+/* KNOWN (reported): _Py_DebugOffsets (3.13+) may move str.length or
+ * bytes.ob_size past the object header pycode.c reads (header_len), and
+ * str_shape() / needed() then read outside r->buf.  1 when the reader
+ * would use such offsets for this snapshot. */
+static int known_oob_offsets(const au_snapshot *snap) {
+    const au_snapshot_meta *m = au_snapshot_get_meta(snap);
+    const au_py_offsets *base = au_py_offsets_for(m->py_version_hex);
+    if (!base || !base->debug || !m->runtime_addr) return 0;
+    au_memsrc *src = NULL;
+    if (au_memsrc_snapshot_open(NULL, snap, &src) != AU_OK) return 0;
+    uint8_t *blob = xmalloc(base->debug->size);
+    au_py_offsets o;
+    int bad = 0;
+    if (au_mem_read1(src, m->runtime_addr + base->runtime_debug_offsets, blob,
+                     base->debug->size) == AU_OK &&
+        au_py_offsets_apply_debug(&o, base, blob, base->debug->size) >= 0) {
+        uint64_t hstr = o.sizeof_compact > (uint64_t)o.unicode_state + 4
+                            ? o.sizeof_compact
+                            : (uint64_t)o.unicode_state + 4;
+        bad = (uint64_t)o.unicode_length + 8 > hstr ||
+              (uint64_t)o.var_ob_size + 8 > o.bytes_ob_sval;
+    }
+    free(blob);
+    au_memsrc_destroy(src);
+    return bad;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (regression_mode) alarm(20);
     au_snapshot *snap = NULL;
@@ -777,8 +900,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     const au_snapshot_meta *meta = au_snapshot_get_meta(snap);
     run_config cfg = decode_config(meta->time_ns);
+    if ((skip_known & KNOWN_DEBUG_OOB) && known_oob_offsets(snap)) {
+        au_snapshot_free(snap);
+        return 0;
+    }
 
-    test_alloc ta_a = {0xA5, 0, 0, 0, 0, 0}, ta_b = {0x5A, 0, 0, 0, 0, 0};
+    test_alloc ta_a = {0x00, 0, 0, 0, 0, 0}, ta_b = {0x5A, 0, 0, 0, 0, 0};
     reader_run A, B;
     run_reader(snap, &cfg, &ta_a, 0, &A);
     run_reader(snap, &cfg, &ta_b, 0, &B);
@@ -797,6 +924,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(ta.s);
         free(tb.s);
     }
+    if (print_renders) {
+        text t = {NULL, 0, 0};
+        tprintf(&t, "version %#x runtime %#" PRIx64 " limits %s frames %u threads %u name %u "
+                "cache %u, new %d\n", meta->py_version_hex, meta->runtime_addr,
+                cfg.use_limits ? "set" : "NULL", cfg.eff.max_frames, cfg.eff.max_threads,
+                cfg.eff.max_name, cfg.eff.cache_entries, A.new_rc);
+        for (int i = 0; i < NSAMPLES; i++) render(&t, &A.s[i], 1);
+        tprintf(&t, "reader B:\n");
+        for (int i = 0; i < NSAMPLES; i++) render(&t, &B.s[i], 1);
+        fputs(t.s, stderr);
+        free(t.s);
+    }
     /* The cache: later samples agree with the first. */
     for (int i = 1; i < NSAMPLES; i++) check_consistent("sample 1 vs later", &A.s[0], &A.s[i]);
 
@@ -805,9 +944,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         test_alloc ta_c = {0xC3, 0, cfg.fault_at, 0, 0, 0};
         reader_run C;
         run_reader(snap, &cfg, &ta_c, 1, &C);
+        if (print_renders) {
+            text t = {NULL, 0, 0};
+            tprintf(&t, "reader C: allocation %u fails; new %d\n", cfg.fault_at, C.new_rc);
+            for (int i = 0; i < NSAMPLES; i++) render(&t, &C.s[i], 1);
+            fputs(t.s, stderr);
+            free(t.s);
+        }
+        /* KNOWN (reported): pythreads.c takes AU_ERR_NOMEM from
+         * read_into_buf for a failed read, and returns AU_OK with threads or
+         * frames missing. */
         for (int i = 0; i < NSAMPLES; i++)
-            if (C.new_rc == AU_OK) check_consistent("A vs allocation-failure reader", &A.s[0],
-                                                    &C.s[i]);
+            if (C.new_rc == AU_OK && !((skip_known & KNOWN_NOMEM) && C.failed_in[i]))
+                check_consistent("A vs allocation-failure reader", &A.s[0], &C.s[i]);
         reader_run_free(&C);
     }
     reader_run_free(&A);
@@ -942,7 +1091,7 @@ static int cmp_failed(const void *a, const void *b) {
 /* Sort, and drop what the format does not allow (empty, too long, at 0,
  * wrapping or overlapping regions; duplicate FAILED records). */
 static void model_normalize(model *m) {
-    qsort(m->regions, m->nregions, sizeof *m->regions, cmp_region);
+    if (m->nregions) qsort(m->regions, m->nregions, sizeof *m->regions, cmp_region);
     uint32_t k = 0;
     uint64_t end = 0;
     for (uint32_t i = 0; i < m->nregions; i++) {
@@ -957,7 +1106,7 @@ static void model_normalize(model *m) {
         m->regions[k++] = *g;
     }
     m->nregions = k;
-    qsort(m->failed, m->nfailed, sizeof *m->failed, cmp_failed);
+    if (m->nfailed) qsort(m->failed, m->nfailed, sizeof *m->failed, cmp_failed);
     k = 0;
     for (uint32_t i = 0; i < m->nfailed; i++) {
         if (k && m->failed[k - 1].addr == m->failed[i].addr &&

@@ -23,40 +23,6 @@ static void *xcalloc(size_t n, size_t size) {
     return p;
 }
 
-/* ---- a growable array of entries ---------------------------------------- */
-
-/* Entries of one stack.  Only the first `keep` entries are stored (the
- * frame budget can never keep more); `want` counts them all. */
-typedef struct entry_vec {
-    au_entry *v;
-    uint32_t n, cap, keep;
-    uint64_t want;
-} entry_vec;
-
-static void push(entry_vec *e, uint64_t id, uint32_t kind, uint32_t task) {
-    e->want++;
-    if (e->n >= e->keep) return;
-    if (e->n == e->cap) {
-        e->cap = e->cap ? 2 * e->cap : 16;
-        e->v = realloc(e->v, (size_t)e->cap * sizeof *e->v);
-        if (!e->v) {
-            fprintf(stderr, "ref_resolver: out of memory\n");
-            abort();
-        }
-    }
-    e->v[e->n].id = id;
-    e->v[e->n].kind = kind;
-    e->v[e->n].task = task;
-    e->n++;
-}
-
-/* push() for each of n frame ids (quicker once nothing more is kept). */
-static void push_frames(entry_vec *e, const uint64_t *ids, uint32_t n) {
-    uint32_t i = 0;
-    for (; i < n && e->n < e->keep; i++) push(e, ids[i], AU_ENTRY_FRAME, NONE);
-    e->want += n - i; /* the frames that would not be kept anyway */
-}
-
 /* ---- id lookup: (id, index) pairs sorted by id --------------------------- */
 
 typedef struct id_index {
@@ -117,40 +83,33 @@ static uint32_t better(const state *s, uint32_t best, uint32_t cand,
     return s->in->tasks[cand].id < s->in->tasks[best].id ? cand : best;
 }
 
-static int cmp_task_id(const void *a, const void *b, const au_task *tasks) {
-    uint64_t x = tasks[*(const uint32_t *)a].id;
-    uint64_t y = tasks[*(const uint32_t *)b].id;
+/* qsort has no context argument; keep the task array for the comparator in
+ * a variable of this file for the duration of one sort.  (The reference is
+ * only called from the single-threaded fuzzer.) */
+static const au_task *sort_tasks;
+static int cmp_by_task_id(const void *a, const void *b) {
+    uint64_t x = sort_tasks[*(const uint32_t *)a].id;
+    uint64_t y = sort_tasks[*(const uint32_t *)b].id;
     return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/* qsort has no context argument; keep the task array for the comparator in
- * a variable local to this translation unit for the duration of one sort.
- * (The reference is only called from the single-threaded fuzzer.) */
-static const au_task *sort_tasks;
-static int cmp_by_task_id(const void *a, const void *b) {
-    return cmp_task_id(a, b, sort_tasks);
-}
-
-static void emit_stacks(const au_thread_sample *in, const state *s,
-                        const uint32_t *parent, const unsigned char *bearer,
-                        uint32_t nbearers, uint32_t nstacks, uint32_t R,
-                        uint32_t boundary, uint32_t max_depth,
-                        uint32_t max_frames, uint32_t max_total,
-                        ref_result *res);
+static void build_stacks(const state *s, const uint32_t *parent,
+                         const unsigned char *bearer, uint32_t nbearers,
+                         uint32_t npresent, uint32_t max_depth,
+                         ref_result *res);
 
 static uint32_t eff(uint32_t v, uint32_t def) { return v ? v : def; }
 
 int ref_resolve(const au_thread_sample *in, const au_resolver_limits *limits,
                 ref_result *res) {
     memset(res, 0, sizeof *res);
+    res->in = in;
+    res->running = NONE;
     au_resolver_limits lim = {0};
     if (limits) lim = *limits;
     const uint32_t max_tasks = eff(lim.max_tasks, AU_DEFAULT_MAX_TASKS);
     const uint32_t max_links = eff(lim.max_links, AU_DEFAULT_MAX_LINKS);
     const uint32_t max_depth = eff(lim.max_depth, AU_DEFAULT_MAX_DEPTH);
-    const uint32_t max_frames = eff(lim.max_frames, AU_DEFAULT_MAX_FRAMES);
-    const uint32_t max_total =
-        eff(lim.max_total_entries, AU_DEFAULT_MAX_TOTAL_ENTRIES);
 
     /* ---- Input: a NULL array with a non-zero count is AU_ERR_ARG.
      * INTERPRETATION: the sample's own arrays are checked first, then the
@@ -249,7 +208,8 @@ int ref_resolve(const au_thread_sample *in, const au_resolver_limits *limits,
         }
     }
     res->stats.running_ignored = nflagged - (R != NONE ? 1 : 0);
-    const uint32_t boundary = R != NONE ? b : in->nframes;
+    res->running = R;
+    res->boundary = R != NONE ? b : in->nframes;
 
     /* ---- Rule 1: the parent of every present task. */
     uint32_t *by_await = xcalloc(n, sizeof *by_await);
@@ -264,7 +224,8 @@ int ref_resolve(const au_thread_sample *in, const au_resolver_limits *limits,
         if (t != NONE)
             by_strong[t] = better(&s, by_strong[t], lparent[k], s.creator[t]);
     }
-    uint32_t *parent = xcalloc(n, sizeof *parent);
+    uint32_t *parent = res->parent = xcalloc(n, sizeof *parent);
+    res->ntasks = n;
     for (uint32_t i = 0; i < n; i++) {
         parent[i] = NONE;
         if (!s.present[i]) continue;
@@ -318,19 +279,10 @@ int ref_resolve(const au_thread_sample *in, const au_resolver_limits *limits,
         for (t = i; t != NONE && colour[t] == 1; t = parent[t]) colour[t] = 2;
     }
 
-    /* ---- Stack count limit: every stack holds at least one entry. */
     uint32_t nbearers = 0;
     for (uint32_t i = 0; i < n; i++) nbearers += bearer[i];
-    /* INTERPRETATION: "(none at all if the thread stack is empty too)" is
-     * read as "no stack at all": with no present task and an empty thread
-     * stack the result has zero stacks, since every stack holds at least
-     * one entry. */
-    const uint32_t nstacks = npresent ? nbearers : in->nframes ? 1 : 0;
-    if (nstacks > max_total)
-        res->status = AU_ERR_LIMIT;
-    else
-        emit_stacks(in, &s, parent, bearer, nbearers, nstacks, R, boundary,
-                    max_depth, max_frames, max_total, res);
+    build_stacks(&s, parent, bearer, nbearers, npresent, max_depth, res);
+    res->status = AU_OK;
 
     free(s.sorted);
     free(s.present);
@@ -341,122 +293,157 @@ int ref_resolve(const au_thread_sample *in, const au_resolver_limits *limits,
     free(waiting);
     free(by_await);
     free(by_strong);
-    free(parent);
     free(nchildren);
     free(bearer);
     free(colour);
     return res->status;
 }
 
-/* Rules 3 and 4: one stack per bearer, by leaf id, within the budget. */
-static void emit_stacks(const au_thread_sample *in, const state *s,
-                        const uint32_t *parent, const unsigned char *bearer,
-                        uint32_t nbearers, uint32_t nstacks, uint32_t R,
-                        uint32_t boundary, uint32_t max_depth,
-                        uint32_t max_frames, uint32_t max_total,
-                        ref_result *res) {
+/* Rules 3 and 4: one stack per bearer, by leaf id; each chain from its leaf
+ * upwards, stored root side first. */
+static void build_stacks(const state *s, const uint32_t *parent,
+                         const unsigned char *bearer, uint32_t nbearers,
+                         uint32_t npresent, uint32_t max_depth,
+                         ref_result *res) {
     const uint32_t n = s->n;
-    const au_task *tasks = in->tasks;
-    const int no_tasks = nbearers == 0; /* no present task (a present task
-                                           always yields a bearer) */
+    const au_task *tasks = s->in->tasks;
 
-    /* ---- Rule 4 order: by leaf id (ids of present tasks are unique). */
+    /* No present task: the bare thread stack, or no stack at all when the
+     * thread stack is empty too. */
+    if (npresent == 0) {
+        if (s->in->nframes == 0) return;
+        res->nstacks = 1;
+        res->stacks = xcalloc(1, sizeof *res->stacks);
+        res->stacks[0].leaf_task = NONE;
+        res->stacks[0].closing = NONE;
+        res->stacks[0].flags = AU_STACK_THREAD_ONLY;
+        return;
+    }
+
+    /* Rule 4 order: by leaf id (ids of present tasks are unique). */
     uint32_t *order = xcalloc(nbearers, sizeof *order);
     uint32_t no = 0;
     for (uint32_t i = 0; i < n; i++)
         if (bearer[i]) order[no++] = i;
     sort_tasks = tasks;
-    if (no) qsort(order, no, sizeof *order, cmp_by_task_id);
+    qsort(order, no, sizeof *order, cmp_by_task_id);
 
-    res->stacks = xcalloc(nstacks, sizeof *res->stacks);
-    res->nstacks = nstacks;
-    uint32_t budget = max_total;
-    uint32_t *chain = xcalloc(max_depth < n ? max_depth : n, sizeof *chain);
+    res->nstacks = nbearers;
+    res->stacks = xcalloc(nbearers, sizeof *res->stacks);
+    uint32_t *walk = xcalloc(max_depth < n ? max_depth : n, sizeof *walk);
     unsigned char *in_chain = xcalloc(n, 1);
-
-    for (uint32_t k = 0; k < nstacks; k++) {
+    for (uint32_t k = 0; k < nbearers; k++) {
         ref_stack *st = &res->stacks[k];
-        /* Frame budget: this stack's cap leaves one entry for each stack
-         * still to emit after it. */
-        uint32_t after = nstacks - 1 - k;
-        uint32_t cap = budget - after;
-        if (cap > max_frames) cap = max_frames;
-        entry_vec e = {0};
-        e.keep = cap;
-        if (no_tasks) {
-            /* No tasks: the bare thread stack. */
-            st->leaf_id = 0;
-            st->leaf_name = NULL;
-            st->leaf_name_len = 0;
-            st->leaf_task = NONE;
-            st->flags = AU_STACK_THREAD_ONLY;
-            push_frames(&e, in->frames, in->nframes);
-        } else {
-            /* Rule 3: the chain from S upwards. */
-            uint32_t S = order[k];
-            st->leaf_id = tasks[S].id;
-            st->leaf_name = tasks[S].name;
-            st->leaf_name_len = tasks[S].name_len;
-            st->leaf_task = S;
-            st->flags = S == R ? AU_STACK_RUNNING : 0;
-            uint32_t len = 0, cyc = NONE;
-            chain[len++] = S;
-            in_chain[S] = 1;
-            for (;;) {
-                uint32_t P = parent[chain[len - 1]];
-                if (P == NONE) break;
-                if (in_chain[P]) {
-                    st->flags |= AU_STACK_CYCLE;
-                    cyc = P;
-                    break;
-                }
-                if (len == max_depth) {
-                    st->flags |= AU_STACK_TRUNCATED_DEPTH;
-                    break;
-                }
-                chain[len++] = P;
-                in_chain[P] = 1;
+        uint32_t S = order[k];
+        st->leaf_id = tasks[S].id;
+        st->leaf_name = tasks[S].name;
+        st->leaf_name_len = tasks[S].name_len;
+        st->leaf_task = S;
+        st->flags = S == res->running ? AU_STACK_RUNNING : 0;
+        st->closing = NONE;
+        /* Rule 3: start with [S]; take the parent of the last task until
+         * a root, a task already in the chain, or max_depth tasks. */
+        uint32_t len = 0;
+        walk[len++] = S;
+        in_chain[S] = 1;
+        for (;;) {
+            uint32_t P = parent[walk[len - 1]];
+            if (P == NONE) break;
+            if (in_chain[P]) { /* the cycle test comes first */
+                st->flags |= AU_STACK_CYCLE;
+                st->closing = P;
+                break;
             }
-            for (uint32_t j = 0; j < len; j++) in_chain[chain[j]] = 0;
-
-            push_frames(&e, in->frames, boundary);
-            if (st->flags & AU_STACK_TRUNCATED_DEPTH)
-                push(&e, 0, AU_ENTRY_TRUNCATED, NONE);
-            if (cyc != NONE) push(&e, tasks[cyc].id, AU_ENTRY_CYCLE, cyc);
-            for (uint32_t j = len; j-- > 0;) {
-                uint32_t t = chain[j];
-                push(&e, tasks[t].id, AU_ENTRY_TASK, t);
-                if (t == R && S == R)
-                    push_frames(&e, in->frames + boundary,
-                                in->nframes - boundary);
-                else
-                    push_frames(&e, tasks[t].frames, tasks[t].nframes);
+            if (len == max_depth) {
+                st->flags |= AU_STACK_TRUNCATED_DEPTH;
+                break;
             }
+            walk[len++] = P;
+            in_chain[P] = 1;
         }
-        /* A longer stack keeps its first cap - 1 entries and ends in a
-         * TRUNCATED entry. */
-        if (e.want > cap) {
-            e.n = cap - 1;
-            push(&e, 0, AU_ENTRY_TRUNCATED, NONE);
-            st->flags |= AU_STACK_TRUNCATED_FRAMES;
+        st->ntasks = len;
+        st->chain = xcalloc(len, sizeof *st->chain);
+        for (uint32_t j = 0; j < len; j++) {
+            st->chain[j] = walk[len - 1 - j]; /* root side first */
+            in_chain[walk[j]] = 0;
         }
-        budget -= e.n;
-        st->entries = e.v;
-        st->nentries = e.n;
         if (st->flags & AU_STACK_CYCLE) res->stats.cycles++;
-        if (st->flags & (AU_STACK_TRUNCATED_DEPTH | AU_STACK_TRUNCATED_FRAMES))
-            res->stats.truncated++;
+        if (st->flags & AU_STACK_TRUNCATED_DEPTH) res->stats.truncated++;
     }
-    res->status = AU_OK;
     free(order);
-    free(chain);
+    free(walk);
     free(in_chain);
+}
+
+/* ---- Entries ------------------------------------------------------------- */
+
+/* Writes entries into buf[0..cap) and counts them all. */
+typedef struct writer {
+    au_entry *buf;
+    uint32_t cap;
+    uint64_t len;
+} writer;
+
+static void put(writer *w, uint64_t id, uint32_t kind, uint32_t task) {
+    if (w->len < w->cap) {
+        w->buf[w->len].id = id;
+        w->buf[w->len].kind = kind;
+        w->buf[w->len].task = task;
+    }
+    w->len++;
+}
+
+static void put_frames(writer *w, const uint64_t *ids, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        if (w->len >= w->cap) { /* nothing more is written: just count */
+            w->len += n - i;
+            return;
+        }
+        put(w, ids[i], AU_ENTRY_FRAME, NONE);
+    }
+}
+
+uint64_t ref_stack_entries(const ref_result *res, uint32_t k, au_entry *buf,
+                           uint32_t cap) {
+    const ref_stack *st = &res->stacks[k];
+    const au_thread_sample *in = res->in;
+    writer w = {buf, cap, 0};
+    if (st->flags & AU_STACK_THREAD_ONLY) {
+        put_frames(&w, in->frames, in->nframes);
+    } else {
+        /* 1. the thread's frames up to the boundary; 2. the cut or cycle
+         * marker; 3. each task of the chain, root side first. */
+        put_frames(&w, in->frames, res->boundary);
+        if (st->flags & AU_STACK_TRUNCATED_DEPTH)
+            put(&w, 0, AU_ENTRY_TRUNCATED, NONE);
+        if (st->flags & AU_STACK_CYCLE)
+            put(&w, in->tasks[st->closing].id, AU_ENTRY_CYCLE, st->closing);
+        for (uint32_t j = 0; j < st->ntasks; j++) {
+            uint32_t t = st->chain[j];
+            put(&w, in->tasks[t].id, AU_ENTRY_TASK, t);
+            if (t == res->running && t == st->leaf_task)
+                put_frames(&w, in->frames + res->boundary,
+                           in->nframes - res->boundary);
+            else
+                put_frames(&w, in->tasks[t].frames, in->tasks[t].nframes);
+        }
+    }
+    /* A stack longer than cap keeps its root side and ends in a TRUNCATED
+     * entry at position cap - 1. */
+    if (w.len > cap && cap > 0) {
+        buf[cap - 1].id = 0;
+        buf[cap - 1].kind = AU_ENTRY_TRUNCATED;
+        buf[cap - 1].task = NONE;
+    }
+    return w.len;
 }
 
 void ref_result_free(ref_result *res) {
     if (!res) return;
-    for (uint32_t k = 0; k < res->nstacks; k++) free(res->stacks[k].entries);
+    for (uint32_t k = 0; k < res->nstacks; k++) free(res->stacks[k].chain);
     free(res->stacks);
+    free(res->parent);
     res->stacks = NULL;
+    res->parent = NULL;
     res->nstacks = 0;
 }

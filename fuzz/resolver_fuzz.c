@@ -1,56 +1,71 @@
 /*
- * Fuzz target `resolver`: au_resolve() against docs/RESOLVER.md.
+ * Fuzz target `resolver`: au_resolve(), au_stack_entries() and
+ * au_resolver_parent() against docs/RESOLVER.md.
  *
  * Every input is decoded into one au_thread_sample plus resolver limits,
- * resolved by the core (one context per limits, reused across inputs) and
- * by the naive reference resolver (fuzz/ref_resolver.c), and then checked:
+ * resolved by the core (one context per limits, kept across inputs) and by
+ * the naive reference resolver (fuzz/ref_resolver.c).  Each stack is
+ * measured (au_stack_entries with cap 0) and fetched whole into an
+ * exact-size buffer (so ASan sees any write past cap) while the entries
+ * fetched for one result stay within 16384; later stacks are fetched cut
+ * to what is left, then only measured; each stack is also fetched with the
+ * input's small "probe" cap.  Then:
  *
  *   status   core status == reference status (also on the permuted copy);
  *   on AU_OK:
  *   order    stacks sorted by leaf_id, strictly ascending (no leaf twice);
  *   shape    each stack is: thread frames [0..b) (or the whole thread stack
  *            when there is no running task), then at most one TRUNCATED
- *            (iff AU_STACK_TRUNCATED_DEPTH) or CYCLE (iff AU_STACK_CYCLE)
- *            entry, then for each task a TASK marker followed by exactly
- *            that task's coroutine frames (the thread's frames [b..) for the
- *            running task in its own stack); a frame-truncated stack is a
- *            prefix of that shape ending in one TRUNCATED entry;
- *            no task twice in a stack; at most one RUNNING stack, and it is
- *            the running task R computed here independently;
+ *            (iff AU_STACK_TRUNCATED_DEPTH) or CYCLE entry (iff
+ *            AU_STACK_CYCLE; it names `closing`), then for each task a TASK
+ *            marker followed by exactly that task's coroutine frames (the
+ *            thread's frames [b..) for the running task in its own stack);
+ *            ntasks markers, the last one the leaf; no task twice in a
+ *            stack; at most one RUNNING stack, and it is the running task R
+ *            computed here independently;
+ *   caps     a stack fetched with a cap below its length is its first
+ *            cap - 1 entries, then one TRUNCATED entry; every fetch returns
+ *            the same whole length as the cap-0 measure;
  *   rule 1   every consecutive pair of TASK markers (P, C) has P = parent(C)
- *            computed here independently; the top task is a root unless the
- *            stack closed on a cycle (CYCLE names parent(top), which is in
- *            the chain) or was depth-cut (max_depth tasks, parent outside);
+ *            computed here independently, and au_resolver_parent() agrees
+ *            for every task index (UINT32_MAX past the end);
+ *   rule 3   walking ntasks tasks up from the leaf with those parents: the
+ *            top is a root, or its parent is in the chain (CYCLE, closing =
+ *            that parent), or max_depth tasks were taken
+ *            (TRUNCATED_DEPTH); the length is b + marker + sum of
+ *            (1 + frames) over the chain;
  *   rule 2   R, every present non-waiting task and every waiting task that
  *            is nobody's parent has a stack; any other leaf is a cycle
- *            representative (its chain closes on itself);
- *   bounds   nentries <= max_frames, total <= max_total_entries, output
- *            linear in input size x limits;
- *   cover    without any truncated stack, every present task is in a stack;
+ *            representative (its chain closes on itself, or is depth-cut);
+ *   bounds   total length linear in thread frames + tasks x max_depth x
+ *            frames per task;
+ *   cover    without a depth-cut stack, every present task is in a stack;
  *   stats    cycles / truncated match the flags, tasks_ignored matches;
  *   diff     identical to the reference: leaf ids, names, leaf task
- *            indices, flags, entry kinds and ids, TASK/CYCLE task indices,
- *            stats (all but allocations);
- *   warm     resolving the same input again gives a byte-identical result
- *            with 0 allocations (both stats.allocations and a counting
- *            au_allocator);
+ *            indices, flags, ntasks, closing, lengths, entry kinds, ids and
+ *            TASK/CYCLE task indices (whole and capped), parents, stats (all
+ *            but allocations);
+ *   warm     resolving the same input again gives an identical result, and
+ *            neither au_resolve nor au_stack_entries allocates (both
+ *            stats.allocations and a counting au_allocator);
  *   perm     resolving a copy with tasks and links shuffled (PRNG seeded
- *            from the data) gives the same result up to task indices.
- * Any violation prints what failed and both results to stderr and aborts.
+ *            from the data) gives the same result up to task indices, and
+ *            its indices point at the right tasks.
+ * Any violation prints what failed, the sample and both results to stderr
+ * and aborts.
  *
  * ---------------------------------------------------------------------------
  * Input format.  Every byte string is valid: reads past the end yield 0.
  * Multi-byte integers are little-endian.
  *
- *   byte 0  H0  bits 0-2 max_depth          {0,1,2,3,4,7,16,100}
- *               bits 3-5 max_frames         {0,1,2,3,5,9,32,300}
+ *   byte 0  H0  bits 0-2 max_depth           {0,1,2,3,4,7,16,100}
+ *               bits 3-5 probe cap           {none,1,2,3,5,9,32,300}
  *               bits 6-7 max_tasks/max_links {0/0,0/0,3/5,40/80}
- *   byte 1  H1  bits 0-2 max_total_entries  {0,1,2,3,6,20,200,5000}
- *               bit 3    keep the library defaults for big samples
- *               bits 4-7 unused
+ *   byte 1  H1  bit 3    keep the default max_depth for 257..1536 tasks
+ *               other bits unused
  *           0 means the library default, except that, to keep the fuzzer
- *           fast, a sample of more than 256 tasks without H1 bit 3 gets
- *           max_total_entries 8192 and max_depth 128 in place of 0.
+ *           fast, max_depth 0 becomes 32 for a sample of more than 1536
+ *           tasks, or of more than 256 without H1 bit 3.
  *   then opcodes until the end.  Opcode byte o: op = o & 15, a = o >> 4.
  *
  *   ID  (task id, 1 byte + maybe 8):
@@ -116,7 +131,7 @@
  * Caps: 4096 tasks, 8192 links, 256 thread frames, 64 frames per task,
  * 32768 coroutine frames in all; what does not fit is dropped.
  *
- * Example: 00 00 | 02 05 | 00 07 01 00 00 05 — a thread stack [0xf005] and
+ * Example: 00 00 | 02 05 | 00 0f 01 00 00 05: a thread stack [0xf005] and
  * task 1 (running, name 3 bytes, no links) whose outermost frame is 0xf005.
  */
 #include <stdarg.h>
@@ -148,8 +163,9 @@
 #define CAP_TASK_FRAMES 64u
 #define CAP_POOL 32768u
 #define BIG_TASKS 256u  /* above this many tasks (unless H1 bit 3) ... */
-#define BIG_TOTAL 8192u /* ... the default max_total_entries becomes this */
-#define BIG_DEPTH 128u  /* ... and the default max_depth this */
+#define BIG_TASKS_ALWAYS 1536u /* ... or this many (whatever H1 says) ... */
+#define BIG_DEPTH 32u   /* ... the default max_depth becomes this */
+#define FETCH_BUDGET (1u << 14) /* entries fetched whole per result */
 
 /* ========================================================================
  * Decoding
@@ -179,6 +195,7 @@ typedef struct sample {
     unsigned null_mode;
     au_resolver_limits limits;
     unsigned limits_key;
+    uint32_t probe_cap; /* 0: no capped au_stack_entries call */
 } sample;
 
 static sample S;                     /* decoded input */
@@ -470,10 +487,9 @@ static void op_pool(reader *r, unsigned a) {
 }
 
 static const uint32_t depth_v[8] = {0, 1, 2, 3, 4, 7, 16, 100};
-static const uint32_t frames_v[8] = {0, 1, 2, 3, 5, 9, 32, 300};
+static const uint32_t probe_v[8] = {0, 1, 2, 3, 5, 9, 32, 300};
 static const uint32_t tasks_v[4] = {0, 0, 3, 40};
 static const uint32_t links_v[4] = {0, 0, 5, 80};
-static const uint32_t total_v[8] = {0, 1, 2, 3, 6, 20, 200, 5000};
 
 static void decode(const uint8_t *data, size_t size) {
     S.ntasks = S.nlinks = S.nthread = S.npool = 0;
@@ -484,11 +500,10 @@ static void decode(const uint8_t *data, size_t size) {
     uint8_t h0 = rd8(&r), h1 = rd8(&r);
     memset(&S.limits, 0, sizeof S.limits);
     S.limits.max_depth = depth_v[h0 & 7u];
-    S.limits.max_frames = frames_v[(h0 >> 3) & 7u];
     S.limits.max_tasks = tasks_v[h0 >> 6];
     S.limits.max_links = links_v[h0 >> 6];
-    S.limits.max_total_entries = total_v[h1 & 7u];
-    S.limits_key = h0 | (unsigned)(h1 & 7u) << 8;
+    S.probe_cap = probe_v[(h0 >> 3) & 7u];
+    S.limits_key = (h0 & 7u) | (unsigned)(h0 >> 6) << 3;
     while (r.pos < r.n) {
         uint8_t o = rd8(&r);
         unsigned a = o >> 4;
@@ -507,12 +522,11 @@ static void decode(const uint8_t *data, size_t size) {
         }
     }
     /* Keep the fuzzer fast: many leaves under a long chain would cost
-     * millions of steps and entries under the default depth and budget. */
-    if (S.ntasks > BIG_TASKS && !(h1 & 8u)) {
-        if (S.limits.max_total_entries == 0)
-            S.limits.max_total_entries = BIG_TOTAL;
-        if (S.limits.max_depth == 0) S.limits.max_depth = BIG_DEPTH;
-        S.limits_key |= 1u << 12;
+     * millions of steps under the default depth. */
+    if (S.limits.max_depth == 0 &&
+        (S.ntasks > BIG_TASKS_ALWAYS || (S.ntasks > BIG_TASKS && !(h1 & 8u)))) {
+        S.limits.max_depth = BIG_DEPTH;
+        S.limits_key |= 1u << 5;
     }
 }
 
@@ -575,31 +589,171 @@ static au_resolver *get_resolver(void) {
 }
 
 /* ========================================================================
- * Results: a deep copy of au_resolve's output, in the reference's type
+ * Results, materialised: the description of every stack plus its entries,
+ * fetched the same way from the core (au_stack_entries) and from the
+ * reference (ref_stack_entries), so that the two can be compared.
  * ===================================================================== */
 
-NO_COV static void copy_out(int status, const au_stacks *out, const au_resolver *r,
-                     ref_result *dst) {
-    memset(dst, 0, sizeof *dst);
-    dst->status = status;
-    au_resolver_get_stats(r, &dst->stats);
+typedef struct mstack {
+    uint64_t leaf_id;
+    const char *leaf_name;
+    uint32_t leaf_name_len, leaf_task, flags, ntasks;
+    uint32_t closing;    /* index, or NONE */
+    uint64_t closing_id; /* its id, or 0 */
+    uint64_t length;     /* whole length (measured with cap 0) */
+    uint32_t nentries;   /* fetched: length, or less when over the budget,
+                            0 when not fetched at all */
+    int cut;             /* 0 < nentries < length: the last entry is
+                            TRUNCATED */
+    au_entry *entries;
+    uint32_t nprobe;     /* fetched with the input's probe cap, if smaller */
+    au_entry *probe;
+} mstack;
+
+typedef struct mresult {
+    int status;
+    uint32_t nstacks;
+    mstack *stacks;
+    au_resolver_stats stats;
+    uint32_t ntasks;
+    uint32_t *parent; /* per task index; ntasks + 1 with the out-of-range
+                         probe at [ntasks] */
+} mresult;
+
+/* Stack k's entries (returns the whole length; writes at most cap). */
+typedef uint64_t (*entries_fn)(const void *ctx, uint32_t k, au_entry *buf,
+                               uint32_t cap);
+
+typedef struct core_ctx {
+    const au_resolver *r;
+    const au_stacks *out;
+} core_ctx;
+
+static uint64_t core_entries(const void *ctx, uint32_t k, au_entry *buf,
+                             uint32_t cap) {
+    const core_ctx *c = ctx;
+    return au_stack_entries(c->r, &c->out->stacks[k], buf, cap);
+}
+
+NO_COV static uint64_t ref_entries(const void *ctx, uint32_t k, au_entry *buf,
+                                   uint32_t cap) {
+    return ref_stack_entries(ctx, k, buf, cap);
+}
+
+NO_COV static void *xmalloc(size_t n) {
+    void *p = calloc(n ? n : 1, 1);
+    if (!p) abort();
+    return p;
+}
+
+static const au_thread_sample *cur_in; /* for failure reports */
+static const mresult *cur_core, *cur_ref;
+
+NO_COV static void fail(const char *fmt, ...);
+
+#define CHECK(cond, ...)                  \
+    do {                                  \
+        if (!(cond)) fail(__VA_ARGS__);   \
+    } while (0)
+
+/* Measures every stack (cap 0) and fetches its entries: whole while the
+ * running total stays within FETCH_BUDGET, then cut to what is left of it,
+ * then not at all (nentries 0); and once more with the probe cap when that
+ * is smaller than the stack. */
+NO_COV static void fetch_entries(mresult *m, entries_fn fn, const void *ctx) {
+    uint64_t budget = FETCH_BUDGET;
+    for (uint32_t k = 0; k < m->nstacks; k++) {
+        mstack *s = &m->stacks[k];
+        s->length = fn(ctx, k, NULL, 0);
+        if (budget == 0) continue; /* measured only */
+        uint64_t want = s->length <= budget ? s->length : budget;
+        uint32_t cap = (uint32_t)want;
+        /* Exact-size buffers: ASan catches a write past cap. */
+        s->entries = xmalloc((size_t)cap * sizeof *s->entries);
+        uint64_t len = fn(ctx, k, s->entries, cap);
+        CHECK(len == s->length,
+              "stack %u: length %llu with cap %u, %llu with cap 0", k,
+              (unsigned long long)len, cap, (unsigned long long)s->length);
+        s->nentries = cap < s->length ? cap : (uint32_t)s->length;
+        s->cut = s->nentries < s->length;
+        budget -= s->nentries < budget ? s->nentries : budget;
+        if (S.probe_cap && S.probe_cap < s->length) {
+            s->nprobe = S.probe_cap;
+            s->probe = xmalloc((size_t)s->nprobe * sizeof *s->probe);
+            len = fn(ctx, k, s->probe, s->nprobe);
+            CHECK(len == s->length, "stack %u: length %llu with cap %u", k,
+                  (unsigned long long)len, s->nprobe);
+        }
+    }
+}
+
+NO_COV static void from_core(mresult *m, int status, const au_resolver *r,
+                             const au_thread_sample *in, const au_stacks *out) {
+    memset(m, 0, sizeof *m);
+    m->status = status;
+    au_resolver_get_stats(r, &m->stats);
     if (status != AU_OK) return;
-    dst->nstacks = out->nstacks;
-    dst->stacks = calloc(out->nstacks ? out->nstacks : 1, sizeof *dst->stacks);
-    if (!dst->stacks) abort();
+    m->nstacks = out->nstacks;
+    m->stacks = xmalloc(out->nstacks * sizeof *m->stacks);
     for (uint32_t k = 0; k < out->nstacks; k++) {
         const au_stack *s = &out->stacks[k];
-        ref_stack *d = &dst->stacks[k];
+        mstack *d = &m->stacks[k];
         d->leaf_id = s->leaf_id;
         d->leaf_name = s->leaf_name;
         d->leaf_name_len = s->leaf_name_len;
         d->leaf_task = s->leaf_task;
         d->flags = s->flags;
-        d->nentries = s->nentries;
-        d->entries = malloc((s->nentries ? s->nentries : 1) * sizeof *d->entries);
-        if (!d->entries) abort();
-        if (s->nentries) memcpy(d->entries, s->entries, s->nentries * sizeof *d->entries);
+        d->ntasks = s->ntasks;
+        d->closing = s->closing;
+        CHECK(s->closing == NONE || s->closing < in->ntasks,
+              "stack %u: closing index %u out of range", k, s->closing);
+        d->closing_id = s->closing == NONE ? 0 : in->tasks[s->closing].id;
     }
+    m->ntasks = in->ntasks;
+    m->parent = xmalloc((in->ntasks + 1) * sizeof *m->parent);
+    for (uint32_t i = 0; i <= in->ntasks; i++)
+        m->parent[i] = au_resolver_parent(r, i);
+    CHECK(au_resolver_parent(r, UINT32_MAX) == NONE,
+          "au_resolver_parent(UINT32_MAX) is not UINT32_MAX");
+    core_ctx c = {r, out};
+    fetch_entries(m, core_entries, &c);
+}
+
+NO_COV static void from_ref(mresult *m, const ref_result *ref) {
+    memset(m, 0, sizeof *m);
+    m->status = ref->status;
+    m->stats = ref->stats;
+    if (ref->status != AU_OK) return;
+    m->nstacks = ref->nstacks;
+    m->stacks = xmalloc(ref->nstacks * sizeof *m->stacks);
+    for (uint32_t k = 0; k < ref->nstacks; k++) {
+        const ref_stack *s = &ref->stacks[k];
+        mstack *d = &m->stacks[k];
+        d->leaf_id = s->leaf_id;
+        d->leaf_name = s->leaf_name;
+        d->leaf_name_len = s->leaf_name_len;
+        d->leaf_task = s->leaf_task;
+        d->flags = s->flags;
+        d->ntasks = s->ntasks;
+        d->closing = s->closing;
+        d->closing_id =
+            s->closing == NONE ? 0 : ref->in->tasks[s->closing].id;
+    }
+    m->ntasks = ref->ntasks;
+    m->parent = xmalloc((ref->ntasks + 1) * sizeof *m->parent);
+    memcpy(m->parent, ref->parent, ref->ntasks * sizeof *m->parent);
+    m->parent[ref->ntasks] = NONE;
+    fetch_entries(m, ref_entries, ref);
+}
+
+NO_COV static void mresult_free(mresult *m) {
+    for (uint32_t k = 0; k < m->nstacks; k++) {
+        free(m->stacks[k].entries);
+        free(m->stacks[k].probe);
+    }
+    free(m->stacks);
+    free(m->parent);
+    memset(m, 0, sizeof *m);
 }
 
 NO_COV static const char *kind_str(uint32_t k) {
@@ -612,7 +766,7 @@ NO_COV static const char *kind_str(uint32_t k) {
     }
 }
 
-NO_COV static void dump(const char *title, const ref_result *res) {
+NO_COV static void dump(const char *title, const mresult *res) {
     fprintf(stderr, "--- %s: status %d", title, res->status);
     if (res->status != AU_OK) {
         fprintf(stderr, "\n");
@@ -625,31 +779,46 @@ NO_COV static void dump(const char *title, const ref_result *res) {
             res->stats.cycles, res->stats.truncated,
             res->stats.running_ignored,
             (unsigned long long)res->stats.allocations);
-    for (uint32_t k = 0; k < res->nstacks && k < 64; k++) {
-        const ref_stack *s = &res->stacks[k];
-        fprintf(stderr, "  leaf %#llx task %d flags %#x n %u:",
+    for (uint32_t k = 0; k < res->nstacks && k < 24; k++) {
+        const mstack *s = &res->stacks[k];
+        fprintf(stderr,
+                "  leaf %#llx task %d flags %#x ntasks %u closing %#llx "
+                "length %llu:",
                 (unsigned long long)s->leaf_id, (int)s->leaf_task, s->flags,
-                s->nentries);
-        for (uint32_t e = 0; e < s->nentries && e < 48; e++)
+                s->ntasks, (unsigned long long)s->closing_id,
+                (unsigned long long)s->length);
+        for (uint32_t e = 0; e < s->nentries && e < 32; e++)
             fprintf(stderr, " %s%#llx", kind_str(s->entries[e].kind),
                     (unsigned long long)s->entries[e].id);
-        fprintf(stderr, s->nentries > 48 ? " ...\n" : "\n");
+        fprintf(stderr, s->nentries > 32 ? " ...\n" : "\n");
+        if (s->nprobe) {
+            fprintf(stderr, "    with cap %u:", s->nprobe);
+            for (uint32_t e = 0; e < s->nprobe && e < 32; e++)
+                fprintf(stderr, " %s%#llx", kind_str(s->probe[e].kind),
+                        (unsigned long long)s->probe[e].id);
+            fprintf(stderr, "\n");
+        }
     }
+    fprintf(stderr, "  parents:");
+    for (uint32_t i = 0; i < res->ntasks && i < 64; i++)
+        fprintf(stderr, " %d", (int)res->parent[i]);
+    fprintf(stderr, "\n");
 }
 
 NO_COV static void dump_sample(const au_thread_sample *in) {
-    fprintf(stderr, "--- sample: limits depth %u frames %u tasks %u links %u "
-                    "total %u; null mode %#x\n  thread (%u):",
-            S.limits.max_depth, S.limits.max_frames, S.limits.max_tasks,
-            S.limits.max_links, S.limits.max_total_entries, S.null_mode,
-            in->nframes);
-    for (uint32_t j = 0; j < in->nframes && in->frames && j < 64; j++)
+    fprintf(stderr,
+            "--- sample: limits depth %u tasks %u links %u; probe cap %u; "
+            "null mode %#x\n  thread (%u):",
+            S.limits.max_depth, S.limits.max_tasks, S.limits.max_links,
+            S.probe_cap, S.null_mode, in->nframes);
+    for (uint32_t j = 0; j < in->nframes && in->frames && j < 32; j++)
         fprintf(stderr, " %#llx", (unsigned long long)in->frames[j]);
     fprintf(stderr, "\n");
-    for (uint32_t i = 0; i < in->ntasks && in->tasks && i < 64; i++) {
+    for (uint32_t i = 0; i < in->ntasks && in->tasks && i < 32; i++) {
         const au_task *t = &in->tasks[i];
-        fprintf(stderr, "  task[%u] id %#llx awaits %#llx creator %#llx "
-                        "flags %u frames:",
+        fprintf(stderr,
+                "  task[%u] id %#llx awaits %#llx creator %#llx flags %u "
+                "frames:",
                 i, (unsigned long long)t->id, (unsigned long long)t->awaits,
                 (unsigned long long)t->creator, t->flags);
         if (t->nframes && !t->frames) fprintf(stderr, " NULL");
@@ -657,15 +826,11 @@ NO_COV static void dump_sample(const au_thread_sample *in) {
             fprintf(stderr, " %#llx", (unsigned long long)t->frames[f]);
         fprintf(stderr, "\n");
     }
-    for (uint32_t k = 0; k < in->nlinks && in->links && k < 64; k++)
+    for (uint32_t k = 0; k < in->nlinks && in->links && k < 32; k++)
         fprintf(stderr, "  link child %#llx parent %#llx\n",
                 (unsigned long long)in->links[k].child,
                 (unsigned long long)in->links[k].parent);
 }
-
-/* Context for failure reports. */
-static const au_thread_sample *cur_in;
-static const ref_result *cur_core, *cur_ref;
 
 NO_COV static void fail(const char *fmt, ...) {
     va_list ap;
@@ -680,13 +845,8 @@ NO_COV static void fail(const char *fmt, ...) {
     abort();
 }
 
-#define CHECK(cond, ...)                  \
-    do {                                  \
-        if (!(cond)) fail(__VA_ARGS__);   \
-    } while (0)
-
 NO_COV static void compare_stats(const char *what, const au_resolver_stats *a,
-                          const au_resolver_stats *b) {
+                                 const au_resolver_stats *b) {
     CHECK(a->tasks_ignored == b->tasks_ignored &&
               a->links_ignored == b->links_ignored && a->cycles == b->cycles &&
               a->truncated == b->truncated &&
@@ -698,43 +858,74 @@ NO_COV static void compare_stats(const char *what, const au_resolver_stats *a,
           a->running_ignored, b->running_ignored);
 }
 
-enum { CMP_MARKER_TASKS = 1, CMP_ALL_TASKS = 2, CMP_NAMES = 4 };
+/* CMP_INDICES: leaf_task, closing, TASK/CYCLE entry tasks and parents too
+ * (not across a permutation); CMP_EXACT: every entry field. */
+enum { CMP_INDICES = 1, CMP_EXACT = 2 };
 
-NO_COV static void compare(const char *what, const ref_result *a,
-                    const ref_result *b, unsigned mode) {
+NO_COV static void compare_entries(const char *what, uint32_t k,
+                                   const char *which, const au_entry *x,
+                                   const au_entry *y, uint32_t n,
+                                   unsigned mode) {
+    for (uint32_t e = 0; e < n; e++) {
+        const au_entry *p = &x[e], *q = &y[e];
+        CHECK(p->kind == q->kind && p->id == q->id,
+              "%s: stack %u %s entry %u: %s%#llx vs %s%#llx", what, k, which,
+              e, kind_str(p->kind), (unsigned long long)p->id,
+              kind_str(q->kind), (unsigned long long)q->id);
+        int marker = p->kind == AU_ENTRY_TASK || p->kind == AU_ENTRY_CYCLE;
+        if ((mode & CMP_EXACT) || ((mode & CMP_INDICES) && marker))
+            CHECK(p->task == q->task,
+                  "%s: stack %u %s entry %u: task %u vs %u", what, k, which,
+                  e, p->task, q->task);
+    }
+}
+
+NO_COV static void compare(const char *what, const mresult *a,
+                           const mresult *b, unsigned mode) {
     CHECK(a->status == b->status, "%s: status %d vs %d", what, a->status,
           b->status);
     if (a->status != AU_OK) return;
     CHECK(a->nstacks == b->nstacks, "%s: %u stacks vs %u", what, a->nstacks,
           b->nstacks);
     for (uint32_t k = 0; k < a->nstacks; k++) {
-        const ref_stack *x = &a->stacks[k], *y = &b->stacks[k];
+        const mstack *x = &a->stacks[k], *y = &b->stacks[k];
         CHECK(x->leaf_id == y->leaf_id, "%s: stack %u leaf %#llx vs %#llx",
               what, k, (unsigned long long)x->leaf_id,
               (unsigned long long)y->leaf_id);
         CHECK(x->flags == y->flags, "%s: stack %u flags %#x vs %#x", what, k,
               x->flags, y->flags);
-        CHECK(x->nentries == y->nentries, "%s: stack %u has %u vs %u entries",
-              what, k, x->nentries, y->nentries);
-        if (mode & (CMP_MARKER_TASKS | CMP_ALL_TASKS))
+        CHECK(x->ntasks == y->ntasks, "%s: stack %u ntasks %u vs %u", what, k,
+              x->ntasks, y->ntasks);
+        CHECK(x->closing_id == y->closing_id,
+              "%s: stack %u closing %#llx vs %#llx", what, k,
+              (unsigned long long)x->closing_id,
+              (unsigned long long)y->closing_id);
+        CHECK(x->leaf_name == y->leaf_name &&
+                  x->leaf_name_len == y->leaf_name_len,
+              "%s: stack %u leaf names differ", what, k);
+        CHECK(x->length == y->length, "%s: stack %u length %llu vs %llu", what,
+              k, (unsigned long long)x->length, (unsigned long long)y->length);
+        if (mode & (CMP_INDICES | CMP_EXACT)) {
             CHECK(x->leaf_task == y->leaf_task,
                   "%s: stack %u leaf_task %u vs %u", what, k, x->leaf_task,
                   y->leaf_task);
-        if (mode & CMP_NAMES)
-            CHECK(x->leaf_name == y->leaf_name &&
-                      x->leaf_name_len == y->leaf_name_len,
-                  "%s: stack %u leaf names differ", what, k);
-        for (uint32_t e = 0; e < x->nentries; e++) {
-            const au_entry *p = &x->entries[e], *q = &y->entries[e];
-            CHECK(p->kind == q->kind && p->id == q->id,
-                  "%s: stack %u entry %u: %s%#llx vs %s%#llx", what, k, e,
-                  kind_str(p->kind), (unsigned long long)p->id,
-                  kind_str(q->kind), (unsigned long long)q->id);
-            int marker = p->kind == AU_ENTRY_TASK || p->kind == AU_ENTRY_CYCLE;
-            if ((mode & CMP_ALL_TASKS) || ((mode & CMP_MARKER_TASKS) && marker))
-                CHECK(p->task == q->task, "%s: stack %u entry %u task %u vs %u",
-                      what, k, e, p->task, q->task);
+            CHECK(x->closing == y->closing, "%s: stack %u closing %u vs %u",
+                  what, k, x->closing, y->closing);
         }
+        CHECK(x->nentries == y->nentries && x->nprobe == y->nprobe,
+              "%s: stack %u fetched %u/%u vs %u/%u entries", what, k,
+              x->nentries, x->nprobe, y->nentries, y->nprobe);
+        compare_entries(what, k, "", x->entries, y->entries, x->nentries,
+                        mode);
+        compare_entries(what, k, "(capped)", x->probe, y->probe, x->nprobe,
+                        mode);
+    }
+    if (mode & (CMP_INDICES | CMP_EXACT)) {
+        CHECK(a->ntasks == b->ntasks, "%s: ntasks differ", what);
+        for (uint32_t i = 0; i <= a->ntasks; i++)
+            CHECK(a->parent[i] == b->parent[i],
+                  "%s: parent of task index %u: %d vs %d", what, i,
+                  (int)a->parent[i], (int)b->parent[i]);
     }
     compare_stats(what, &a->stats, &b->stats);
 }
@@ -813,12 +1004,6 @@ NO_COV static uint32_t m_parent(const model *m, uint32_t c) {
     return creator;
 }
 
-NO_COV static void *xmalloc(size_t n) {
-    void *p = calloc(n ? n : 1, 1);
-    if (!p) abort();
-    return p;
-}
-
 NO_COV static void model_build(model *m, const au_thread_sample *in) {
     memset(m, 0, sizeof *m);
     m->in = in;
@@ -857,12 +1042,13 @@ NO_COV static void model_build(model *m, const au_thread_sample *in) {
         m->parent[i] = m->present[i] ? m_parent(m, i) : NONE;
         if (m->parent[i] != NONE) m->is_parent[m->parent[i]] = 1;
     }
-    /* R: flagged, present, with frames; earliest outermost frame, then id. */
+    /* R: flagged, present, outermost frame not 0 and on the thread stack;
+     * the earliest there, then the lowest id. */
     m->R = NONE;
     m->b = in->nframes;
     for (uint32_t i = 0; i < n; i++) {
         if (!m->present[i] || !(T[i].flags & AU_TASK_RUNNING) ||
-            !T[i].nframes || T[i].frames[0] == 0) /* 0: no frame */
+            !T[i].nframes || T[i].frames[0] == 0)
             continue;
         for (uint32_t j = 0; j < in->nframes && j <= m->b; j++) {
             if (in->frames[j] != T[i].frames[0]) continue;
@@ -887,190 +1073,229 @@ NO_COV static void model_free(model *m) {
 
 NO_COV static uint32_t eff(uint32_t v, uint32_t def) { return v ? v : def; }
 
-NO_COV static void check_invariants(const au_thread_sample *in, const ref_result *res) {
+/* Checks one stack's fetched entries (a prefix of the whole stack when it
+ * was cut; then its last entry is TRUNCATED) against the shape of rule 3:
+ * thread frames [0..b), then at most one TRUNCATED (depth) or CYCLE entry,
+ * then TASK markers each followed by exactly that task's frames.  Returns
+ * the number of markers, stored in markers[]. */
+NO_COV static uint32_t check_shape(const model *m, uint32_t k,
+                                   const mstack *s, const au_entry *E,
+                                   uint32_t ne, int cut, uint32_t *markers,
+                                   uint32_t *seen) {
+    const au_thread_sample *in = m->in;
+    const au_task *T = in->tasks;
+    if (cut)
+        CHECK(ne >= 1 && E[ne - 1].kind == AU_ENTRY_TRUNCATED,
+              "stack %u: cut at %u entries but not ending in TRUNCATED", k,
+              ne);
+    const uint32_t nchk = cut ? ne - 1 : ne;
+    if (s->flags & AU_STACK_THREAD_ONLY) {
+        CHECK(cut || ne == in->nframes,
+              "thread-only stack: %u entries for %u thread frames", ne,
+              in->nframes);
+        for (uint32_t e = 0; e < nchk; e++)
+            CHECK(E[e].kind == AU_ENTRY_FRAME && E[e].id == in->frames[e],
+                  "thread-only stack: entry %u is not thread frame %u", e, e);
+        return 0;
+    }
+    const uint32_t S_ = s->leaf_task;
+    const uint32_t b = m->R != NONE ? m->b : in->nframes;
+    uint32_t e = 0;
+    for (; e < b && e < nchk; e++)
+        CHECK(E[e].kind == AU_ENTRY_FRAME && E[e].id == in->frames[e],
+              "stack %u: entry %u is not thread frame %u", k, e, e);
+    if (e < nchk && (s->flags & AU_STACK_TRUNCATED_DEPTH)) {
+        CHECK(E[e].kind == AU_ENTRY_TRUNCATED,
+              "stack %u: depth-truncated, entry %u is not TRUNCATED", k, e);
+        e++;
+    } else if (e < nchk && (s->flags & AU_STACK_CYCLE)) {
+        CHECK(E[e].kind == AU_ENTRY_CYCLE && E[e].task == s->closing &&
+                  E[e].id == s->closing_id,
+              "stack %u: entry %u is not the CYCLE entry naming closing", k,
+              e);
+        e++;
+    }
+    uint32_t nm = 0;
+    while (e < nchk) {
+        CHECK(E[e].kind == AU_ENTRY_TASK,
+              "stack %u: entry %u: expected a TASK marker, got %s", k, e,
+              kind_str(E[e].kind));
+        uint32_t t = E[e].task;
+        CHECK(t < m->n && m->present[t] && T[t].id == E[e].id,
+              "stack %u: TASK entry %u names task index %u wrongly", k, e, t);
+        CHECK(seen[t] != k + 1, "stack %u: task %#llx appears twice", k,
+              (unsigned long long)T[t].id);
+        seen[t] = k + 1;
+        markers[nm++] = t;
+        e++;
+        const uint64_t *fr;
+        uint32_t nf;
+        if (t == m->R && S_ == m->R) {
+            fr = in->frames + b;
+            nf = in->nframes - b;
+        } else {
+            fr = T[t].frames;
+            nf = T[t].nframes;
+        }
+        for (uint32_t f = 0; f < nf && e < nchk; f++, e++)
+            CHECK(E[e].kind == AU_ENTRY_FRAME && E[e].id == fr[f],
+                  "stack %u: entry %u: expected frame %u of task %#llx", k, e,
+                  f, (unsigned long long)T[t].id);
+    }
+    /* Rule 1 along the chain. */
+    for (uint32_t i = 0; i + 1 < nm; i++) {
+        uint32_t want = m->parent[markers[i + 1]];
+        CHECK(want == markers[i],
+              "stack %u: parent of %#llx is %#llx, expected %#llx", k,
+              (unsigned long long)T[markers[i + 1]].id,
+              (unsigned long long)T[markers[i]].id,
+              (unsigned long long)(want == NONE ? 0 : T[want].id));
+    }
+    if (!cut)
+        CHECK(nm == s->ntasks && nm >= 1 && markers[nm - 1] == S_,
+              "stack %u: %u markers, ntasks %u, last marker not the leaf", k,
+              nm, s->ntasks);
+    return nm;
+}
+
+NO_COV static void check_invariants(const au_thread_sample *in,
+                                    const mresult *res) {
     model m;
     model_build(&m, in);
     const au_task *T = in->tasks;
     const uint32_t max_depth = eff(S.limits.max_depth, AU_DEFAULT_MAX_DEPTH);
-    const uint32_t max_frames = eff(S.limits.max_frames, AU_DEFAULT_MAX_FRAMES);
-    const uint32_t max_total =
-        eff(S.limits.max_total_entries, AU_DEFAULT_MAX_TOTAL_ENTRIES);
 
     CHECK(res->stats.tasks_ignored == m.n - m.npresent,
           "tasks_ignored %u, expected %u", res->stats.tasks_ignored,
           m.n - m.npresent);
-    /* Zero stacks only for no present task and an empty thread stack. */
-    CHECK(res->nstacks >= 1 || (m.npresent == 0 && in->nframes == 0),
-          "no stack at all");
-    CHECK(res->nstacks <= (m.npresent ? m.npresent : 1),
-          "%u stacks for %u present tasks", res->nstacks, m.npresent);
-
-    uint64_t total = 0;
-    uint32_t nrunning = 0, ncycles = 0, ntrunc = 0, any_trunc = 0;
-    uint32_t *seen = xmalloc(m.n * sizeof *seen);  /* stamp: stack k + 1 */
-    unsigned char *covered = xmalloc(m.n);
-    unsigned char *has_stack = xmalloc(m.n);
-    uint32_t *markers = xmalloc((m.n + 1) * sizeof *markers);
-
     if (m.npresent == 0 && in->nframes == 0) {
         CHECK(res->nstacks == 0, "no task, no thread frame: %u stacks",
               res->nstacks);
     } else if (m.npresent == 0) {
-        const ref_stack *s = &res->stacks[0];
+        const mstack *s = &res->stacks[0];
         CHECK(res->nstacks == 1 && s->leaf_id == 0 && s->leaf_task == NONE &&
-                  s->leaf_name == NULL &&
-                  (s->flags & ~(uint32_t)AU_STACK_TRUNCATED_FRAMES) ==
-                      AU_STACK_THREAD_ONLY,
+                  s->leaf_name == NULL && s->ntasks == 0 &&
+                  s->closing == NONE && s->flags == AU_STACK_THREAD_ONLY,
               "no present task: expected one THREAD_ONLY stack");
+    } else {
+        CHECK(res->nstacks >= 1 && res->nstacks <= m.npresent,
+              "%u stacks for %u present tasks", res->nstacks, m.npresent);
     }
+    /* Parents (au_resolver_parent) against rule 1 computed here. */
+    for (uint32_t i = 0; i < m.n; i++)
+        CHECK(res->parent[i] == m.parent[i],
+              "au_resolver_parent(%u) = %d, rule 1 says %d", i,
+              (int)res->parent[i], (int)m.parent[i]);
+    CHECK(res->parent[m.n] == NONE, "au_resolver_parent(ntasks) != NONE");
+
+    uint64_t total = 0;
+    uint32_t nrunning = 0, ncycles = 0, ntrunc = 0, any_depth_cut = 0;
+    uint32_t *seen = xmalloc(m.n * sizeof *seen); /* stamp: stack k + 1 */
+    uint32_t *pseen = xmalloc(m.n * sizeof *pseen);
+    uint32_t *cseen = xmalloc(m.n * sizeof *cseen); /* chain walk stamps */
+    unsigned char *covered = xmalloc(m.n);
+    unsigned char *has_stack = xmalloc(m.n);
+    uint32_t *markers = xmalloc((m.n + 1) * sizeof *markers);
+    uint32_t *chain = xmalloc((m.n + 1) * sizeof *chain);
 
     for (uint32_t k = 0; k < res->nstacks; k++) {
-        const ref_stack *s = &res->stacks[k];
-        const au_entry *E = s->entries;
-        const uint32_t ne = s->nentries;
-        total += ne;
-        CHECK(ne <= max_frames, "stack %u: %u entries > max_frames %u", k, ne,
-              max_frames);
+        const mstack *s = &res->stacks[k];
+        total += s->length;
+        CHECK(s->length >= 1, "stack %u is empty", k);
         CHECK(k == 0 || res->stacks[k - 1].leaf_id < s->leaf_id,
               "stack %u: leaf ids not strictly ascending", k);
-        const int ftrunc = (s->flags & AU_STACK_TRUNCATED_FRAMES) != 0;
         const int dtrunc = (s->flags & AU_STACK_TRUNCATED_DEPTH) != 0;
         const int cyc = (s->flags & AU_STACK_CYCLE) != 0;
+        CHECK(!(s->flags & ~(uint32_t)(AU_STACK_RUNNING | AU_STACK_CYCLE |
+                                       AU_STACK_TRUNCATED_DEPTH |
+                                       AU_STACK_THREAD_ONLY)),
+              "stack %u: unknown flags %#x", k, s->flags);
         if (s->flags & AU_STACK_RUNNING) nrunning++;
         if (cyc) ncycles++;
-        if (ftrunc || dtrunc) ntrunc++;
-        if (ftrunc || dtrunc) any_trunc = 1;
-        if (ftrunc)
-            CHECK(ne >= 1 && E[ne - 1].kind == AU_ENTRY_TRUNCATED,
-                  "stack %u: frame-truncated but does not end in TRUNCATED", k);
-        /* A frame-truncated stack is checked as a prefix of its full
-         * shape: everything up to the final TRUNCATED entry. */
-        const uint32_t nchk = ftrunc ? ne - 1 : ne;
-
-        if (m.npresent == 0) {
-            CHECK(nchk == (ftrunc ? nchk : in->nframes),
-                  "thread-only stack: %u entries for %u thread frames", ne,
-                  in->nframes);
-            for (uint32_t e = 0; e < nchk; e++)
-                CHECK(E[e].kind == AU_ENTRY_FRAME &&
-                          E[e].id == in->frames[e],
-                      "thread-only stack: entry %u is not thread frame %u", e,
-                      e);
+        if (dtrunc) ntrunc++, any_depth_cut = 1;
+        CHECK(!(dtrunc && cyc), "stack %u: both CYCLE and TRUNCATED_DEPTH", k);
+        CHECK(cyc == (s->closing != NONE),
+              "stack %u: CYCLE flag %d, closing %u", k, cyc, s->closing);
+        if (s->nentries)
+            check_shape(&m, k, s, s->entries, s->nentries, s->cut, markers,
+                        seen);
+        if (s->nprobe) {
+            /* The capped copy: the root side of the stack, then TRUNCATED
+             * at cap - 1. */
+            check_shape(&m, k, s, s->probe, s->nprobe, 1, markers, pseen);
+            uint32_t whole = s->cut ? s->nentries - 1 : s->nentries;
+            for (uint32_t e = 0; e + 1 < s->nprobe && e < whole; e++)
+                CHECK(s->probe[e].kind == s->entries[e].kind &&
+                          s->probe[e].id == s->entries[e].id &&
+                          s->probe[e].task == s->entries[e].task,
+                      "stack %u: capped entry %u differs from the whole", k, e);
+            memset(pseen, 0, m.n * sizeof *pseen);
+        }
+        if (s->flags & AU_STACK_THREAD_ONLY) {
+            CHECK(s->length == in->nframes,
+                  "thread-only stack: length %llu for %u thread frames",
+                  (unsigned long long)s->length, in->nframes);
             continue;
         }
 
         /* The leaf. */
-        CHECK(s->leaf_task < m.n && m.present[s->leaf_task] &&
-                  T[s->leaf_task].id == s->leaf_id &&
-                  s->leaf_name == T[s->leaf_task].name &&
-                  s->leaf_name_len == T[s->leaf_task].name_len,
+        const uint32_t S_ = s->leaf_task;
+        CHECK(S_ < m.n && m.present[S_] && T[S_].id == s->leaf_id &&
+                  s->leaf_name == T[S_].name &&
+                  s->leaf_name_len == T[S_].name_len,
               "stack %u: leaf_task/leaf_name do not match leaf %#llx", k,
               (unsigned long long)s->leaf_id);
-        const uint32_t S_ = s->leaf_task;
         has_stack[S_] = 1;
-        CHECK(!(s->flags & AU_STACK_THREAD_ONLY),
-              "stack %u: THREAD_ONLY with present tasks", k);
         CHECK(((s->flags & AU_STACK_RUNNING) != 0) == (S_ == m.R),
-              "stack %u: RUNNING flag %d but running task is %#llx", k,
+              "stack %u: RUNNING flag %d but the running task is %#llx", k,
               (s->flags & AU_STACK_RUNNING) != 0,
               (unsigned long long)(m.R == NONE ? 0 : T[m.R].id));
 
-        /* Shape: thread prefix. */
+        /* The description against rule 3, walked here from the leaf with
+         * the parents computed here: ntasks, flags, closing, length. */
+        CHECK(s->ntasks >= 1 && s->ntasks <= max_depth && s->ntasks <= m.n,
+              "stack %u: ntasks %u", k, s->ntasks);
+        uint32_t len = 0, t = S_;
         const uint32_t b = m.R != NONE ? m.b : in->nframes;
-        uint32_t e = 0;
-        for (; e < b && e < nchk; e++)
-            CHECK(E[e].kind == AU_ENTRY_FRAME && E[e].id == in->frames[e],
-                  "stack %u: entry %u is not thread frame %u", k, e, e);
-        /* Optional TRUNCATED / CYCLE entry. */
-        uint64_t cycle_id = 0;
-        int cycle_seen = 0;
-        if (e < nchk && dtrunc) {
-            CHECK(E[e].kind == AU_ENTRY_TRUNCATED,
-                  "stack %u: depth-truncated, entry %u is not TRUNCATED", k, e);
-            e++;
-        } else if (e < nchk && cyc) {
-            CHECK(E[e].kind == AU_ENTRY_CYCLE,
-                  "stack %u: cycle, entry %u is not CYCLE", k, e);
-            CHECK(E[e].task < m.n && T[E[e].task].id == E[e].id,
-                  "stack %u: CYCLE entry task index wrong", k);
-            cycle_id = E[e].id;
-            cycle_seen = 1;
-            e++;
-        }
-        CHECK(!(dtrunc && cyc), "stack %u: both CYCLE and TRUNCATED_DEPTH", k);
-        /* Markers, each followed by exactly its task's frames. */
-        uint32_t nm = 0;
-        while (e < nchk) {
-            CHECK(E[e].kind == AU_ENTRY_TASK,
-                  "stack %u: entry %u: expected a TASK marker, got %s", k, e,
-                  kind_str(E[e].kind));
-            uint32_t t = E[e].task;
-            CHECK(t < m.n && m.present[t] && T[t].id == E[e].id,
-                  "stack %u: TASK entry %u names task index %u wrongly", k, e,
-                  t);
-            CHECK(seen[t] != k + 1, "stack %u: task %#llx appears twice", k,
-                  (unsigned long long)T[t].id);
-            seen[t] = k + 1;
+        uint64_t want = b + (dtrunc || cyc ? 1 : 0);
+        for (;;) {
+            CHECK(t != NONE && cseen[t] != k + 1,
+                  "stack %u: ntasks %u is longer than the chain", k,
+                  s->ntasks);
+            cseen[t] = k + 1;
+            chain[len++] = t;
             covered[t] = 1;
-            markers[nm++] = t;
-            e++;
-            const uint64_t *fr;
-            uint32_t nf;
-            if (t == m.R && S_ == m.R) {
-                fr = in->frames + b;
-                nf = in->nframes - b;
-            } else {
-                fr = T[t].frames;
-                nf = T[t].nframes;
-            }
-            for (uint32_t f = 0; f < nf && e < nchk; f++, e++)
-                CHECK(E[e].kind == AU_ENTRY_FRAME && E[e].id == fr[f],
-                      "stack %u: entry %u: expected frame %u of task %#llx", k,
-                      e, f, (unsigned long long)T[t].id);
+            want += 1 + (t == m.R && S_ == m.R ? in->nframes - b
+                                               : T[t].nframes);
+            if (len == s->ntasks) break;
+            t = m.parent[t];
         }
-        /* Rule 1 along the chain. */
-        for (uint32_t i = 0; i + 1 < nm; i++) {
-            uint32_t want = m.parent[markers[i + 1]];
-            CHECK(want == markers[i],
-                  "stack %u: parent of %#llx is %#llx, expected %#llx", k,
-                  (unsigned long long)T[markers[i + 1]].id,
-                  (unsigned long long)T[markers[i]].id,
-                  (unsigned long long)(want == NONE ? 0 : T[want].id));
-        }
-        CHECK(nm <= max_depth, "stack %u: %u tasks > max_depth", k, nm);
-        if (!ftrunc) {
-            CHECK(nm >= 1 && markers[nm - 1] == S_,
-                  "stack %u: last marker is not the leaf", k);
-            uint32_t top = markers[0], p = m.parent[top];
-            if (cyc) {
-                CHECK(cycle_seen && p != NONE && T[p].id == cycle_id &&
-                          seen[p] == k + 1,
-                      "stack %u: CYCLE entry does not name the top's parent "
-                      "in the chain",
-                      k);
-            } else if (dtrunc) {
-                CHECK(nm == max_depth && p != NONE && seen[p] != k + 1,
-                      "stack %u: depth cut with %u tasks, parent %s", k, nm,
-                      p == NONE ? "none" : "in chain");
-            } else {
-                CHECK(p == NONE, "stack %u: top task %#llx has parent %#llx", k,
-                      (unsigned long long)T[top].id,
-                      (unsigned long long)(p == NONE ? 0 : T[p].id));
-            }
-        }
+        uint32_t P = m.parent[chain[len - 1]];
+        if (P == NONE)
+            CHECK(!cyc && !dtrunc, "stack %u: top task is a root but flags %#x",
+                  k, s->flags);
+        else if (cseen[P] == k + 1)
+            CHECK(cyc && s->closing == P,
+                  "stack %u: chain closes on %#llx but flags %#x closing %d", k,
+                  (unsigned long long)T[P].id, s->flags, (int)s->closing);
+        else
+            CHECK(dtrunc && len == max_depth,
+                  "stack %u: top task has a parent outside the chain, flags "
+                  "%#x, %u tasks",
+                  k, s->flags, len);
+        CHECK(s->length == want, "stack %u: length %llu, rule 3 gives %llu", k,
+              (unsigned long long)s->length, (unsigned long long)want);
+
         /* Rule 2: why does this leaf have a stack? */
         if (!(S_ == m.R || !m.waiting[S_] || !m.is_parent[S_]))
-            CHECK(dtrunc || ftrunc ||
-                      (cyc && cycle_id == s->leaf_id),
-                  "stack %u: leaf %#llx is waiting, a parent and not on a "
-                  "cycle",
+            CHECK((cyc && s->closing == S_) || dtrunc, /* or a long cycle */
+                  "stack %u: leaf %#llx is waiting, a parent and not a cycle "
+                  "representative",
                   k, (unsigned long long)s->leaf_id);
     }
 
-    CHECK(total <= max_total, "%llu entries > max_total_entries %u",
-          (unsigned long long)total, max_total);
     CHECK(total <= (uint64_t)res->nstacks *
-                       ((uint64_t)in->nframes + 2 +
+                       ((uint64_t)in->nframes + 1 +
                         (uint64_t)(max_depth < m.n ? max_depth : m.n) *
                             (1 + CAP_TASK_FRAMES)),
           "output larger than linear bound");
@@ -1087,14 +1312,17 @@ NO_COV static void check_invariants(const au_thread_sample *in, const ref_result
                   (unsigned long long)T[i].id,
                   i == m.R ? "running" : !m.waiting[i] ? "not waiting"
                                                        : "stranded waiter");
-        if (!any_trunc)
+        if (!any_depth_cut)
             CHECK(covered[i], "task %#llx appears in no stack",
                   (unsigned long long)T[i].id);
     }
     free(seen);
+    free(pseen);
+    free(cseen);
     free(covered);
     free(has_stack);
     free(markers);
+    free(chain);
     model_free(&m);
 }
 
@@ -1102,10 +1330,10 @@ NO_COV static void check_invariants(const au_thread_sample *in, const ref_result
  * check_invariants is implied by equality with an already checked result
  * up to indices). */
 NO_COV static void check_indices(const au_thread_sample *in,
-                                 const ref_result *res) {
+                                 const mresult *res) {
     const au_task *T = in->tasks;
     for (uint32_t k = 0; k < res->nstacks; k++) {
-        const ref_stack *s = &res->stacks[k];
+        const mstack *s = &res->stacks[k];
         if (s->flags & AU_STACK_THREAD_ONLY)
             CHECK(s->leaf_task == NONE, "stack %u: THREAD_ONLY has a task", k);
         else
@@ -1119,6 +1347,10 @@ NO_COV static void check_indices(const au_thread_sample *in,
                       "stack %u entry %u: task index %u does not hold %#llx",
                       k, e, x->task, (unsigned long long)x->id);
         }
+    }
+    for (uint32_t i = 0; i < res->ntasks; i++) {
+        uint32_t p = res->parent[i];
+        CHECK(p == NONE || p < in->ntasks, "parent of %u out of range", i);
     }
 }
 
@@ -1171,49 +1403,53 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     au_thread_sample in = make_sample(S.tasks, S.links);
     au_resolver *r = get_resolver();
-    ref_result ref, core, again, perm;
+    ref_result ref;
+    mresult mref, core, again, perm;
+    au_stacks out;
     cur_in = &in;
     cur_core = cur_ref = NULL;
 
     ref_resolve(&in, &S.limits, &ref);
-    cur_ref = &ref;
+    from_ref(&mref, &ref);
+    cur_ref = &mref;
 
-    au_stacks out;
     int st = au_resolve(r, &in, &out);
-    copy_out(st, &out, r, &core);
+    from_core(&core, st, r, &in, &out);
     cur_core = &core;
     CHECK(st == ref.status, "status %d (%s), reference says %d (%s)", st,
           au_status_str(st), ref.status, au_status_str(ref.status));
 
     if (st == AU_OK) {
         check_invariants(&in, &core);
-        compare("core vs reference", &core, &ref,
-                CMP_MARKER_TASKS | CMP_NAMES);
+        compare("core vs reference", &core, &mref, CMP_INDICES);
 
-        /* Warm repeat: identical, no allocation. */
+        /* Warm repeat: identical, and no allocation at all, neither in
+         * au_resolve nor in au_stack_entries. */
         n_allocs = 0;
         int st2 = au_resolve(r, &in, &out);
         unsigned long allocs = n_allocs;
-        copy_out(st2, &out, r, &again);
+        from_core(&again, st2, r, &in, &out);
         CHECK(allocs == 0 && again.stats.allocations == 0,
               "warm repeat allocated (%lu realloc calls, stats %llu)", allocs,
               (unsigned long long)again.stats.allocations);
-        compare("repeat vs first", &again, &core,
-                CMP_ALL_TASKS | CMP_NAMES);
-        ref_result_free(&again);
+        CHECK(n_allocs == 0, "au_stack_entries allocated (%lu calls)",
+              n_allocs);
+        compare("repeat vs first", &again, &core, CMP_EXACT);
+        mresult_free(&again);
     }
 
-    /* Permuted copy: same result up to task indices. */
+    /* Permuted copy: the same result up to task indices. */
     shuffle_tasks();
     au_thread_sample pin = make_sample(perm_tasks, perm_links);
     int st3 = au_resolve(r, &pin, &out);
-    copy_out(st3, &out, r, &perm);
+    from_core(&perm, st3, r, &pin, &out);
     cur_in = &pin;
-    compare("permuted vs first", &perm, &core, CMP_NAMES);
+    compare("permuted vs first", &perm, &core, 0);
     if (st3 == AU_OK) check_indices(&pin, &perm);
-    ref_result_free(&perm);
+    mresult_free(&perm);
 
-    ref_result_free(&core);
+    mresult_free(&core);
+    mresult_free(&mref);
     ref_result_free(&ref);
     cur_in = NULL;
     cur_core = cur_ref = NULL;
