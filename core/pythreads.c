@@ -20,6 +20,7 @@
 #include "pyreader.h"
 
 #define NONE UINT32_MAX
+#define PAGE 4096u
 
 int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
     return au_grow(&r->alloc, &r->stats.allocations, (void **)pptr, cap, need, elem);
@@ -152,6 +153,8 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
                        uint32_t *n) {
     const au_py_offsets *o = &r->off;
     uint32_t len = frame_read_len(o), count = 0;
+    int legacy = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI;
+    uint64_t win = 0, win_len = 0; /* what r->buf holds from the last read */
     if (++r->seen_serial == 0) {
         memset(r->seen_stamp, 0, (size_t)r->seen_cap * sizeof *r->seen_stamp);
         r->seen_serial = 1;
@@ -166,12 +169,27 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
             break;
         }
         const uint8_t *f = span_lookup(r, 0, nspans, cur, len);
+        if (!f && cur >= win && cur - win <= win_len && len <= win_len - (cur - win))
+            f = r->buf + (cur - win);
         if (!f) {
-            if (read_into_buf(r, cur, len) != AU_OK) {
+            /* Before 3.11 every frame is a heap object, and a caller's frame
+             * usually sits a little below its callee's (they come from the
+             * same free list and arenas): read the frame's page and the one
+             * before it, so one read often serves several frames.  If that
+             * window is not all mapped, read the frame alone. */
+            uint64_t lo = (cur & ~(uint64_t)(PAGE - 1)), hi = cur + len;
+            lo = legacy && lo >= PAGE ? lo - PAGE : cur;
+            if (read_into_buf(r, lo, (uint32_t)(hi - lo)) == AU_OK) {
+                win = lo;
+                win_len = hi - lo;
+            } else if (lo != cur && read_into_buf(r, cur, len) == AU_OK) {
+                win = cur;
+                win_len = len;
+            } else {
                 t->flags |= AU_THREAD_PARTIAL;
                 break;
             }
-            f = r->buf;
+            f = r->buf + (cur - win);
         }
         uint64_t code = au_pr_u64(f + o->frame_code) & ~o->frame_code_tag_mask;
         uint64_t instr = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI

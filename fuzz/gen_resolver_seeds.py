@@ -14,17 +14,23 @@ import struct
 import sys
 
 # ---- header -----------------------------------------------------------------
-DEPTH = [0, 1, 2, 3, 4, 7, 16, 100]
+DEPTH = [0, 1, 2, 3, 4, 7, 16, 2**32 - 1]
 CAP = [0, 1, 2, 3, 5, 9, 32, 300]
 
 
-def hdr(depth=0, cap=0, counts=(0, 0), real_defaults=False):
+COUNTS = [(0, 0), (2**32 - 1, 2**32 - 1), (3, 5), (40, 80)]
+
+
+def hdr(depth=0, cap=0, counts=(0, 0), real_defaults=False, nomem=None):
     """depth: max_depth (0 = default); cap: the extra au_stack_entries cap
-    (0 = none); counts: (max_tasks, max_links), (0, 0), (3, 5) or (40, 80);
-    real_defaults: keep the default max_depth even for > 256 tasks."""
-    h0 = DEPTH.index(depth) | CAP.index(cap) << 3
-    h0 |= [0, 2, 3][[(0, 0), (3, 5), (40, 80)].index(counts)] << 6
-    return bytes([h0, 8 if real_defaults else 0])
+    (0 = none); counts: (max_tasks, max_links) from COUNTS; real_defaults:
+    keep max_depth even for 257..1536 tasks; nomem: also resolve with an
+    allocator that fails after 3 * nomem allocations (0..7)."""
+    h0 = DEPTH.index(depth) | CAP.index(cap) << 3 | COUNTS.index(counts) << 6
+    h1 = (8 if real_defaults else 0)
+    if nomem is not None:
+        h1 |= 0x10 | nomem << 5
+    return bytes([h0, h1])
 
 
 # ---- operands ---------------------------------------------------------------
@@ -126,15 +132,18 @@ def null(bit):
     return bytes([bit << 4 | 0x0A])
 
 
-# Generator sizes: N8 < 0xf0 gives 1 + N8 % 16 tasks.
+# Generator sizes: N8 < 0xf8 gives 1 + N8 % 16 tasks.
 def small(n):
     assert 1 <= n <= 16
     return n - 1
 
 
-def big(n8_minus_ef, a):  # a: the opcode nibble used with it
-    """(n8 - 0xef) << (4 + (a & 3)) tasks."""
-    return 0xEF + n8_minus_ef
+def big(n, a):
+    """The N8 giving n tasks with opcode nibble a: (N8 - 0xf7) << (5 +
+    (a & 3)) = n."""
+    k, rem = divmod(n, 1 << (5 + (a & 3)))
+    assert rem == 0 and 1 <= k <= 8, (n, a)
+    return 0xF7 + k
 
 
 # Chain/fan-out kinds.
@@ -181,12 +190,12 @@ SEEDS = {
     # A TaskGroup with 2048 children under a chain of 3.
     "seed_taskgroup_2048":
         hdr(real_defaults=True) + thread(*LOOP) + chain(small(3), AWAIT)
-        + fanout(big(16, 3), STRONG | 4, 0x100080, a=3 | 1 << 2),
+        + fanout(big(2048, 3), STRONG | 4, 0x100080, a=3 | 1 << 2),
     # A chain of 1040 awaits (16, then 1024 under its deepest task): cut at
     # the default depth of 1024.
     "seed_deep_chain_default_depth":
         hdr(real_defaults=True) + thread(*LOOP) + chain(small(16), AWAIT)
-        + chain(big(16, 2), AWAIT | 4, a=2, top=0x100000 + 15 * 0x40),
+        + chain(big(1024, 2), AWAIT | 4, a=2, top=0x100000 + 15 * 0x40),
     # Depth 3, chains of 10 in all three kinds, plus one root attached.
     "seed_deep_chain_depth3":
         hdr(depth=3) + thread(*LOOP) + task(1, frames=[F(9)])
@@ -307,6 +316,19 @@ SEEDS = {
     # A NULL coroutine frame array with a count: AU_ERR_ARG.
     "seed_null_task_frames":
         hdr() + task(1, frames=[F(1)]) + null(3),
+    # The seed scenario with allocation failures after 0, 3 and 21
+    # allocations, and with every limit at its maximum.
+    "seed_nomem_0":
+        hdr(nomem=0) + thread(*LOOP, SELECT)
+        + task(1, awaits=3, frames=[F(10)]) + task(2, creator=1)
+        + task(3, creator=1),
+    "seed_nomem_3":
+        hdr(nomem=1, depth=2**32 - 1) + thread(*LOOP) + pool(3, range(16))
+        + bulk([(i, (i * 5) % 17) for i in range(17)]),
+    "seed_nomem_21_max_limits":
+        hdr(nomem=7, depth=2**32 - 1, counts=(2**32 - 1, 2**32 - 1))
+        + thread(*LOOP) + chain(small(12), MIXED | 8 | 16)
+        + fanout(small(9), AWAIT | 4, 0x100040),
     # A random graph on ids 1..32 (pool) plus 40 random strong links.
     "seed_pool_graph":
         hdr() + thread(*LOOP, F(3), F(7))
@@ -325,7 +347,7 @@ SEEDS = {
     # Big and limited together: a weak chain of 1024 (all leaves), depth
     # 7, cap 9.
     "seed_big_weak_chain_limits":
-        hdr(depth=7, cap=9) + chain(big(16, 2), WEAK, a=2),
+        hdr(depth=7, cap=9) + chain(big(1024, 2), WEAK, a=2),
 }
 
 

@@ -81,8 +81,12 @@
  *               with threads or frames missing;
  *   debug-oob   snapshots whose _Py_DebugOffsets put str.length or
  *               bytes.ob_size past the header the reader fetches (an
- *               out-of-bounds read) are skipped.  Without it (the regression test) they fail.
- * AU_PIPELINE_PRINT=1 prints reader A's samples.
+ *               out-of-bounds read) are skipped;
+ *   seen-full   snapshots where a thread's frame chain holds more frames
+ *               that the walker skips than its frame-address set has
+ *               room for (walk_frames then spins) are skipped.
+ * Without it (the regression test) they fail.  AU_PIPELINE_PRINT=1 prints
+ * the readers' samples.
  *
  * ---------------------------------------------------------------------------
  * The mutator (LLVMFuzzerCustomMutator) parses the container into a model
@@ -139,6 +143,7 @@ static unsigned skip_known; /* AU_PIPELINE_SKIP_KNOWN: KNOWN_* bits */
 #define KNOWN_DEBUG_OOB 0x08u  /* "debug-oob" */
 #define KNOWN_MAX_FRAMES 0x10u /* "max-frames" */
 #define KNOWN_MAX_NAME 0x20u   /* "max-name" */
+#define KNOWN_SEEN_FULL 0x40u  /* "seen-full" */
 
 static const struct {
     const char *name;
@@ -146,6 +151,7 @@ static const struct {
 } KNOWN[] = {
     {"free-size", KNOWN_FREE_SIZE}, {"batches", KNOWN_BATCHES},   {"nomem", KNOWN_NOMEM},
     {"debug-oob", KNOWN_DEBUG_OOB}, {"max-frames", KNOWN_MAX_FRAMES}, {"max-name", KNOWN_MAX_NAME},
+    {"seen-full", KNOWN_SEEN_FULL},
 };
 static int print_renders;   /* AU_PIPELINE_PRINT: show reader A's samples */
 
@@ -864,31 +870,123 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static void self_test_mutator(const uint8_t *data, size_t size);
 
-/* KNOWN (reported): _Py_DebugOffsets (3.13+) may move str.length or
- * bytes.ob_size past the object header pycode.c reads (header_len), and
- * str_shape() / needed() then read outside r->buf.  1 when the reader
- * would use such offsets for this snapshot. */
-static int known_oob_offsets(const au_snapshot *snap) {
+/* The offsets a reader for this snapshot would use (the compiled table,
+ * patched by the target's _Py_DebugOffsets on 3.13+); 0 if it would fail. */
+static int effective_offsets(const au_snapshot *snap, au_memsrc *src, au_py_offsets *o) {
     const au_snapshot_meta *m = au_snapshot_get_meta(snap);
     const au_py_offsets *base = au_py_offsets_for(m->py_version_hex);
-    if (!base || !base->debug || !m->runtime_addr) return 0;
+    if (!base || !m->runtime_addr) return 0;
+    if (!base->debug) {
+        *o = *base;
+        return 1;
+    }
+    uint8_t *blob = xmalloc(base->debug->size);
+    int ok = au_mem_read1(src, m->runtime_addr + base->runtime_debug_offsets, blob,
+                          base->debug->size) == AU_OK &&
+             au_py_offsets_apply_debug(o, base, blob, base->debug->size) >= 0;
+    free(blob);
+    return ok;
+}
+
+/* KNOWN (reported): _Py_DebugOffsets (3.13+) may move str.length or
+ * bytes.ob_size past the object header pycode.c reads (header_len), and
+ * str_shape() / needed() then read outside r->buf. */
+static int known_oob_offsets(const au_py_offsets *o) {
+    uint64_t hstr = o->sizeof_compact > (uint64_t)o->unicode_state + 4
+                        ? o->sizeof_compact
+                        : (uint64_t)o->unicode_state + 4;
+    return (uint64_t)o->unicode_length + 8 > hstr ||
+           (uint64_t)o->var_ob_size + 8 > o->bytes_ob_sval;
+}
+
+static int read64(au_memsrc *src, uint64_t addr, uint64_t *v) {
+    uint8_t b[8];
+    if (au_mem_read1(src, addr, b, 8) != AU_OK) return 0;
+    *v = le64(b);
+    return 1;
+}
+
+/* KNOWN (reported): walk_frames() puts every frame it visits in a set
+ * sized for 2 x max_frames (at least 16), but frames it skips (owned by
+ * the C stack / interpreter) are not counted against max_frames, so a
+ * chain of more skipped frames than the set holds makes seen_before()
+ * spin.  1 when some thread's chain would do that: a cheap replay of the
+ * walk (individual reads; datastack copies are ignored). */
+static int known_seen_full(au_memsrc *src, const au_py_offsets *o, uint64_t runtime,
+                           const run_config *cfg) {
+    uint32_t cap = 16;
+    while (cap < 2 * cfg->eff.max_frames) cap <<= 1; /* as the core sizes it */
+    uint32_t tsize = 2 * cap + 2;
+    uint64_t *set = xmalloc((size_t)tsize * sizeof *set);
+    uint64_t interps[64], tstates[256];
+    uint32_t ninterps = 0, nts = 0, nthreads = 0;
+    int full = 0;
+    uint64_t interp = 0;
+    if (!read64(src, runtime + o->runtime_interpreters_head, &interp)) interp = 0;
+    while (interp && !(interp & 7) && ninterps < 64 && !full) {
+        int dup = 0;
+        for (uint32_t i = 0; i < ninterps; i++) dup |= interps[i] == interp;
+        uint64_t next, cur;
+        if (dup || !read64(src, interp + o->interp_next, &next) ||
+            !read64(src, interp + o->interp_threads_head, &cur))
+            break;
+        interps[ninterps++] = interp;
+        while (cur && !(cur & 7) && nthreads < cfg->eff.max_threads && nts < 256 && !full) {
+            int seen = 0;
+            for (uint32_t i = 0; i < nts; i++) seen |= tstates[i] == cur;
+            uint64_t tnext, frame;
+            if (seen || !read64(src, cur + o->tstate_next, &tnext) ||
+                !read64(src, cur + o->tstate_frame, &frame))
+                break;
+            tstates[nts++] = cur;
+            nthreads++;
+            if (frame && o->cframe_current_frame != AU_PYOFF_ABSENT &&
+                !read64(src, frame + o->cframe_current_frame, &frame))
+                frame = 0;
+            memset(set, 0, (size_t)tsize * sizeof *set);
+            uint32_t distinct = 0, count = 0;
+            for (uint64_t f = frame; f && !(f & 7) && count < cfg->eff.max_frames;) {
+                uint32_t h = (uint32_t)(f * 0x9e3779b97f4a7c15ull >> 40) % tsize;
+                while (set[h] && set[h] != f) h = (h + 1) % tsize;
+                if (set[h] == f) break;
+                set[h] = f;
+                if (++distinct > cap) {
+                    full = 1;
+                    break;
+                }
+                uint64_t prev;
+                uint8_t owner = 0;
+                if (!read64(src, f + o->frame_previous, &prev)) break;
+                if (o->frame_owner != AU_PYOFF_ABSENT &&
+                    au_mem_read1(src, f + o->frame_owner, &owner, 1) != AU_OK)
+                    break;
+                int skip = o->frame_owner != AU_PYOFF_ABSENT && owner < 32 &&
+                           (o->frame_skip_owners >> owner & 1);
+                if (!skip) count++;
+                f = prev;
+            }
+            cur = tnext;
+        }
+        interp = next;
+    }
+    free(set);
+    return full;
+}
+
+/* Should this input be skipped (AU_PIPELINE_SKIP_KNOWN)? */
+static int hits_known_bug(const au_snapshot *snap, const run_config *cfg) {
+    if (!(skip_known & (KNOWN_DEBUG_OOB | KNOWN_SEEN_FULL))) return 0;
     au_memsrc *src = NULL;
     if (au_memsrc_snapshot_open(NULL, snap, &src) != AU_OK) return 0;
-    uint8_t *blob = xmalloc(base->debug->size);
     au_py_offsets o;
-    int bad = 0;
-    if (au_mem_read1(src, m->runtime_addr + base->runtime_debug_offsets, blob,
-                     base->debug->size) == AU_OK &&
-        au_py_offsets_apply_debug(&o, base, blob, base->debug->size) >= 0) {
-        uint64_t hstr = o.sizeof_compact > (uint64_t)o.unicode_state + 4
-                            ? o.sizeof_compact
-                            : (uint64_t)o.unicode_state + 4;
-        bad = (uint64_t)o.unicode_length + 8 > hstr ||
-              (uint64_t)o.var_ob_size + 8 > o.bytes_ob_sval;
+    int hit = 0;
+    if (effective_offsets(snap, src, &o)) {
+        hit = ((skip_known & KNOWN_DEBUG_OOB) && known_oob_offsets(&o)) ||
+              ((skip_known & KNOWN_SEEN_FULL) &&
+               known_seen_full(src, &o, au_snapshot_get_meta(snap)->runtime_addr, cfg));
     }
-    free(blob);
     au_memsrc_destroy(src);
-    return bad;
+    return hit;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -900,7 +998,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     const au_snapshot_meta *meta = au_snapshot_get_meta(snap);
     run_config cfg = decode_config(meta->time_ns);
-    if ((skip_known & KNOWN_DEBUG_OOB) && known_oob_offsets(snap)) {
+    if (hits_known_bug(snap, &cfg)) {
         au_snapshot_free(snap);
         return 0;
     }

@@ -58,14 +58,18 @@
  * Input format.  Every byte string is valid: reads past the end yield 0.
  * Multi-byte integers are little-endian.
  *
- *   byte 0  H0  bits 0-2 max_depth           {0,1,2,3,4,7,16,100}
+ *   byte 0  H0  bits 0-2 max_depth           {0,1,2,3,4,7,16,2^32-1}
  *               bits 3-5 probe cap           {none,1,2,3,5,9,32,300}
- *               bits 6-7 max_tasks/max_links {0/0,0/0,3/5,40/80}
- *   byte 1  H1  bit 3    keep the default max_depth for 257..1536 tasks
- *               other bits unused
+ *               bits 6-7 max_tasks/max_links {0/0,max/max,3/5,40/80}
+ *   byte 1  H1  bit 3    keep max_depth as it is for 257..1536 tasks
+ *               bit 4    allocation failures: for up to 256 tasks, also
+ *                        resolve in a fresh context whose allocator fails
+ *                        after 3 * (H1 >> 5) allocations: AU_ERR_NOMEM or
+ *                        the reference's result; then again with memory:
+ *                        the reference's result
  *           0 means the library default, except that, to keep the fuzzer
- *           fast, max_depth 0 becomes 32 for a sample of more than 1536
- *           tasks, or of more than 256 without H1 bit 3.
+ *           fast, a max_depth of 0 or above 32 becomes 32 for a sample of
+ *           more than 1536 tasks, or of more than 256 without H1 bit 3.
  *   then opcodes until the end.  Opcode byte o: op = o & 15, a = o >> 4.
  *
  *   ID  (task id, 1 byte + maybe 8):
@@ -91,8 +95,8 @@
  *                      (name bytes point into the input); bits 3-7: frames
  *   op 1,12  LINK      (a & 7) + 1 times: ID(child) ID(parent)
  *   op 2,14  THREAD    a + 1 times FID: appended to the thread stack
- *   N8 (generator size): N = 1 + N8 % 16 if N8 < 0xf0, else
- *                      (N8 - 0xef) << (4 + (a & 3)), i.e. 16 .. 2048.
+ *   N8 (generator size): N = 1 + N8 % 16 if N8 < 0xf8, else
+ *                      (N8 - 0xf7) << (5 + (a & 3)), i.e. 32 .. 2048.
  *   op 3     CHAIN     N8 SHAPE [ID(top) if SHAPE & 4]
  *                      N fresh tasks with a >> 2
  *                      frames each, root first; each links to the next:
@@ -134,6 +138,7 @@
  * Example: 00 00 | 02 05 | 00 0f 01 00 00 05: a thread stack [0xf005] and
  * task 1 (running, name 3 bytes, no links) whose outermost frame is 0xf005.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -164,7 +169,7 @@
 #define CAP_POOL 32768u
 #define BIG_TASKS 256u  /* above this many tasks (unless H1 bit 3) ... */
 #define BIG_TASKS_ALWAYS 1536u /* ... or this many (whatever H1 says) ... */
-#define BIG_DEPTH 32u   /* ... the default max_depth becomes this */
+#define BIG_DEPTH 32u   /* ... max_depth 0 or > 32 becomes 32 */
 #define FETCH_BUDGET (1u << 14) /* entries fetched whole per result */
 
 /* ========================================================================
@@ -196,6 +201,8 @@ typedef struct sample {
     au_resolver_limits limits;
     unsigned limits_key;
     uint32_t probe_cap; /* 0: no capped au_stack_entries call */
+    unsigned nomem;     /* > 0: also resolve in a fresh context whose
+                           allocator fails after nomem - 1 allocations */
 } sample;
 
 static sample S;                     /* decoded input */
@@ -344,8 +351,8 @@ static au_task *gen_task(uint64_t id, unsigned nf) {
 
 /* How many tasks a generator makes: mostly a few, sometimes thousands. */
 static uint32_t gen_count(uint32_t n8, unsigned a) {
-    if (n8 < 0xf0) return 1 + n8 % 16;
-    return (n8 - 0xef) << (4 + (a & 3u));
+    if (n8 < 0xf8) return 1 + n8 % 16;
+    return (n8 - 0xf7) << (5 + (a & 3u));
 }
 
 /* parent -> child by one of the three kinds of link. */
@@ -486,10 +493,10 @@ static void op_pool(reader *r, unsigned a) {
     }
 }
 
-static const uint32_t depth_v[8] = {0, 1, 2, 3, 4, 7, 16, 100};
+static const uint32_t depth_v[8] = {0, 1, 2, 3, 4, 7, 16, UINT32_MAX};
 static const uint32_t probe_v[8] = {0, 1, 2, 3, 5, 9, 32, 300};
-static const uint32_t tasks_v[4] = {0, 0, 3, 40};
-static const uint32_t links_v[4] = {0, 0, 5, 80};
+static const uint32_t tasks_v[4] = {0, UINT32_MAX, 3, 40};
+static const uint32_t links_v[4] = {0, UINT32_MAX, 5, 80};
 
 static void decode(const uint8_t *data, size_t size) {
     S.ntasks = S.nlinks = S.nthread = S.npool = 0;
@@ -523,7 +530,8 @@ static void decode(const uint8_t *data, size_t size) {
     }
     /* Keep the fuzzer fast: many leaves under a long chain would cost
      * millions of steps under the default depth. */
-    if (S.limits.max_depth == 0 &&
+    S.nomem = (h1 & 0x10u) ? 1 + (h1 >> 5) * 3u : 0;
+    if ((S.limits.max_depth == 0 || S.limits.max_depth > BIG_DEPTH) &&
         (S.ntasks > BIG_TASKS_ALWAYS || (S.ntasks > BIG_TASKS && !(h1 & 8u)))) {
         S.limits.max_depth = BIG_DEPTH;
         S.limits_key |= 1u << 5;
@@ -568,6 +576,24 @@ static void *counting_realloc(void *ud, void *ptr, size_t old_size,
 }
 
 static const au_allocator counting_alloc = {counting_realloc, NULL};
+
+/* An allocator that refuses once `fail_budget` allocations were made. */
+static unsigned long fail_budget;
+
+static void *failing_realloc(void *ud, void *ptr, size_t old_size,
+                             size_t new_size) {
+    (void)ud;
+    (void)old_size;
+    if (new_size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (fail_budget == 0) return NULL;
+    fail_budget--;
+    return realloc(ptr, new_size);
+}
+
+static const au_allocator failing_alloc = {failing_realloc, NULL};
 
 #define NSLOTS 16
 static struct {
@@ -1384,6 +1410,42 @@ NO_COV static void shuffle_tasks(void) {
     }
 }
 
+NO_COV static void check_nomem(const au_thread_sample *in,
+                               const mresult *mref) {
+    fail_budget = ULONG_MAX;
+    au_resolver *r = au_resolver_new(&failing_alloc, &S.limits);
+    CHECK(r != NULL, "au_resolver_new failed with memory available");
+    au_stacks out;
+    mresult m;
+    fail_budget = S.nomem - 1;
+    int st = au_resolve(r, in, &out);
+    fail_budget = ULONG_MAX;
+    if (st != AU_ERR_NOMEM) {
+        from_core(&m, st, r, in, &out);
+        compare("allocation failures allowed vs reference", &m, mref,
+                CMP_INDICES);
+        mresult_free(&m);
+    }
+    st = au_resolve(r, in, &out);
+    from_core(&m, st, r, in, &out);
+    compare("after allocation failures vs reference", &m, mref, CMP_INDICES);
+    mresult_free(&m);
+    au_resolver_free(r);
+}
+
+/* Calls with NULL arguments, once. */
+NO_COV static void check_null_args(au_resolver *r) {
+    au_thread_sample empty;
+    au_stacks out;
+    memset(&empty, 0, sizeof empty);
+    CHECK(au_resolve(r, NULL, &out) == AU_ERR_ARG,
+          "au_resolve(r, NULL, out) is not AU_ERR_ARG");
+    CHECK(au_resolve(r, &empty, NULL) == AU_ERR_ARG,
+          "au_resolve(r, in, NULL) is not AU_ERR_ARG");
+    CHECK(au_resolve(NULL, &empty, &out) == AU_ERR_ARG,
+          "au_resolve(NULL, in, out) is not AU_ERR_ARG");
+}
+
 /* ========================================================================
  * Entry points
  * ===================================================================== */
@@ -1403,6 +1465,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     au_thread_sample in = make_sample(S.tasks, S.links);
     au_resolver *r = get_resolver();
+    static int null_args_checked;
+    if (!null_args_checked) {
+        null_args_checked = 1;
+        check_null_args(r);
+    }
     ref_result ref;
     mresult mref, core, again, perm;
     au_stacks out;
@@ -1437,6 +1504,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         compare("repeat vs first", &again, &core, CMP_EXACT);
         mresult_free(&again);
     }
+
+    /* Allocation failure: AU_ERR_NOMEM or the right answer, and the
+     * context still works once memory is back. */
+    if (S.nomem && S.ntasks <= BIG_TASKS) check_nomem(&in, &mref);
 
     /* Permuted copy: the same result up to task indices. */
     shuffle_tasks();
