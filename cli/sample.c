@@ -136,6 +136,12 @@ int cli_live(int pid, int format, const char *output) {
     rc = au_pyruntime_find(NULL, pid, live, &rt);
     if (rc) {
         au_memsrc_destroy(live);
+        if (rc == AU_ERR_UNSUPPORTED && rt.py_version_hex >> 24 == 3) {
+            char what[96];
+            snprintf(what, sizeof what, "the process runs CPython %u.%u",
+                     rt.py_version_hex >> 24, rt.py_version_hex >> 16 & 0xff);
+            return cli_fail(what, rc);
+        }
         return cli_fail("cannot find a Python runtime in the process", rc);
     }
     au_memsrc *src = live;

@@ -194,7 +194,8 @@ int au_resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out);
  * the leaf (the running leaf's frames being the thread's from the boundary
  * on).  Returns the stack's whole length in entries and writes at most cap
  * of them; a stack longer than cap keeps its root side and its entry
- * cap - 1 is an AU_ENTRY_TRUNCATED marker.  cap 0 just measures.  Costs
+ * cap - 1 is an AU_ENTRY_TRUNCATED marker.  cap 0 just measures (buf may
+ * then be NULL).  Costs
  * O(tasks in the chain + entries written). */
 uint64_t au_stack_entries(const au_resolver *r, const au_stack *s, au_entry *buf, uint32_t cap);
 

@@ -31,9 +31,14 @@ enum {
  * id).  DUP marks an id seen more than once. */
 #define DUP (UINT32_MAX - 1)
 
+/* A stack-bearing task while it is sorted by id, carrying what its
+ * au_stack needs from the caller's record, so that the caller's array is
+ * read once, in its own order, rather than in id order (a cache miss per
+ * stack at 65,536 tasks). */
 typedef struct keyed {
     uint64_t id;
-    uint32_t idx;
+    const char *name;
+    uint32_t idx, name_len;
 } keyed;
 
 /* Key and value side by side: one cache miss per probe, not two. */
@@ -62,11 +67,10 @@ struct au_resolver {
     uint8_t *state;
     uint32_t parent_cap, strong_cap, clen_cap, cclose_cap, path_cap, state_cap;
 
-    /* Stack-bearing tasks in the caller's order, then by id; radix sort
-     * buffers. */
-    uint32_t *bearers, *order;
+    /* Stack-bearing tasks in the caller's order; radix sort buffers. */
+    uint32_t *bearers;
     keyed *keys, *keys2;
-    uint32_t bearers_cap, order_cap, keys_cap, keys2_cap;
+    uint32_t bearers_cap, keys_cap, keys2_cap;
 
     idmap tasks;   /* task id -> index */
     idmap running; /* outermost frame of a running candidate -> index */
@@ -300,18 +304,18 @@ static uint32_t choose_bearers(au_resolver *r, const au_task *t, uint32_t ntasks
     return n;
 }
 
-/* Sort the n bearers by task id into r->order.  LSD radix sort, one byte per pass, on (id, index) pairs
+/* Sort the n bearers by task id; returns them sorted.  LSD radix sort, one byte per pass, on (id, index) pairs
  * so the passes stream through memory; passes where every id has the same
  * byte (addresses share high bytes and alignment bits) are skipped.
  * Linear, unlike a comparison sort. */
-static void sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
+static const keyed *sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
     uint32_t count[8][256];
     memset(count, 0, sizeof count);
     keyed *src = r->keys, *dst = r->keys2;
     for (uint32_t k = 0; k < n; k++) {
-        uint64_t id = t[r->bearers[k]].id;
-        src[k].id = id;
-        src[k].idx = r->bearers[k];
+        const au_task *task = &t[r->bearers[k]];
+        uint64_t id = task->id;
+        src[k] = (keyed){id, task->name, r->bearers[k], task->name_len};
         for (int b = 0; b < 8; b++) count[b][(id >> (8 * b)) & 0xff]++;
     }
     for (int b = 0; b < 8 && n; b++) {
@@ -327,7 +331,7 @@ static void sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
         src = dst;
         dst = tmp;
     }
-    for (uint32_t k = 0; k < n; k++) r->order[k] = src[k].idx;
+    return src;
 }
 
 /* ---- rule 3: the stacks ---------------------------------------------------
@@ -377,8 +381,8 @@ static void measure_chains(au_resolver *r, uint32_t ntasks) {
     }
 }
 
-static void describe_stack(au_resolver *r, const au_task *t, uint32_t s, au_stack *out) {
-    uint32_t flags = 0, ntasks = r->clen[s], closing = NONE;
+static void describe_stack(au_resolver *r, const keyed *kd, au_stack *out) {
+    uint32_t s = kd->idx, flags = 0, ntasks = r->clen[s], closing = NONE;
     if (ntasks > r->lim.max_depth) {
         ntasks = r->lim.max_depth; /* the tasks nearest the leaf are kept */
         flags |= AU_STACK_TRUNCATED_DEPTH;
@@ -389,9 +393,9 @@ static void describe_stack(au_resolver *r, const au_task *t, uint32_t s, au_stac
         r->stats.cycles++;
     }
     if (s == r->running_task) flags |= AU_STACK_RUNNING;
-    out->leaf_id = t[s].id;
-    out->leaf_name = t[s].name;
-    out->leaf_name_len = t[s].name_len;
+    out->leaf_id = kd->id;
+    out->leaf_name = kd->name;
+    out->leaf_name_len = kd->name_len;
     out->leaf_task = s;
     out->flags = flags;
     out->ntasks = ntasks;
@@ -498,7 +502,6 @@ void au_resolver_free(au_resolver *r) {
     release(r, r->path, r->path_cap, sizeof *r->path);
     release(r, r->state, r->state_cap, sizeof *r->state);
     release(r, r->bearers, r->bearers_cap, sizeof *r->bearers);
-    release(r, r->order, r->order_cap, sizeof *r->order);
     release(r, r->keys, r->keys_cap, sizeof *r->keys);
     release(r, r->keys2, r->keys2_cap, sizeof *r->keys2);
     release(r, r->tasks.slots, r->tasks.cap, sizeof *r->tasks.slots);
@@ -533,7 +536,6 @@ static int reserve(au_resolver *r, uint32_t n) {
         grow(r, &r->path, &r->path_cap, n, sizeof *r->path) ||
         grow(r, &r->state, &r->state_cap, n, sizeof *r->state) ||
         grow(r, &r->bearers, &r->bearers_cap, n, sizeof *r->bearers) ||
-        grow(r, &r->order, &r->order_cap, n, sizeof *r->order) ||
         grow(r, &r->keys, &r->keys_cap, n, sizeof *r->keys) ||
         grow(r, &r->keys2, &r->keys2_cap, n, sizeof *r->keys2) ||
         grow(r, &r->stacks, &r->stacks_cap, n ? n : 1, sizeof *r->stacks))
@@ -554,8 +556,8 @@ static int resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out) {
 
     uint32_t n = choose_bearers(r, in->tasks, in->ntasks, running);
     measure_chains(r, in->ntasks);
-    sort_by_id(r, in->tasks, n);
-    for (uint32_t k = 0; k < n; k++) describe_stack(r, in->tasks, r->order[k], &r->stacks[k]);
+    const keyed *sorted = sort_by_id(r, in->tasks, n);
+    for (uint32_t k = 0; k < n; k++) describe_stack(r, &sorted[k], &r->stacks[k]);
     uint32_t nstacks = n;
     if (n == 0 && in->nframes) {
         au_stack *st = &r->stacks[0];

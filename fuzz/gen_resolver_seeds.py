@@ -329,6 +329,16 @@ SEEDS = {
         hdr(nomem=7, depth=2**32 - 1, counts=(2**32 - 1, 2**32 - 1))
         + thread(*LOOP) + chain(small(12), MIXED | 8 | 16)
         + fanout(small(9), AWAIT | 4, 0x100040),
+    # Too many tasks and a NULL coroutine frame array: AU_ERR_LIMIT (the
+    # counts are checked before the tasks' arrays).
+    "seed_limit_before_null_task_frames":
+        hdr(counts=(3, 5)) + task(1, frames=[F(1)]) + task(2) + task(3)
+        + task(4) + null(3),
+    # Duplicated tasks flagged running, one confirmed by the thread stack:
+    # ignored tasks are not counted in running_ignored.
+    "seed_running_duplicates":
+        hdr() + thread(*LOOP, F(40)) + task(5, frames=[F(40)], running=True)
+        + dup(0) + task(6, frames=[F(40)], running=True),
     # A random graph on ids 1..32 (pool) plus 40 random strong links.
     "seed_pool_graph":
         hdr() + thread(*LOOP, F(3), F(7))

@@ -185,11 +185,11 @@ int ref_resolve(const au_thread_sample *in, const au_resolver_limits *limits,
     for (uint32_t k = 0; k < in->nlinks; k++)
         if (lparent[k] != NONE) waiting[lparent[k]] = 1;
 
-    /* ---- The running task R and its boundary b.  INTERPRETATION: frame
-     * id 0 means "none" (asyncunwind.h: "0 always means none"), so a task
-     * whose outermost frame id is 0 is never a candidate; b is the first
-     * index at which the outermost coroutine frame occurs in the thread
-     * stack; only present tasks count towards running_ignored. */
+    /* ---- The running task R and its boundary b: candidates are flagged
+     * present tasks whose outermost coroutine frame id is not 0 and occurs
+     * in the thread stack; b is the first index at which it occurs.
+     * INTERPRETATION: only present tasks count towards running_ignored (an
+     * ignored task behaves as if absent). */
     uint32_t R = NONE, b = in->nframes, nflagged = 0;
     for (uint32_t i = 0; i < n; i++) {
         if (!s.present[i] || !(tasks[i].flags & AU_TASK_RUNNING)) continue;

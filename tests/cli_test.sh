@@ -106,6 +106,13 @@ else
   skip "pyenv 3.12 not found under $pyenv"
 fi
 
+# An interpreter outside 3.9-3.15: refused with the version named.
+py38=$(ls -d "$pyenv"/versions/3.8.*/bin/python3.8 2>/dev/null | tail -1)
+if [ -n "$py38" ]; then
+  start pyenv38 "$py38" -c 'import os, time; print("READY", os.getpid(), flush=True); time.sleep(60)'
+  expect_exit 5 "runs CPython 3.8: unsupported" -- "$tool" dump --pid "$pid"
+fi
+
 if [ -x /usr/bin/python3.11 ]; then
   start debian311 /usr/bin/python3.11 "$fixtures/threads.py"
   check_live debian311
