@@ -339,11 +339,13 @@ int au_pyruntime_find(const au_allocator *alloc, int pid, au_memsrc *mem, au_pyr
 
 typedef struct au_pyreader au_pyreader;
 
+/* Zero fields take the defaults; larger values are clamped to the maxima
+ * in brackets. */
 typedef struct au_pyreader_limits {
-    uint32_t max_threads;      /* per sample (default 1024) */
-    uint32_t max_frames;       /* per thread (default 4096) */
-    uint32_t max_name;         /* code points kept of a name (default 1024) */
-    uint32_t cache_entries;    /* code objects cached (default 4096) */
+    uint32_t max_threads;   /* per sample (default 1024) [65536] */
+    uint32_t max_frames;    /* per thread (default 4096) [1<<20] */
+    uint32_t max_name;      /* code points kept of a name (default 1024) [4096] */
+    uint32_t cache_entries; /* code objects cached (default 4096) [1<<20] */
 } au_pyreader_limits;
 
 /* A function: names are UTF-8, not NUL-terminated; a name longer than
@@ -364,7 +366,8 @@ typedef struct au_pyframe {
 } au_pyframe;
 
 /* au_pythread.flags */
-#define AU_THREAD_TRUNCATED 0x1u /* more than max_frames frames */
+#define AU_THREAD_TRUNCATED 0x1u /* more than max_frames frames, or more
+                                    than 2 x max_frames counting C frames */
 #define AU_THREAD_PARTIAL 0x2u   /* a read failed or a frame was invalid:
                                     the frames are those read before */
 #define AU_THREAD_CYCLE 0x4u     /* the frame chain came back on itself */
@@ -403,8 +406,10 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
 void au_pyreader_free(au_pyreader *r);
 
 /* One sample of every thread.  The result stays valid until the next call.
- * Errors only when nothing at all could be read (AU_ERR_READ, AU_ERR_NOPROC);
- * a thread whose chain breaks is returned with AU_THREAD_PARTIAL. */
+ * Fails only when nothing at all could be read (AU_ERR_READ, AU_ERR_NOPROC)
+ * or the allocator refused (AU_ERR_NOMEM); a thread whose chain breaks is
+ * returned with AU_THREAD_PARTIAL.  At most 1,024 code objects are fetched
+ * per sample; frames of further new ones show as unknown until the next. */
 int au_pyreader_sample(au_pyreader *r, au_pysample *out);
 const au_pycode *au_pyreader_code(const au_pyreader *r, uint32_t code);
 void au_pyreader_get_stats(const au_pyreader *r, au_pyreader_stats *stats);

@@ -98,10 +98,10 @@ static int is_code_type(au_pyreader *r, uint64_t type, uint32_t *checks) {
     if ((*checks)++ >= MAX_TYPE_CHECKS) return 0;
     uint64_t name_ptr;
     char name[5];
-    if (au_mem_read1(r->mem, type + r->off.type_tp_name, &name_ptr, 8) != AU_OK ||
-        au_mem_read1(r->mem, name_ptr, name, 5) != AU_OK)
-        return 0;
-    r->stats.batches += 2;
+    r->stats.batches++;
+    if (au_mem_read1(r->mem, type + r->off.type_tp_name, &name_ptr, 8) != AU_OK) return 0;
+    r->stats.batches++;
+    if (au_mem_read1(r->mem, name_ptr, name, 5) != AU_OK) return 0;
     if (memcmp(name, "code", 5) != 0) return 0;
     r->code_type = type;
     return 1;
@@ -187,6 +187,8 @@ typedef struct fetch {
     int failed;
 } fetch;
 
+static uint32_t header_len(const au_py_offsets *o, uint32_t what);
+
 /* Bytes of the object's start needed to hold all of it (what we keep),
  * given its header; 0 if the header is invalid. */
 static uint32_t needed(const au_pyreader *r, const fetch *f, const uint8_t *h) {
@@ -194,17 +196,26 @@ static uint32_t needed(const au_pyreader *r, const fetch *f, const uint8_t *h) {
     if (f->what == F_TABLE) {
         int64_t size = (int64_t)au_pr_u64(h + o->var_ob_size);
         if (size < 0 || size > AU_PR_MAX_TABLE) return 0;
-        return o->bytes_ob_sval + (uint32_t)size;
+        uint32_t need = o->bytes_ob_sval + (uint32_t)size, hl = header_len(o, f->what);
+        return need < hl ? hl : need;
     }
     strshape s;
     if (!str_shape(r, h, &s)) return 0;
-    return s.data_off + s.count * s.kind;
+    /* max_name is bounded (au_pyreader_new), so this cannot wrap. */
+    uint64_t need = (uint64_t)s.data_off + (uint64_t)s.count * s.kind;
+    uint32_t hl = header_len(o, f->what);
+    return need < hl ? hl : (uint32_t)need;
 }
 
+/* Bytes of an object's start that hold every header field we read.  The
+ * offsets may come from the target (_Py_DebugOffsets), so all of them are
+ * covered, whatever their order; au_pyreader_new bounds them. */
 static uint32_t header_len(const au_py_offsets *o, uint32_t what) {
-    if (what == F_TABLE) return o->bytes_ob_sval;
-    uint32_t h = o->sizeof_compact;
-    return h > o->unicode_state + 4 ? h : o->unicode_state + 4;
+    uint32_t h = what == F_TABLE ? o->bytes_ob_sval : o->sizeof_compact;
+    uint32_t f1 = what == F_TABLE ? o->var_ob_size + 8 : o->unicode_length + 8;
+    uint32_t f2 = what == F_TABLE ? 0 : o->unicode_state + 4;
+    if (f1 > h) h = f1;
+    return f2 > h ? f2 : h;
 }
 
 /* Store the fetched objects into their entries. */
@@ -401,6 +412,12 @@ int au_pr_resolve_code(au_pyreader *r, uint32_t n) {
         e->valid = 0;
         e->key = key;
         if (!is_code_type(r, key.type, &checks)) continue;
+        if (nmiss == AU_PR_MAX_FETCH) {
+            /* Bound the work of one sample; the rest are fetched by the
+             * next samples, and show as unknown in this one. */
+            memset(&e->key, 0, sizeof e->key);
+            continue;
+        }
         r->stats.code_misses++;
         r->pending[nmiss++] = r->pending[k];
     }

@@ -16,6 +16,17 @@
 #define AU_PR_MAX_CHUNK_BYTES (4u << 20) /* datastack bytes per thread */
 #define AU_PR_MAX_TABLE (256u << 10)   /* line table bytes kept */
 #define AU_PR_PROBE 8u                 /* code cache probe window */
+#define AU_PR_MAX_FETCH 1024u          /* code objects fetched per sample */
+/* Upper bounds of the limits (larger requests are clamped). */
+#define AU_PR_MAX_THREADS (1u << 16)
+#define AU_PR_MAX_FRAMES (1u << 20)
+#define AU_PR_MAX_NAME 4096u
+#define AU_PR_MAX_CACHE (1u << 20)
+/* Offsets are checked against these at creation, since on 3.13+ they come
+ * from the target: fields of small objects (frames, code, str, bytes) lie
+ * in their first 4 KiB, fields of runtime structures in their first MiB. */
+#define AU_PR_MAX_SMALL_OFFSET 4096u
+#define AU_PR_MAX_BIG_OFFSET (1u << 20)
 
 /* A frame as read, before its code object is looked at. */
 typedef struct au_rawframe {
@@ -73,12 +84,14 @@ struct au_pyreader {
     uint32_t spanbuf_cap;
     uint64_t *seen;       /* frame addresses of the thread being walked */
     uint32_t *seen_stamp;
-    uint32_t seen_cap, seen_serial;
+    uint32_t seen_cap, seen_serial; /* seen_cap: slots in use (power of 2) */
+    uint32_t seen_alloc, stamp_alloc; /* slots allocated */
     uint32_t *pending;    /* cache slots needing a fetch */
     uint32_t pending_cap;
 
     au_codeentry *cache;
-    uint32_t cache_cap;   /* power of two */
+    uint32_t cache_cap;   /* slots in use, a power of two */
+    uint32_t cache_alloc; /* slots allocated */
 };
 
 /* Grow helper that counts allocations in the sample's stats. */

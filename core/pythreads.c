@@ -101,14 +101,19 @@ static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *n
     uint64_t used = 0;
     *nspans = 0;
     if (au_pr_grow(r, &r->reads, &r->reads_cap, 1, sizeof *r->reads)) return AU_ERR_NOMEM;
-    if (!chunk || top < chunk + o->chunk_data || top - chunk > AU_PR_MAX_CHUNK_BYTES) return AU_OK;
+    if (!chunk || top <= chunk || top - chunk < o->chunk_data ||
+        top - chunk > AU_PR_MAX_CHUNK_BYTES)
+        return AU_OK;
     int rc = add_span(r, nspans, &used, chunk, top - chunk);
     if (rc == AU_ERR_NOMEM) return rc;
     if (rc) return AU_OK;
     uint64_t prev = au_pr_u64(r->spanbuf + o->chunk_previous);
     uint32_t hdr = o->chunk_data;
     while (prev && *nspans < AU_PR_MAX_CHUNKS) {
-        if (hdr > 64 || read_into_buf(r, prev, hdr) != AU_OK) break;
+        if (hdr > 64) break;
+        rc = read_into_buf(r, prev, hdr);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc) break;
         uint64_t next = au_pr_u64(r->buf + o->chunk_previous);
         uint64_t size = au_pr_u64(r->buf + o->chunk_size);
         uint64_t slots = au_pr_u64(r->buf + o->chunk_top);
@@ -156,11 +161,15 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
     int legacy = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI;
     uint64_t win = 0, win_len = 0; /* what r->buf holds from the last read */
     if (++r->seen_serial == 0) {
-        memset(r->seen_stamp, 0, (size_t)r->seen_cap * sizeof *r->seen_stamp);
+        memset(r->seen_stamp, 0, (size_t)r->stamp_alloc * sizeof *r->seen_stamp);
         r->seen_serial = 1;
     }
+    uint32_t visited = 0;
     while (cur) {
-        if (count == r->lim.max_frames) {
+        /* Skipped (C-owned) frames count towards the walk's bound too: at
+         * most 2 x max_frames of any kind, for which the seen set (sized
+         * 4 x max_frames) always has room. */
+        if (count == r->lim.max_frames || visited++ == 2 * r->lim.max_frames) {
             t->flags |= AU_THREAD_TRUNCATED;
             break;
         }
@@ -179,16 +188,18 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
              * window is not all mapped, read the frame alone. */
             uint64_t lo = (cur & ~(uint64_t)(PAGE - 1)), hi = cur + len;
             lo = legacy && lo >= PAGE ? lo - PAGE : cur;
-            if (read_into_buf(r, lo, (uint32_t)(hi - lo)) == AU_OK) {
-                win = lo;
-                win_len = hi - lo;
-            } else if (lo != cur && read_into_buf(r, cur, len) == AU_OK) {
-                win = cur;
-                win_len = len;
-            } else {
+            int rc = read_into_buf(r, lo, (uint32_t)(hi - lo));
+            if (rc != AU_OK && rc != AU_ERR_NOMEM && lo != cur) {
+                lo = cur;
+                rc = read_into_buf(r, cur, len);
+            }
+            if (rc == AU_ERR_NOMEM) return rc;
+            if (rc != AU_OK) {
                 t->flags |= AU_THREAD_PARTIAL;
                 break;
             }
+            win = lo;
+            win_len = hi - lo;
             f = r->buf + (cur - win);
         }
         uint64_t code = au_pr_u64(f + o->frame_code) & ~o->frame_code_tag_mask;
@@ -236,7 +247,9 @@ static int read_tstate(au_pyreader *r, uint64_t addr, au_pythread *t, tstate_vie
     if (v->frame && present(o->cframe_current_frame)) {
         uint64_t cframe = v->frame;
         v->frame = 0;
-        if (read_into_buf(r, cframe + o->cframe_current_frame, 8) == AU_OK)
+        rc = read_into_buf(r, cframe + o->cframe_current_frame, 8);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc == AU_OK)
             v->frame = au_pr_u64(r->buf);
         else
             t->flags |= AU_THREAD_PARTIAL;
@@ -298,7 +311,10 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
         int dup = 0;
         for (uint32_t i = 0; i < ninterps; i++) dup |= seen_interps[i] == interp;
         uint64_t val[3];
-        if (dup || read_fields(r, interp, ifields, 3, val) != AU_OK) break;
+        if (dup) break;
+        rc = read_fields(r, interp, ifields, 3, val);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc) break;
         seen_interps[ninterps++] = interp;
         uint64_t next = val[0], head = val[1];
         int64_t id = (int64_t)val[2];
@@ -337,7 +353,37 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
 
 /* ---- creation ----------------------------------------------------------- */
 
-static uint32_t or_default(uint32_t v, uint32_t d) { return v ? v : d; }
+/* v, or d when v is 0, at most max. */
+static uint32_t limit(uint32_t v, uint32_t d, uint32_t max) {
+    v = v ? v : d;
+    return v < max ? v : max;
+}
+
+/* Every offset the walker adds to a target address must be plausible: on
+ * 3.13+ they come from the target's _Py_DebugOffsets, which
+ * au_py_offsets_apply_debug only bounds at 16 MiB, and a read of an
+ * object's "header" is as long as its largest field offset. */
+static int offsets_plausible(const au_py_offsets *o) {
+    const uint32_t small[] = {
+        o->frame_previous, o->frame_code, o->frame_instr, o->frame_owner,
+        o->frame_header_size, o->code_name, o->code_qualname, o->code_filename,
+        o->code_firstlineno, o->code_linetable, o->code_code_adaptive, o->ob_type,
+        o->var_ob_size, o->type_tp_name, o->bytes_ob_sval, o->unicode_length,
+        o->unicode_state, o->sizeof_ascii, o->sizeof_compact, o->chunk_previous,
+        o->chunk_size, o->chunk_top, o->chunk_data, o->cframe_current_frame,
+    };
+    const uint32_t big[] = {
+        o->runtime_interpreters_head, o->interp_next, o->interp_threads_head,
+        o->interp_id, o->tstate_next, o->tstate_frame, o->tstate_thread_id,
+        o->tstate_native_thread_id, o->tstate_datastack_chunk, o->tstate_datastack_top,
+    };
+    for (size_t i = 0; i < sizeof small / sizeof *small; i++)
+        if (present(small[i]) && small[i] > AU_PR_MAX_SMALL_OFFSET) return 0;
+    for (size_t i = 0; i < sizeof big / sizeof *big; i++)
+        if (present(big[i]) && big[i] > AU_PR_MAX_BIG_OFFSET) return 0;
+    return o->unicode_kind_width <= 8 && o->unicode_kind_shift < 32 &&
+           o->unicode_compact_shift < 32 && o->unicode_ascii_shift < 32;
+}
 
 int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_version_hex,
                     uint64_t runtime_addr, const au_pyreader_limits *limits,
@@ -356,25 +402,26 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
     r->off = *base;
     au_pyreader_limits l = {0, 0, 0, 0};
     if (limits) l = *limits;
-    r->lim.max_threads = or_default(l.max_threads, 1024);
-    r->lim.max_frames = or_default(l.max_frames, 4096);
-    r->lim.max_name = or_default(l.max_name, 1024);
-    uint32_t entries = 16;
-    while (entries < or_default(l.cache_entries, 4096) && entries < (1u << 20)) entries <<= 1;
+    r->lim.max_threads = limit(l.max_threads, 1024, AU_PR_MAX_THREADS);
+    r->lim.max_frames = limit(l.max_frames, 4096, AU_PR_MAX_FRAMES);
+    r->lim.max_name = limit(l.max_name, 1024, AU_PR_MAX_NAME);
+    uint32_t entries = 16, want = limit(l.cache_entries, 4096, AU_PR_MAX_CACHE);
+    while (entries < want) entries <<= 1;
     r->lim.cache_entries = entries;
     int rc = AU_OK;
-    uint32_t seen = 16, stamp_cap = 0;
-    while (seen < 2 * r->lim.max_frames) seen <<= 1;
-    /* Exact sizes: both tables are indexed with a power-of-two mask. */
-    if (au_pr_grow(r, &r->seen, &r->seen_cap, seen, sizeof *r->seen) ||
-        au_pr_grow(r, &r->seen_stamp, &stamp_cap, seen, sizeof *r->seen_stamp) ||
-        au_pr_grow(r, &r->cache, &r->cache_cap, entries, sizeof *r->cache))
+    uint32_t seen = 16;
+    while (seen < 4 * r->lim.max_frames) seen <<= 1;
+    /* The tables are indexed with a power-of-two mask over the slots in
+     * use; the allocations may be larger (growth headroom). */
+    if (au_pr_grow(r, &r->seen, &r->seen_alloc, seen, sizeof *r->seen) ||
+        au_pr_grow(r, &r->seen_stamp, &r->stamp_alloc, seen, sizeof *r->seen_stamp) ||
+        au_pr_grow(r, &r->cache, &r->cache_alloc, entries, sizeof *r->cache))
         rc = AU_ERR_NOMEM;
     if (rc == AU_OK) {
         r->seen_cap = seen;
-        memset(r->seen_stamp, 0, (size_t)seen * sizeof *r->seen_stamp);
+        memset(r->seen_stamp, 0, (size_t)r->stamp_alloc * sizeof *r->seen_stamp);
         r->cache_cap = entries;
-        memset(r->cache, 0, (size_t)entries * sizeof *r->cache);
+        memset(r->cache, 0, (size_t)r->cache_alloc * sizeof *r->cache);
     }
     if (rc == AU_OK && base->debug) {
         /* 3.13+: the target's own layout wins over the compiled table. */
@@ -383,7 +430,7 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
         if (rc == AU_OK) rc = au_py_offsets_apply_debug(&r->off, base, r->buf, size);
         if (rc > 0) rc = AU_OK;
     }
-    if (rc == AU_OK && frame_read_len(&r->off) > 4096) rc = AU_ERR_CORRUPT;
+    if (rc == AU_OK && !offsets_plausible(&r->off)) rc = AU_ERR_CORRUPT;
     if (rc) {
         au_pyreader_free(r);
         return rc;
@@ -398,7 +445,7 @@ void au_pyreader_free(au_pyreader *r) {
 #define FREE(p, cap) \
     if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
     au_pr_cache_free(r);
-    FREE(r->cache, r->cache_cap);
+    FREE(r->cache, r->cache_alloc);
     FREE(r->threads, r->threads_cap);
     FREE(r->raw, r->raw_cap);
     FREE(r->frames, r->frames_cap);
@@ -406,8 +453,8 @@ void au_pyreader_free(au_pyreader *r) {
     FREE(r->buf, r->buf_cap);
     FREE(r->spans, r->spans_cap);
     FREE(r->spanbuf, r->spanbuf_cap);
-    FREE(r->seen, r->seen_cap);
-    FREE(r->seen_stamp, r->seen_cap);
+    FREE(r->seen, r->seen_alloc);
+    FREE(r->seen_stamp, r->stamp_alloc);
     FREE(r->pending, r->pending_cap);
 #undef FREE
     a.realloc(a.ud, r, sizeof *r, 0);
