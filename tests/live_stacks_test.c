@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -176,11 +177,16 @@ static void run_fixture(const py_interp *p, const char *name) {
                                         : p->minor >= 11 ? AU_VERSION_FROM_PY_VERSION
                                                          : AU_VERSION_FROM_FILE_NAME);
 
-    au_pyreader_limits lim = {0, 0, 8192, 0};
+    /* The longest names the reader keeps: unicode_names.py's 5,000-character
+     * function comes back cut to 4,096 characters and "...". */
+    au_pyreader_limits lim = {0, 0, 4096, 0};
     /* A process on CPU may be caught between two of our reads: allow a few
      * attempts there.  A blocked one must match the first time. */
     int attempts = blocking ? 1 : 50, matched = 0;
     for (int a = 0; a < attempts && !matched; a++) {
+        /* Spread the attempts over a second: right after READY the
+         * process may still be inside the call that printed it. */
+        if (a) nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
         membuf snap = {NULL, 0, 0};
         char *live_text = record(proc.pid, &rt, &lim, &snap, &ex, &matched);
         char *replay_text = replay(&snap, &lim);
