@@ -68,29 +68,7 @@
  * fast instead of timing out) and the mutator is self-tested on it (every
  * output must parse).
  *
- * AU_PIPELINE_SKIP_KNOWN in the environment steps around known, reported
- * core bugs so that a long campaign can look for new ones ("1" or "all",
- * or a comma-separated list of these names):
- *   max-frames  max_frames >= 2^30 (au_pyreader_new hangs) -> the default;
- *   max-name    max_name > 2^27 -> 2^27 (pycode.c: a uint32 overflow,
- *               and AU_ERR_LIMIT for the whole sample);
- *   free-size   the allocator accepts the too-small old_size that
- *               au_pyreader_free passes for its hash tables;
- *   batches     stats.batches may miss the type checks' reads;
- *   nomem       a sample in which an allocation failed may return AU_OK
- *               with threads or frames missing;
- *   debug-oob   snapshots whose _Py_DebugOffsets put str.length or
- *               bytes.ob_size past the header the reader fetches (an
- *               out-of-bounds read) are skipped;
- *   seen-full   snapshots where a thread's frame chain holds more frames
- *               that the walker skips (C-stack / interpreter-owned) than
- *               its frame-address set has room for (walk_frames then
- *               spins) are skipped;
- *   chunk-wrap  snapshots with a thread whose datastack chunk lies within
- *               chunk_data bytes of 2^64 (copy_chunks' bound wraps and it
- *               reads a NULL or short span buffer) are skipped.
- * Without it (the regression test) they fail.  AU_PIPELINE_PRINT=1 prints
- * the readers' samples.
+ * AU_PIPELINE_PRINT=1 prints the readers' samples.
  *
  * ---------------------------------------------------------------------------
  * The mutator (LLVMFuzzerCustomMutator) parses the container into a model
@@ -125,7 +103,6 @@
 
 #include "asyncunwind.h"
 #include "fuzz/run_from_workspace.h"
-#include "pyoffsets.h"
 #include "snapshot_format.h"
 
 /* libFuzzer's mutator; absent in the regression test and under AFL++. */
@@ -138,26 +115,6 @@ size_t LLVMFuzzerCustomCrossOver(const uint8_t *d1, size_t s1, const uint8_t *d2
                                  uint8_t *out, size_t max_out, unsigned int seed);
 
 static int regression_mode; /* running as <name>_regression */
-static unsigned skip_known; /* AU_PIPELINE_SKIP_KNOWN: KNOWN_* bits */
-
-/* Known core bugs (reported) that AU_PIPELINE_SKIP_KNOWN can step around. */
-#define KNOWN_FREE_SIZE 0x01u  /* "free-size" */
-#define KNOWN_BATCHES 0x02u    /* "batches" */
-#define KNOWN_NOMEM 0x04u      /* "nomem" */
-#define KNOWN_DEBUG_OOB 0x08u  /* "debug-oob" */
-#define KNOWN_MAX_FRAMES 0x10u /* "max-frames" */
-#define KNOWN_MAX_NAME 0x20u   /* "max-name" */
-#define KNOWN_SEEN_FULL 0x40u  /* "seen-full" */
-#define KNOWN_CHUNK_WRAP 0x80u /* "chunk-wrap" */
-
-static const struct {
-    const char *name;
-    unsigned bit;
-} KNOWN[] = {
-    {"free-size", KNOWN_FREE_SIZE}, {"batches", KNOWN_BATCHES},   {"nomem", KNOWN_NOMEM},
-    {"debug-oob", KNOWN_DEBUG_OOB}, {"max-frames", KNOWN_MAX_FRAMES}, {"max-name", KNOWN_MAX_NAME},
-    {"seen-full", KNOWN_SEEN_FULL}, {"chunk-wrap", KNOWN_CHUNK_WRAP},
-};
 static int print_renders;   /* AU_PIPELINE_PRINT: show reader A's samples */
 
 /* What is being checked, for failure reports. */
@@ -302,12 +259,7 @@ static void *ta_realloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
     if (ptr) {
         size_t *h = (size_t *)ptr - 2;
         CHECK(h[1] == BLOCK_MAGIC || h[1] == BIG_MAGIC, "allocator: a block that is not ours");
-        /* KNOWN (reported): au_pyreader_free passes the requested, not the
-         * allocated, size of its hash tables (au_grow adds headroom). */
-        int known = (skip_known & KNOWN_FREE_SIZE) && old_size < h[0] &&
-                    h[0] - old_size <= old_size / 2 + 4096;
-        CHECK(h[0] == old_size || known, "allocator: old_size %zu, the block has %zu", old_size,
-              h[0]);
+        CHECK(h[0] == old_size, "allocator: old_size %zu, the block has %zu", old_size, h[0]);
     } else {
         CHECK(old_size == 0, "allocator: old_size %zu for a new block", old_size);
     }
@@ -432,11 +384,7 @@ static run_config decode_config(uint64_t time_ns) {
         c.lim.max_frames = MAX_FRAMES[b & 15];
         c.lim.max_threads = MAX_THREADS[(b >> 4) & 3];
         c.lim.max_name = MAX_NAME[(b >> 6) & 7];
-        if ((skip_known & KNOWN_MAX_NAME) && c.lim.max_name > (1u << 27))
-            c.lim.max_name = 1u << 27;
         c.lim.cache_entries = CACHE[(b >> 9) & 7];
-        if ((skip_known & KNOWN_MAX_FRAMES) && c.lim.max_frames >= (1u << 30))
-            c.lim.max_frames = 0;
     }
     /* Defaults for 0, then the documented maxima (asyncunwind.h). */
     c.eff.max_frames = c.lim.max_frames ? c.lim.max_frames : 4096;
@@ -671,11 +619,7 @@ static void check_stats(const run_config *cfg, const scopy *s) {
     CHECK(s->stats.mem.requests == s->requests,
           "stats.mem.requests %" PRIu64 ", the source served %" PRIu64, s->stats.mem.requests,
           s->requests);
-    /* KNOWN (reported): is_code_type counts its two reads only when both
-     * succeed (at most 4 checks of 2 reads per sample). */
-    int known = (skip_known & KNOWN_BATCHES) && s->stats.batches <= s->calls &&
-                s->calls - s->stats.batches <= 8;
-    CHECK(s->stats.batches == s->calls || known, "stats.batches %u, read calls %" PRIu64,
+    CHECK(s->stats.batches == s->calls, "stats.batches %u, read calls %" PRIu64,
           s->stats.batches, s->calls);
     CHECK(s->stats.mem.syscalls == 0, "syscalls %" PRIu64 " from a snapshot",
           s->stats.mem.syscalls);
@@ -760,7 +704,6 @@ static void check_consistent(const char *what, const scopy *a, const scopy *b) {
 typedef struct reader_run {
     int new_rc;
     scopy s[NSAMPLES];
-    int failed_in[NSAMPLES]; /* the allocation failure happened in it */
     int64_t leaked;
 } reader_run;
 
@@ -819,7 +762,6 @@ static void run_reader(const au_snapshot *snap, const run_config *cfg, test_allo
         rc = au_pyreader_sample(r, &smp);
         check_big(cfg, ta, "au_pyreader_sample");
         int nomem_ok = (expect_nomem && ta->failed && !failed_before) || ta->big_request;
-        out->failed_in[i] = ta->failed && !failed_before;
         CHECK(rc == AU_OK || rc == AU_ERR_READ || (rc == AU_ERR_NOMEM && nomem_ok),
               "au_pyreader_sample #%d: %d (%s)", i + 1, rc, au_status_str(rc));
         take_sample(r, cfg, &cm, calls0, req0, rc, &smp, &out->s[i]);
@@ -856,20 +798,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         regression_mode = n >= sizeof suffix - 1 &&
                           strcmp(a0 + n - (sizeof suffix - 1), suffix) == 0;
     }
-    const char *e = getenv("AU_PIPELINE_SKIP_KNOWN");
-    /* "1" or "all": every known bug; else a comma-separated list. */
-    skip_known = 0;
-    if (e && (strcmp(e, "1") == 0 || strcmp(e, "all") == 0)) {
-        skip_known = ~0u;
-    } else if (e) {
-        for (size_t i = 0; i < sizeof KNOWN / sizeof *KNOWN; i++) {
-            const char *at = strstr(e, KNOWN[i].name);
-            size_t n = strlen(KNOWN[i].name);
-            if (at && (at == e || at[-1] == ',') && (at[n] == '\0' || at[n] == ','))
-                skip_known |= KNOWN[i].bit;
-        }
-    }
-    e = getenv("AU_PIPELINE_PRINT");
+    const char *e = getenv("AU_PIPELINE_PRINT");
     print_renders = e && *e && strcmp(e, "0") != 0;
     if (regression_mode) {
         struct sigaction sa;
@@ -882,140 +811,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static void self_test_mutator(const uint8_t *data, size_t size);
 
-/* The offsets a reader for this snapshot would use (the compiled table,
- * patched by the target's _Py_DebugOffsets on 3.13+); 0 if it would fail. */
-static int effective_offsets(const au_snapshot *snap, au_memsrc *src, au_py_offsets *o) {
-    const au_snapshot_meta *m = au_snapshot_get_meta(snap);
-    const au_py_offsets *base = au_py_offsets_for(m->py_version_hex);
-    if (!base || !m->runtime_addr) return 0;
-    if (!base->debug) {
-        *o = *base;
-        return 1;
-    }
-    uint8_t *blob = xmalloc(base->debug->size);
-    int ok = au_mem_read1(src, m->runtime_addr + base->runtime_debug_offsets, blob,
-                          base->debug->size) == AU_OK &&
-             au_py_offsets_apply_debug(o, base, blob, base->debug->size) >= 0;
-    free(blob);
-    return ok;
-}
-
-/* KNOWN (reported): _Py_DebugOffsets (3.13+) may move str.length or
- * bytes.ob_size past the object header pycode.c reads (header_len), and
- * str_shape() / needed() then read outside r->buf. */
-static int known_oob_offsets(const au_py_offsets *o) {
-    uint64_t hstr = o->sizeof_compact > (uint64_t)o->unicode_state + 4
-                        ? o->sizeof_compact
-                        : (uint64_t)o->unicode_state + 4;
-    return (uint64_t)o->unicode_length + 8 > hstr ||
-           (uint64_t)o->var_ob_size + 8 > o->bytes_ob_sval;
-}
-
-static int read64(au_memsrc *src, uint64_t addr, uint64_t *v) {
-    uint8_t b[8];
-    if (au_mem_read1(src, addr, b, 8) != AU_OK) return 0;
-    *v = le64(b);
-    return 1;
-}
-
-/* KNOWN (reported): walk_frames() puts every frame it visits in a set
- * sized for 2 x max_frames (at least 16), but frames it skips (owned by
- * the C stack / interpreter) are not counted against max_frames, so a
- * chain of more skipped frames than the set holds makes seen_before()
- * spin.  1 when some thread's chain would do that, or (below) a thread's
- * datastack hits another known bug: a cheap replay of the walk
- * (individual reads; datastack copies are ignored). */
-static int known_walk_bugs(au_memsrc *src, const au_py_offsets *o, uint64_t runtime,
-                           const run_config *cfg) {
-    uint32_t cap = 16; /* as the core sizes it, without its overflow */
-    while (cap < 2 * (uint64_t)cfg->eff.max_frames && cap < (1u << 20)) cap <<= 1;
-    uint32_t tsize = 2 * cap + 2;
-    uint64_t *set = xmalloc((size_t)tsize * sizeof *set);
-    uint64_t interps[64], tstates[256];
-    uint32_t ninterps = 0, nts = 0, nthreads = 0;
-    int full = 0;
-    uint64_t interp = 0;
-    if (!read64(src, runtime + o->runtime_interpreters_head, &interp)) interp = 0;
-    while (interp && !(interp & 7) && ninterps < 64 && !full) {
-        int dup = 0;
-        for (uint32_t i = 0; i < ninterps; i++) dup |= interps[i] == interp;
-        uint64_t next, cur;
-        if (dup || !read64(src, interp + o->interp_next, &next) ||
-            !read64(src, interp + o->interp_threads_head, &cur))
-            break;
-        interps[ninterps++] = interp;
-        while (cur && !(cur & 7) && nthreads < cfg->eff.max_threads && nts < 256 && !full) {
-            int seen = 0;
-            for (uint32_t i = 0; i < nts; i++) seen |= tstates[i] == cur;
-            uint64_t tnext, frame;
-            if (seen || !read64(src, cur + o->tstate_next, &tnext) ||
-                !read64(src, cur + o->tstate_frame, &frame))
-                break;
-            tstates[nts++] = cur;
-            nthreads++;
-            /* KNOWN (reported): copy_chunks() tests top < chunk + chunk_data,
-             * which wraps for a chunk at the top of the address space. */
-            uint64_t chunk = 0, top = 0;
-            if ((skip_known & KNOWN_CHUNK_WRAP) && o->tstate_datastack_chunk != AU_PYOFF_ABSENT &&
-                read64(src, cur + o->tstate_datastack_chunk, &chunk) &&
-                read64(src, cur + o->tstate_datastack_top, &top) && chunk &&
-                chunk > UINT64_MAX - o->chunk_data && top >= chunk &&
-                top - chunk < o->chunk_data) {
-                full = 1;
-                break;
-            }
-            if (!(skip_known & KNOWN_SEEN_FULL)) {
-                cur = tnext;
-                continue;
-            }
-            if (frame && o->cframe_current_frame != AU_PYOFF_ABSENT &&
-                !read64(src, frame + o->cframe_current_frame, &frame))
-                frame = 0;
-            memset(set, 0, (size_t)tsize * sizeof *set);
-            uint32_t distinct = 0, count = 0;
-            for (uint64_t f = frame; f && !(f & 7) && count < cfg->eff.max_frames;) {
-                uint32_t h = (uint32_t)(f * 0x9e3779b97f4a7c15ull >> 40) % tsize;
-                while (set[h] && set[h] != f) h = (h + 1) % tsize;
-                if (set[h] == f) break;
-                set[h] = f;
-                if (++distinct > cap) {
-                    full = 1;
-                    break;
-                }
-                uint64_t prev;
-                uint8_t owner = 0;
-                if (!read64(src, f + o->frame_previous, &prev)) break;
-                if (o->frame_owner != AU_PYOFF_ABSENT &&
-                    au_mem_read1(src, f + o->frame_owner, &owner, 1) != AU_OK)
-                    break;
-                int skip = o->frame_owner != AU_PYOFF_ABSENT && owner < 32 &&
-                           (o->frame_skip_owners >> owner & 1);
-                if (!skip) count++;
-                f = prev;
-            }
-            cur = tnext;
-        }
-        interp = next;
-    }
-    free(set);
-    return full;
-}
-
-/* Should this input be skipped (AU_PIPELINE_SKIP_KNOWN)? */
-static int hits_known_bug(const au_snapshot *snap, const run_config *cfg) {
-    if (!(skip_known & (KNOWN_DEBUG_OOB | KNOWN_SEEN_FULL | KNOWN_CHUNK_WRAP))) return 0;
-    au_memsrc *src = NULL;
-    if (au_memsrc_snapshot_open(NULL, snap, &src) != AU_OK) return 0;
-    au_py_offsets o;
-    int hit = 0;
-    if (effective_offsets(snap, src, &o)) {
-        hit = ((skip_known & KNOWN_DEBUG_OOB) && known_oob_offsets(&o)) ||
-              known_walk_bugs(src, &o, au_snapshot_get_meta(snap)->runtime_addr, cfg);
-    }
-    au_memsrc_destroy(src);
-    return hit;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (regression_mode) alarm(20);
     au_snapshot *snap = NULL;
@@ -1025,10 +820,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     const au_snapshot_meta *meta = au_snapshot_get_meta(snap);
     run_config cfg = decode_config(meta->time_ns);
-    if (hits_known_bug(snap, &cfg)) {
-        au_snapshot_free(snap);
-        return 0;
-    }
 
     test_alloc ta_a = {0x00, 0, 0, 0, 0, 0}, ta_b = {0x5A, 0, 0, 0, 0, 0};
     reader_run A, B;
@@ -1076,11 +867,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             fputs(t.s, stderr);
             free(t.s);
         }
-        /* KNOWN (reported): pythreads.c takes AU_ERR_NOMEM from
-         * read_into_buf for a failed read, and returns AU_OK with threads or
-         * frames missing. */
         for (int i = 0; i < NSAMPLES; i++)
-            if (C.new_rc == AU_OK && !((skip_known & KNOWN_NOMEM) && C.failed_in[i]))
+            if (C.new_rc == AU_OK)
                 check_consistent("A vs allocation-failure reader", &A.s[0], &C.s[i]);
         reader_run_free(&C);
     }
@@ -1425,9 +1213,7 @@ static int recorded_read(const uint8_t *data, size_t size, rng *r, uint64_t *add
     run_config cfg = decode_config(meta->time_ns);
     au_memsrc *inner = NULL;
     int found = 0;
-    /* Inputs the target skips were not run: do not run them here. */
-    if (!hits_known_bug(snap, &cfg) &&
-        au_memsrc_snapshot_open(NULL, snap, &inner) == AU_OK) {
+    if (au_memsrc_snapshot_open(NULL, snap, &inner) == AU_OK) {
         checkmem cm;
         checkmem_init(&cm, inner, max_read_len(&cfg));
         au_read log[4096];
