@@ -58,6 +58,7 @@
 
 #include "bench/bench_shim.h"
 #include "core/asyncunwind.h"
+#include "tests/membuf.h"
 #include "tests/pythons.h"
 
 #define FIXTURE "python_fixtures/deep50.py"
@@ -82,27 +83,6 @@ static void *counting_realloc(void *ud, void *ptr, size_t old_size, size_t new_s
     }
     c->allocations++;
     return realloc(ptr, new_size);
-}
-
-/* ---- snapshot bytes ------------------------------------------------------- */
-
-typedef struct membuf {
-    uint8_t *data;
-    size_t len, cap;
-} membuf;
-
-static int to_membuf(void *ud, const void *buf, size_t len) {
-    membuf *b = ud;
-    if (b->len + len > b->cap) {
-        size_t cap = (b->len + len) * 2;
-        uint8_t *p = realloc(b->data, cap);
-        if (p == NULL) return -1;
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
-    return 0;
 }
 
 /* ---- one interpreter x memory source -------------------------------------- */
@@ -216,7 +196,7 @@ static int prepare_snapshot(bench_case *bc) {
                              (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec, 0,
                              NULL};
     step = "au_recorder_write";
-    rc = au_recorder_write(rec, &meta, to_membuf, &bc->snap);
+    rc = au_recorder_write(rec, &meta, membuf_write, &bc->snap);
 out:
     if (rc != AU_OK)
         snprintf(bc->error, sizeof bc->error, "%s pid %d: %s: %s%s%s", bc->interp->name, pid,
@@ -464,7 +444,7 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < nc; i++) {
         if (cases[i].proc_running) py_kill(&cases[i].proc);
-        free(cases[i].snap.data);
+        membuf_free(&cases[i].snap);
     }
     if (missing_fatal) {
         fprintf(stderr, "sample_bench: interpreters are missing and CI=true\n");

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "asyncunwind.h"
+#include "membuf.h"
 #include "expect.h"
 #include "pythons.h"
 
@@ -28,22 +29,6 @@ static const char *const fixtures[] = {
     "threads", "deep_recursion", "generators", "unicode_names", "cpu_bound", "spawner",
 };
 
-typedef struct membuf {
-    uint8_t *data;
-    size_t len, cap;
-} membuf;
-
-static int to_membuf(void *ud, const void *buf, size_t len) {
-    membuf *b = ud;
-    if (b->len + len > b->cap) {
-        b->cap = (b->len + len) * 2;
-        b->data = realloc(b->data, b->cap);
-        if (!b->data) return -1;
-    }
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
-    return 0;
-}
 
 /* Everything a sample says, as text, for the replay comparison. */
 static char *render(const au_pyreader *r, const au_pysample *s) {
@@ -83,7 +68,7 @@ static char *record(int pid, const au_pyruntime *rt, const au_pyreader_limits *l
     if (!*matched) fprintf(stderr, "mismatch: %s\n", err);
     char *text = render(r, &s);
     au_snapshot_meta meta = {(uint32_t)pid, rt->py_version_hex, rt->runtime_addr, 0, 0, NULL};
-    assert_int_equal(au_recorder_write(rec, &meta, to_membuf, snap), AU_OK);
+    assert_int_equal(au_recorder_write(rec, &meta, membuf_write, snap), AU_OK);
     au_pyreader_free(r);
     au_memsrc_destroy(rec);
     au_memsrc_destroy(live);
@@ -193,7 +178,7 @@ static void run_fixture(const py_interp *p, const char *name) {
         assert_string_equal(live_text, replay_text); /* replay equals live */
         free(live_text);
         free(replay_text);
-        free(snap.data);
+        membuf_free(&snap);
     }
     if (!matched) {
         py_kill(&proc);

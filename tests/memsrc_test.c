@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "asyncunwind.h"
+#include "membuf.h"
 #include "internal.h"
 
 #define PG 4096u
@@ -144,22 +145,6 @@ static void test_live_errors(void **state) {
 
 /* ---- recorder -> snapshot -> replay ------------------------------------- */
 
-typedef struct membuf {
-    uint8_t *data;
-    size_t len, cap;
-} membuf;
-
-static int to_membuf(void *ud, const void *buf, size_t len) {
-    membuf *b = ud;
-    if (b->len + len > b->cap) {
-        b->cap = (b->len + len) * 2;
-        b->data = realloc(b->data, b->cap);
-        assert_non_null(b->data);
-    }
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
-    return 0;
-}
 
 static void test_record_and_replay(void **state) {
     child *c = *state;
@@ -180,7 +165,7 @@ static void test_record_and_replay(void **state) {
     au_snapshot_thread th[2] = {{11, "MainThread", 10}, {12, "worker-\xc3\xa9", 8}};
     au_snapshot_meta meta = {4242, 0x030c01f0, 0x7f0000001000ull, 123456789, 2, th};
     membuf out = {0};
-    assert_int_equal(au_recorder_write(rec, &meta, to_membuf, &out), AU_OK);
+    assert_int_equal(au_recorder_write(rec, &meta, membuf_write, &out), AU_OK);
     au_memsrc_destroy(rec);
     au_memsrc_destroy(live);
 
@@ -215,7 +200,7 @@ static void test_record_and_replay(void **state) {
     assert_int_equal(rp->stats.syscalls, 0);
     au_memsrc_destroy(rp);
     au_snapshot_free(snap);
-    free(out.data);
+    membuf_free(&out);
 }
 
 /* The writer splits regions over 16 MiB; replay stitches them. */
@@ -233,7 +218,7 @@ static void test_replay_spans_split_regions(void **state) {
     assert_int_equal(au_mem_read1(rec, (uint64_t)(uintptr_t)src, dst, (uint32_t)len), AU_OK);
     au_snapshot_meta meta = {1, 0x030d00f0, 1, 0, 0, NULL};
     membuf out = {0};
-    assert_int_equal(au_recorder_write(rec, &meta, to_membuf, &out), AU_OK);
+    assert_int_equal(au_recorder_write(rec, &meta, membuf_write, &out), AU_OK);
     au_snapshot *snap;
     assert_int_equal(au_snapshot_parse(NULL, out.data, out.len, &snap), AU_OK);
     assert_int_equal(au_memsrc_snapshot_open(NULL, snap, &rp), AU_OK);
@@ -244,7 +229,7 @@ static void test_replay_spans_split_regions(void **state) {
     au_snapshot_free(snap);
     au_memsrc_destroy(rec);
     au_memsrc_destroy(live);
-    free(out.data);
+    membuf_free(&out);
     free(src);
     free(dst);
 }
