@@ -49,7 +49,7 @@ typedef struct live {
     uint8_t *staging;
     sorted_read *sorted;
     run *runs;
-    uint32_t sorted_cap, runs_cap, staging_cap;
+    uint32_t sorted_cap, runs_cap;
 } live;
 
 static uint64_t pages_of(uint64_t addr, uint64_t end) {
@@ -290,7 +290,6 @@ int au_memsrc_live_open_ex(const au_allocator *alloc, int pid, int force_proc_me
     l->pid = pid;
     l->memfd = memfd;
     l->staging = staging;
-    l->staging_cap = STAGING;
     *out = &l->base;
     return AU_OK;
 }

@@ -48,7 +48,7 @@ typedef struct au_codeentry {
     au_pycode info;    /* points into text */
     char *text;        /* name, qualname, filename, UTF-8 */
     uint8_t *table;    /* line table bytes */
-    uint32_t text_len, text_cap, table_len, table_cap;
+    uint32_t text_cap, table_len, table_cap;
     int valid;         /* fetched completely */
 } au_codeentry;
 
