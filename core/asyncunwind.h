@@ -150,7 +150,8 @@ typedef struct au_stacks {
 /* Bounds.  Every walk the resolver makes is bounded by one of these, and
  * its memory by input size.  Zero fields take the defaults. */
 typedef struct au_resolver_limits {
-    uint32_t max_tasks;  /* more tasks: AU_ERR_LIMIT (default 1<<20) */
+    uint32_t max_tasks;  /* more tasks: AU_ERR_LIMIT (default 1<<20; at most
+                            2^28 whatever the limit) */
     uint32_t max_links;  /* more links: AU_ERR_LIMIT (default 1<<22) */
     uint32_t max_depth;  /* tasks per chain (default 1024) */
 } au_resolver_limits;

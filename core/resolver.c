@@ -9,7 +9,16 @@
  *
  * Tasks are referred to by their index in the caller's array throughout;
  * ids are only looked up once, through an open-addressing hash table.
- */
+ *
+ * At 65,536 tasks nothing a call touches fits in the L2 cache, and a
+ * branch that depends on data the branch predictor cannot learn (whether a
+ * task has a link, which level gives its parent) is mispredicted, often
+ * while cache misses are in flight; at a few hundred tasks the predictor
+ * learns a repeated sample by heart and neither shows.  Most choices below
+ * (compact copies, 4-byte table slots, flag bytes, selections by mask,
+ * deferred ties) come from keeping the cost per task at the large end
+ * close to the small end, measured with //bench:resolver_bench; the
+ * comments say which. */
 #include <string.h>
 
 #include "asyncunwind.h"
@@ -19,17 +28,9 @@
 
 /* Per-task state bits. */
 enum {
-    ST_PRESENT = 1u << 0,  /* non-zero, unique id */
-    ST_WAITING = 1u << 1,  /* awaits a task, or is the parent of a strong link */
-    ST_HAS_CHILD = 1u << 2,/* someone's parent under rule 1 */
-    ST_COVERED = 1u << 3,  /* appears in the chain of some stack-bearing task */
-    ST_VISITING = 1u << 4, /* on the path measure_chains is walking */
-    ST_DONE = 1u << 5,     /* its chain is measured */
+    ST_PRESENT = 1u << 0, /* non-zero, unique id */
+    ST_FLAGGED = 1u << 1, /* the caller set AU_TASK_RUNNING */
 };
-
-/* id -> task index.  Slots whose key is 0 are empty (0 is never a valid
- * id).  DUP marks an id seen more than once. */
-#define DUP (UINT32_MAX - 1)
 
 /* A stack-bearing task while it is sorted by id, carrying what its
  * au_stack needs from the caller's record, so that the caller's array is
@@ -40,6 +41,36 @@ typedef struct keyed {
     const char *name;
     uint32_t idx, name_len;
 } keyed;
+
+/* The two ids a task names, copied out of the caller's 56-byte records in
+ * the one pass that reads them: later passes stream 16 bytes a task
+ * instead of re-reading the records (3.5 MiB at 65,536 tasks, far outside
+ * the L2 cache). */
+typedef struct want {
+    uint64_t awaits, creator;
+} want;
+
+/* The chain walk climbs parent links one dependent load at a time, which
+ * at 65,536 tasks makes it latency-bound; so everything it reads and
+ * writes for a task is in one 4-byte word of one array (256 KiB at 65,536
+ * tasks, inside the L2 cache), and finishing a task touches nothing the
+ * climb did not.  Before the walk reaches a task, its word is its parent
+ * (UP_NONE for a root); UP_VISITING is set while it is on the path being
+ * climbed; once UP_DONE, the word holds its chain length instead (clen:
+ * tasks in the chain if walked without a depth bound, saturated at
+ * UP_LEN) and UP_CYCLE if the chain closes on a cycle, the task it closes
+ * on being then in cclose.  Task indices stay below 2^28 (tab_reset). */
+#define UP_DONE 0x80000000u
+#define UP_VISITING 0x40000000u
+#define UP_CYCLE 0x20000000u
+#define UP_INDEX 0x1fffffffu
+#define UP_NONE UP_INDEX
+#define UP_LEN UP_INDEX
+
+/* A candidate parent that tied with an earlier one (resolve_parents). */
+typedef struct tie {
+    uint32_t cand, child;
+} tie;
 
 /* Key and value side by side: one cache miss per probe, not two. */
 typedef struct slot {
@@ -58,21 +89,36 @@ struct au_resolver {
     au_resolver_limits lim;
     au_resolver_stats stats;
 
-    /* Per-task arrays, indexed like the caller's tasks. */
-    uint32_t *parent;  /* rule-1 parent, or NONE */
-    uint32_t *strong;  /* best strong-link parent (scratch) */
-    uint32_t *clen;    /* chain length (measure_chains) */
-    uint32_t *cclose;  /* task the chain closes on, or NONE */
-    uint32_t *path;    /* measure_chains' walk */
-    uint8_t *state;
-    uint32_t parent_cap, strong_cap, clen_cap, cclose_cap, path_cap, state_cap;
+    /* Per-task arrays, indexed like the caller's tasks (some with one more
+     * entry, a sink: see resolve_parents). */
+    want *wants;        /* the link ids of each task, copied in one pass */
+    uint64_t *ids;      /* each task's id, copied in the same pass */
+    uint8_t *state;     /* ST_* bits */
+    /* Flag bytes: "waiting" (awaits a task or is the parent of a strong
+     * link) and "has a child" (someone's rule-1 parent).  They are set at
+     * random places, by plain stores: a store needs no load and starts no
+     * chain of dependent updates, as setting a bit in a shared word would. */
+    uint8_t *waiting, *has_child;
+    uint32_t *awaiter;  /* the level-1 candidate (scratch) */
+    uint32_t *strong;   /* the level-2 candidate (scratch) */
+    uint32_t *weak;     /* the creator's index (scratch) */
+    uint32_t *parent;   /* rule-1 parent, or NONE */
+    uint32_t *up;       /* parent, then chain length, and walk bits (UP_*) */
+    uint32_t *cclose;   /* the task a chain closes on (UP_CYCLE only) */
+    uint32_t *path;     /* walk_chain's path */
+    tie *ties;          /* resolve_parents' ties, for tasks then for links */
+    uint32_t wants_cap, ids_cap, state_cap, waiting_cap, has_child_cap, awaiter_cap,
+        strong_cap, weak_cap, parent_cap, up_cap, cclose_cap, path_cap, ties_cap;
 
     /* Stack-bearing tasks in the caller's order; radix sort buffers. */
     uint32_t *bearers;
     keyed *keys, *keys2;
-    uint32_t bearers_cap, keys_cap, keys2_cap;
+    uint32_t *radix_counts; /* sort_by_id's count tables */
+    uint32_t bearers_cap, keys_cap, keys2_cap, radix_counts_cap;
 
-    idmap tasks;   /* task id -> index */
+    /* Task id -> index (see "The task table"). */
+    uint32_t *tab;
+    uint32_t tab_cap, tab_mask;
     idmap running; /* outermost frame of a running candidate -> index */
 
     au_stack *stacks;
@@ -115,12 +161,9 @@ static int map_reset(au_resolver *r, idmap *m, uint32_t n) {
 #endif
 #define AHEAD 16
 
-static void map_prefetch(const idmap *m, uint64_t key) {
-    PREFETCH(&m->slots[(uint32_t)au_mix64(key) & m->mask]);
-}
-
 /* Slot holding key, or the empty slot where it would go.  Terminates
- * because the table is never more than half full. */
+ * because the table is never more than half full.  (A branch-free probe of
+ * a 64-byte bucket was tried: slower at every size measured.) */
 static uint32_t map_slot(const idmap *m, uint64_t key) {
     uint32_t i = (uint32_t)au_mix64(key) & m->mask;
     while (m->slots[i].key != 0 && m->slots[i].key != key) i = (i + 1) & m->mask;
@@ -133,51 +176,98 @@ static uint32_t map_get(const idmap *m, uint64_t key) {
     return m->slots[i].key == key ? m->slots[i].val : NONE;
 }
 
+/* ---- the task table ---------------------------------------------------
+ *
+ * Task id -> index, open addressing.  A slot holds only a task index
+ * (EMPTY when free; DUPBIT set once the id turned out to be shared); the
+ * key is that task's id in the compact ids array.  At 65,536 tasks every
+ * probe lands at a random place far outside the L2 cache, and what costs is
+ * a collision: the probe loop's branch is then mispredicted and waits on
+ * the miss.  So the table is kept at most an eighth full, and four bytes a
+ * slot keep that affordable (2 MiB at 65,536 tasks).  Measured against
+ * sixteen-byte key/value slots, and against eight-byte slots holding the
+ * id's low half, this was the fastest at every size.  The table's size
+ * bound keeps task indices below 2^28, so neither DUPBIT nor the walk's
+ * bits (UP_INDEX) collide with them. */
+#define EMPTY UINT32_MAX
+#define DUPBIT 0x80000000u
+#define MAX_TASKS (1u << 28) /* 8 * MAX_TASKS slots fit DUPBIT */
+
+static int tab_reset(au_resolver *r, uint32_t n) {
+    uint64_t slots = 16;
+    while (slots < 8ull * n) slots <<= 1;
+    if (n > MAX_TASKS || slots > DUPBIT) return AU_ERR_LIMIT;
+    if (grow(r, &r->tab, &r->tab_cap, (size_t)slots, sizeof *r->tab)) return AU_ERR_NOMEM;
+    r->tab_mask = (uint32_t)(slots - 1);
+    memset(r->tab, 0xff, (size_t)slots * sizeof *r->tab);
+    return AU_OK;
+}
+
+static void tab_prefetch(const au_resolver *r, uint64_t id) {
+    PREFETCH(&r->tab[(uint32_t)au_mix64(id) & r->tab_mask]);
+}
+
+/* Slot holding id, or the empty slot where it would go.  Terminates
+ * because the table is never full. */
+static uint32_t tab_slot(const au_resolver *r, uint64_t id) {
+    uint32_t h = (uint32_t)au_mix64(id) & r->tab_mask, v;
+    while ((v = r->tab[h]) != EMPTY && r->ids[v & ~DUPBIT] != id) h = (h + 1) & r->tab_mask;
+    return h;
+}
+
 /* ---- rules ------------------------------------------------------------- */
 
 /* Index of the present task with this id, or NONE. */
 static uint32_t lookup(const au_resolver *r, uint64_t id) {
-    uint32_t v = map_get(&r->tasks, id);
-    return v == DUP ? NONE : v;
+    if (id == 0) return NONE;
+    uint32_t v = r->tab[tab_slot(r, id)];
+    return (v & DUPBIT) ? NONE : v; /* EMPTY has DUPBIT set too */
 }
 
 /* The tie-break of rule 1 for task `child`: its creator first, then the
- * lowest id.  The child's record is only read when there is a tie to break
- * (with a single candidate, the common case, it would be a cache miss for
- * nothing at 65,536 tasks). */
-static int better(const au_task *t, uint32_t cand, uint32_t best, uint32_t child) {
+ * lowest id.  The ids are only read when there is a tie to break, and then
+ * from the compact copies rather than the caller's records. */
+static int better(const au_resolver *r, uint32_t cand, uint32_t best, uint32_t child) {
     if (best == NONE) return 1;
-    uint64_t c = t[cand].id, b = t[best].id, creator = t[child].creator;
+    uint64_t c = r->ids[cand], b = r->ids[best], creator = r->wants[child].creator;
     if (c == creator) return 1;
     if (b == creator) return 0;
     return c < b;
 }
 
-/* Index every task by id; tasks with id 0 or a shared id are not present. */
+/* The one pass over the caller's task records: check each, index it by id
+ * (tasks with id 0 or a shared id are not present), note its running flag
+ * and copy the ids it links to. */
 static int index_tasks(au_resolver *r, const au_thread_sample *in) {
-    if (map_reset(r, &r->tasks, in->ntasks)) return AU_ERR_NOMEM;
-    idmap *m = &r->tasks;
+    int rc = tab_reset(r, in->ntasks);
+    if (rc) return rc;
+    memset(r->waiting, 0, (size_t)in->ntasks + 1);
+    memset(r->has_child, 0, (size_t)in->ntasks + 1);
     for (uint32_t i = 0; i < in->ntasks; i++) {
-        uint64_t id = in->tasks[i].id;
-        if (i + AHEAD < in->ntasks) map_prefetch(m, in->tasks[i + AHEAD].id);
-        r->state[i] = 0;
-        r->parent[i] = NONE;
+        const au_task *t = &in->tasks[i];
+        if ((t->nframes && !t->frames) || (t->name_len && !t->name)) return AU_ERR_ARG;
+        uint64_t id = t->id;
+        if (i + AHEAD < in->ntasks) tab_prefetch(r, in->tasks[i + AHEAD].id);
+        r->state[i] = (t->flags & AU_TASK_RUNNING) ? ST_FLAGGED : 0;
+        r->awaiter[i] = NONE;
         r->strong[i] = NONE;
+        r->ids[i] = id;
+        r->wants[i].awaits = t->awaits;
+        r->wants[i].creator = t->creator;
         if (id == 0) {
             r->stats.tasks_ignored++;
             continue;
         }
-        uint32_t s = map_slot(m, id);
-        if (m->slots[s].key == 0) {
-            m->slots[s].key = id;
-            m->slots[s].val = i;
-            r->state[i] = ST_PRESENT;
-        } else if (m->slots[s].val == DUP) {
+        uint32_t s = tab_slot(r, id), v = r->tab[s];
+        if (v == EMPTY) {
+            r->tab[s] = i;
+            r->state[i] |= ST_PRESENT;
+        } else if (v & DUPBIT) {
             r->stats.tasks_ignored++;
         } else {
             /* Second copy: neither copy wins. */
-            r->state[m->slots[s].val] = 0;
-            m->slots[s].val = DUP;
+            r->state[v] &= (uint8_t)~ST_PRESENT;
+            r->tab[s] = v | DUPBIT;
             r->stats.tasks_ignored += 2;
         }
     }
@@ -196,22 +286,43 @@ static uint32_t link_target(au_resolver *r, uint32_t i, uint64_t id) {
     return j;
 }
 
-/* Rule 1 for every task, plus the "waiting" bit. */
+/* Rule 1 for every task, plus the "waiting" bit.
+ *
+ * The first candidate for a task's parent at levels 1 and 2 takes the
+ * place without looking at it; any later one is a tie, listed and settled
+ * after the loop.  Settling it on the spot would read the ids of the
+ * candidates at random, and the loop would wait on each of those cache
+ * misses behind a branch it cannot predict.  The preference is a total
+ * order, so the winner does not depend on the order ties are settled in. */
 static void resolve_parents(au_resolver *r, const au_thread_sample *in) {
-    const au_task *t = in->tasks;
-    uint32_t *awaiter = r->parent; /* level 1 candidates, in place */
+    const want *w = r->wants;
+    tie *ties = r->ties;
+    uint32_t nties = 0;
     for (uint32_t i = 0; i < in->ntasks; i++) {
-        if (i + AHEAD < in->ntasks) map_prefetch(&r->tasks, t[i + AHEAD].awaits);
+        if (i + AHEAD < in->ntasks) {
+            tab_prefetch(r, w[i + AHEAD].awaits);
+            tab_prefetch(r, w[i + AHEAD].creator);
+        }
+        r->weak[i] = NONE;
         if (!(r->state[i] & ST_PRESENT)) continue;
-        uint32_t j = link_target(r, i, t[i].awaits);
+        r->weak[i] = link_target(r, i, w[i].creator);
+        uint32_t j = link_target(r, i, w[i].awaits);
         if (j == NONE) continue;
-        r->state[i] |= ST_WAITING;
-        if (better(t, i, awaiter[j], j)) awaiter[j] = i;
+        r->waiting[i] = 1;
+        uint32_t first = r->awaiter[j];
+        r->awaiter[j] = first == NONE ? i : first;
+        ties[nties] = (tie){i, j};
+        nties += first != NONE;
     }
+    for (uint32_t k = 0; k < nties; k++) {
+        uint32_t i = ties[k].cand, j = ties[k].child;
+        if (better(r, i, r->awaiter[j], j)) r->awaiter[j] = i;
+    }
+    nties = 0;
     for (uint32_t k = 0; k < in->nlinks; k++) {
         if (k + AHEAD < in->nlinks) {
-            map_prefetch(&r->tasks, in->links[k + AHEAD].child);
-            map_prefetch(&r->tasks, in->links[k + AHEAD].parent);
+            tab_prefetch(r, in->links[k + AHEAD].child);
+            tab_prefetch(r, in->links[k + AHEAD].parent);
         }
         uint32_t c = lookup(r, in->links[k].child);
         uint32_t p = lookup(r, in->links[k].parent);
@@ -219,16 +330,29 @@ static void resolve_parents(au_resolver *r, const au_thread_sample *in) {
             r->stats.links_ignored++;
             continue;
         }
-        r->state[p] |= ST_WAITING;
-        if (better(t, p, r->strong[c], c)) r->strong[c] = p;
+        r->waiting[p] = 1;
+        uint32_t first = r->strong[c];
+        r->strong[c] = first == NONE ? p : first;
+        ties[nties] = (tie){p, c};
+        nties += first != NONE;
     }
+    for (uint32_t k = 0; k < nties; k++) {
+        uint32_t p = ties[k].cand, c = ties[k].child;
+        if (better(r, p, r->strong[c], c)) r->strong[c] = p;
+    }
+    /* Flag ntasks is a sink for the roots' writes. */
+    /* Selections by mask: which level gives a task its parent is random,
+     * and a branch on it is mispredicted once the sample is too large for
+     * the branch predictor to learn by heart, as it does a small one. */
     for (uint32_t i = 0; i < in->ntasks; i++) {
-        if (i + AHEAD < in->ntasks) map_prefetch(&r->tasks, t[i + AHEAD].creator);
-        if (!(r->state[i] & ST_PRESENT)) continue;
-        uint32_t weak = link_target(r, i, t[i].creator);
-        if (r->parent[i] == NONE) r->parent[i] = r->strong[i];
-        if (r->parent[i] == NONE) r->parent[i] = weak;
-        if (r->parent[i] != NONE) r->state[r->parent[i]] |= ST_HAS_CHILD;
+        uint32_t p = r->awaiter[i], has = 0u - (uint32_t)(p != NONE);
+        p = (p & has) | (r->strong[i] & ~has);
+        has = 0u - (uint32_t)(p != NONE);
+        p = (p & has) | (r->weak[i] & ~has);
+        has = 0u - (uint32_t)(p != NONE);
+        r->parent[i] = p;
+        r->up[i] = (p & has) | (UP_NONE & ~has);
+        r->has_child[(p & has) | (in->ntasks & ~has)] = 1;
     }
 }
 
@@ -241,12 +365,12 @@ static int find_running(au_resolver *r, const au_thread_sample *in, uint32_t *ru
     uint32_t flagged = 0;
     *running = NONE;
     for (uint32_t i = 0; i < in->ntasks; i++)
-        if ((r->state[i] & ST_PRESENT) && (t[i].flags & AU_TASK_RUNNING)) flagged++;
+        flagged += (r->state[i] & (ST_PRESENT | ST_FLAGGED)) == (ST_PRESENT | ST_FLAGGED);
     if (flagged == 0) return AU_OK;
     if (map_reset(r, &r->running, flagged)) return AU_ERR_NOMEM;
     idmap *m = &r->running;
     for (uint32_t i = 0; i < in->ntasks; i++) {
-        if (!(r->state[i] & ST_PRESENT) || !(t[i].flags & AU_TASK_RUNNING)) continue;
+        if ((r->state[i] & (ST_PRESENT | ST_FLAGGED)) != (ST_PRESENT | ST_FLAGGED)) continue;
         if (t[i].nframes == 0 || t[i].frames[0] == 0) continue;
         uint32_t s = map_slot(m, t[i].frames[0]);
         if (m->slots[s].key == 0 || t[i].id < t[m->slots[s].val].id) {
@@ -266,67 +390,135 @@ static int find_running(au_resolver *r, const au_thread_sample *in, uint32_t *ru
     return AU_OK;
 }
 
-/* Mark i and its ancestors covered, stopping at the first covered one. */
-static void cover(au_resolver *r, uint32_t i) {
-    while (i != NONE && !(r->state[i] & ST_COVERED)) {
-        r->state[i] |= ST_COVERED;
-        i = r->parent[i];
+/* ---- rule 3: the stacks ---------------------------------------------------
+ *
+ * Stacks share their root side (the thread's frames, then the tasks above
+ * the leaf), so they are not copied out: a stack is its leaf and the length
+ * of its chain, and au_stack_entries() writes one out on demand.  All a
+ * call has to work out is each chain's length and how it ends, and that is
+ * memoised over the parent graph, so a call costs O(tasks + links + thread
+ * frames) however deep or wide the graph is. */
+
+/* Walk up from task i, measuring the chain of i and of every task above it
+ * not yet measured, and marking them UP_DONE (covered; see UP_DONE for
+ * what is measured).  Climb until a finished task, a root, or a task on
+ * the current path (a cycle: its tasks all have the cycle's length and
+ * close on themselves); then finish the path from the top down, each task
+ * one longer than the one above it and closing where it closes, carrying
+ * the values in registers.  Each task is climbed through once in the whole
+ * call. */
+static void walk_chain(au_resolver *r, uint32_t i) {
+    uint32_t *up = r->up, *path = r->path;
+    uint32_t len = 0, x = i;
+    while (x != UP_NONE && !(up[x] & (UP_DONE | UP_VISITING))) {
+        up[x] |= UP_VISITING;
+        path[len++] = x;
+        x = up[x] & UP_INDEX;
+    }
+    uint32_t above = 0, cyc = 0, close = NONE; /* the chain above path[len - 1] */
+    if (x != UP_NONE && (up[x] & UP_VISITING)) {
+        /* x is on the path: find where (the cycle is the path from there;
+         * the search is as long as the cycle, walked once). */
+        uint32_t from = len;
+        while (from > 0 && path[from - 1] != x) from--;
+        from = from > 0 ? from - 1 : 0;
+        uint32_t cycle = len - from;
+        for (uint32_t k = from; k < len; k++) {
+            uint32_t y = path[k];
+            up[y] = UP_DONE | UP_CYCLE | cycle;
+            r->cclose[y] = y;
+        }
+        len = from;
+        above = cycle;
+        cyc = UP_CYCLE;
+        close = x;
+    } else if (x != UP_NONE) {
+        above = up[x] & UP_LEN;
+        cyc = up[x] & UP_CYCLE;
+        if (cyc) close = r->cclose[x];
+    }
+    while (len-- > 0) {
+        uint32_t y = path[len];
+        above = above == UP_LEN ? UP_LEN : above + 1;
+        up[y] = UP_DONE | cyc | above;
+        if (cyc) r->cclose[y] = close;
     }
 }
 
-/* Rule 2.  Returns the number of stack-bearing tasks, listed in bearers. */
+/* Rule 2, and the chains of rule 3.  Returns the number of stack-bearing
+ * tasks, listed in bearers in the caller's order. */
 static uint32_t choose_bearers(au_resolver *r, const au_task *t, uint32_t ntasks,
                                uint32_t running) {
     uint32_t n = 0;
     for (uint32_t i = 0; i < ntasks; i++) {
-        uint8_t s = r->state[i];
-        if (!(s & ST_PRESENT)) continue;
-        if (i == running || !(s & ST_WAITING) || !(s & ST_HAS_CHILD)) {
-                        r->bearers[n++] = i;
-        }
+        /* Without a branch: which tasks bear a stack is random. */
+        uint32_t busy = r->waiting[i] & r->has_child[i];
+        r->bearers[n] = i;
+        n += (r->state[i] & ST_PRESENT) & ((uint32_t)(i == running) | !busy);
     }
-    for (uint32_t k = 0; k < n; k++) cover(r, r->bearers[k]);
+    for (uint32_t k = 0; k < n; k++) walk_chain(r, r->bearers[k]);
     /* What is left uncovered is a set of closed cycles with nothing below
      * them (docs/RESOLVER.md, rule 2).  Each gets its lowest-id member.  The
-     * walk is bounded by ntasks and only considers uncovered tasks, so even
+     * search is bounded by ntasks and only considers uncovered tasks, so even
      * if that reasoning were wrong nothing would loop or bear two stacks. */
     for (uint32_t i = 0; i < ntasks; i++) {
-        if (!(r->state[i] & ST_PRESENT) || (r->state[i] & ST_COVERED)) continue;
+        if (!(r->state[i] & ST_PRESENT) || (r->up[i] & UP_DONE)) continue;
         uint32_t rep = i, j = r->parent[i];
         for (uint32_t steps = 0; j != NONE && j != i && steps < ntasks; steps++) {
-            if (!(r->state[j] & ST_COVERED) && t[j].id < t[rep].id) rep = j;
+            if (!(r->up[j] & UP_DONE) && t[j].id < t[rep].id) rep = j;
             j = r->parent[j];
         }
         r->bearers[n++] = rep;
-        cover(r, rep);
-        cover(r, i);
+        walk_chain(r, rep);
+        walk_chain(r, i);
     }
     return n;
 }
 
-/* Sort the n bearers by task id; returns them sorted.  LSD radix sort, one byte per pass, on (id, index) pairs
- * so the passes stream through memory; passes where every id has the same
- * byte (addresses share high bytes and alignment bits) are skipped.
- * Linear, unlike a comparison sort. */
+/* Sort the n bearers by task id; returns them sorted.  An LSD radix sort
+ * on (id, index, name) records, so the passes stream through memory, and
+ * linear, unlike a comparison sort.  It sorts only on the bits where the
+ * ids differ (they are addresses: high bits shared, low bits aligned),
+ * with digits of RADIX_BITS_SMALL bits, or RADIX_BITS_LARGE from
+ * RADIX_LARGE_FROM records on: wider digits mean fewer passes over a large
+ * input (each pass moves every record through memory), and cost a larger
+ * count table, which only pays off for large inputs. */
+#define RADIX_BITS_SMALL 8u
+#define RADIX_BITS_LARGE 11u
+#define RADIX_LARGE_FROM 8192u
+/* Count table entries: the most of 8 passes of 2^8 and 6 of 2^11. */
+#define RADIX_COUNTS (6u << RADIX_BITS_LARGE)
+
 static const keyed *sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
-    uint32_t count[8][256];
-    memset(count, 0, sizeof count);
     keyed *src = r->keys, *dst = r->keys2;
+    if (n == 0) return src;
+    uint64_t first = r->ids[r->bearers[0]], diff = 0;
+    for (uint32_t k = 0; k < n; k++) diff |= r->ids[r->bearers[k]] ^ first;
+    unsigned lo = 0, hi = 0;
+    if (diff) {
+        while (!((diff >> lo) & 1)) lo++;
+        hi = 64;
+        while (!((diff >> (hi - 1)) & 1)) hi--;
+    }
+    unsigned w = n >= RADIX_LARGE_FROM ? RADIX_BITS_LARGE : RADIX_BITS_SMALL;
+    unsigned passes = (hi - lo + w - 1) / w, radix = 1u << w;
+    uint32_t mask = radix - 1, *count = r->radix_counts;
+    memset(count, 0, (size_t)passes * radix * sizeof *count);
     for (uint32_t k = 0; k < n; k++) {
         const au_task *task = &t[r->bearers[k]];
         uint64_t id = task->id;
         src[k] = (keyed){id, task->name, r->bearers[k], task->name_len};
-        for (int b = 0; b < 8; b++) count[b][(id >> (8 * b)) & 0xff]++;
+        for (unsigned p = 0; p < passes; p++) count[p * radix + ((id >> (lo + p * w)) & mask)]++;
     }
-    for (int b = 0; b < 8 && n; b++) {
-        if (count[b][(src[0].id >> (8 * b)) & 0xff] == n) continue;
-        uint32_t pos = 0;
-        for (int d = 0; d < 256; d++) {
-            uint32_t c = count[b][d];
-            count[b][d] = pos;
-            pos += c;
+    for (unsigned p = 0; p < passes; p++) {
+        uint32_t *c = count + (size_t)p * radix, pos = 0;
+        unsigned shift = lo + p * w;
+        for (unsigned d = 0; d < radix; d++) {
+            uint32_t x = c[d];
+            c[d] = pos;
+            pos += x;
         }
-        for (uint32_t k = 0; k < n; k++) dst[count[b][(src[k].id >> (8 * b)) & 0xff]++] = src[k];
+        for (uint32_t k = 0; k < n; k++) dst[c[(src[k].id >> shift) & mask]++] = src[k];
         keyed *tmp = src;
         src = dst;
         dst = tmp;
@@ -334,60 +526,13 @@ static const keyed *sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
     return src;
 }
 
-/* ---- rule 3: the stacks ---------------------------------------------------
- *
- * Stacks share their root side (the thread's frames, then the tasks above
- * the leaf), so they are not copied out: a stack is its leaf and the length
- * of its chain, and au_stack_entries() writes one out on demand.  All a
- * call has to work out is each chain's length and how it ends, and that is
- * memoised over the parent graph in one linear pass, so a call costs
- * O(tasks + links + thread frames) however deep or wide the graph is. */
-
-/* For every present task: clen, the number of tasks of its chain if
- * walked without a depth bound (up to a root, or until the chain closes on
- * a cycle), and cclose, the task the chain closes on (NONE for a root).
- *
- * Each task is visited once: walk up until a finished task, a root, or a
- * task on the current path (a cycle: its tasks all have the cycle's length
- * and close on themselves); then finish the path from the top down, each
- * task one longer than its parent and closing where its parent closes. */
-static void measure_chains(au_resolver *r, uint32_t ntasks) {
-    uint32_t *clen = r->clen, *cclose = r->cclose, *path = r->path;
-    for (uint32_t i = 0; i < ntasks; i++) {
-        if ((r->state[i] & (ST_PRESENT | ST_DONE)) != ST_PRESENT) continue;
-        uint32_t len = 0, x = i;
-        while (x != NONE && !(r->state[x] & (ST_DONE | ST_VISITING))) {
-            r->state[x] |= ST_VISITING;
-            clen[x] = len; /* its place on the path, while visiting */
-            path[len++] = x;
-            x = r->parent[x];
-        }
-        if (x != NONE && (r->state[x] & ST_VISITING)) {
-            uint32_t from = clen[x], cycle = len - from;
-            for (uint32_t k = from; k < len; k++) {
-                uint32_t y = path[k];
-                clen[y] = cycle;
-                cclose[y] = y;
-                r->state[y] = (uint8_t)((r->state[y] & ~ST_VISITING) | ST_DONE);
-            }
-            len = from;
-        }
-        while (len-- > 0) {
-            uint32_t y = path[len], p = r->parent[y];
-            clen[y] = p == NONE ? 1 : (clen[p] == UINT32_MAX ? UINT32_MAX : clen[p] + 1);
-            cclose[y] = p == NONE ? NONE : cclose[p];
-            r->state[y] = (uint8_t)((r->state[y] & ~ST_VISITING) | ST_DONE);
-        }
-    }
-}
-
 static void describe_stack(au_resolver *r, const keyed *kd, au_stack *out) {
-    uint32_t s = kd->idx, flags = 0, ntasks = r->clen[s], closing = NONE;
+    uint32_t s = kd->idx, flags = 0, ntasks = r->up[s] & UP_LEN, closing = NONE;
     if (ntasks > r->lim.max_depth) {
         ntasks = r->lim.max_depth; /* the tasks nearest the leaf are kept */
         flags |= AU_STACK_TRUNCATED_DEPTH;
         r->stats.truncated++;
-    } else if (r->cclose[s] != NONE) {
+    } else if (r->up[s] & UP_CYCLE) {
         closing = r->cclose[s];
         flags |= AU_STACK_CYCLE;
         r->stats.cycles++;
@@ -495,16 +640,24 @@ au_resolver *au_resolver_new(const au_allocator *alloc, const au_resolver_limits
 
 void au_resolver_free(au_resolver *r) {
     if (!r) return;
+    release(r, r->wants, r->wants_cap, sizeof *r->wants);
+    release(r, r->ids, r->ids_cap, sizeof *r->ids);
+    release(r, r->waiting, r->waiting_cap, sizeof *r->waiting);
+    release(r, r->has_child, r->has_child_cap, sizeof *r->has_child);
     release(r, r->parent, r->parent_cap, sizeof *r->parent);
-    release(r, r->strong, r->strong_cap, sizeof *r->strong);
-    release(r, r->clen, r->clen_cap, sizeof *r->clen);
     release(r, r->cclose, r->cclose_cap, sizeof *r->cclose);
-    release(r, r->path, r->path_cap, sizeof *r->path);
     release(r, r->state, r->state_cap, sizeof *r->state);
+    release(r, r->awaiter, r->awaiter_cap, sizeof *r->awaiter);
+    release(r, r->strong, r->strong_cap, sizeof *r->strong);
+    release(r, r->weak, r->weak_cap, sizeof *r->weak);
+    release(r, r->up, r->up_cap, sizeof *r->up);
+    release(r, r->path, r->path_cap, sizeof *r->path);
+    release(r, r->ties, r->ties_cap, sizeof *r->ties);
     release(r, r->bearers, r->bearers_cap, sizeof *r->bearers);
     release(r, r->keys, r->keys_cap, sizeof *r->keys);
     release(r, r->keys2, r->keys2_cap, sizeof *r->keys2);
-    release(r, r->tasks.slots, r->tasks.cap, sizeof *r->tasks.slots);
+    release(r, r->radix_counts, r->radix_counts_cap, sizeof *r->radix_counts);
+    release(r, r->tab, r->tab_cap, sizeof *r->tab);
     release(r, r->running.slots, r->running.cap, sizeof *r->running.slots);
     release(r, r->stacks, r->stacks_cap, sizeof *r->stacks);
     au_allocator a = r->alloc;
@@ -520,24 +673,31 @@ static int check_input(const au_resolver *r, const au_thread_sample *in) {
         (in->nlinks && !in->links))
         return AU_ERR_ARG;
     if (in->ntasks > r->lim.max_tasks || in->nlinks > r->lim.max_links) return AU_ERR_LIMIT;
-    for (uint32_t i = 0; i < in->ntasks; i++) {
-        const au_task *t = &in->tasks[i];
-        if ((t->nframes && !t->frames) || (t->name_len && !t->name)) return AU_ERR_ARG;
-    }
-    return AU_OK;
+    /* The id table's bound (tab_reset), checked before anything is sized. */
+    if (in->ntasks > MAX_TASKS) return AU_ERR_LIMIT;
+    return AU_OK; /* each task is checked by index_tasks, in its one pass */
 }
 
-/* Size the per-task arrays for n tasks. */
-static int reserve(au_resolver *r, uint32_t n) {
-    if (grow(r, &r->parent, &r->parent_cap, n, sizeof *r->parent) ||
-        grow(r, &r->strong, &r->strong_cap, n, sizeof *r->strong) ||
-        grow(r, &r->clen, &r->clen_cap, n, sizeof *r->clen) ||
+/* Size the per-task arrays for n tasks (and nlinks links). */
+static int reserve(au_resolver *r, uint32_t n, uint32_t nlinks) {
+    if (grow(r, &r->wants, &r->wants_cap, n, sizeof *r->wants) ||
+        grow(r, &r->ids, &r->ids_cap, n, sizeof *r->ids) ||
+        grow(r, &r->waiting, &r->waiting_cap, (size_t)n + 1, 1) ||
+        grow(r, &r->has_child, &r->has_child_cap, (size_t)n + 1, 1) ||
+        grow(r, &r->parent, &r->parent_cap, n, sizeof *r->parent) ||
         grow(r, &r->cclose, &r->cclose_cap, n, sizeof *r->cclose) ||
-        grow(r, &r->path, &r->path_cap, n, sizeof *r->path) ||
         grow(r, &r->state, &r->state_cap, n, sizeof *r->state) ||
+        grow(r, &r->awaiter, &r->awaiter_cap, n, sizeof *r->awaiter) ||
+        grow(r, &r->ties, &r->ties_cap, n > nlinks ? n : nlinks, sizeof *r->ties) ||
+        grow(r, &r->strong, &r->strong_cap, n, sizeof *r->strong) ||
+        grow(r, &r->weak, &r->weak_cap, n, sizeof *r->weak) ||
+        grow(r, &r->up, &r->up_cap, n, sizeof *r->up) ||
+        grow(r, &r->path, &r->path_cap, n, sizeof *r->path) ||
         grow(r, &r->bearers, &r->bearers_cap, n, sizeof *r->bearers) ||
         grow(r, &r->keys, &r->keys_cap, n, sizeof *r->keys) ||
         grow(r, &r->keys2, &r->keys2_cap, n, sizeof *r->keys2) ||
+        grow(r, &r->radix_counts, &r->radix_counts_cap,
+             RADIX_COUNTS, sizeof *r->radix_counts) ||
         grow(r, &r->stacks, &r->stacks_cap, n ? n : 1, sizeof *r->stacks))
         return AU_ERR_NOMEM;
     return AU_OK;
@@ -546,7 +706,7 @@ static int reserve(au_resolver *r, uint32_t n) {
 static int resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out) {
     int rc = check_input(r, in);
     if (rc) return rc;
-    if ((rc = reserve(r, in->ntasks)) || (rc = index_tasks(r, in))) return rc;
+    if ((rc = reserve(r, in->ntasks, in->nlinks)) || (rc = index_tasks(r, in))) return rc;
     resolve_parents(r, in);
     uint32_t running = NONE, boundary = 0;
     if ((rc = find_running(r, in, &running, &boundary))) return rc;
@@ -555,7 +715,6 @@ static int resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out) {
     r->boundary = boundary;
 
     uint32_t n = choose_bearers(r, in->tasks, in->ntasks, running);
-    measure_chains(r, in->ntasks);
     const keyed *sorted = sort_by_id(r, in->tasks, n);
     for (uint32_t k = 0; k < n; k++) describe_stack(r, &sorted[k], &r->stacks[k]);
     uint32_t nstacks = n;
@@ -577,5 +736,6 @@ int au_resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out) {
     out->nstacks = 0;
     out->stacks = NULL;
     memset(&r->stats, 0, sizeof r->stats);
+    r->in = NULL; /* the last call's stacks are gone, whatever happens */
     return resolve(r, in, out);
 }

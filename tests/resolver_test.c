@@ -382,6 +382,16 @@ static void test_invalid_arguments(void **state) {
     s.ntasks = 2;
     assert_int_equal(au_resolve(r, &s, &st), AU_ERR_LIMIT);
     au_resolver_free(r);
+    /* Whatever the limit, 2^28 tasks is the most (the id table's bound),
+     * refused before anything is read or sized. */
+    lim.max_tasks = UINT32_MAX;
+    r = au_resolver_new(NULL, &lim);
+    s.ntasks = (1u << 28) + 1; /* s.tasks is too short: it must not be read */
+    assert_int_equal(au_resolve(r, &s, &st), AU_ERR_LIMIT);
+    au_resolver_stats stats;
+    au_resolver_get_stats(r, &stats);
+    assert_int_equal(stats.allocations, 0);
+    au_resolver_free(r);
     assert_string_equal(au_status_str(AU_ERR_LIMIT), "input exceeds a configured limit");
 }
 
