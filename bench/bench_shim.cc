@@ -5,10 +5,12 @@
 #include <benchmark/benchmark.h>
 
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <vector>
 
 struct bench_ctx {
     benchmark::State *state;
@@ -172,6 +174,57 @@ extern "C" const char *bench_take_value(int *argc, char **argv,
     if (w < *argc) argv[w] = nullptr;
     *argc = w;
     return value;
+}
+
+namespace {
+
+// The console report, passing one counter of each result on as well.
+class ForwardingReporter : public benchmark::ConsoleReporter {
+  public:
+    ForwardingReporter(const char *counter, bench_result_fn fn, void *ud)
+        : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_Color : OO_None),
+          counter_(counter), fn_(fn), ud_(ud) {}
+
+    void ReportRuns(const std::vector<Run> &runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const Run &run : runs) {
+            if (run.error_occurred) continue;
+            const bool median =
+                run.run_type == Run::RT_Aggregate && run.aggregate_name == "median";
+            if (run.run_type != Run::RT_Iteration && !median) continue;
+            auto it = run.counters.find(counter_);
+            if (it == run.counters.end()) continue;
+            fn_(ud_, run.run_name.str().c_str(), median ? 1 : 0, it->second.value);
+        }
+    }
+
+  private:
+    std::string counter_;
+    bench_result_fn fn_;
+    void *ud_;
+};
+
+bool console_format(int argc, char **argv) {
+    const char *flag = "--benchmark_format=";
+    for (int i = 1; i < argc; i++)
+        if (std::strncmp(argv[i], flag, std::strlen(flag)) == 0 &&
+            std::strcmp(argv[i] + std::strlen(flag), "console") != 0)
+            return false;
+    return true;
+}
+
+}  // namespace
+
+extern "C" int bench_main_results(int argc, char **argv, const char *counter,
+                                  bench_result_fn fn, void *ud) {
+    if (counter == nullptr || fn == nullptr || !console_format(argc, argv))
+        return bench_main(argc, argv);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    ForwardingReporter reporter(counter, fn, ud);
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+    return g_any_failed.load() ? 2 : 0;
 }
 
 extern "C" int bench_main(int argc, char **argv) {

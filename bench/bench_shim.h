@@ -111,6 +111,17 @@ const char *bench_take_value(int *argc, char **argv, const char *name);
  * Returns 0, 1 for unrecognised arguments, 2 if any benchmark failed. */
 int bench_main(int argc, char **argv);
 
+/* A reported result of one counter: the run of one repetition (median 0)
+ * or, when only aggregates are reported, the median of the repetitions
+ * (median 1).  name is the benchmark's name, without suffix. */
+typedef void (*bench_result_fn)(void *ud, const char *name, int median, double value);
+
+/* bench_main, also calling fn with every reported result of `counter` once
+ * the console report has printed it.  With a --benchmark_format other than
+ * console, this is bench_main and fn is not called. */
+int bench_main_results(int argc, char **argv, const char *counter, bench_result_fn fn,
+                       void *ud);
+
 #ifdef __cplusplus
 }
 #endif

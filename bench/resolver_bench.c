@@ -18,6 +18,13 @@
  *   stacks, entries stacks and entries (all stacks) produced by one resolve
  *   cycles, truncated  from au_resolver_get_stats
  *
+ * After the report, a scaling table of resolve/: ns per task for every
+ * shape and size (the median of the repetitions' runs), and the ratio of
+ * 65,536 tasks to 256, the issue's target being 2 at most: the ratio of
+ * the medians, and of the best runs (the least disturbed by whatever else
+ * the machine runs; run with --benchmark_repetitions=N for it to mean
+ * something).
+ *
  * Own flag (removed before the benchmark flags are parsed):
  *   --au_strict     fail a benchmark whose warm resolves allocate, or whose
  *                   output lacks the running task's stack (used by the smoke
@@ -196,6 +203,76 @@ static void teardown_resolve(void *fx, bench_ctx *ctx) {
     free(f);
 }
 
+/* ---- the scaling table ---------------------------------------------------- */
+
+#define MAX_RESULTS 64
+
+typedef struct results {
+    /* ns per task of resolve/<shape>/<size>, one per repetition */
+    double v[GS_SHAPE_COUNT][GS_NSIZES][MAX_RESULTS];
+    int n[GS_SHAPE_COUNT][GS_NSIZES];
+    /* Only the medians are reported (--benchmark_report_aggregates_only):
+     * each is kept as the one value, and there is no best run. */
+    int medians_only;
+} results;
+
+static void on_result(void *ud, const char *name, int median, double value) {
+    results *res = ud;
+    res->medians_only |= median;
+    char shape[32];
+    unsigned size;
+    if (sscanf(name, "resolve/%31[a-z_]/%u", shape, &size) != 2) return;
+    int s = gs_shape_from_name(shape);
+    for (int z = 0; s >= 0 && z < GS_NSIZES; z++)
+        if (gs_sizes[z] == size && res->n[s][z] < MAX_RESULTS)
+            res->v[s][z][res->n[s][z]++] = value;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_of(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void print_scaling(results *res) {
+    int z256 = -1, zbig = -1, any = 0;
+    for (int z = 0; z < GS_NSIZES; z++) {
+        if (gs_sizes[z] == 256) z256 = z;
+        if (gs_sizes[z] == 65536) zbig = z;
+    }
+    for (int s = 0; s < GS_SHAPE_COUNT; s++)
+        for (int z = 0; z < GS_NSIZES; z++) any |= res->n[s][z] > 0;
+    if (!any) return;
+    printf("\nScaling of au_resolve, ns per task (median of the runs):\n%-14s", "shape");
+    for (int z = 0; z < GS_NSIZES; z++) printf(" %8u", (unsigned)gs_sizes[z]);
+    printf("   65536/256: median  best\n");
+    for (int s = 0; s < GS_SHAPE_COUNT; s++) {
+        double med[GS_NSIZES] = {0}, best[GS_NSIZES] = {0};
+        int row = 0;
+        for (int z = 0; z < GS_NSIZES; z++) {
+            if (!res->n[s][z]) continue;
+            row = 1;
+            med[z] = median_of(res->v[s][z], res->n[s][z]);
+            best[z] = res->v[s][z][0]; /* sorted by median_of */
+        }
+        if (!row) continue;
+        printf("%-14s", gs_shape_name((gs_shape)s));
+        for (int z = 0; z < GS_NSIZES; z++)
+            if (res->n[s][z]) printf(" %8.1f", med[z]);
+            else printf(" %8s", "-");
+        if (z256 >= 0 && zbig >= 0 && med[z256] > 0 && med[zbig] > 0) {
+            printf("   %15.2f", med[zbig] / med[z256]);
+            if (res->medians_only) printf(" %5s", "-");
+            else printf(" %5.2f", best[zbig] / best[z256]);
+        }
+        printf("\n");
+    }
+}
+
 int main(int argc, char **argv) {
     static bench_case cases[GS_SHAPE_COUNT * GS_NSIZES];
     int strict = bench_take_flag(&argc, argv, "--au_strict");
@@ -228,7 +305,9 @@ int main(int argc, char **argv) {
             }
         }
     }
-    int rc = bench_main(argc, argv);
+    static results res;
+    int rc = bench_main_results(argc, argv, "ns_per_task", on_result, &res);
+    if (rc == 0) print_scaling(&res);
     for (size_t i = 0; i < nc; i++) gs_sample_free(&cases[i].sample);
     return rc;
 }
