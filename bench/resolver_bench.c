@@ -211,21 +211,28 @@ typedef struct results {
     /* ns per task of resolve/<shape>/<size>, one per repetition */
     double v[GS_SHAPE_COUNT][GS_NSIZES][MAX_RESULTS];
     int n[GS_SHAPE_COUNT][GS_NSIZES];
-    /* Only the medians are reported (--benchmark_report_aggregates_only):
-     * each is kept as the one value, and there is no best run. */
-    int medians_only;
+    /* The reported medians of the repetitions, used when the runs
+     * themselves are not reported (--benchmark_report_aggregates_only):
+     * then there is no best run. */
+    double median[GS_SHAPE_COUNT][GS_NSIZES];
+    int has_median[GS_SHAPE_COUNT][GS_NSIZES];
 } results;
 
 static void on_result(void *ud, const char *name, int median, double value) {
     results *res = ud;
-    res->medians_only |= median;
     char shape[32];
     unsigned size;
     if (sscanf(name, "resolve/%31[a-z_]/%u", shape, &size) != 2) return;
     int s = gs_shape_from_name(shape);
-    for (int z = 0; s >= 0 && z < GS_NSIZES; z++)
-        if (gs_sizes[z] == size && res->n[s][z] < MAX_RESULTS)
+    for (int z = 0; s >= 0 && z < GS_NSIZES; z++) {
+        if (gs_sizes[z] != size) continue;
+        if (median) {
+            res->median[s][z] = value;
+            res->has_median[s][z] = 1;
+        } else if (res->n[s][z] < MAX_RESULTS) {
             res->v[s][z][res->n[s][z]++] = value;
+        }
+    }
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -244,30 +251,38 @@ static void print_scaling(results *res) {
         if (gs_sizes[z] == 256) z256 = z;
         if (gs_sizes[z] == 65536) zbig = z;
     }
-    for (int s = 0; s < GS_SHAPE_COUNT; s++)
-        for (int z = 0; z < GS_NSIZES; z++) any |= res->n[s][z] > 0;
+    /* Per shape and size: the median of the runs and the best run, or the
+     * reported median alone (best 0: unknown). */
+    double med[GS_SHAPE_COUNT][GS_NSIZES] = {{0}}, best[GS_SHAPE_COUNT][GS_NSIZES] = {{0}};
+    for (int s = 0; s < GS_SHAPE_COUNT; s++) {
+        for (int z = 0; z < GS_NSIZES; z++) {
+            if (res->n[s][z]) {
+                med[s][z] = median_of(res->v[s][z], res->n[s][z]);
+                best[s][z] = res->v[s][z][0]; /* sorted by median_of */
+            } else if (res->has_median[s][z]) {
+                med[s][z] = res->median[s][z];
+            }
+            any |= med[s][z] > 0;
+        }
+    }
     if (!any) return;
     printf("\nScaling of au_resolve, ns per task (median of the runs):\n%-14s", "shape");
     for (int z = 0; z < GS_NSIZES; z++) printf(" %8u", (unsigned)gs_sizes[z]);
     printf("   65536/256: median  best\n");
     for (int s = 0; s < GS_SHAPE_COUNT; s++) {
-        double med[GS_NSIZES] = {0}, best[GS_NSIZES] = {0};
         int row = 0;
-        for (int z = 0; z < GS_NSIZES; z++) {
-            if (!res->n[s][z]) continue;
-            row = 1;
-            med[z] = median_of(res->v[s][z], res->n[s][z]);
-            best[z] = res->v[s][z][0]; /* sorted by median_of */
-        }
+        for (int z = 0; z < GS_NSIZES; z++) row |= med[s][z] > 0;
         if (!row) continue;
         printf("%-14s", gs_shape_name((gs_shape)s));
         for (int z = 0; z < GS_NSIZES; z++)
-            if (res->n[s][z]) printf(" %8.1f", med[z]);
+            if (med[s][z] > 0) printf(" %8.1f", med[s][z]);
             else printf(" %8s", "-");
-        if (z256 >= 0 && zbig >= 0 && med[z256] > 0 && med[zbig] > 0) {
-            printf("   %15.2f", med[zbig] / med[z256]);
-            if (res->medians_only) printf(" %5s", "-");
-            else printf(" %5.2f", best[zbig] / best[z256]);
+        if (z256 >= 0 && zbig >= 0 && med[s][z256] > 0 && med[s][zbig] > 0) {
+            printf("   %15.2f", med[s][zbig] / med[s][z256]);
+            if (best[s][z256] > 0 && best[s][zbig] > 0)
+                printf(" %5.2f", best[s][zbig] / best[s][z256]);
+            else
+                printf(" %5s", "-");
         }
         printf("\n");
     }
