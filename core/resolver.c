@@ -288,6 +288,24 @@ static uint32_t link_target(au_resolver *r, uint32_t i, uint64_t id) {
     return j;
 }
 
+/* Offer cand as the parent of child at one level of rule 1 (best[] holds
+ * that level's candidates): the first offer takes the place; a later one
+ * is written to *tie and the call returns 1, for settle() to decide. */
+static uint32_t propose(uint32_t *best, tie *tie_out, uint32_t cand, uint32_t child) {
+    uint32_t first = best[child];
+    best[child] = first == NONE ? cand : first;
+    *tie_out = (tie){cand, child};
+    return first != NONE;
+}
+
+/* Settle the ties propose() listed for the level held in best[]. */
+static void settle(const au_resolver *r, uint32_t *best, const tie *ties, uint32_t nties) {
+    for (uint32_t k = 0; k < nties; k++) {
+        uint32_t cand = ties[k].cand, child = ties[k].child;
+        if (better(r, cand, best[child], child)) best[child] = cand;
+    }
+}
+
 /* Rule 1 for every task, plus the "waiting" bit.
  *
  * The first candidate for a task's parent at levels 1 and 2 takes the
@@ -311,15 +329,9 @@ static void resolve_parents(au_resolver *r, const au_thread_sample *in) {
         uint32_t j = link_target(r, i, w[i].awaits);
         if (j == NONE) continue;
         r->waiting[i] = 1;
-        uint32_t first = r->awaiter[j];
-        r->awaiter[j] = first == NONE ? i : first;
-        ties[nties] = (tie){i, j};
-        nties += first != NONE;
+        nties += propose(r->awaiter, &ties[nties], i, j);
     }
-    for (uint32_t k = 0; k < nties; k++) {
-        uint32_t i = ties[k].cand, j = ties[k].child;
-        if (better(r, i, r->awaiter[j], j)) r->awaiter[j] = i;
-    }
+    settle(r, r->awaiter, ties, nties);
     nties = 0;
     for (uint32_t k = 0; k < in->nlinks; k++) {
         if (k + AHEAD < in->nlinks) {
@@ -333,19 +345,13 @@ static void resolve_parents(au_resolver *r, const au_thread_sample *in) {
             continue;
         }
         r->waiting[p] = 1;
-        uint32_t first = r->strong[c];
-        r->strong[c] = first == NONE ? p : first;
-        ties[nties] = (tie){p, c};
-        nties += first != NONE;
+        nties += propose(r->strong, &ties[nties], p, c);
     }
-    for (uint32_t k = 0; k < nties; k++) {
-        uint32_t p = ties[k].cand, c = ties[k].child;
-        if (better(r, p, r->strong[c], c)) r->strong[c] = p;
-    }
-    /* Flag ntasks is a sink for the roots' writes. */
+    settle(r, r->strong, ties, nties);
     /* Selections by mask: which level gives a task its parent is random,
      * and a branch on it is mispredicted once the sample is too large for
-     * the branch predictor to learn by heart, as it does a small one. */
+     * the branch predictor to learn by heart, as it does a small one.
+     * has_child[ntasks] is a sink for the roots' writes. */
     for (uint32_t i = 0; i < in->ntasks; i++) {
         uint32_t p = r->awaiter[i], has = 0u - (uint32_t)(p != NONE);
         p = (p & has) | (r->strong[i] & ~has);
