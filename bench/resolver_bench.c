@@ -35,31 +35,9 @@
 #include <string.h>
 
 #include "bench/bench_shim.h"
+#include "bench/counting_alloc.h"
 #include "bench/graph_shapes.h"
 #include "core/asyncunwind.h"
-
-/* ---- counting allocator -------------------------------------------------- */
-
-typedef struct counting_alloc {
-    uint64_t allocations; /* malloc-like and growing/shrinking reallocs */
-    uint64_t frees;
-    uint64_t failures;
-} counting_alloc;
-
-static void *counting_realloc(void *ud, void *ptr, size_t old_size,
-                              size_t new_size) {
-    counting_alloc *c = ud;
-    (void)old_size;
-    if (new_size == 0) {
-        if (ptr != NULL) c->frees++;
-        free(ptr);
-        return NULL;
-    }
-    c->allocations++;
-    void *p = realloc(ptr, new_size);
-    if (p == NULL) c->failures++;
-    return p;
-}
 
 /* ---- one shape x size ---------------------------------------------------- */
 
@@ -130,8 +108,7 @@ static int setup_resolve(void *arg, void **out, bench_ctx *ctx) {
         return -1;
     }
     f->bc = bc;
-    f->allocator.realloc = counting_realloc;
-    f->allocator.ud = &f->alloc;
+    f->allocator = counting_allocator(&f->alloc);
     f->r = au_resolver_new(&f->allocator, NULL);
     if (f->r == NULL) {
         free(f);

@@ -57,6 +57,7 @@
 #include <time.h>
 
 #include "bench/bench_shim.h"
+#include "bench/counting_alloc.h"
 #include "core/asyncunwind.h"
 #include "tests/membuf.h"
 #include "tests/pythons.h"
@@ -67,23 +68,6 @@
 #define EXPECT_LEAF_LINE 27 /* the time.sleep line of deep50.py */
 #define SLEEP_WAIT_MS 10000
 #define MAX_INTERPS 16
-
-/* ---- counting allocator -------------------------------------------------- */
-
-typedef struct counting_alloc {
-    uint64_t allocations; /* malloc-like and resizing reallocs */
-} counting_alloc;
-
-static void *counting_realloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
-    counting_alloc *c = ud;
-    (void)old_size;
-    if (new_size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    c->allocations++;
-    return realloc(ptr, new_size);
-}
 
 /* ---- one interpreter x memory source -------------------------------------- */
 
@@ -248,8 +232,7 @@ static int setup_sample(void *arg, void **out, bench_ctx *ctx) {
         return -1;
     }
     f->bc = bc;
-    f->allocator.realloc = counting_realloc;
-    f->allocator.ud = &f->alloc;
+    f->allocator = counting_allocator(&f->alloc);
     int rc;
     uint32_t version;
     uint64_t runtime;
