@@ -217,20 +217,19 @@ bool console_format(int argc, char **argv) {
 
 extern "C" int bench_main_results(int argc, char **argv, const char *counter,
                                   bench_result_fn fn, void *ud) {
-    if (counter == nullptr || fn == nullptr || !console_format(argc, argv))
-        return bench_main(argc, argv);
+    const bool forward = counter != nullptr && fn != nullptr && console_format(argc, argv);
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    ForwardingReporter reporter(counter, fn, ud);
-    benchmark::RunSpecifiedBenchmarks(&reporter);
+    if (forward) {
+        ForwardingReporter reporter(counter, fn, ud);
+        benchmark::RunSpecifiedBenchmarks(&reporter);
+    } else {
+        benchmark::RunSpecifiedBenchmarks();
+    }
     benchmark::Shutdown();
     return g_any_failed.load() ? 2 : 0;
 }
 
 extern "C" int bench_main(int argc, char **argv) {
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    return g_any_failed.load() ? 2 : 0;
+    return bench_main_results(argc, argv, nullptr, nullptr, nullptr);
 }
