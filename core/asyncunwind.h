@@ -288,9 +288,13 @@ const au_snapshot_meta *au_snapshot_get_meta(const au_snapshot *s);
 int au_memsrc_snapshot_open(const au_allocator *alloc, const au_snapshot *s,
                             au_memsrc **out);
 
-/* A recorder around inner (which it borrows).  Every read goes through to
- * inner; what succeeded is kept, and so is what failed, so that a replay
- * fails exactly where the live read failed. */
+/* A recorder around inner (which it borrows), for one sample.  Every read
+ * goes through to inner, and the reader sees one consistent view of the
+ * target, the one the snapshot will hold: each byte keeps the value of its
+ * first successful read, and a read that failed fails again when repeated.
+ * A replay of the snapshot gives exactly what the live reads gave, even
+ * when the target changed under them (docs/SNAPSHOT.md).  The stats are
+ * inner's. */
 int au_recorder_open(const au_allocator *alloc, au_memsrc *inner, au_memsrc **out);
 /* Write the recorded reads and meta as a snapshot through write(), which
  * returns 0 on success. */

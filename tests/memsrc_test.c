@@ -203,6 +203,91 @@ static void test_record_and_replay(void **state) {
     membuf_free(&out);
 }
 
+/* The target changes and unmaps memory while a sample reads it.  The
+ * recording is still one view of it: each byte keeps its first value, a
+ * failed read stays failed, a failed read of bytes read before is served
+ * from them, and the replay gives back exactly what the recorder returned.
+ * The target is this process, so the test can change its memory between
+ * two reads. */
+typedef struct seen {
+    uint64_t addr;
+    uint32_t len;
+    int status;
+    uint8_t got[64];
+} seen;
+
+static void view_read(au_memsrc *m, seen *s, uint64_t addr, uint32_t len) {
+    s->addr = addr;
+    s->len = len;
+    memset(s->got, 0, sizeof s->got);
+    s->status = au_mem_read1(m, addr, s->got, len);
+}
+
+static void test_recording_is_one_view(void **state) {
+    (void)state;
+    uint8_t *m = mmap(NULL, 3 * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    for (uint32_t i = 0; i < 3 * PG; i++) m[i] = pattern(i);
+    uint64_t base = (uint64_t)(uintptr_t)m;
+    au_memsrc *live, *rec;
+    assert_int_equal(au_memsrc_live_open(NULL, getpid(), &live), AU_OK);
+    assert_int_equal(au_recorder_open(NULL, live, &rec), AU_OK);
+    seen s[9];
+
+    view_read(rec, &s[0], base + 100, 64);
+    memset(m + 100, 0xAA, 200); /* the target writes */
+    view_read(rec, &s[1], base + 132, 64);
+    view_read(rec, &s[2], base + 100, 64);
+    assert_int_equal(s[1].status, AU_OK);
+    check_bytes(s[1].got, 132, 32); /* read before: the first value */
+    for (int i = 32; i < 64; i++) assert_int_equal(s[1].got[i], 0xAA); /* new: the target's */
+    assert_int_equal(s[2].status, AU_OK);
+    check_bytes(s[2].got, 100, 64);
+    view_read(rec, &s[3], base + PG - 16, 32); /* across a page boundary */
+    check_bytes(s[3].got, PG - 16, 32);
+
+    view_read(rec, &s[4], base + 2 * PG, 64);
+    assert_int_equal(munmap(m + 2 * PG, PG), 0); /* the target frees a page */
+    view_read(rec, &s[5], base + 2 * PG + 8, 16);
+    assert_int_equal(s[5].status, AU_OK); /* every byte was read before */
+    check_bytes(s[5].got, 2 * PG + 8, 16);
+    view_read(rec, &s[6], base + 2 * PG + 32, 64);
+    assert_int_equal(s[6].status, AU_ERR_READ); /* half of it never was */
+    uint8_t *again = mmap(m + 2 * PG, PG, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    assert_true(again == m + 2 * PG);
+    memset(again, 0x55, PG); /* ... and maps it again */
+    view_read(rec, &s[7], base + 2 * PG + 32, 64);
+    assert_int_equal(s[7].status, AU_ERR_READ); /* failed once, fails again */
+    view_read(rec, &s[8], base + 2 * PG + 100, 8);
+    assert_int_equal(s[8].status, AU_OK);
+    for (int i = 0; i < 8; i++) assert_int_equal(s[8].got[i], 0x55);
+    /* The counters describe the traffic with the target: two reads failed
+     * there (s[5] and s[6]); s[7] succeeded there. */
+    assert_int_equal(rec->stats.requests, 9);
+    assert_int_equal(rec->stats.failures, 2);
+
+    au_snapshot_meta meta = {1, 0x030900f0, 1, 0, 0, NULL};
+    membuf out = {0};
+    assert_int_equal(au_recorder_write(rec, &meta, membuf_write, &out), AU_OK);
+    au_snapshot *snap;
+    au_memsrc *rp;
+    assert_int_equal(au_snapshot_parse(NULL, out.data, out.len, &snap), AU_OK);
+    assert_int_equal(au_memsrc_snapshot_open(NULL, snap, &rp), AU_OK);
+    for (int i = 0; i < 9; i++) {
+        seen r;
+        view_read(rp, &r, s[i].addr, s[i].len);
+        assert_int_equal(r.status, s[i].status);
+        if (r.status == AU_OK) assert_memory_equal(r.got, s[i].got, s[i].len);
+    }
+    au_memsrc_destroy(rp);
+    au_snapshot_free(snap);
+    membuf_free(&out);
+    au_memsrc_destroy(rec);
+    au_memsrc_destroy(live);
+    munmap(m, 3 * PG);
+}
+
 /* The writer splits regions over 16 MiB; replay stitches them. */
 static void test_replay_spans_split_regions(void **state) {
     (void)state;
@@ -292,6 +377,7 @@ int main(void) {
         cmocka_unit_test(test_live_failure_is_isolated),
         cmocka_unit_test(test_live_errors),
         cmocka_unit_test(test_record_and_replay),
+        cmocka_unit_test(test_recording_is_one_view),
         cmocka_unit_test(test_replay_spans_split_regions),
         cmocka_unit_test(test_snapshot_parser_rejects),
     };
