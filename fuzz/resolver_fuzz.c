@@ -146,20 +146,11 @@
 #include <string.h>
 
 #include "asyncunwind.h"
+#include "fuzz/no_cov.h"
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
 
-/* The checking code below is not what the fuzzer should explore, and its
- * comparison tracing would cost a quarter of the run time: no coverage
- * instrumentation for it (the core and the decoder keep theirs). */
-#if defined(__has_attribute)
-#if __has_attribute(no_sanitize_coverage)
-#define NO_COV __attribute__((no_sanitize_coverage))
-#endif
-#endif
-#ifndef NO_COV
-#define NO_COV
-#endif
+/* The checking code below is not what the fuzzer should explore: NO_COV. */
 
 #define NONE UINT32_MAX
 #define CAP_TASKS 4096u
