@@ -11,7 +11,8 @@
  *     covering it gets that value, whatever the target holds by then;
  *   - a read that failed fails again when repeated (same address and
  *     length), even if the memory has appeared since;
- *   - a failed read whose bytes were all read before is served from them.
+ *   - a failed read whose bytes were all read before is served from them;
+ *   - an empty read succeeds, whatever the wrapped source said.
  * That is exactly what a replay of the written snapshot does (regions of
  * first-read bytes; failures matched by address and length, checked
  * first), so replay equals live by construction, not by luck.  A recorder
@@ -235,7 +236,8 @@ static int rec_read(au_memsrc *self, au_read *reads, uint32_t n) {
     if (r->err) return rc;
     rc = AU_OK;
     for (uint32_t i = 0; i < n; i++) {
-        if (reads[i].len && !r->err) r->err = settle(r, &reads[i]);
+        if (!reads[i].len) reads[i].status = AU_OK; /* as a replay says */
+        else if (!r->err) r->err = settle(r, &reads[i]);
         if (rc == AU_OK) rc = reads[i].status;
     }
     return rc;
