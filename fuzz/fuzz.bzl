@@ -114,6 +114,9 @@ def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None):
         ],
         args = [corpus_dir],
         data = [corpus_files],
+        # A replay of a few hundred small inputs: well under a second, a few
+        # under ASan; a replay that hangs should fail within a minute.
+        size = "small",
         tags = ["au_fuzz_regression"],
     )
 
