@@ -10,9 +10,9 @@ it.  The files are committed: rerun this only to change or add seeds (it
 rewrites the files it owns, named seed_*, and leaves others such as
 regression inputs found by the fuzzer alone).  Deterministic.
 """
-import os
 import struct
-import sys
+
+from seed_corpus import write_seeds
 
 # ---- the fake target's pages ------------------------------------------------
 P0, P1, P2 = 0, 1, 2          # 0x0, 0x1000, 0x3000 (0x2000 is a hole)
@@ -243,17 +243,7 @@ SEEDS = {
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "corpus",
-        "recorder")
-    os.makedirs(out, exist_ok=True)
-    for name in os.listdir(out):
-        if name.startswith("seed_") and name not in SEEDS:
-            os.remove(os.path.join(out, name))
-    for name, data in sorted(SEEDS.items()):
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
-    print(f"wrote {len(SEEDS)} seeds to {os.path.normpath(out)}")
+    write_seeds("recorder", SEEDS)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ files are committed: rerun this only to change or add seeds (it rewrites
 the files it owns, named seed_*, and leaves others such as regression
 inputs found by the fuzzer alone).  Deterministic: no randomness.
 """
-import os
 import struct
-import sys
+
+from seed_corpus import write_seeds
 
 # ---- header -----------------------------------------------------------------
 DEPTH = [0, 1, 2, 3, 4, 7, 16, 2**32 - 1]
@@ -362,17 +362,7 @@ SEEDS = {
 
 
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "corpus",
-        "resolver")
-    os.makedirs(out, exist_ok=True)
-    for name in os.listdir(out):
-        if name.startswith("seed_") and name not in SEEDS:
-            os.remove(os.path.join(out, name))
-    for name, data in sorted(SEEDS.items()):
-        with open(os.path.join(out, name), "wb") as f:
-            f.write(data)
-    print(f"wrote {len(SEEDS)} seeds to {os.path.normpath(out)}")
+    write_seeds("resolver", SEEDS)
 
 
 if __name__ == "__main__":

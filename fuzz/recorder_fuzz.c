@@ -111,6 +111,7 @@
 #include "asyncunwind.h"
 #include "fuzz/no_cov.h"
 #include "fuzz/run_from_workspace.h"
+#include "fuzz/test_alloc.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
@@ -379,46 +380,6 @@ typedef struct logbook {
 } logbook;
 
 static logbook L;
-
-/* ========================================================================
- * Allocator: size-checked, counting, optionally failing.
- * ===================================================================== */
-
-typedef struct test_alloc {
-    uint64_t calls;   /* allocations and resizes */
-    uint64_t fail_at; /* that call (1-based) returns NULL; 0 = never */
-    int failed;       /* a call was refused */
-    int64_t live;     /* blocks outstanding */
-} test_alloc;
-
-/* Each block carries its size in a 16-byte header. */
-static void *ta_realloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
-    test_alloc *a = ud;
-    if (ptr) {
-        size_t *h = (size_t *)ptr - 2;
-        CHECK(h[0] == old_size, "allocator: old_size %zu, block has %zu", old_size, h[0]);
-        CHECK(h[1] == 0x5eedf00dull, "allocator: not our block");
-    } else {
-        CHECK(old_size == 0, "allocator: old_size %zu for a new block", old_size);
-    }
-    if (new_size == 0) {
-        if (ptr) {
-            a->live--;
-            free((size_t *)ptr - 2);
-        }
-        return NULL;
-    }
-    if (++a->calls == a->fail_at) {
-        a->failed = 1;
-        return NULL;
-    }
-    size_t *h = realloc(ptr ? (size_t *)ptr - 2 : NULL, new_size + 2 * sizeof(size_t));
-    if (!h) return NULL;
-    if (!ptr) a->live++;
-    h[0] = new_size;
-    h[1] = 0x5eedf00dull;
-    return h + 2;
-}
 
 /* ========================================================================
  * Reading through a source, batch by batch.
