@@ -96,12 +96,10 @@ static int tab_fit(recorder *r, itab *t, uint32_t n,
 
 static rpage *find_page(recorder *r, uint64_t pageno) {
     const itab *t = &r->page_tab;
-    for (uint32_t j = t->cap ? (uint32_t)page_key(pageno) & (t->cap - 1) : 0; t->cap;
-         j = (j + 1) & (t->cap - 1)) {
-        uint32_t s = t->slot[j];
-        if (!s) break;
-        if (r->pages[s - 1].pageno == pageno) return &r->pages[s - 1];
-    }
+    if (!t->cap) return NULL;
+    for (uint32_t j = (uint32_t)page_key(pageno) & (t->cap - 1); t->slot[j];
+         j = (j + 1) & (t->cap - 1))
+        if (r->pages[t->slot[j] - 1].pageno == pageno) return &r->pages[t->slot[j] - 1];
     return NULL;
 }
 
@@ -123,11 +121,11 @@ static rpage *get_page(recorder *r, uint64_t pageno) {
 
 static int has_fail(const recorder *r, uint64_t addr, uint64_t len) {
     const itab *t = &r->fail_tab;
-    for (uint32_t j = t->cap ? (uint32_t)fail_key(addr, len) & (t->cap - 1) : 0; t->cap;
+    if (!t->cap) return 0;
+    for (uint32_t j = (uint32_t)fail_key(addr, len) & (t->cap - 1); t->slot[j];
          j = (j + 1) & (t->cap - 1)) {
-        uint32_t s = t->slot[j];
-        if (!s) break;
-        if (r->fails[s - 1].addr == addr && r->fails[s - 1].len == len) return 1;
+        const rfail *f = &r->fails[t->slot[j] - 1];
+        if (f->addr == addr && f->len == len) return 1;
     }
     return 0;
 }
@@ -215,15 +213,13 @@ static int settle(recorder *r, au_read *rd) {
         return AU_OK;
     }
     /* It failed now: serve it if every byte was read before, else it is a
-     * failure for good. */
+     * failure for good (a failed read's buffer is unspecified, so what was
+     * copied before a gap turned up does not matter). */
     for (uint64_t at = 0; at < len; at += n) {
         n = piece(addr + at, len - at, &pageno, &off);
         const rpage *p = find_page(r, pageno);
         if (!p || !covers(p, off, n)) return add_fail(r, addr, len);
-    }
-    for (uint64_t at = 0; at < len; at += n) {
-        n = piece(addr + at, len - at, &pageno, &off);
-        memcpy(buf + at, find_page(r, pageno)->data + off, n);
+        memcpy(buf + at, p->data + off, n);
     }
     rd->status = AU_OK;
     return AU_OK;
@@ -248,8 +244,10 @@ static void rec_destroy(au_memsrc *self) {
     au_allocator a = r->alloc;
     if (r->pages) a.realloc(a.ud, r->pages, (size_t)r->pages_cap * sizeof *r->pages, 0);
     if (r->fails) a.realloc(a.ud, r->fails, (size_t)r->fails_cap * sizeof *r->fails, 0);
-    if (r->page_tab.slot) a.realloc(a.ud, r->page_tab.slot, (size_t)r->page_tab.cap * 4, 0);
-    if (r->fail_tab.slot) a.realloc(a.ud, r->fail_tab.slot, (size_t)r->fail_tab.cap * 4, 0);
+    if (r->page_tab.slot)
+        a.realloc(a.ud, r->page_tab.slot, (size_t)r->page_tab.cap * sizeof *r->page_tab.slot, 0);
+    if (r->fail_tab.slot)
+        a.realloc(a.ud, r->fail_tab.slot, (size_t)r->fail_tab.cap * sizeof *r->fail_tab.slot, 0);
     a.realloc(a.ud, r, sizeof *r, 0);
 }
 

@@ -59,7 +59,7 @@ typedef struct want {
  * climbed; once UP_DONE, the word holds its chain length instead (clen:
  * tasks in the chain if walked without a depth bound, saturated at
  * UP_LEN) and UP_CYCLE if the chain closes on a cycle, the task it closes
- * on being then in cclose.  Task indices stay below 2^28 (tab_reset). */
+ * on being then in cclose.  Task indices stay below 2^28 (MAX_TASKS). */
 #define UP_DONE 0x80000000u
 #define UP_VISITING 0x40000000u
 #define UP_CYCLE 0x20000000u
@@ -195,10 +195,11 @@ static uint32_t map_get(const idmap *m, uint64_t key) {
 #define DUPBIT 0x80000000u
 #define MAX_TASKS (1u << 28) /* 8 * MAX_TASKS slots fit DUPBIT */
 
+/* n is at most MAX_TASKS (check_input), so the table has at most 2^31
+ * slots. */
 static int tab_reset(au_resolver *r, uint32_t n) {
     uint64_t slots = 16;
     while (slots < 8ull * n) slots <<= 1;
-    if (n > MAX_TASKS || slots > DUPBIT) return AU_ERR_LIMIT;
     if (grow(r, &r->tab, &r->tab_cap, (size_t)slots, sizeof *r->tab)) return AU_ERR_NOMEM;
     r->tab_mask = (uint32_t)(slots - 1);
     memset(r->tab, 0xff, (size_t)slots * sizeof *r->tab);
@@ -241,8 +242,7 @@ static int better(const au_resolver *r, uint32_t cand, uint32_t best, uint32_t c
  * (tasks with id 0 or a shared id are not present), note its running flag
  * and copy the ids it links to. */
 static int index_tasks(au_resolver *r, const au_thread_sample *in) {
-    int rc = tab_reset(r, in->ntasks);
-    if (rc) return rc;
+    if (tab_reset(r, in->ntasks)) return AU_ERR_NOMEM;
     memset(r->waiting, 0, (size_t)in->ntasks + 1);
     memset(r->has_child, 0, (size_t)in->ntasks + 1);
     for (uint32_t i = 0; i < in->ntasks; i++) {
@@ -681,7 +681,7 @@ static int check_input(const au_resolver *r, const au_thread_sample *in) {
         (in->nlinks && !in->links))
         return AU_ERR_ARG;
     if (in->ntasks > r->lim.max_tasks || in->nlinks > r->lim.max_links) return AU_ERR_LIMIT;
-    /* The id table's bound (tab_reset), checked before anything is sized. */
+    /* The id table's bound (MAX_TASKS), checked before anything is sized. */
     if (in->ntasks > MAX_TASKS) return AU_ERR_LIMIT;
     return AU_OK; /* each task is checked by index_tasks, in its one pass */
 }

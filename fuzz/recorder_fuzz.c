@@ -109,6 +109,7 @@
 #include <string.h>
 
 #include "asyncunwind.h"
+#include "fuzz/check.h"
 #include "fuzz/no_cov.h"
 #include "fuzz/run_from_workspace.h"
 #include "fuzz/test_alloc.h"
@@ -119,17 +120,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     au_fuzz_run_from_workspace();
     return 0;
 }
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "recorder_fuzz: %s:%d: check failed: %s\n",     \
-                    __FILE__, __LINE__, #cond);                             \
-            fprintf(stderr, "  " __VA_ARGS__);                              \
-            fprintf(stderr, "\n");                                          \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 /* The model, the checks and the fake's content generator loop over every
  * byte read (their tracing cost 40% of the run time); the recorder's own

@@ -60,6 +60,7 @@
 #include <sys/mman.h>
 
 #include "asyncunwind.h"
+#include "fuzz/check.h"
 #include "fuzz/run_from_workspace.h"
 #include "fuzz/test_alloc.h"
 #include "snapshot_format.h"
@@ -70,17 +71,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     au_fuzz_run_from_workspace();
     return 0;
 }
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "snapshot_fuzz: %s:%d: check failed: %s\n",     \
-                    __FILE__, __LINE__, #cond);                             \
-            fprintf(stderr, "  " __VA_ARGS__);                              \
-            fprintf(stderr, "\n");                                          \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 /* ========================================================================
  * The reference parser, from docs/SNAPSHOT.md alone.
