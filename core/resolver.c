@@ -32,15 +32,24 @@ enum {
     ST_FLAGGED = 1u << 1, /* the caller set AU_TASK_RUNNING */
 };
 
-/* A stack-bearing task while it is sorted by id, carrying what its
- * au_stack needs from the caller's record, so that the caller's array is
- * read once, in its own order, rather than in id order (a cache miss per
- * stack at 65,536 tasks). */
+/* A stack-bearing task while it is sorted by id.  Sixteen bytes: the
+ * sort moves every record through memory once per pass, so what the
+ * stack needs besides (its name) waits in the compact names array. */
 typedef struct keyed {
     uint64_t id;
-    const char *name;
-    uint32_t idx, name_len;
+    uint32_t idx, unused;
 } keyed;
+
+/* A task's name, copied in the pass that reads the caller's record, so
+ * that a stack's name comes from a 16-byte entry rather than from the
+ * caller's 56-byte record: the stacks are written in id order, that is at
+ * random places of the caller's array, which at 65,536 tasks is 3.5 MiB,
+ * far outside the L2 cache.  (Sorting the names along with the ids cost
+ * more at every size measured: wider records for every pass.) */
+typedef struct task_name {
+    const char *name;
+    uint32_t len;
+} task_name;
 
 /* The two ids a task names, copied out of the caller's 56-byte records in
  * the one pass that reads them: later passes stream 16 bytes a task
@@ -93,6 +102,7 @@ struct au_resolver {
      * entry, a sink: see resolve_parents). */
     want *wants;        /* the link ids of each task, copied in one pass */
     uint64_t *ids;      /* each task's id, copied in the same pass */
+    task_name *names;   /* and its name */
     uint8_t *state;     /* ST_* bits */
     /* Flag bytes: "waiting" (awaits a task or is the parent of a strong
      * link) and "has a child" (someone's rule-1 parent).  They are set at
@@ -107,7 +117,7 @@ struct au_resolver {
     uint32_t *cclose;   /* the task a chain closes on (UP_CYCLE only) */
     uint32_t *path;     /* walk_chain's path */
     tie *ties;          /* resolve_parents' ties, for tasks then for links */
-    uint32_t wants_cap, ids_cap, state_cap, waiting_cap, has_child_cap, awaiter_cap,
+    uint32_t wants_cap, ids_cap, names_cap, state_cap, waiting_cap, has_child_cap, awaiter_cap,
         strong_cap, weak_cap, parent_cap, up_cap, cclose_cap, path_cap, ties_cap;
 
     /* Stack-bearing tasks in the caller's order; radix sort buffers. */
@@ -254,6 +264,7 @@ static int index_tasks(au_resolver *r, const au_thread_sample *in) {
         r->awaiter[i] = NONE;
         r->strong[i] = NONE;
         r->ids[i] = id;
+        r->names[i] = (task_name){t->name, t->name_len};
         r->wants[i].awaits = t->awaits;
         r->wants[i].creator = t->creator;
         if (id == 0) {
@@ -484,7 +495,7 @@ static uint32_t choose_bearers(au_resolver *r, const au_task *t, uint32_t ntasks
 }
 
 /* Sort the n bearers by task id; returns them sorted.  An LSD radix sort
- * on (id, index, name) records, so the passes stream through memory, and
+ * on (id, index) records, so the passes stream through memory, and
  * linear, unlike a comparison sort.  It sorts only on the bits where the
  * ids differ (they are addresses: high bits shared, low bits aligned),
  * with digits of RADIX_BITS_SMALL bits, or RADIX_BITS_LARGE from
@@ -497,7 +508,7 @@ static uint32_t choose_bearers(au_resolver *r, const au_task *t, uint32_t ntasks
 /* Count table entries: the most of 8 passes of 2^8 and 6 of 2^11. */
 #define RADIX_COUNTS (6u << RADIX_BITS_LARGE)
 
-static const keyed *sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
+static const keyed *sort_by_id(au_resolver *r, uint32_t n) {
     keyed *src = r->keys, *dst = r->keys2;
     if (n == 0) return src;
     uint64_t first = r->ids[r->bearers[0]], diff = 0;
@@ -513,9 +524,9 @@ static const keyed *sort_by_id(au_resolver *r, const au_task *t, uint32_t n) {
     uint32_t mask = radix - 1, *count = r->radix_counts;
     memset(count, 0, (size_t)passes * radix * sizeof *count);
     for (uint32_t k = 0; k < n; k++) {
-        const au_task *task = &t[r->bearers[k]];
-        uint64_t id = task->id;
-        src[k] = (keyed){id, task->name, r->bearers[k], task->name_len};
+        uint32_t b = r->bearers[k];
+        uint64_t id = r->ids[b];
+        src[k] = (keyed){id, b, 0};
         for (unsigned p = 0; p < passes; p++) count[p * radix + ((id >> (lo + p * w)) & mask)]++;
     }
     for (unsigned p = 0; p < passes; p++) {
@@ -547,8 +558,8 @@ static void describe_stack(au_resolver *r, const keyed *kd, au_stack *out) {
     }
     if (s == r->running_task) flags |= AU_STACK_RUNNING;
     out->leaf_id = kd->id;
-    out->leaf_name = kd->name;
-    out->leaf_name_len = kd->name_len;
+    out->leaf_name = r->names[s].name;
+    out->leaf_name_len = r->names[s].len;
     out->leaf_task = s;
     out->flags = flags;
     out->ntasks = ntasks;
@@ -650,6 +661,7 @@ void au_resolver_free(au_resolver *r) {
     if (!r) return;
     release(r, r->wants, r->wants_cap, sizeof *r->wants);
     release(r, r->ids, r->ids_cap, sizeof *r->ids);
+    release(r, r->names, r->names_cap, sizeof *r->names);
     release(r, r->waiting, r->waiting_cap, sizeof *r->waiting);
     release(r, r->has_child, r->has_child_cap, sizeof *r->has_child);
     release(r, r->parent, r->parent_cap, sizeof *r->parent);
@@ -690,6 +702,7 @@ static int check_input(const au_resolver *r, const au_thread_sample *in) {
 static int reserve(au_resolver *r, uint32_t n, uint32_t nlinks) {
     if (grow(r, &r->wants, &r->wants_cap, n, sizeof *r->wants) ||
         grow(r, &r->ids, &r->ids_cap, n, sizeof *r->ids) ||
+        grow(r, &r->names, &r->names_cap, n, sizeof *r->names) ||
         grow(r, &r->waiting, &r->waiting_cap, (size_t)n + 1, 1) ||
         grow(r, &r->has_child, &r->has_child_cap, (size_t)n + 1, 1) ||
         grow(r, &r->parent, &r->parent_cap, n, sizeof *r->parent) ||
@@ -723,8 +736,12 @@ static int resolve(au_resolver *r, const au_thread_sample *in, au_stacks *out) {
     r->boundary = boundary;
 
     uint32_t n = choose_bearers(r, in->tasks, in->ntasks, running);
-    const keyed *sorted = sort_by_id(r, in->tasks, n);
-    for (uint32_t k = 0; k < n; k++) describe_stack(r, &sorted[k], &r->stacks[k]);
+    const keyed *sorted = sort_by_id(r, n);
+    for (uint32_t k = 0; k < n; k++) {
+        /* In id order, the names are read at random: announce them. */
+        if (k + AHEAD < n) PREFETCH(&r->names[sorted[k + AHEAD].idx]);
+        describe_stack(r, &sorted[k], &r->stacks[k]);
+    }
     uint32_t nstacks = n;
     if (n == 0 && in->nframes) {
         au_stack *st = &r->stacks[0];
