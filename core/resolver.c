@@ -253,7 +253,7 @@ static int better(const au_resolver *r, uint32_t cand, uint32_t best, uint32_t c
 
 /* The one pass over the caller's task records: check each, index it by id
  * (tasks with id 0 or a shared id are not present), note its running flag
- * and copy the ids it links to. */
+ * and copy its name and the ids it links to. */
 static int index_tasks(au_resolver *r, const au_thread_sample *in) {
     if (tab_reset(r, in->ntasks)) return AU_ERR_NOMEM;
     memset(r->waiting, 0, (size_t)in->ntasks + 1);
