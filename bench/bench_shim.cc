@@ -65,11 +65,12 @@ void fail(bench_ctx *ctx, const char *msg) {
 
 void run_one(benchmark::State &state, const bench_spec &spec) {
     // Google Benchmark measures the calling thread's CPU time (or the wall
-    // clock with UseRealTime); the shim keeps its own copy of that
-    // measurement so that it can report plain per-item counters in ns.
+    // clock with UseRealTime, or what run() reports with manual time); the
+    // shim keeps its own copy of that measurement so that it can report
+    // plain per-item counters in ns.
     bench_ctx ctx{&state,
-                  spec.use_real_time ? CLOCK_MONOTONIC
-                                     : CLOCK_THREAD_CPUTIME_ID,
+                  spec.use_real_time || spec.manual_time ? CLOCK_MONOTONIC
+                                                         : CLOCK_THREAD_CPUTIME_ID,
                   -1, 0};
     void *fixture = spec.arg;
     bool ready = true;
@@ -78,14 +79,15 @@ void run_one(benchmark::State &state, const bench_spec &spec) {
         ready = false;
     }
     if (ready) {
-        timer_start(&ctx);
+        // With manual time, run() brackets what it times itself.
+        if (!spec.manual_time) timer_start(&ctx);
         for (auto _ : state) {
             if (spec.run(fixture, &ctx) != 0) {
                 fail(&ctx, "run failed");
                 break;
             }
         }
-        timer_stop(&ctx);
+        if (!spec.manual_time) timer_stop(&ctx);
         if (spec.teardown != nullptr) spec.teardown(fixture, &ctx);
     } else {
         // The loop ends at once after an error; it must still be entered.
@@ -105,7 +107,10 @@ extern "C" int bench_register(const bench_spec *spec) {
         spec->name,
         [copy](benchmark::State &state) { run_one(state, copy); });
     b->Unit(to_unit(spec->unit));
-    if (spec->use_real_time) b->UseRealTime();
+    if (spec->manual_time)
+        b->UseManualTime();
+    else if (spec->use_real_time)
+        b->UseRealTime();
     if (spec->min_time > 0) b->MinTime(spec->min_time);
     return 0;
 }
@@ -127,6 +132,16 @@ extern "C" void bench_counter_ns_per_item(bench_ctx *ctx, const char *name,
 
 extern "C" int64_t bench_iterations(const bench_ctx *ctx) {
     return static_cast<int64_t>(ctx->state->iterations());
+}
+
+extern "C" void bench_timed_begin(bench_ctx *ctx) { timer_start(ctx); }
+
+extern "C" void bench_timed_end(bench_ctx *ctx) {
+    if (ctx->started < 0) return;
+    const int64_t span = now_ns(ctx->clock) - ctx->started;
+    ctx->elapsed += span;
+    ctx->started = -1;
+    ctx->state->SetIterationTime(static_cast<double>(span) * 1e-9);
 }
 
 extern "C" void bench_pause(bench_ctx *ctx) {

@@ -56,6 +56,10 @@ typedef struct bench_spec {
     bench_unit unit;            /* unit of the time columns */
     int use_real_time;          /* wall clock instead of CPU time (e.g. for
                                    benchmarks that sleep or do I/O) */
+    int manual_time;            /* time only the spans run() brackets with
+                                   bench_timed_begin/end, on the wall clock
+                                   (for a body that must prepare each
+                                   iteration's input untimed) */
     double min_time;            /* seconds; 0 = --benchmark_min_time */
 } bench_spec;
 
@@ -80,12 +84,20 @@ void bench_counter(bench_ctx *ctx, const char *name, double value,
  * `items_per_iteration`, in nanoseconds (e.g. ns per task): a plain number
  * in the console and the JSON.  The shim times the loop itself on the clock
  * of the time column (the thread's CPU time, or the wall clock with
- * use_real_time), excluding bench_pause()d spans; call from teardown. */
+ * use_real_time), excluding bench_pause()d spans; with manual_time it adds
+ * up the bench_timed_begin/end spans instead.  Call from teardown. */
 void bench_counter_ns_per_item(bench_ctx *ctx, const char *name,
                                double items_per_iteration);
 
 /* Iterations of the timed loop (valid in teardown). */
 int64_t bench_iterations(const bench_ctx *ctx);
+
+/* With manual_time: time the span from begin to end of this iteration
+ * (once per run() call).  Costs one clock read at each end, about 25 ns on
+ * the machine the benchmarks were measured on, far cheaper than
+ * bench_pause/bench_resume. */
+void bench_timed_begin(bench_ctx *ctx);
+void bench_timed_end(bench_ctx *ctx);
 
 /* Stop timing / restart timing inside run (expensive: avoid per iteration
  * when the body is short). */
