@@ -1,5 +1,5 @@
 /*
- * Fuzz target `elf`: the ELF reader (core/elf.h) over arbitrary bytes (the
+ * Fuzz target `elf`: the ELF reader (core/process/elf.h) over arbitrary bytes (the
  * input is the whole file, read through au_bytes_read_at).
  *
  * Exercised on every input: au_elf_open; au_elf_section for a few names;

@@ -1,5 +1,5 @@
 /* Fuzz target `linetable310`: the 3.10 line-table decoder (AU_LT_LINETABLE310) of
- * core/linetable.c.  Input layout and invariants: fuzz/linetable_fuzz.c. */
+ * core/cpython/linetable.c.  Input layout and invariants: fuzz/linetable_fuzz.c. */
 #include "fuzz/linetable_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,6 +1,6 @@
 /*
  * Shared body of the fuzz targets `lnotab`, `linetable310` and `locations`:
- * each runs one decoder of core/linetable.c on arbitrary table bytes.
+ * each runs one decoder of core/cpython/linetable.c on arbitrary table bytes.
  *
  * Input layout (every byte string is valid; missing header bytes are 0):
  *   bytes 0-3   firstlineno, int32 little-endian
@@ -17,7 +17,7 @@
  *   determ   a second call gives the same status and line;
  *   diff     status and line equal those of a naive reference decoder,
  *            written separately below from the format documents (not from
- *            core/linetable.c): the lnotab_notes.txt pseudo-code, a
+ *            core/cpython/linetable.c): the lnotab_notes.txt pseudo-code, a
  *            range-list walk for 3.10, and a split-then-decode walk over the
  *            location entries;
  *   order    entries are visited in address order, and decoding stops at
@@ -44,7 +44,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 /* --- Reference decoders ------------------------------------------------- */
-/* Deliberately naive and independent of core/linetable.c.  Each reports the
+/* Deliberately naive and independent of core/cpython/linetable.c.  Each reports the
  * index of the entry (pair) that answered, or -1 when the walk ran off the
  * table, for the monotonicity check. */
 

@@ -1,5 +1,5 @@
 /* Shared body of the fuzz targets lnotab, linetable310 and locations (one
- * per line-table decoder of core/linetable.c); see linetable_fuzz.c. */
+ * per line-table decoder of core/cpython/linetable.c); see linetable_fuzz.c. */
 #ifndef AU_FUZZ_LINETABLE_FUZZ_H
 #define AU_FUZZ_LINETABLE_FUZZ_H
 

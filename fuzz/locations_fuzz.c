@@ -1,5 +1,5 @@
 /* Fuzz target `locations`: the 3.11 to 3.15 line-table decoder
- * (AU_LT_LOCATIONS) of core/linetable.c.  Input layout and invariants: fuzz/linetable_fuzz.c. */
+ * (AU_LT_LOCATIONS) of core/cpython/linetable.c.  Input layout and invariants: fuzz/linetable_fuzz.c. */
 #include "fuzz/linetable_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,6 +1,6 @@
 /*
  * Fuzz target `recorder`: the recorder memory source (au_recorder_open,
- * core/recorder.c) reading a target whose memory changes between reads,
+ * core/memory/recorder.c) reading a target whose memory changes between reads,
  * and the replay of what it wrote (au_recorder_write, au_snapshot_parse,
  * au_memsrc_snapshot_open).
  *

@@ -1,7 +1,7 @@
 /*
  * A reference link resolver: a second, deliberately naive implementation of
  * docs/RESOLVER.md, written from the specification only (never from
- * core/resolver.c).  The resolver fuzzer (fuzz/resolver_fuzz.c) compares
+ * core/resolve/resolver.c).  The resolver fuzzer (fuzz/resolver_fuzz.c) compares
  * au_resolve(), au_stack_entries() and au_resolver_parent() against it on
  * every input.
  *

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the ELF reader (core/elf.h): lookups in synthetic images
+ * Unit tests of the ELF reader (core/process/elf.h): lookups in synthetic images
  * built here byte by byte (so every expected value is known), malformed
  * and truncated files, the load-bias rule on hand-made layouts, and real
  * files: this test binary, libc and CPython, checked against the addresses

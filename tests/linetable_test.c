@@ -1,5 +1,5 @@
 /*
- * Tests of core/linetable.c.
+ * Tests of core/cpython/linetable.c.
  *
  * Two halves:
  *  - Golden data (tests/data/linetable/<version>/golden.txt, written by

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the /proc/PID/maps reader and parser (core/procmaps.h):
+ * Unit tests of the /proc/PID/maps reader and parser (core/process/procmaps.h):
  * exact fields of real-world lines, malformed input, the map limit, the
  * find helpers, and reading live maps (this process's and a child's).
  */
@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "internal.h"
 #include "procmaps.h"
 
 /* Lines as this machine's kernel prints them (padding included). */
@@ -360,12 +361,14 @@ static void test_read_errors(void **state) {
     assert_int_equal(au_maps_read(1 << 30, buf, sizeof buf, &got),
                      AU_ERR_NOPROC);
 
-    assert_int_equal(au_status_from_errno(ESRCH), AU_ERR_NOPROC);
-    assert_int_equal(au_status_from_errno(ENOENT), AU_ERR_NOPROC);
-    assert_int_equal(au_status_from_errno(EPERM), AU_ERR_PERM);
-    assert_int_equal(au_status_from_errno(EACCES), AU_ERR_PERM);
-    assert_int_equal(au_status_from_errno(EIO), AU_ERR_IO);
-    assert_int_equal(au_status_from_errno(EMFILE), AU_ERR_IO);
+    assert_int_equal(au_status_from_errno(ESRCH, AU_ERR_IO), AU_ERR_NOPROC);
+    assert_int_equal(au_status_from_errno(ENOENT, AU_ERR_IO), AU_ERR_NOPROC);
+    assert_int_equal(au_status_from_errno(EPERM, AU_ERR_IO), AU_ERR_PERM);
+    assert_int_equal(au_status_from_errno(EACCES, AU_ERR_IO), AU_ERR_PERM);
+    assert_int_equal(au_status_from_errno(EIO, AU_ERR_IO), AU_ERR_IO);
+    assert_int_equal(au_status_from_errno(EMFILE, AU_ERR_IO), AU_ERR_IO);
+    assert_int_equal(au_status_from_errno(EFAULT, AU_ERR_READ), AU_ERR_READ);
+    assert_int_equal(au_status_from_errno(ENOMEM, AU_ERR_IO), AU_ERR_NOMEM);
 }
 
 int main(void) {

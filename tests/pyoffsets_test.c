@@ -1,6 +1,6 @@
 /*
- * Tests of the CPython layout tables (core/pyoffsets.h, generated
- * core/pyoffsets_table.c).
+ * Tests of the CPython layout tables (core/cpython/pyoffsets.h, generated
+ * core/cpython/pyoffsets_table.c).
  *
  *  - lookup: every supported minor version has an entry, patch levels map
  *    to their minor's entry, unsupported versions give NULL;

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Generate core/pyoffsets_table.c: one au_py_offsets entry per supported
+# Generate core/cpython/pyoffsets_table.c: one au_py_offsets entry per supported
 # CPython minor version, measured by compiling tools/offsets_probe.c against
 # each version's own headers (public and Include/internal/).
 #
 # Usage: tools/gen_offsets.sh [--check] [-o OUTPUT]
-#   (default)  write core/pyoffsets_table.c
-#   --check    write nothing; exit 1 if core/pyoffsets_table.c differs from
+#   (default)  write core/cpython/pyoffsets_table.c
+#   --check    write nothing; exit 1 if core/cpython/pyoffsets_table.c differs from
 #              what would be generated
 #
 # Header trees (every one is required; a missing one is an error, so the
@@ -33,8 +33,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CC=${CC:-gcc}
 PYENV_ROOT=${PYENV_ROOT:-/root/.pyenv}
 SID=${AU_SID_ROOT:-/var/lib/asyncunwind/sid}
-OUT=$ROOT/core/pyoffsets_table.c
-HDR=$ROOT/core/pyoffsets.h
+OUT=$ROOT/core/cpython/pyoffsets_table.c
+HDR=$ROOT/core/cpython/pyoffsets.h
 PROBE=$ROOT/tools/offsets_probe.c
 CHECK=0
 
@@ -219,7 +219,7 @@ BEGIN {
     printf "\n * (compiled with tools/offsets_probe.c) -- DO NOT EDIT.\n"
     printf " * Regenerate with tools/gen_offsets.sh; see docs/OFFSETS.md.\n */\n"
     printf "#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n\n"
-    printf "#include \"pyoffsets.h\"\n\n"
+    printf "#include \"bytes.h\"\n#include \"pyoffsets.h\"\n\n"
     printf "/* An au_py_debug_field; fails to compile unless FIELD is a uint32_t. */\n"
     printf "#define AU_DBG(FIELD, POS, PUB)                                          \\\n"
     printf "    {(uint16_t)(offsetof(au_py_offsets, FIELD) +                         \\\n"
@@ -305,12 +305,6 @@ uint32_t au_py_offsets_field(const au_py_offsets *o, uint16_t field) {
     return v;
 }
 
-static uint64_t au_py_load_u64(const unsigned char *p) {
-    uint64_t v;
-    memcpy(&v, p, sizeof v); /* the target has our byte order */
-    return v;
-}
-
 int au_py_offsets_apply_debug(au_py_offsets *out, const au_py_offsets *base,
                               const void *blob, size_t len) {
     if (out == NULL || base == NULL || blob == NULL || base->debug == NULL)
@@ -321,19 +315,19 @@ int au_py_offsets_apply_debug(au_py_offsets *out, const au_py_offsets *base,
     if (memcmp(b + d->cookie_pos, AU_PY_DEBUG_COOKIE,
                AU_PY_DEBUG_COOKIE_LEN) != 0)
         return AU_ERR_FORMAT;
-    uint64_t version = au_py_load_u64(b + d->version_pos);
+    uint64_t version = au_rd64(b + d->version_pos);
     if ((version >> 16) != (uint64_t)(base->version_hex >> 16))
         return AU_ERR_UNSUPPORTED;
-    if (au_py_load_u64(b + d->free_threaded_pos) != 0)
+    if (au_rd64(b + d->free_threaded_pos) != 0)
         return AU_ERR_UNSUPPORTED;
     for (uint16_t i = 0; i < d->nfields; i++) {
-        if (au_py_load_u64(b + d->fields[i].pos) > AU_PY_DEBUG_MAX_VALUE)
+        if (au_rd64(b + d->fields[i].pos) > AU_PY_DEBUG_MAX_VALUE)
             return AU_ERR_CORRUPT;
     }
     au_py_offsets tmp = *base;
     int changed = 0;
     for (uint16_t i = 0; i < d->nfields; i++) {
-        uint32_t v = (uint32_t)au_py_load_u64(b + d->fields[i].pos);
+        uint32_t v = (uint32_t)au_rd64(b + d->fields[i].pos);
         unsigned char *slot = (unsigned char *)&tmp + d->fields[i].field;
         uint32_t cur;
         memcpy(&cur, slot, sizeof cur);

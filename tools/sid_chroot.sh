@@ -10,8 +10,9 @@
 # shares one chroot, and Bazel's globs never see it.  tests/pythons.c looks in
 # the same place (same variable, same default).
 #
-# Contents: debootstrap --variant=minbase sid, plus python3.14, python3.15,
-# libpython3.14-dev, libpython3.15-dev (CPython's internal headers) and, when
+# Contents: debootstrap --variant=minbase sid, plus python3.13 (a second
+# 3.13 patch level beside pyenv's), python3.14, python3.15,
+# libpython3.13-dev, libpython3.14-dev, libpython3.15-dev (CPython's internal headers) and, when
 # sid can install it, python3-uvloop (built for 3.14 only).
 #
 # Idempotent: when "$ROOT/.asyncunwind-sid-complete" exists (written last) and
@@ -32,7 +33,7 @@ set -euo pipefail
 ROOT="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}"
 ROOT="${ROOT%/}"
 STAMP_NAME=".asyncunwind-sid-complete"
-REQUIRED_PKGS=(python3.14 python3.15 libpython3.14-dev libpython3.15-dev)
+REQUIRED_PKGS=(python3.13 python3.14 python3.15 libpython3.13-dev libpython3.14-dev libpython3.15-dev)
 OPTIONAL_PKGS=(python3-uvloop)
 
 log() { printf 'sid_chroot: %s\n' "$*" >&2; }
@@ -40,16 +41,28 @@ die() { log "error: $*"; exit 1; }
 
 # Prints "3.14.x ... | 3.15.x ..." and succeeds iff both interpreters run.
 interp_versions() {
-    local dir="$1" v14 v15
+    local dir="$1" v13 v14 v15
     v14="$(chroot "$dir" /usr/bin/python3.14 -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)" || return 1
     v15="$(chroot "$dir" /usr/bin/python3.15 -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)" || return 1
+    v13="$(chroot "$dir" /usr/bin/python3.13 -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)" || return 1
+    case "$v13" in 3.13.*) ;; *) return 1 ;; esac
     case "$v14" in 3.14.*) ;; *) return 1 ;; esac
     case "$v15" in 3.15.*) ;; *) return 1 ;; esac
-    printf 'python3.14 %s, python3.15 %s' "$v14" "$v15"
+    printf 'python3.13 %s, python3.14 %s, python3.15 %s' "$v13" "$v14" "$v15"
+}
+
+# Every required package installed (a chroot built before a package was
+# added to REQUIRED_PKGS counts as incomplete and is rebuilt).
+pkgs_installed() {
+    local p st
+    for p in "${REQUIRED_PKGS[@]}"; do
+        st="$(chroot "$1" /usr/bin/dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" || return 1
+        [[ "$st" == "install ok installed" ]] || return 1
+    done
 }
 
 is_complete() {
-    [[ -f "$1/$STAMP_NAME" ]] && interp_versions "$1" >/dev/null
+    [[ -f "$1/$STAMP_NAME" ]] && interp_versions "$1" >/dev/null && pkgs_installed "$1"
 }
 
 report_ready() {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "asyncunwind.h"
+#include "bytes.h"
 #include "internal.h"
 #include "snapshot_format.h"
 
@@ -39,26 +40,21 @@ struct au_snapshot {
     counts cap; /* array sizes, for the allocator */
 };
 
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
 /* Walks the records of a file.  Fills counts on the first pass (s == NULL)
  * and the arrays on the second. */
 
 static int walk(const uint8_t *data, size_t len, counts *c, au_snapshot *s) {
     if (len < AU_SNAP_HEADER_SIZE || memcmp(data, AU_SNAP_MAGIC, 8) != 0) return AU_ERR_FORMAT;
-    if (rd32(data + 8) != AU_SNAP_VERSION) return AU_ERR_UNSUPPORTED;
-    if (rd32(data + 12) != AU_SNAP_HEADER_SIZE) return AU_ERR_FORMAT;
+    if (au_rd32(data + 8) != AU_SNAP_VERSION) return AU_ERR_UNSUPPORTED;
+    if (au_rd32(data + 12) != AU_SNAP_HEADER_SIZE) return AU_ERR_FORMAT;
     size_t at = AU_SNAP_HEADER_SIZE;
     uint32_t nrec = 0;
     uint64_t last_region_end = 0, last_fail_addr = 0, last_fail_len = 0;
     memset(c, 0, sizeof *c);
     for (;;) {
         if (len - at < 8) return AU_ERR_FORMAT; /* no END record */
-        uint32_t type = rd32(data + at), plen = rd32(data + at + 4);
+        uint32_t type = au_rd32(data + at), plen = au_rd32(data + at + 4);
         at += 8;
         if (plen > len - at) return AU_ERR_FORMAT;
         const uint8_t *p = data + at;
@@ -71,10 +67,10 @@ static int walk(const uint8_t *data, size_t len, counts *c, au_snapshot *s) {
         case AU_SNAP_META:
             if (c->meta++ || plen < AU_SNAP_META_SIZE) return AU_ERR_FORMAT;
             if (s) {
-                s->meta.pid = rd32(p);
-                s->meta.py_version_hex = rd32(p + 4);
-                s->meta.runtime_addr = rd64(p + 8);
-                s->meta.time_ns = rd64(p + 16);
+                s->meta.pid = au_rd32(p);
+                s->meta.py_version_hex = au_rd32(p + 4);
+                s->meta.runtime_addr = au_rd64(p + 8);
+                s->meta.time_ns = au_rd64(p + 16);
             }
             break;
         case AU_SNAP_THREAD:
@@ -82,7 +78,7 @@ static int walk(const uint8_t *data, size_t len, counts *c, au_snapshot *s) {
             if (c->threads >= AU_SNAP_MAX_THREADS) return AU_ERR_LIMIT;
             if (s) {
                 au_snapshot_thread *t = &s->threads[c->threads];
-                t->native_id = rd64(p);
+                t->native_id = au_rd64(p);
                 t->name = (const char *)p + 8;
                 t->name_len = plen - 8;
             }
@@ -90,7 +86,7 @@ static int walk(const uint8_t *data, size_t len, counts *c, au_snapshot *s) {
             break;
         case AU_SNAP_REGION: {
             if (plen <= 8 || plen - 8 > AU_SNAP_MAX_REGION) return AU_ERR_FORMAT;
-            uint64_t addr = rd64(p), rlen = plen - 8;
+            uint64_t addr = au_rd64(p), rlen = plen - 8;
             if (addr == 0 || addr + rlen < addr) return AU_ERR_FORMAT;
             if (c->regions && addr < last_region_end) return AU_ERR_FORMAT;
             last_region_end = addr + rlen;
@@ -100,7 +96,7 @@ static int walk(const uint8_t *data, size_t len, counts *c, au_snapshot *s) {
         }
         case AU_SNAP_FAILED: {
             if (plen != 16) return AU_ERR_FORMAT;
-            uint64_t addr = rd64(p), flen = rd64(p + 8);
+            uint64_t addr = au_rd64(p), flen = au_rd64(p + 8);
             if (c->failures && (addr < last_fail_addr ||
                                 (addr == last_fail_addr && flen <= last_fail_len)))
                 return AU_ERR_FORMAT;

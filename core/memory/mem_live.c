@@ -56,16 +56,6 @@ static uint64_t pages_of(uint64_t addr, uint64_t end) {
     return end > addr ? (end - 1) / PAGE - addr / PAGE + 1 : 0;
 }
 
-static int errno_status(int e) {
-    switch (e) {
-    case ESRCH: return AU_ERR_NOPROC;
-    case EPERM:
-    case EACCES: return AU_ERR_PERM;
-    case ENOMEM: return AU_ERR_NOMEM;
-    default: return AU_ERR_READ;
-    }
-}
-
 static int by_addr(const void *a, const void *b) {
     const sorted_read *x = a, *y = b;
     if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
@@ -140,7 +130,7 @@ static void retry_singly(live *l, const sorted_read *s, uint32_t count, au_read 
             r->status = AU_OK;
             l->base.stats.bytes += r->len;
         } else {
-            r->status = got < 0 ? errno_status(errno) : AU_ERR_READ;
+            r->status = got < 0 ? au_status_from_errno(errno, AU_ERR_READ) : AU_ERR_READ;
         }
     }
 }

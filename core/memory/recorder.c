@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "asyncunwind.h"
+#include "bytes.h"
 #include "internal.h"
 #include "snapshot_format.h"
 
@@ -277,21 +278,13 @@ static void put(writer *w, const void *buf, size_t len) {
     if (w->rc == AU_OK && len && w->write(w->ud, buf, len) != 0) w->rc = AU_ERR_IO;
 }
 
-static void le32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void le64(uint8_t *p, uint64_t v) {
-    le32(p, (uint32_t)v);
-    le32(p + 4, (uint32_t)(v >> 32));
-}
 
 /* A record is its header, plen bytes of payload put by the caller, then
  * padding to 8 bytes. */
 static void begin_record(writer *w, uint32_t type, uint32_t plen) {
     uint8_t h[8];
-    le32(h, type);
-    le32(h + 4, plen);
+    au_wr32(h, type);
+    au_wr32(h + 4, plen);
     put(w, h, 8);
 }
 
@@ -372,7 +365,7 @@ static int write_regions(recorder *r, writer *w) {
             ii = 0;
         }
         uint8_t head[8];
-        le64(head, (ord[k].pageno << RPAGE_SHIFT) + i);
+        au_wr64(head, (ord[k].pageno << RPAGE_SHIFT) + i);
         begin_record(w, AU_SNAP_REGION, 8 + (uint32_t)len);
         put(w, head, 8);
         for (uint64_t left = len; left;) {
@@ -400,8 +393,8 @@ static int write_failures(recorder *r, writer *w) {
     qsort(f, r->nfails, sizeof *f, by_addr_len);
     for (uint32_t i = 0; i < r->nfails; i++) {
         uint8_t b[16];
-        le64(b, f[i].addr);
-        le64(b + 8, f[i].len);
+        au_wr64(b, f[i].addr);
+        au_wr64(b + 8, f[i].len);
         record(w, AU_SNAP_FAILED, b, 16, NULL, 0);
     }
     r->alloc.realloc(r->alloc.ud, f, (size_t)r->nfails * sizeof *f, 0);
@@ -417,20 +410,20 @@ int au_recorder_write(au_memsrc *self, const au_snapshot_meta *meta,
 
     uint8_t head[AU_SNAP_HEADER_SIZE];
     memcpy(head, AU_SNAP_MAGIC, 8);
-    le32(head + 8, AU_SNAP_VERSION);
-    le32(head + 12, AU_SNAP_HEADER_SIZE);
+    au_wr32(head + 8, AU_SNAP_VERSION);
+    au_wr32(head + 12, AU_SNAP_HEADER_SIZE);
     put(&w, head, sizeof head);
     uint8_t m[AU_SNAP_META_SIZE];
-    le32(m, meta->pid);
-    le32(m + 4, meta->py_version_hex);
-    le64(m + 8, meta->runtime_addr);
-    le64(m + 16, meta->time_ns);
+    au_wr32(m, meta->pid);
+    au_wr32(m + 4, meta->py_version_hex);
+    au_wr64(m + 8, meta->runtime_addr);
+    au_wr64(m + 16, meta->time_ns);
     record(&w, AU_SNAP_META, m, sizeof m, NULL, 0);
     uint32_t nthreads = meta->nthreads < AU_SNAP_MAX_THREADS ? meta->nthreads : AU_SNAP_MAX_THREADS;
     for (uint32_t i = 0; i < nthreads; i++) {
         const au_snapshot_thread *t = &meta->threads[i];
         uint8_t id[8];
-        le64(id, t->native_id);
+        au_wr64(id, t->native_id);
         uint32_t nl = t->name_len < AU_SNAP_MAX_NAME ? t->name_len : AU_SNAP_MAX_NAME;
         record(&w, AU_SNAP_THREAD, id, 8, t->name, nl);
     }

@@ -17,6 +17,13 @@ au_allocator au_alloc_or_libc(const au_allocator *a);
 int au_grow(const au_allocator *a, uint64_t *counter, void **ptr, uint32_t *cap,
             size_t need, size_t elem);
 
+/* The status for errno value err from a failed system call on a process
+ * or its /proc files: ESRCH and ENOENT -> AU_ERR_NOPROC (the process is
+ * gone or never was), EPERM and EACCES -> AU_ERR_PERM, ENOMEM ->
+ * AU_ERR_NOMEM, anything else `other` (AU_ERR_IO for files, AU_ERR_READ
+ * for memory). */
+int au_status_from_errno(int err, int other);
+
 /* au_memsrc_live_open, optionally forcing the /proc/PID/mem fallback that is
  * otherwise used only where process_vm_readv is unavailable (for tests). */
 int au_memsrc_live_open_ex(const au_allocator *alloc, int pid, int force_proc_mem,

@@ -22,51 +22,6 @@
 #define NONE UINT32_MAX
 #define PAGE 4096u
 
-int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
-    return au_grow(&r->alloc, &r->stats.allocations, (void **)pptr, cap, need, elem);
-}
-
-int au_pr_batch(au_pyreader *r, uint32_t n) {
-    r->stats.batches++;
-    return r->mem->read(r->mem, r->reads, n);
-}
-
-static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
-
-/* Bytes to read from the start of a struct to cover the given fields
- * (each `width` bytes wide). */
-static uint32_t span_end(const uint32_t *offs, int n, uint32_t width) {
-    uint32_t end = 0;
-    for (int i = 0; i < n; i++)
-        if (present(offs[i]) && offs[i] + width > end) end = offs[i] + width;
-    return end;
-}
-
-/* Read `len` bytes at addr into the start of r->buf (one read). */
-static int read_into_buf(au_pyreader *r, uint64_t addr, uint32_t len) {
-    if (au_pr_grow(r, &r->buf, &r->buf_cap, len, 1) ||
-        au_pr_grow(r, &r->reads, &r->reads_cap, 1, sizeof *r->reads))
-        return AU_ERR_NOMEM;
-    r->reads[0] = (au_read){addr, r->buf, len, AU_OK};
-    return au_pr_batch(r, 1);
-}
-
-/* Read the 8-byte fields at base + offs[i] (absent fields read as 0) in
- * one batch: the memory source merges those that share pages, and a
- * struct whose fields lie far apart (3.13's PyInterpreterState keeps its
- * thread list 7 KB in) costs the pages of its fields, not of its span. */
-static int read_fields(au_pyreader *r, uint64_t base, const uint32_t *offs, int n, uint64_t *vals) {
-    if (au_pr_grow(r, &r->buf, &r->buf_cap, (size_t)n * 8, 1) ||
-        au_pr_grow(r, &r->reads, &r->reads_cap, (size_t)n, sizeof *r->reads))
-        return AU_ERR_NOMEM;
-    uint32_t nr = 0;
-    for (int i = 0; i < n; i++)
-        if (present(offs[i]))
-            r->reads[nr++] = (au_read){base + offs[i], r->buf + 8 * i, 8, AU_OK};
-    int rc = au_pr_batch(r, nr);
-    for (int i = 0; i < n; i++) vals[i] = present(offs[i]) ? au_pr_u64(r->buf + 8 * i) : 0;
-    return rc;
-}
 
 /* ---- datastack chunks (3.11+) ----------------------------------------- */
 
@@ -107,16 +62,16 @@ static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *n
     int rc = add_span(r, nspans, &used, chunk, top - chunk);
     if (rc == AU_ERR_NOMEM) return rc;
     if (rc) return AU_OK;
-    uint64_t prev = au_pr_u64(r->spanbuf + o->chunk_previous);
+    uint64_t prev = au_rd64(r->spanbuf + o->chunk_previous);
     uint32_t hdr = o->chunk_data;
     while (prev && *nspans < AU_PR_MAX_CHUNKS) {
         if (hdr > 64) break;
-        rc = read_into_buf(r, prev, hdr);
+        rc = au_pr_read(r, prev, hdr);
         if (rc == AU_ERR_NOMEM) return rc;
         if (rc) break;
-        uint64_t next = au_pr_u64(r->buf + o->chunk_previous);
-        uint64_t size = au_pr_u64(r->buf + o->chunk_size);
-        uint64_t slots = au_pr_u64(r->buf + o->chunk_top);
+        uint64_t next = au_rd64(r->buf + o->chunk_previous);
+        uint64_t size = au_rd64(r->buf + o->chunk_size);
+        uint64_t slots = au_rd64(r->buf + o->chunk_top);
         if (slots > (AU_PR_MAX_CHUNK_BYTES - hdr) / 8) break;
         uint64_t len = hdr + slots * 8;
         if (len > size || used + len > AU_PR_MAX_CHUNK_BYTES) break;
@@ -145,10 +100,10 @@ static int seen_before(au_pyreader *r, uint64_t addr) {
 
 static uint32_t frame_read_len(const au_py_offsets *o) {
     uint32_t ptrs[] = {o->frame_previous, o->frame_code};
-    uint32_t end = span_end(ptrs, 2, 8);
+    uint32_t end = au_pr_span_end(ptrs, 2, 8);
     uint32_t instr = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI ? 4 : 8;
     if (o->frame_instr + instr > end) end = o->frame_instr + instr;
-    if (present(o->frame_owner) && o->frame_owner + 1 > end) end = o->frame_owner + 1;
+    if (au_pr_present(o->frame_owner) && o->frame_owner + 1 > end) end = o->frame_owner + 1;
     return end;
 }
 
@@ -188,10 +143,10 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
              * window is not all mapped, read the frame alone. */
             uint64_t lo = (cur & ~(uint64_t)(PAGE - 1)), hi = cur + len;
             lo = legacy && lo >= PAGE ? lo - PAGE : cur;
-            int rc = read_into_buf(r, lo, (uint32_t)(hi - lo));
+            int rc = au_pr_read(r, lo, (uint32_t)(hi - lo));
             if (rc != AU_OK && rc != AU_ERR_NOMEM && lo != cur) {
                 lo = cur;
-                rc = read_into_buf(r, cur, len);
+                rc = au_pr_read(r, cur, len);
             }
             if (rc == AU_ERR_NOMEM) return rc;
             if (rc != AU_OK) {
@@ -202,12 +157,12 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
             win_len = hi - lo;
             f = r->buf + (cur - win);
         }
-        uint64_t code = au_pr_u64(f + o->frame_code) & ~o->frame_code_tag_mask;
+        uint64_t code = au_rd64(f + o->frame_code) & ~o->frame_code_tag_mask;
         uint64_t instr = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI
-                             ? (uint64_t)(int64_t)(int32_t)au_pr_u32(f + o->frame_instr)
-                             : au_pr_u64(f + o->frame_instr);
-        uint64_t prev = au_pr_u64(f + o->frame_previous);
-        int skip = present(o->frame_owner) && f[o->frame_owner] < 32 &&
+                             ? (uint64_t)(int64_t)(int32_t)au_rd32(f + o->frame_instr)
+                             : au_rd64(f + o->frame_instr);
+        uint64_t prev = au_rd64(f + o->frame_previous);
+        int skip = au_pr_present(o->frame_owner) && f[o->frame_owner] < 32 &&
                    (o->frame_skip_owners >> f[o->frame_owner] & 1);
         if (!skip) {
             if (au_pr_grow(r, &r->raw, &r->raw_cap, (size_t)*n + 1, sizeof *r->raw))
@@ -234,7 +189,7 @@ static int read_tstate(au_pyreader *r, uint64_t addr, au_pythread *t, tstate_vie
                          o->tstate_native_thread_id, o->tstate_datastack_chunk,
                          o->tstate_datastack_top};
     uint64_t val[6];
-    int rc = read_fields(r, addr, fields, 6, val);
+    int rc = au_pr_read_fields(r, addr, fields, 6, val);
     if (rc) return rc;
     memset(t, 0, sizeof *t);
     t->tstate = addr;
@@ -244,13 +199,13 @@ static int read_tstate(au_pyreader *r, uint64_t addr, au_pythread *t, tstate_vie
     v->frame = val[1];
     v->chunk = val[4];
     v->top = val[5];
-    if (v->frame && present(o->cframe_current_frame)) {
+    if (v->frame && au_pr_present(o->cframe_current_frame)) {
         uint64_t cframe = v->frame;
         v->frame = 0;
-        rc = read_into_buf(r, cframe + o->cframe_current_frame, 8);
+        rc = au_pr_read(r, cframe + o->cframe_current_frame, 8);
         if (rc == AU_ERR_NOMEM) return rc;
         if (rc == AU_OK)
-            v->frame = au_pr_u64(r->buf);
+            v->frame = au_rd64(r->buf);
         else
             t->flags |= AU_THREAD_PARTIAL;
     }
@@ -300,9 +255,9 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
     out->flags = 0;
     out->threads = NULL;
 
-    int rc = read_into_buf(r, r->runtime + o->runtime_interpreters_head, 8);
+    int rc = au_pr_read(r, r->runtime + o->runtime_interpreters_head, 8);
     if (rc) return rc == AU_ERR_NOMEM ? rc : (rc == AU_ERR_NOPROC ? rc : AU_ERR_READ);
-    uint64_t interp = au_pr_u64(r->buf);
+    uint64_t interp = au_rd64(r->buf);
     uint32_t nthreads = 0, nraw = 0, flags = 0;
     uint64_t seen_interps[AU_PR_MAX_INTERPS];
     uint32_t ninterps = 0;
@@ -312,7 +267,7 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
         for (uint32_t i = 0; i < ninterps; i++) dup |= seen_interps[i] == interp;
         uint64_t val[3];
         if (dup) break;
-        rc = read_fields(r, interp, ifields, 3, val);
+        rc = au_pr_read_fields(r, interp, ifields, 3, val);
         if (rc == AU_ERR_NOMEM) return rc;
         if (rc) break;
         seen_interps[ninterps++] = interp;
@@ -378,9 +333,9 @@ static int offsets_plausible(const au_py_offsets *o) {
         o->tstate_native_thread_id, o->tstate_datastack_chunk, o->tstate_datastack_top,
     };
     for (size_t i = 0; i < sizeof small / sizeof *small; i++)
-        if (present(small[i]) && small[i] > AU_PR_MAX_SMALL_OFFSET) return 0;
+        if (au_pr_present(small[i]) && small[i] > AU_PR_MAX_SMALL_OFFSET) return 0;
     for (size_t i = 0; i < sizeof big / sizeof *big; i++)
-        if (present(big[i]) && big[i] > AU_PR_MAX_BIG_OFFSET) return 0;
+        if (au_pr_present(big[i]) && big[i] > AU_PR_MAX_BIG_OFFSET) return 0;
     return o->unicode_kind_width <= 8 && o->unicode_kind_shift < 32 &&
            o->unicode_compact_shift < 32 && o->unicode_ascii_shift < 32;
 }
@@ -426,7 +381,7 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
     if (rc == AU_OK && base->debug) {
         /* 3.13+: the target's own layout wins over the compiled table. */
         uint32_t size = base->debug->size;
-        rc = read_into_buf(r, runtime_addr + base->runtime_debug_offsets, size);
+        rc = au_pr_read(r, runtime_addr + base->runtime_debug_offsets, size);
         if (rc == AU_OK) rc = au_py_offsets_apply_debug(&r->off, base, r->buf, size);
         if (rc > 0) rc = AU_OK;
     }

@@ -3,6 +3,8 @@
 
 #include "procmaps.h"
 
+#include "internal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -211,15 +213,6 @@ int au_map_pred_file_id(void *ud, const char *text, const au_map *m) {
            m->dev_major == id->dev_major && m->dev_minor == id->dev_minor;
 }
 
-int au_status_from_errno(int err) {
-    switch (err) {
-    case ESRCH:
-    case ENOENT: return AU_ERR_NOPROC;
-    case EPERM:
-    case EACCES: return AU_ERR_PERM;
-    default: return AU_ERR_IO;
-    }
-}
 
 /* Consecutive EINTRs tolerated before giving up: a signal storm must not
  * turn a read into an endless loop. */
@@ -231,7 +224,7 @@ int au_maps_read(int pid, char *buf, size_t cap, size_t *len) {
     char path[48];
     snprintf(path, sizeof path, "/proc/%d/maps", pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return au_status_from_errno(errno);
+    if (fd < 0) return au_status_from_errno(errno, AU_ERR_IO);
 
     int status = AU_OK;
     size_t got = 0;
@@ -247,7 +240,7 @@ int au_maps_read(int pid, char *buf, size_t cap, size_t *len) {
         ssize_t r = read(fd, dst, want);
         if (r < 0) {
             if (errno == EINTR && ++eintr < MAX_EINTR) continue;
-            status = au_status_from_errno(errno);
+            status = au_status_from_errno(errno, AU_ERR_IO);
             break;
         }
         eintr = 0;
@@ -268,7 +261,7 @@ int au_proc_exe_id(int pid, au_map_file_id *id) {
     char path[48];
     snprintf(path, sizeof path, "/proc/%d/exe", pid);
     struct stat st;
-    if (stat(path, &st) != 0) return au_status_from_errno(errno);
+    if (stat(path, &st) != 0) return au_status_from_errno(errno, AU_ERR_IO);
     id->dev_major = (uint32_t)major(st.st_dev);
     id->dev_minor = (uint32_t)minor(st.st_dev);
     id->inode = (uint64_t)st.st_ino;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "asyncunwind.h"
+#include "bytes.h"
 #include "pyoffsets.h"
 
 #define AU_PR_MAX_INTERPS 64u
@@ -94,6 +95,10 @@ struct au_pyreader {
     uint32_t cache_alloc; /* slots allocated */
 };
 
+/* ---- pyctx.c: buffers and reads, used by every file of the model ------ */
+
+static inline int au_pr_present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
+
 /* Grow helper that counts allocations in the sample's stats. */
 int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem);
 
@@ -101,20 +106,25 @@ int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t el
  * (each read has its own). */
 int au_pr_batch(au_pyreader *r, uint32_t n);
 
+/* Bytes to read from the start of a struct to cover the given fields
+ * (each `width` bytes wide; absent fields are ignored). */
+uint32_t au_pr_span_end(const uint32_t *offs, int n, uint32_t width);
+
+/* Read `len` bytes at addr into the start of r->buf (one read). */
+int au_pr_read(au_pyreader *r, uint64_t addr, uint32_t len);
+
+/* Read the 8-byte fields at base + offs[i] in one batch into vals[i];
+ * absent fields read as 0. */
+int au_pr_read_fields(au_pyreader *r, uint64_t base, const uint32_t *offs, int n,
+                      uint64_t *vals);
+
+/* ---- pycode.c: code objects --------------------------------------------- */
+
 /* Resolve the raw frames raw[0..n) into frames[0..n) (same order), reading
  * code objects in batches; frames whose code is not a code object get
  * code == UINT32_MAX.  Returns AU_OK or AU_ERR_NOMEM. */
 int au_pr_resolve_code(au_pyreader *r, uint32_t n);
 void au_pr_cache_free(au_pyreader *r);
 
-static inline uint64_t au_pr_u64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-
-static inline uint32_t au_pr_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 #endif

@@ -1,4 +1,5 @@
 /* Status codes and the libc allocator, shared by every layer of the core. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "asyncunwind.h"
@@ -35,6 +36,17 @@ const char *au_status_hint(int status) {
         return "no CPython runtime (_PyRuntime) was found in the process's executable "
                "or libpython";
     default: return NULL;
+    }
+}
+
+int au_status_from_errno(int err, int other) {
+    switch (err) {
+    case ESRCH:
+    case ENOENT: return AU_ERR_NOPROC;
+    case EPERM:
+    case EACCES: return AU_ERR_PERM;
+    case ENOMEM: return AU_ERR_NOMEM;
+    default: return other;
     }
 }
 

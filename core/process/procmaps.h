@@ -102,11 +102,6 @@ int au_map_pred_file_id(void *ud, const char *text, const au_map *m);
 /* The file id of a map (meaningful for file maps: inode != 0). */
 au_map_file_id au_map_file_id_of(const au_map *m);
 
-/* Map an errno value from a failed system call on /proc/PID/... to a
- * status: ESRCH and ENOENT -> AU_ERR_NOPROC (the process is gone or
- * never was), EPERM and EACCES -> AU_ERR_PERM, anything else AU_ERR_IO. */
-int au_status_from_errno(int err);
-
 /*
  * Read the whole /proc/PID/maps of pid into buf (no NUL is appended).
  *
@@ -115,7 +110,7 @@ int au_status_from_errno(int err);
  * *len bytes; AU_ERR_LIMIT when the file is larger than cap (buf then holds
  * the first cap bytes, *len == cap, and its last line may be cut: parse it
  * only if a partial view is acceptable); AU_ERR_NOPROC, AU_ERR_PERM or
- * AU_ERR_IO as au_status_from_errno; AU_ERR_ARG for pid <= 0 or NULL
+ * AU_ERR_IO as au_status_from_errno (internal.h); AU_ERR_ARG for pid <= 0 or NULL
  * pointers.
  */
 int au_maps_read(int pid, char *buf, size_t cap, size_t *len);

@@ -8,6 +8,9 @@
 
 #include "elf.h"
 
+#include "bytes.h"
+#include "internal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,18 +48,6 @@ _Static_assert(sizeof(off_t) == 8, "pread needs 64-bit file offsets");
 /* Consecutive EINTRs tolerated by au_file_read_at. */
 #define MAX_EINTR 1000
 
-static uint16_t rd16(const uint8_t *p) {
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t rd32(const uint8_t *p) {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-static uint64_t rd64(const uint8_t *p) {
-    return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32);
-}
 
 /* [off, off + size) lies within [0, limit), without overflowing. */
 static int range_ok(uint64_t off, uint64_t size, uint64_t limit) {
@@ -181,13 +172,13 @@ typedef struct shdr {
 } shdr;
 
 static void parse_shdr(const uint8_t *p, shdr *s) {
-    s->name = rd32(p + 0);
-    s->type = rd32(p + 4);
-    s->addr = rd64(p + 16);
-    s->offset = rd64(p + 24);
-    s->size = rd64(p + 32);
-    s->link = rd32(p + 40);
-    s->entsize = rd64(p + 56);
+    s->name = au_rd32(p + 0);
+    s->type = au_rd32(p + 4);
+    s->addr = au_rd64(p + 16);
+    s->offset = au_rd64(p + 24);
+    s->size = au_rd64(p + 32);
+    s->link = au_rd32(p + 40);
+    s->entsize = au_rd64(p + 56);
 }
 
 static int get_shdr(const au_elf *e, uint32_t i, shdr *s) {
@@ -237,20 +228,20 @@ int au_elf_open(au_elf *e, au_read_at_fn read, void *ud, uint64_t file_size) {
     r = read_at(e, 0, h, sizeof h);
     if (r != AU_OK) return r;
 
-    e->type = rd16(h + 16);
+    e->type = au_rd16(h + 16);
     if (e->type == 0) return AU_ERR_FORMAT;
     /* Relocatable objects and core dumps are ELF, but their symbol values
      * are not link-time addresses of a loaded image. */
     if (e->type != ET_EXEC && e->type != ET_DYN) return AU_ERR_UNSUPPORTED;
-    e->machine = rd16(h + 18);
-    if (rd32(h + 20) != 1) return AU_ERR_FORMAT; /* e_version */
-    uint64_t phoff = rd64(h + 32);
-    uint64_t shoff = rd64(h + 40);
-    uint32_t phentsize = rd16(h + 54);
-    uint32_t phnum = rd16(h + 56);
-    uint32_t shentsize = rd16(h + 58);
-    uint32_t shnum = rd16(h + 60);
-    uint32_t shstrndx = rd16(h + 62);
+    e->machine = au_rd16(h + 18);
+    if (au_rd32(h + 20) != 1) return AU_ERR_FORMAT; /* e_version */
+    uint64_t phoff = au_rd64(h + 32);
+    uint64_t shoff = au_rd64(h + 40);
+    uint32_t phentsize = au_rd16(h + 54);
+    uint32_t phnum = au_rd16(h + 56);
+    uint32_t shentsize = au_rd16(h + 58);
+    uint32_t shnum = au_rd16(h + 60);
+    uint32_t shstrndx = au_rd16(h + 62);
 
     /* Section header table.  With 0xffff or more sections, e_shnum is 0
      * and the count is in section 0's sh_size; likewise the name table
@@ -261,9 +252,9 @@ int au_elf_open(au_elf *e, au_read_at_fn read, void *ud, uint64_t file_size) {
         uint8_t s0[SHDR_SIZE];
         r = read_at(e, shoff, s0, sizeof s0);
         if (r != AU_OK) return r;
-        uint64_t n = shnum ? shnum : rd64(s0 + 32);
-        if (shstrndx == SHN_XINDEX) shstrndx = rd32(s0 + 40);
-        if (phnum == PN_XNUM) phnum = rd32(s0 + 44);
+        uint64_t n = shnum ? shnum : au_rd64(s0 + 32);
+        if (shstrndx == SHN_XINDEX) shstrndx = au_rd32(s0 + 40);
+        if (phnum == PN_XNUM) phnum = au_rd32(s0 + 44);
         if (n > AU_ELF_MAX_SECTIONS) return AU_ERR_LIMIT;
         /* n <= 2^16 and shentsize < 2^16: no overflow. */
         if (!range_ok(shoff, n * shentsize, file_size)) return AU_ERR_FORMAT;
@@ -286,13 +277,13 @@ int au_elf_open(au_elf *e, au_read_at_fn read, void *ud, uint64_t file_size) {
         const uint8_t *p;
         r = table_get(&t, i, &p);
         if (r != AU_OK) return r;
-        if (rd32(p) != PT_LOAD) continue;
+        if (au_rd32(p) != PT_LOAD) continue;
         au_elf_seg s;
-        s.flags = rd32(p + 4);
-        s.offset = rd64(p + 8);
-        s.vaddr = rd64(p + 16);
-        s.filesz = rd64(p + 32);
-        s.memsz = rd64(p + 40);
+        s.flags = au_rd32(p + 4);
+        s.offset = au_rd64(p + 8);
+        s.vaddr = au_rd64(p + 16);
+        s.filesz = au_rd64(p + 32);
+        s.memsz = au_rd64(p + 40);
         /* A loader would fail (or fault) on these; so do we, loudly,
          * rather than compute addresses from them. */
         if (!range_ok(s.offset, s.filesz, file_size) || s.filesz > s.memsz ||
@@ -361,7 +352,7 @@ static int find_section_by_type(const au_elf *e, uint32_t type, shdr *out) {
         const uint8_t *p;
         r = table_get(&t, i, &p);
         if (r != AU_OK) return r;
-        if (rd32(p + 4) == type) {
+        if (au_rd32(p + 4) == type) {
             parse_shdr(p, out);
             return AU_OK;
         }
@@ -405,8 +396,8 @@ static int scan_symtab(const au_elf *e, uint32_t type, const char *name,
         const uint8_t *p;
         r = table_get(&s.t, i, &p);
         if (r != AU_OK) return r;
-        uint32_t st_name = rd32(p);
-        uint16_t shndx = rd16(p + 6);
+        uint32_t st_name = au_rd32(p);
+        uint16_t shndx = au_rd16(p + 6);
         /* Imports and common blocks have no address of their own. */
         if (st_name == 0 || shndx == SHN_UNDEF || shndx == SHN_COMMON) {
             continue;
@@ -417,8 +408,8 @@ static int scan_symtab(const au_elf *e, uint32_t type, const char *name,
         if (r < 0) return r;
         if (r == 0) continue;
         hit->found = rank;
-        hit->value = rd64(p + 8);
-        hit->size = rd64(p + 16);
+        hit->value = au_rd64(p + 8);
+        hit->size = au_rd64(p + 16);
         if (rank == 2) return AU_OK;
     }
     return AU_OK;
@@ -601,13 +592,13 @@ int au_proc_open_file(int pid, const char *path, size_t path_len, int *fd,
             snprintf(proc, sizeof proc, "/proc/%d", pid);
             return stat(proc, &st) == 0 ? AU_ERR_NOT_FOUND : AU_ERR_NOPROC;
         }
-        return au_status_from_errno(err);
+        return au_status_from_errno(err, AU_ERR_IO);
     }
     struct stat st;
     if (fstat(pfd, &st) != 0) {
         int err = errno;
         close(pfd);
-        return au_status_from_errno(err);
+        return au_status_from_errno(err, AU_ERR_IO);
     }
     if (!S_ISREG(st.st_mode)) {
         close(pfd);
@@ -618,7 +609,7 @@ int au_proc_open_file(int pid, const char *path, size_t path_len, int *fd,
     int rfd = open(self, O_RDONLY | O_CLOEXEC);
     int err = errno;
     close(pfd);
-    if (rfd < 0) return au_status_from_errno(err);
+    if (rfd < 0) return au_status_from_errno(err, AU_ERR_IO);
     *fd = rfd;
     *size = (uint64_t)st.st_size;
     return AU_OK;
@@ -627,7 +618,7 @@ int au_proc_open_file(int pid, const char *path, size_t path_len, int *fd,
 int au_fd_matches_map(int fd, const au_map *m) {
     if (m == NULL) return AU_ERR_ARG;
     struct stat st;
-    if (fstat(fd, &st) != 0) return au_status_from_errno(errno);
+    if (fstat(fd, &st) != 0) return au_status_from_errno(errno, AU_ERR_IO);
     return (uint64_t)st.st_ino == m->inode &&
            major(st.st_dev) == m->dev_major &&
            minor(st.st_dev) == m->dev_minor;

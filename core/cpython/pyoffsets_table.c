@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "pyoffsets.h"
 
 /* An au_py_debug_field; fails to compile unless FIELD is a uint32_t. */
@@ -804,12 +805,6 @@ uint32_t au_py_offsets_field(const au_py_offsets *o, uint16_t field) {
     return v;
 }
 
-static uint64_t au_py_load_u64(const unsigned char *p) {
-    uint64_t v;
-    memcpy(&v, p, sizeof v); /* the target has our byte order */
-    return v;
-}
-
 int au_py_offsets_apply_debug(au_py_offsets *out, const au_py_offsets *base,
                               const void *blob, size_t len) {
     if (out == NULL || base == NULL || blob == NULL || base->debug == NULL)
@@ -820,19 +815,19 @@ int au_py_offsets_apply_debug(au_py_offsets *out, const au_py_offsets *base,
     if (memcmp(b + d->cookie_pos, AU_PY_DEBUG_COOKIE,
                AU_PY_DEBUG_COOKIE_LEN) != 0)
         return AU_ERR_FORMAT;
-    uint64_t version = au_py_load_u64(b + d->version_pos);
+    uint64_t version = au_rd64(b + d->version_pos);
     if ((version >> 16) != (uint64_t)(base->version_hex >> 16))
         return AU_ERR_UNSUPPORTED;
-    if (au_py_load_u64(b + d->free_threaded_pos) != 0)
+    if (au_rd64(b + d->free_threaded_pos) != 0)
         return AU_ERR_UNSUPPORTED;
     for (uint16_t i = 0; i < d->nfields; i++) {
-        if (au_py_load_u64(b + d->fields[i].pos) > AU_PY_DEBUG_MAX_VALUE)
+        if (au_rd64(b + d->fields[i].pos) > AU_PY_DEBUG_MAX_VALUE)
             return AU_ERR_CORRUPT;
     }
     au_py_offsets tmp = *base;
     int changed = 0;
     for (uint16_t i = 0; i < d->nfields; i++) {
-        uint32_t v = (uint32_t)au_py_load_u64(b + d->fields[i].pos);
+        uint32_t v = (uint32_t)au_rd64(b + d->fields[i].pos);
         unsigned char *slot = (unsigned char *)&tmp + d->fields[i].field;
         uint32_t cur;
         memcpy(&cur, slot, sizeof cur);

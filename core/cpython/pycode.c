@@ -25,7 +25,6 @@
 #define PREFIX 256u         /* bytes read past an object's header at first */
 #define MAX_TYPE_CHECKS 4u  /* type objects verified per sample */
 
-static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
 
 /* ---- the cache ----------------------------------------------------------- */
 
@@ -70,18 +69,18 @@ static uint32_t code_header_len(const au_py_offsets *o) {
                     o->code_linetable, o->code_firstlineno};
     uint32_t end = 0;
     for (int i = 0; i < 6; i++)
-        if (present(f[i]) && f[i] + 8 > end) end = f[i] + 8;
+        if (au_pr_present(f[i]) && f[i] + 8 > end) end = f[i] + 8;
     return end;
 }
 
 static au_codekey parse_key(const au_py_offsets *o, const uint8_t *h) {
     au_codekey k;
-    k.type = au_pr_u64(h + o->ob_type);
-    k.name = au_pr_u64(h + o->code_name);
-    k.qualname = present(o->code_qualname) ? au_pr_u64(h + o->code_qualname) : k.name;
-    k.filename = au_pr_u64(h + o->code_filename);
-    k.linetable = au_pr_u64(h + o->code_linetable);
-    k.firstlineno = (int32_t)au_pr_u32(h + o->code_firstlineno);
+    k.type = au_rd64(h + o->ob_type);
+    k.name = au_rd64(h + o->code_name);
+    k.qualname = au_pr_present(o->code_qualname) ? au_rd64(h + o->code_qualname) : k.name;
+    k.filename = au_rd64(h + o->code_filename);
+    k.linetable = au_rd64(h + o->code_linetable);
+    k.firstlineno = (int32_t)au_rd32(h + o->code_firstlineno);
     return k;
 }
 
@@ -144,8 +143,8 @@ typedef struct strshape {
 
 static int str_shape(const au_pyreader *r, const uint8_t *h, strshape *s) {
     const au_py_offsets *o = &r->off;
-    int64_t len = (int64_t)au_pr_u64(h + o->unicode_length);
-    uint32_t state = au_pr_u32(h + o->unicode_state);
+    int64_t len = (int64_t)au_rd64(h + o->unicode_length);
+    uint32_t state = au_rd32(h + o->unicode_state);
     uint32_t kind = state >> o->unicode_kind_shift & ((1u << o->unicode_kind_width) - 1);
     uint32_t compact = state >> o->unicode_compact_shift & 1;
     uint32_t ascii = state >> o->unicode_ascii_shift & 1;
@@ -165,7 +164,7 @@ static uint32_t decode(const strshape *s, const uint8_t *p, char *out) {
     for (uint32_t i = 0; i < s->count; i++) {
         uint32_t c = s->kind == 1   ? p[i]
                      : s->kind == 2 ? (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8
-                                    : au_pr_u32(p + 4 * i);
+                                    : au_rd32(p + 4 * i);
         n += put_utf8(out + n, c);
     }
     if (s->cut) {
@@ -194,7 +193,7 @@ static uint32_t header_len(const au_py_offsets *o, uint32_t what);
 static uint32_t needed(const au_pyreader *r, const fetch *f, const uint8_t *h) {
     const au_py_offsets *o = &r->off;
     if (f->what == F_TABLE) {
-        int64_t size = (int64_t)au_pr_u64(h + o->var_ob_size);
+        int64_t size = (int64_t)au_rd64(h + o->var_ob_size);
         if (size < 0 || size > AU_PR_MAX_TABLE) return 0;
         uint32_t need = o->bytes_ob_sval + (uint32_t)size, hl = header_len(o, f->what);
         return need < hl ? hl : need;
