@@ -2,7 +2,7 @@
 """Check python_fixtures/expected/*.txt against the fixtures themselves.
 
 For every available interpreter (the same list as tests/pythons.c: pyenv
-3.9-3.13, Debian's static /usr/bin/python3.11, sid chroot 3.14/3.15) and
+3.9-3.13, Debian's static /usr/bin/python3.11, sid chroot 3.13-3.15) and
 every fixture, runs the fixture under a small wrapper that installs a SIGUSR1
 handler, waits for READY, sends SIGUSR1, and compares the stacks the handler
 dumps (sys._current_frames, from inside) with the expectation file.  This is
@@ -171,7 +171,7 @@ def format_dump(threads):
 # --- interpreters --------------------------------------------------------------
 
 PYENV_VERSIONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
-SID_VERSIONS = ["3.14", "3.15"]
+SID_VERSIONS = ["3.13", "3.14", "3.15"]
 
 
 def pyenv_root():

@@ -148,10 +148,10 @@ static void test_interpreter_table(void **state) {
   (void)state;
   static const char *const names[] = {
       "pyenv-3.9",          "pyenv-3.10", "pyenv-3.11", "pyenv-3.12",
-      "pyenv-3.13",         "debian-3.11-static",       "sid-3.14",
-      "sid-3.15",
+      "pyenv-3.13",         "debian-3.11-static",       "sid-3.13",
+      "sid-3.14",           "sid-3.15",
   };
-  static const int minors[] = {9, 10, 11, 12, 13, 11, 14, 15};
+  static const int minors[] = {9, 10, 11, 12, 13, 11, 13, 14, 15};
   size_t n;
   const py_interp *all = py_interpreters(&n);
   assert_int_equal(n, sizeof names / sizeof names[0]);

@@ -229,6 +229,7 @@ INTERP_TEST(test_pyenv_3_11, "pyenv-3.11")
 INTERP_TEST(test_pyenv_3_12, "pyenv-3.12")
 INTERP_TEST(test_pyenv_3_13, "pyenv-3.13")
 INTERP_TEST(test_debian_3_11_static, "debian-3.11-static")
+INTERP_TEST(test_sid_3_13, "sid-3.13")
 INTERP_TEST(test_sid_3_14, "sid-3.14")
 INTERP_TEST(test_sid_3_15, "sid-3.15")
 
@@ -237,7 +238,8 @@ int main(void) {
         cmocka_unit_test(test_pyenv_3_9),  cmocka_unit_test(test_pyenv_3_10),
         cmocka_unit_test(test_pyenv_3_11), cmocka_unit_test(test_pyenv_3_12),
         cmocka_unit_test(test_pyenv_3_13), cmocka_unit_test(test_debian_3_11_static),
-        cmocka_unit_test(test_sid_3_14),   cmocka_unit_test(test_sid_3_15),
+        cmocka_unit_test(test_sid_3_13),   cmocka_unit_test(test_sid_3_14),
+        cmocka_unit_test(test_sid_3_15),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

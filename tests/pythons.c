@@ -68,7 +68,9 @@ static int is_exec_file(const char *path) {
 /* ------------------------------------------------------------------------ */
 /* Discovery                                                                */
 
-static py_interp g_interps[8];
+/* Room for every entry discover_*() makes (9 today), with headroom. */
+#define MAX_INTERPS 16
+static py_interp g_interps[MAX_INTERPS];
 static size_t g_count;
 static int g_discovered;
 
@@ -126,6 +128,11 @@ static int find_pyenv_version(const char *root, int minor, char *out,
 
 static py_interp *new_entry(const char *name, py_kind kind, int minor,
                             int shared) {
+  if (g_count == MAX_INTERPS) {
+    fprintf(stderr, "pythons.c: more than %d interpreters; raise MAX_INTERPS\n",
+            MAX_INTERPS);
+    abort();
+  }
   py_interp *p = &g_interps[g_count++];
   memset(p, 0, sizeof *p);
   snprintf(p->name, sizeof p->name, "%s", name);
@@ -188,7 +195,7 @@ static void discover_debian(void) {
 static void discover_sid(void) {
   const char *root = getenv("ASYNCUNWIND_SID_ROOT");
   if (root == NULL || root[0] == '\0') root = SID_DEFAULT_ROOT;
-  for (int minor = 14; minor <= 15; minor++) {
+  for (int minor = 13; minor <= 15; minor++) {
     char name[32], stamp[PATH_MAX];
     snprintf(name, sizeof name, "sid-3.%d", minor);
     py_interp *p = new_entry(name, PY_KIND_SID_CHROOT, minor, 0);

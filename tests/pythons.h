@@ -6,7 +6,7 @@
  *   name                  runs                                   link
  *   pyenv-3.9 .. 3.13     $(pyenv root)/versions/3.X.N/bin/python3.X  shared
  *   debian-3.11-static    /usr/bin/python3.11                    static
- *   sid-3.14, sid-3.15    /usr/sbin/chroot ROOT /usr/bin/python3.1X   static
+ *   sid-3.13 .. 3.15      /usr/sbin/chroot ROOT /usr/bin/python3.1X   static
  *
  * pyenv root: $PYENV_ROOT, else /root/.pyenv, else ~/.pyenv from the passwd
  * entry (Bazel tests have neither HOME nor pyenv on PATH); the highest
