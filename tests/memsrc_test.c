@@ -26,9 +26,12 @@
 #define NPAGES 8u
 #define HOLE_PAGE 5u
 
+#define BIG_PAGES 2500u /* more pages than one call's 1,024 iovecs */
+
 typedef struct child {
     pid_t pid;
     uint8_t *mem; /* NPAGES pages in the child at this same address */
+    uint8_t *big; /* BIG_PAGES pages, likewise */
 } child;
 
 static uint8_t pattern(uint64_t off) { return (uint8_t)(off * 131u + 7u); }
@@ -39,6 +42,9 @@ static int setup(void **state) {
     if (c.mem == MAP_FAILED) return -1;
     for (uint32_t i = 0; i < NPAGES * PG; i++) c.mem[i] = pattern(i);
     munmap(c.mem + HOLE_PAGE * PG, PG); /* an unmapped page inside */
+    c.big = mmap(NULL, BIG_PAGES * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (c.big == MAP_FAILED) return -1;
+    for (uint32_t i = 0; i < BIG_PAGES * PG; i++) c.big[i] = pattern(i);
     c.pid = fork();
     if (c.pid == 0) {
         for (;;) pause();
@@ -84,6 +90,54 @@ static void batch_on_adjacent_pages(void **state, int force_proc_mem) {
 
 static void test_live_batch_coalesces(void **state) { batch_on_adjacent_pages(state, 0); }
 static void test_proc_mem_fallback(void **state) { batch_on_adjacent_pages(state, 1); }
+
+/* Whole pages, as a page cache asks for them: the reads tile their runs, so
+ * they are scattered straight into the callers' buffers, 1,024 per call
+ * (the iovec limit), with no staging copy and no 1 MiB staging limit. */
+static void test_live_pages_scatter(void **state) {
+    child *c = *state;
+    au_memsrc *m;
+    assert_int_equal(au_memsrc_live_open(NULL, c->pid, &m), AU_OK);
+    uint8_t *buf = malloc((size_t)BIG_PAGES * PG);
+    au_read *reads = malloc(BIG_PAGES * sizeof *reads);
+    assert_non_null(buf);
+    assert_non_null(reads);
+    for (uint32_t i = 0; i < BIG_PAGES; i++) {
+        uint32_t p = (i * 7919u) % BIG_PAGES; /* out of order */
+        reads[i] = (au_read){(uint64_t)(uintptr_t)c->big + (uint64_t)p * PG, buf + (size_t)p * PG,
+                             PG, -1};
+    }
+    assert_int_equal(m->read(m, reads, BIG_PAGES), AU_OK);
+    for (uint32_t i = 0; i < BIG_PAGES; i++) assert_int_equal(reads[i].status, AU_OK);
+    for (uint32_t p = 0; p < BIG_PAGES; p += 97) check_bytes(buf + (size_t)p * PG, (uint64_t)p * PG, PG);
+    check_bytes(buf + (size_t)(BIG_PAGES - 1) * PG, (uint64_t)(BIG_PAGES - 1) * PG, PG);
+    /* 2,500 reads in runs of at most 64 pages (MAX_RUN): 40 runs, but the
+     * local iovecs (one per page) fill a call at 1,024. */
+    assert_int_equal(m->stats.syscalls, (BIG_PAGES + 1023) / 1024);
+    assert_int_equal(m->stats.pages, BIG_PAGES);
+    assert_int_equal(m->stats.bytes, (uint64_t)BIG_PAGES * PG);
+    free(reads);
+    free(buf);
+    au_memsrc_destroy(m);
+}
+
+/* Overlapping reads cannot be scattered (the kernel fills local buffers in
+ * order); they are staged and copied, and still take one call. */
+static void test_live_overlap_staged(void **state) {
+    child *c = *state;
+    au_memsrc *m;
+    assert_int_equal(au_memsrc_live_open(NULL, c->pid, &m), AU_OK);
+    uint8_t a[64], b[64], d[16];
+    uint64_t base = (uint64_t)(uintptr_t)c->mem;
+    au_read reads[3] = {{base + 100, a, 64, 0}, {base + 130, b, 64, 0}, {base + 100, d, 16, 0}};
+    assert_int_equal(m->read(m, reads, 3), AU_OK);
+    check_bytes(a, 100, 64);
+    check_bytes(b, 130, 64);
+    check_bytes(d, 100, 16);
+    assert_int_equal(m->stats.syscalls, 1);
+    assert_int_equal(m->stats.bytes, 94);
+    au_memsrc_destroy(m);
+}
 
 /* Reads two pages apart are not merged (the gap would cost more than an
  * iovec) but still go out in one call. */
@@ -372,6 +426,8 @@ static void test_snapshot_parser_rejects(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_live_batch_coalesces),
+        cmocka_unit_test(test_live_pages_scatter),
+        cmocka_unit_test(test_live_overlap_staged),
         cmocka_unit_test(test_proc_mem_fallback),
         cmocka_unit_test(test_live_separate_runs_one_call),
         cmocka_unit_test(test_live_failure_is_isolated),

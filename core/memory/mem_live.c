@@ -6,9 +6,14 @@
  * on the next one, because on the reference VM one more iovec costs about
  * as much as one more page (~0.5 us each, ../shared/TOOLCHAIN.md).  Runs are
  * read into a staging buffer with as few process_vm_readv calls as the
- * iovec limit allows, then copied out.  A run that fails (a gap page may be
- * unmapped even when every requested byte is mapped) is retried read by
- * read, so a merge never turns a good read into a failure.
+ * iovec limit allows, then copied out.  A run whose reads do not overlap
+ * (the usual case: distinct objects, or whole pages) skips the staging
+ * buffer: process_vm_readv scatters it straight into the callers' buffers,
+ * one local iovec per read (the bytes between two reads go to a scratch
+ * area), so a batch of thousands of pages costs a few calls and no copy.
+ * A run that fails (a gap page may be unmapped even when every requested
+ * byte is mapped) is retried read by read, so a merge never turns a good
+ * read into a failure.
  *
  * When process_vm_readv is unavailable (ENOSYS, seccomp), /proc/PID/mem is
  * used instead: same runs, one pread each.  The target is never written.
@@ -30,6 +35,9 @@
 #define MAX_IOV 1024u              /* Linux IOV_MAX */
 #define STAGING (1u << 20)         /* bytes staged per call */
 #define MAX_RUN (256u << 10)       /* longest merged run */
+/* Reads merge when the next starts at most one page after the page where
+ * the run ends, so the bytes between two reads are fewer than this. */
+#define GAP_MAX (2u * PAGE)
 
 typedef struct sorted_read {
     uint64_t addr, end;
@@ -39,6 +47,7 @@ typedef struct sorted_read {
 typedef struct run {
     uint64_t addr, end;
     uint32_t first, count; /* slice of the sorted reads */
+    uint32_t overlap;      /* some reads overlap: stage it */
 } run;
 
 typedef struct live {
@@ -46,7 +55,8 @@ typedef struct live {
     au_allocator alloc;
     int pid;
     int memfd;      /* /proc/PID/mem when process_vm_readv is unavailable */
-    uint8_t *staging;
+    uint8_t *staging; /* STAGING bytes; its first GAP_MAX also take the bytes
+                       * between the reads of a scattered run */
     sorted_read *sorted;
     run *runs;
     uint32_t sorted_cap, runs_cap;
@@ -110,6 +120,26 @@ static void read_runs(live *l, const run *runs, uint32_t from, uint32_t to,
     }
 }
 
+/* The local iovecs of run r scattered into its reads' buffers (and the gaps
+ * between them into staging, whose contents no one reads).  Returns how many
+ * were written, or 0 when they would not fit in `room`. */
+static uint32_t scatter_iov(live *l, const run *r, const au_read *reads, struct iovec *iov,
+                            uint32_t room) {
+    uint32_t n = 0;
+    uint64_t at = r->addr;
+    for (uint32_t i = r->first; i < r->first + r->count; i++) {
+        const sorted_read *s = &l->sorted[i];
+        if (s->addr > at) {
+            if (n == room) return 0;
+            iov[n++] = (struct iovec){l->staging, (size_t)(s->addr - at)};
+        }
+        if (n == room) return 0;
+        iov[n++] = (struct iovec){reads[s->index].buf, (size_t)(s->end - s->addr)};
+        at = s->end;
+    }
+    return n;
+}
+
 static void copy_out(const sorted_read *s, uint32_t count, uint64_t base,
                      const uint8_t *src, au_read *reads) {
     for (uint32_t i = 0; i < count; i++) {
@@ -133,6 +163,44 @@ static void retry_singly(live *l, const sorted_read *s, uint32_t count, au_read 
             r->status = got < 0 ? au_status_from_errno(errno, AU_ERR_READ) : AU_ERR_READ;
         }
     }
+}
+
+/* Read runs[k..) that do not overlap with scattered iovecs, as many per call
+ * as the iovec limits allow.  A run that fails is retried singly.  Returns
+ * the index of the first run not handled: k when run k cannot be scattered
+ * (more reads than iovecs), else past the runs one call completed or
+ * failed. */
+static uint32_t read_scattered(live *l, uint32_t k, uint32_t nruns, au_read *reads) {
+    struct iovec local[MAX_IOV], remote[MAX_IOV];
+    uint32_t nl = 0, nr = 0, g = k;
+    while (g < nruns && nr < MAX_IOV && !l->runs[g].overlap) {
+        uint32_t m = scatter_iov(l, &l->runs[g], reads, local + nl, MAX_IOV - nl);
+        if (m == 0) break;
+        nl += m;
+        remote[nr++] = (struct iovec){(void *)(uintptr_t)l->runs[g].addr,
+                                      (size_t)(l->runs[g].end - l->runs[g].addr)};
+        g++;
+    }
+    if (g == k) return k; /* a run with more reads than iovecs: stage it */
+    l->base.stats.syscalls++;
+    ssize_t got = process_vm_readv(l->pid, local, nl, remote, nr, 0);
+    size_t left = got > 0 ? (size_t)got : 0;
+    uint32_t done = 0;
+    /* The kernel stops at the first remote iovec it cannot complete. */
+    while (done < nr && left >= remote[done].iov_len) {
+        const run *r = &l->runs[k + done];
+        left -= remote[done].iov_len;
+        l->base.stats.bytes += r->end - r->addr;
+        l->base.stats.pages += pages_of(r->addr, r->end);
+        for (uint32_t i = r->first; i < r->first + r->count; i++) reads[l->sorted[i].index].status = AU_OK;
+        done++;
+    }
+    if (done < nr) {
+        const run *r = &l->runs[k + done];
+        retry_singly(l, &l->sorted[r->first], r->count, reads);
+        done++;
+    }
+    return k + done;
 }
 
 static int live_read(au_memsrc *self, au_read *reads, uint32_t n) {
@@ -170,10 +238,11 @@ static int live_read(au_memsrc *self, au_read *reads, uint32_t n) {
         run *last = nruns ? &l->runs[nruns - 1] : NULL;
         uint64_t end = last && s->end > last->end ? s->end : (last ? last->end : 0);
         if (last && s->addr / PAGE <= (last->end - 1) / PAGE + 1 && end - last->addr <= MAX_RUN) {
+            if (s->addr < last->end) last->overlap = 1;
             last->end = end;
             last->count++;
         } else {
-            l->runs[nruns++] = (run){s->addr, s->end, i, 1};
+            l->runs[nruns++] = (run){s->addr, s->end, i, 1, 0};
         }
     }
 
@@ -183,8 +252,15 @@ static int live_read(au_memsrc *self, au_read *reads, uint32_t n) {
     uint8_t ok[MAX_IOV];
     uint32_t k = 0;
     while (k < nruns) {
+        if (l->memfd < 0 && !l->runs[k].overlap) {
+            uint32_t next = read_scattered(l, k, nruns, reads);
+            if (next != k) {
+                k = next;
+                continue;
+            }
+        }
         uint32_t g = k, used = 0;
-        while (g < nruns && g - k < MAX_IOV) {
+        while (g < nruns && g - k < MAX_IOV && (g == k || l->memfd >= 0 || l->runs[g].overlap)) {
             uint64_t len = l->runs[g].end - l->runs[g].addr;
             if (len > STAGING - used) break;
             offs[g - k] = used;
