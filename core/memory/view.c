@@ -1,0 +1,290 @@
+/*
+ * One sample's view of target memory, by whole pages (see view.h).
+ *
+ * Pages live in one array, numbered in the order they were fetched; an
+ * open-addressing table maps a page number to its index.  Table slots carry
+ * the sample's stamp, so starting a sample clears nothing.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "view.h"
+
+#define PAGE AU_VIEW_PAGE
+#define NONE UINT32_MAX
+#define MAX_RANGE (1u << 20)
+#define MISSING 1 /* check_pages: a page is not fetched (not a status) */
+
+enum {
+    PG_OK = 1u << 0,       /* fetched */
+    PG_FAILED = 1u << 1,   /* its read failed */
+    PG_USED = 1u << 2,     /* served a read this sample */
+    PG_PREFETCH = 1u << 3, /* fetched for the previous sample's sake */
+};
+
+struct au_view {
+    au_allocator alloc;
+    au_memsrc *src;
+    uint32_t max_pages;
+    au_view_stats stats;
+
+    /* This sample's pages: data[i * PAGE], its number and flags. */
+    uint8_t *data;
+    uint64_t *pageno;
+    uint8_t *flags;
+    uint32_t npages;
+    uint32_t data_cap, pageno_cap, flags_cap; /* in pages (data: bytes/PAGE) */
+
+    /* Page number -> index; a slot counts when its stamp is this sample's. */
+    uint64_t *keys;
+    uint32_t *vals, *stamps;
+    uint32_t tab_cap, stamp;
+
+    /* Pages the last sample used (au_view_begin's prefetch list), and the
+     * batch being built. */
+    uint64_t *prev;
+    uint32_t nprev, prev_cap;
+    uint32_t *pending;
+    au_read *reads;
+    uint32_t pending_cap, reads_cap;
+};
+
+static int grow(au_view *v, void *pptr, uint32_t *cap, size_t need, size_t elem) {
+    return au_grow(&v->alloc, &v->stats.allocations, (void **)pptr, cap, need, elem);
+}
+
+static uint32_t slot_of(const au_view *v, uint64_t pn) {
+    uint32_t mask = v->tab_cap - 1, i = (uint32_t)au_mix64(pn) & mask;
+    while (v->stamps[i] == v->stamp && v->keys[i] != pn) i = (i + 1) & mask;
+    return i;
+}
+
+static uint32_t find(const au_view *v, uint64_t pn) {
+    uint32_t i = slot_of(v, pn);
+    return v->stamps[i] == v->stamp ? v->vals[i] : NONE;
+}
+
+/* Keep the table at most half full for n pages: rebuilt from the page
+ * array when it grows. */
+static int table_fit(au_view *v, uint32_t n) {
+    if ((uint64_t)n * 2 <= v->tab_cap) return AU_OK;
+    uint32_t cap = v->tab_cap ? v->tab_cap : 1024;
+    while ((uint64_t)cap < (uint64_t)n * 2) cap *= 2;
+    size_t bytes = (size_t)cap * (sizeof *v->keys + sizeof *v->vals + sizeof *v->stamps);
+    void *mem = v->alloc.realloc(v->alloc.ud, NULL, 0, bytes);
+    if (!mem) return AU_ERR_NOMEM;
+    v->stats.allocations++;
+    if (v->keys) {
+        size_t old = (size_t)v->tab_cap * (sizeof *v->keys + sizeof *v->vals + sizeof *v->stamps);
+        v->alloc.realloc(v->alloc.ud, v->keys, old, 0);
+    }
+    v->keys = mem;
+    v->vals = (uint32_t *)(v->keys + cap);
+    v->stamps = v->vals + cap;
+    memset(v->stamps, 0, (size_t)cap * sizeof *v->stamps);
+    v->tab_cap = cap;
+    v->stamp = 1;
+    for (uint32_t i = 0; i < v->npages; i++) {
+        uint32_t s = slot_of(v, v->pageno[i]);
+        v->keys[s] = v->pageno[i];
+        v->vals[s] = i;
+        v->stamps[s] = v->stamp;
+    }
+    return AU_OK;
+}
+
+/* Make room for `more` pages beyond npages. */
+static int room_for(au_view *v, uint32_t more) {
+    size_t need = (size_t)v->npages + more;
+    uint32_t data_pages = v->data_cap;
+    if (grow(v, &v->pageno, &v->pageno_cap, need, sizeof *v->pageno) ||
+        grow(v, &v->flags, &v->flags_cap, need, sizeof *v->flags) ||
+        grow(v, &v->data, &data_pages, need, PAGE) || table_fit(v, (uint32_t)need))
+        return AU_ERR_NOMEM;
+    v->data_cap = data_pages;
+    return AU_OK;
+}
+
+/* Queue page pn for fetching unless it is known.  Returns AU_OK, or
+ * AU_ERR_LIMIT when the sample is at max_pages. */
+static int queue(au_view *v, uint64_t pn, uint32_t *npending) {
+    uint32_t s = slot_of(v, pn);
+    if (v->stamps[s] == v->stamp) return AU_OK;
+    if (v->npages == v->max_pages) {
+        v->stats.limited++;
+        return AU_ERR_LIMIT;
+    }
+    uint32_t i = v->npages++;
+    v->pageno[i] = pn;
+    v->flags[i] = 0;
+    v->keys[s] = pn;
+    v->vals[s] = i;
+    v->stamps[s] = v->stamp;
+    v->pending[(*npending)++] = i;
+    return AU_OK;
+}
+
+static int valid_range(uint64_t addr, uint32_t len) {
+    return len <= MAX_RANGE && addr >= PAGE && addr + len >= addr && len > 0;
+}
+
+/* Pages a range spans (valid ranges only). */
+static uint32_t span(uint64_t addr, uint32_t len) {
+    return (uint32_t)((addr + len - 1) / PAGE - addr / PAGE + 1);
+}
+
+static int fetch(au_view *v, uint32_t npending, uint8_t extra_flag) {
+    if (npending == 0) return AU_OK;
+    if (grow(v, &v->reads, &v->reads_cap, npending, sizeof *v->reads)) return AU_ERR_NOMEM;
+    for (uint32_t k = 0; k < npending; k++) {
+        uint32_t i = v->pending[k];
+        v->reads[k] = (au_read){v->pageno[i] * PAGE, v->data + (size_t)i * PAGE, PAGE, AU_OK};
+    }
+    v->stats.batches++;
+    v->src->read(v->src, v->reads, npending);
+    for (uint32_t k = 0; k < npending; k++) {
+        uint32_t i = v->pending[k];
+        if (v->reads[k].status == AU_OK) {
+            v->flags[i] = (uint8_t)(PG_OK | extra_flag);
+            v->stats.fetched++;
+            if (extra_flag) v->stats.prefetched++;
+        } else {
+            v->flags[i] = PG_FAILED;
+            v->stats.failed++;
+        }
+    }
+    return AU_OK;
+}
+
+int au_view_want(au_view *v, const au_range *ranges, uint32_t n) {
+    if (!v || (!ranges && n)) return AU_ERR_ARG;
+    uint64_t total = 0;
+    for (uint32_t k = 0; k < n; k++)
+        if (valid_range(ranges[k].addr, ranges[k].len)) total += span(ranges[k].addr, ranges[k].len);
+    if (total > v->max_pages - v->npages) total = v->max_pages - v->npages;
+    if (room_for(v, (uint32_t)total) ||
+        grow(v, &v->pending, &v->pending_cap, total ? total : 1, sizeof *v->pending))
+        return AU_ERR_NOMEM;
+    uint32_t npending = 0;
+    int rc = AU_OK;
+    for (uint32_t k = 0; k < n; k++) {
+        if (!valid_range(ranges[k].addr, ranges[k].len)) continue;
+        uint64_t first = ranges[k].addr / PAGE, last = (ranges[k].addr + ranges[k].len - 1) / PAGE;
+        for (uint64_t pn = first; pn <= last; pn++)
+            if (queue(v, pn, &npending) != AU_OK) rc = AU_ERR_LIMIT;
+    }
+    int frc = fetch(v, npending, 0);
+    return frc ? frc : rc;
+}
+
+/* The status of reading [addr, addr+len) from fetched pages, marking them
+ * used: AU_OK, AU_ERR_READ (a page failed), or MISSING. */
+static int check_pages(au_view *v, uint64_t addr, uint32_t len) {
+    uint64_t first = addr / PAGE, last = (addr + len - 1) / PAGE;
+    for (uint64_t pn = first; pn <= last; pn++) {
+        uint32_t i = find(v, pn);
+        if (i == NONE) return MISSING;
+        if (v->flags[i] & PG_FAILED) return AU_ERR_READ;
+        if (!(v->flags[i] & PG_OK)) return MISSING; /* refused by the limit */
+    }
+    for (uint64_t pn = first; pn <= last; pn++) {
+        uint32_t i = find(v, pn);
+        if (!(v->flags[i] & PG_USED)) v->stats.used++;
+        v->flags[i] |= PG_USED;
+    }
+    return AU_OK;
+}
+
+int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
+    if (!v || (!out && len)) return AU_ERR_ARG;
+    if (len == 0) return AU_OK;
+    if (!valid_range(addr, len)) return AU_ERR_READ;
+    int rc = check_pages(v, addr, len);
+    if (rc == MISSING) {
+        au_range r = {addr, len};
+        int wrc = au_view_want(v, &r, 1);
+        if (wrc == AU_ERR_NOMEM) return wrc;
+        rc = check_pages(v, addr, len);
+        if (rc == MISSING) return wrc == AU_ERR_LIMIT ? AU_ERR_LIMIT : AU_ERR_READ;
+    }
+    if (rc != AU_OK) return rc;
+    uint8_t *o = out;
+    while (len) {
+        uint32_t i = find(v, addr / PAGE), off = (uint32_t)(addr % PAGE);
+        uint32_t n = PAGE - off < len ? PAGE - off : len;
+        memcpy(o, v->data + (size_t)i * PAGE + off, n);
+        o += n;
+        addr += n;
+        len -= n;
+    }
+    return AU_OK;
+}
+
+const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
+    if (!v || len == 0 || !valid_range(addr, len) || span(addr, len) != 1) return NULL;
+    if (check_pages(v, addr, len) != AU_OK) return NULL;
+    return v->data + (size_t)find(v, addr / PAGE) * PAGE + addr % PAGE;
+}
+
+int au_view_begin(au_view *v, int prefetch) {
+    if (!v) return AU_ERR_ARG;
+    memset(&v->stats, 0, sizeof v->stats);
+    /* Remember what the ending sample used, then forget it. */
+    uint32_t used = 0;
+    for (uint32_t i = 0; i < v->npages; i++) used += (v->flags[i] & PG_USED) != 0;
+    if (grow(v, &v->prev, &v->prev_cap, used ? used : 1, sizeof *v->prev)) return AU_ERR_NOMEM;
+    v->nprev = 0;
+    for (uint32_t i = 0; i < v->npages; i++)
+        if (v->flags[i] & PG_USED) v->prev[v->nprev++] = v->pageno[i];
+    v->npages = 0;
+    if (++v->stamp == 0) { /* wrapped: clear the stamps once */
+        memset(v->stamps, 0, (size_t)v->tab_cap * sizeof *v->stamps);
+        v->stamp = 1;
+    }
+    if (!prefetch || v->nprev == 0) return AU_OK;
+    uint32_t n = v->nprev < v->max_pages ? v->nprev : v->max_pages;
+    if (room_for(v, n) || grow(v, &v->pending, &v->pending_cap, n, sizeof *v->pending))
+        return AU_ERR_NOMEM;
+    uint32_t npending = 0;
+    for (uint32_t k = 0; k < n; k++) queue(v, v->prev[k], &npending);
+    return fetch(v, npending, PG_PREFETCH);
+}
+
+void au_view_get_stats(const au_view *v, au_view_stats *out) {
+    if (v && out) *out = v->stats;
+}
+
+int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, au_view **out) {
+    if (!src || !out) return AU_ERR_ARG;
+    *out = NULL;
+    au_allocator a = au_alloc_or_libc(alloc);
+    au_view *v = a.realloc(a.ud, NULL, 0, sizeof *v);
+    if (!v) return AU_ERR_NOMEM;
+    memset(v, 0, sizeof *v);
+    v->alloc = a;
+    v->src = src;
+    v->max_pages = max_pages ? max_pages : AU_VIEW_DEFAULT_MAX_PAGES;
+    if (v->max_pages > AU_VIEW_MAX_PAGES) v->max_pages = AU_VIEW_MAX_PAGES;
+    if (table_fit(v, 1)) {
+        a.realloc(a.ud, v, sizeof *v, 0);
+        return AU_ERR_NOMEM;
+    }
+    *out = v;
+    return AU_OK;
+}
+
+void au_view_free(au_view *v) {
+    if (!v) return;
+    au_allocator a = v->alloc;
+#define FREE(p, n, size) \
+    if (p) a.realloc(a.ud, p, (size_t)(n) * (size), 0)
+    FREE(v->data, v->data_cap, PAGE);
+    FREE(v->pageno, v->pageno_cap, sizeof *v->pageno);
+    FREE(v->flags, v->flags_cap, sizeof *v->flags);
+    FREE(v->keys, v->tab_cap, sizeof *v->keys + sizeof *v->vals + sizeof *v->stamps);
+    FREE(v->prev, v->prev_cap, sizeof *v->prev);
+    FREE(v->pending, v->pending_cap, sizeof *v->pending);
+    FREE(v->reads, v->reads_cap, sizeof *v->reads);
+#undef FREE
+    a.realloc(a.ud, v, sizeof *v, 0);
+}

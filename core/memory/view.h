@@ -1,0 +1,86 @@
+/*
+ * One sample's view of target memory, kept by whole pages.
+ *
+ * The asyncio model reads thousands of small objects a sample, each found
+ * through the one before (set -> weakref -> task -> coroutine -> frame ->
+ * awaited coroutine ...).  Read one object at a time, that is a system
+ * call per object: echion spends 51-54 ms on 2,000 tasks that way.  A view
+ * turns it into a few batched calls per sample:
+ *
+ *  - it fetches whole 4 KiB pages, so every later read that falls on a
+ *    page already fetched costs nothing, and objects allocated side by
+ *    side (tasks, their coroutines) share pages;
+ *  - a caller that knows what the next level needs asks for all of it at
+ *    once (au_view_want), and the missing pages go out as one batch, which
+ *    the live source scatters into the view in a call per 1,024 pages;
+ *  - a sample may start by fetching, in one batch, the pages the previous
+ *    sample used (au_view_begin(v, 1)): in a steady program the objects
+ *    are where they were, so most levels then find their pages present.
+ *
+ * Within a sample each page is read once, so the view is one consistent
+ * picture of each page, and a recording of it (core/memory/recorder.c)
+ * replays exactly: a replay asks for the pages it needs, which the live
+ * sample fetched too.  A page that failed stays failed for the sample.
+ *
+ * Bounds: at most max_pages pages per sample (reads beyond fail with
+ * AU_ERR_LIMIT); memory grows to the largest sample and is then reused, so
+ * a warm view allocates nothing.
+ */
+#ifndef ASYNCUNWIND_VIEW_H
+#define ASYNCUNWIND_VIEW_H
+
+#include <stdint.h>
+
+#include "asyncunwind.h"
+
+#define AU_VIEW_PAGE 4096u
+#define AU_VIEW_DEFAULT_MAX_PAGES 16384u /* 64 MiB */
+#define AU_VIEW_MAX_PAGES (1u << 20)    /* 4 GiB: larger limits are clamped */
+
+typedef struct au_view au_view;
+
+typedef struct au_range {
+    uint64_t addr;
+    uint32_t len;
+} au_range;
+
+/* Counters of the current sample (since au_view_begin). */
+typedef struct au_view_stats {
+    uint32_t batches;    /* read batches issued to the source */
+    uint32_t fetched;    /* pages fetched successfully */
+    uint32_t failed;     /* pages whose read failed */
+    uint32_t prefetched; /* of the fetched, fetched ahead for the previous
+                            sample's sake */
+    uint32_t used;       /* distinct pages that served a read */
+    uint32_t limited;    /* pages refused by max_pages */
+    uint64_t allocations;
+} au_view_stats;
+
+/* A view over src (borrowed).  max_pages 0 takes the default. */
+int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, au_view **out);
+void au_view_free(au_view *v);
+
+/* Start a sample: every page is forgotten.  With prefetch, the pages the
+ * previous sample used are fetched again, in one batch (their failures are
+ * not errors).  Returns AU_OK or AU_ERR_NOMEM. */
+int au_view_begin(au_view *v, int prefetch);
+
+/* Fetch, in one batch, every missing page of the n ranges.  Ranges that
+ * wrap, touch page 0 or are longer than 1 MiB are skipped (a read of them
+ * fails).  Returns AU_OK, AU_ERR_NOMEM, or AU_ERR_LIMIT when max_pages
+ * refused some page.  Read failures are not errors here: they show when
+ * the bytes are read. */
+int au_view_want(au_view *v, const au_range *ranges, uint32_t n);
+
+/* Copy len bytes at addr into out, fetching missing pages first (one
+ * batch).  AU_OK, AU_ERR_READ (a page failed or the range is invalid),
+ * AU_ERR_LIMIT or AU_ERR_NOMEM. */
+int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len);
+
+/* The bytes at addr when all len of them lie on one page already fetched,
+ * else NULL; never reads.  Valid until the next call that may fetch. */
+const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len);
+
+void au_view_get_stats(const au_view *v, au_view_stats *out);
+
+#endif
