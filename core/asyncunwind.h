@@ -205,6 +205,16 @@ uint64_t au_stack_entries(const au_resolver *r, const au_stack *s, au_entry *buf
  * it, a profiler can aggregate per task instead of per stack. */
 uint32_t au_resolver_parent(const au_resolver *r, uint32_t task);
 
+/* Which rule-1 level gave task `task` its parent in the last call. */
+typedef enum au_link_kind {
+    AU_LINK_NONE = 0,   /* a root, an ignored task, or an index out of range */
+    AU_LINK_AWAIT = 1,  /* the parent awaits it directly */
+    AU_LINK_STRONG = 2, /* the parent holds it (gather, TaskGroup, ...) */
+    AU_LINK_WEAK = 3,   /* the parent created it */
+} au_link_kind;
+
+uint32_t au_resolver_link(const au_resolver *r, uint32_t task);
+
 /* Counters of the most recent au_resolve call. */
 void au_resolver_get_stats(const au_resolver *r, au_resolver_stats *stats);
 

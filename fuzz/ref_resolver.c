@@ -225,16 +225,22 @@ int ref_resolve(const au_thread_sample *in, const au_resolver_limits *limits,
             by_strong[t] = better(&s, by_strong[t], lparent[k], s.creator[t]);
     }
     uint32_t *parent = res->parent = xcalloc(n, sizeof *parent);
+    uint32_t *link = res->link = xcalloc(n, sizeof *link);
     res->ntasks = n;
     for (uint32_t i = 0; i < n; i++) {
         parent[i] = NONE;
+        link[i] = AU_LINK_NONE;
         if (!s.present[i]) continue;
-        if (by_await[i] != NONE)
+        if (by_await[i] != NONE) {
             parent[i] = by_await[i];
-        else if (by_strong[i] != NONE)
+            link[i] = AU_LINK_AWAIT;
+        } else if (by_strong[i] != NONE) {
             parent[i] = by_strong[i];
-        else
+            link[i] = AU_LINK_STRONG;
+        } else {
             parent[i] = s.creator[i]; /* NONE when invalid: a root */
+            if (parent[i] != NONE) link[i] = AU_LINK_WEAK;
+        }
     }
     uint32_t *nchildren = xcalloc(n, sizeof *nchildren);
     for (uint32_t i = 0; i < n; i++)
@@ -443,7 +449,9 @@ void ref_result_free(ref_result *res) {
     for (uint32_t k = 0; k < res->nstacks; k++) free(res->stacks[k].chain);
     free(res->stacks);
     free(res->parent);
+    free(res->link);
     res->stacks = NULL;
     res->parent = NULL;
+    res->link = NULL;
     res->nstacks = 0;
 }

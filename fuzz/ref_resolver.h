@@ -34,6 +34,7 @@ typedef struct ref_result {
     uint32_t ntasks;
     uint32_t *parent;        /* rule 1, per input task: UINT32_MAX for a
                                 root or an ignored task */
+    uint32_t *link;          /* the level that gave it (au_link_kind) */
     au_resolver_stats stats; /* .allocations is always 0; only meaningful
                                 when status == AU_OK */
     /* What the entries are made of. */

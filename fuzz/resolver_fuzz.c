@@ -635,6 +635,7 @@ typedef struct mresult {
     uint32_t ntasks;
     uint32_t *parent; /* per task index; ntasks + 1 with the out-of-range
                          probe at [ntasks] */
+    uint32_t *link;   /* au_resolver_link, likewise */
 } mresult;
 
 /* Stack k's entries (returns the whole length; writes at most cap). */
@@ -728,8 +729,13 @@ NO_COV static void from_core(mresult *m, int status, const au_resolver *r,
     }
     m->ntasks = in->ntasks;
     m->parent = xmalloc((in->ntasks + 1) * sizeof *m->parent);
-    for (uint32_t i = 0; i <= in->ntasks; i++)
+    m->link = xmalloc((in->ntasks + 1) * sizeof *m->link);
+    for (uint32_t i = 0; i <= in->ntasks; i++) {
         m->parent[i] = au_resolver_parent(r, i);
+        m->link[i] = au_resolver_link(r, i);
+    }
+    CHECK(au_resolver_link(r, UINT32_MAX) == AU_LINK_NONE,
+          "au_resolver_link(UINT32_MAX) is not AU_LINK_NONE");
     CHECK(au_resolver_parent(r, UINT32_MAX) == NONE,
           "au_resolver_parent(UINT32_MAX) is not UINT32_MAX");
     core_ctx c = {r, out};
@@ -760,6 +766,9 @@ NO_COV static void from_ref(mresult *m, const ref_result *ref) {
     m->parent = xmalloc((ref->ntasks + 1) * sizeof *m->parent);
     memcpy(m->parent, ref->parent, ref->ntasks * sizeof *m->parent);
     m->parent[ref->ntasks] = NONE;
+    m->link = xmalloc((ref->ntasks + 1) * sizeof *m->link);
+    memcpy(m->link, ref->link, ref->ntasks * sizeof *m->link);
+    m->link[ref->ntasks] = AU_LINK_NONE;
     fetch_entries(m, ref_entries, ref);
 }
 
@@ -770,6 +779,7 @@ NO_COV static void mresult_free(mresult *m) {
     }
     free(m->stacks);
     free(m->parent);
+    free(m->link);
     memset(m, 0, sizeof *m);
 }
 
@@ -940,9 +950,14 @@ NO_COV static void compare(const char *what, const mresult *a,
     if (mode & (CMP_INDICES | CMP_EXACT)) {
         CHECK(a->ntasks == b->ntasks, "%s: ntasks differ", what);
         for (uint32_t i = 0; i <= a->ntasks; i++)
+        {
             CHECK(a->parent[i] == b->parent[i],
                   "%s: parent of task index %u: %d vs %d", what, i,
                   (int)a->parent[i], (int)b->parent[i]);
+            CHECK(a->link[i] == b->link[i],
+                  "%s: link kind of task index %u: %u vs %u", what, i,
+                  a->link[i], b->link[i]);
+        }
     }
     compare_stats(what, &a->stats, &b->stats);
 }

@@ -130,6 +130,41 @@ static void test_await_beats_strong(void **state) {
         "child: " IDLE ";[awaiter];w;[child];c");
 }
 
+/* au_resolver_link names the level that gave each parent: an await link
+ * over a strong and a weak one on the same child, a strong link over a
+ * weak one, a weak link alone, and none for roots, ignored tasks and
+ * indices out of range. */
+static void test_link_kinds(void **state) {
+    (void)state;
+    gb_graph g;
+    gb_init(&g);
+    gb_thread(&g, IDLE);
+    gb_task(&g, 1, "root", "r");                    /* 0 */
+    gb_task(&g, 2, "awaiter", "w")->awaits = 4;     /* 1 */
+    gb_task(&g, 3, "holder", "h");                  /* 2 */
+    gb_task(&g, 4, "awaited", "a")->creator = 3;    /* 3: await > strong > weak */
+    gb_task(&g, 5, "held", "x")->creator = 1;       /* 4: strong > weak */
+    gb_task(&g, 6, "created", "c")->creator = 1;    /* 5: weak */
+    gb_task(&g, 7, "dup", "d");                     /* 6 and 7: ignored */
+    gb_task(&g, 7, "dup", "d")->creator = 1;
+    gb_link(&g, 4, 3);
+    gb_link(&g, 5, 3);
+    au_resolver *r = au_resolver_new(NULL, NULL);
+    assert_non_null(r);
+    au_stacks st;
+    assert_int_equal(au_resolve(r, &g.sample, &st), AU_OK);
+    const uint32_t want[] = {AU_LINK_NONE, AU_LINK_NONE, AU_LINK_NONE, AU_LINK_AWAIT,
+                             AU_LINK_STRONG, AU_LINK_WEAK, AU_LINK_NONE, AU_LINK_NONE};
+    for (uint32_t i = 0; i < 8; i++) assert_int_equal(au_resolver_link(r, i), want[i]);
+    assert_int_equal(au_resolver_parent(r, 3), 1);
+    assert_int_equal(au_resolver_parent(r, 4), 2);
+    assert_int_equal(au_resolver_parent(r, 5), 0);
+    assert_int_equal(au_resolver_link(r, 8), AU_LINK_NONE);
+    assert_int_equal(au_resolver_link(r, UINT32_MAX), AU_LINK_NONE);
+    assert_int_equal(au_resolver_link(NULL, 0), AU_LINK_NONE);
+    au_resolver_free(r);
+}
+
 /* Several awaiters: the creator wins, else the lowest id. */
 static void test_await_tie_break(void **state) {
     (void)state;
@@ -597,6 +632,7 @@ static void test_determinism_under_permutation(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_without_weak_links),
+        cmocka_unit_test(test_link_kinds),
         cmocka_unit_test(test_seed_with_weak_links),
         cmocka_unit_test(test_created_by_a_awaited_by_b),
         cmocka_unit_test(test_creator_finished),

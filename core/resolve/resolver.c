@@ -576,6 +576,16 @@ uint32_t au_resolver_parent(const au_resolver *r, uint32_t task) {
     return r->parent[task];
 }
 
+/* The level-1 and level-2 candidates stay in place after the call, so the
+ * level that gave the parent is read back rather than stored. */
+uint32_t au_resolver_link(const au_resolver *r, uint32_t task) {
+    if (!r || !r->in || task >= r->in->ntasks) return AU_LINK_NONE;
+    uint32_t p = r->parent[task];
+    if (p == NONE) return AU_LINK_NONE;
+    if (r->awaiter[task] == p) return AU_LINK_AWAIT;
+    return r->strong[task] == p ? AU_LINK_STRONG : AU_LINK_WEAK;
+}
+
 /* The coroutine frames a task shows in a stack: the running leaf shows
  * the thread's frames from the boundary on instead. */
 static const uint64_t *task_frames(const au_resolver *r, uint32_t i, int leaf, uint32_t *n) {
