@@ -429,6 +429,171 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out);
 const au_pycode *au_pyreader_code(const au_pyreader *r, uint32_t code);
 void au_pyreader_get_stats(const au_pyreader *r, au_pyreader_stats *stats);
 
+/* ---------------------------------------------------------------------------
+ * The sampler: one call from a process (or a snapshot) to task-aware stacks.
+ *
+ * It joins every layer: it finds the interpreter, reads every thread and
+ * its frames, the asyncio tasks of every thread's event loop with their
+ * coroutine chains and links (and the in-target agent's records of which
+ * task created which, docs/AGENT.md), resolves each thread's task graph
+ * (docs/RESOLVER.md) and hands out stacks whose frames and tasks are
+ * already named.  A profiler that vendors the core calls
+ * au_sampler_sample() in its loop and walks the result, or renders it with
+ * au_render().
+ *
+ * A sample and everything it points to stay valid until the next call on
+ * the sampler.
+ * ------------------------------------------------------------------------ */
+
+typedef struct au_sampler au_sampler;
+
+/* au_sampler_options.flags */
+#define AU_SAMPLER_NO_TASKS 0x1u /* threads and frames only: no asyncio */
+#define AU_SAMPLER_NO_AGENT 0x2u /* ignore the agent's records (no weak links) */
+#define AU_SAMPLER_RECORD 0x4u   /* keep what each sample reads, so that
+                                    au_sampler_write_snapshot can write it */
+
+/* Zero fields take the defaults. */
+typedef struct au_sampler_options {
+    uint32_t flags;              /* AU_SAMPLER_* */
+    uint32_t max_tasks;          /* tasks read per sample (default 65536) */
+    uint32_t max_coro_frames;    /* coroutine frames per task (default 1024) */
+    uint32_t max_pages;          /* pages the asyncio model may read per
+                                    sample (default 16384: 64 MiB) */
+    au_pyreader_limits reader;
+    au_resolver_limits resolver;
+} au_sampler_options;
+
+/* A frame, named.  Strings are UTF-8, not NUL-terminated. */
+typedef struct au_sample_frame {
+    const char *qualname;  /* NULL when the code object could not be read */
+    const char *filename;
+    uint32_t qualname_len, filename_len;
+    int32_t line;          /* -1 when unknown */
+    uint32_t unused;
+    uint64_t addr;         /* the frame (its identity in the target) */
+    uint64_t code_addr;    /* its code object */
+} au_sample_frame;
+
+/* au_sample_task.flags: AU_TASK_RUNNING (asyncunwind.h, the resolver) */
+
+typedef struct au_sample_task {
+    uint64_t id;           /* the task's address */
+    const char *name;      /* UTF-8, not NUL-terminated */
+    uint32_t name_len;
+    uint32_t flags;        /* AU_TASK_* */
+    uint32_t thread;       /* index into au_sample.threads */
+    uint32_t parent;       /* index into au_sample.tasks, or UINT32_MAX */
+    uint32_t link;         /* au_link_kind: how it hangs under parent */
+    uint32_t nframes;      /* its coroutine frames, outermost first: */
+    uint32_t first_frame;  /*   au_sample.frames[first_frame ...] */
+    uint32_t unused;
+} au_sample_task;
+
+typedef struct au_sample_thread {
+    uint64_t native_id;    /* Linux TID (0 when not known: 3.9/3.10) */
+    uint64_t thread_id;    /* pthread id */
+    const char *name;      /* the kernel's name of the thread, or NULL */
+    uint32_t name_len;
+    uint32_t flags;        /* AU_THREAD_* */
+    uint32_t nframes, first_frame; /* its Python stack, outermost first */
+    uint32_t ntasks, first_task;   /* the tasks of the loop it runs */
+    uint32_t nstacks, first_stack; /* its stacks in au_sample.stacks */
+} au_sample_thread;
+
+typedef struct au_sample_stack {
+    uint32_t thread;       /* index into au_sample.threads */
+    uint32_t leaf;         /* index into au_sample.tasks, or UINT32_MAX */
+    uint32_t flags;        /* AU_STACK_* */
+    uint32_t ntasks;       /* tasks in its chain */
+} au_sample_stack;
+
+/* au_sample.flags */
+#define AU_SAMPLE_TRUNCATED 0x1u /* more threads than max_threads */
+#define AU_SAMPLE_ASYNCIO 0x2u   /* asyncio was found and its tasks read */
+#define AU_SAMPLE_AGENT 0x4u     /* the agent's records were found */
+#define AU_SAMPLE_PARTIAL 0x8u   /* the asyncio model could not read
+                                    everything (tasks may be missing) */
+
+typedef struct au_sample {
+    int pid;
+    uint32_t py_version_hex;
+    uint32_t version_exact;  /* 0: only major.minor is known */
+    uint32_t flags;          /* AU_SAMPLE_* */
+    uint64_t time_ns;        /* CLOCK_REALTIME of the sample (a snapshot's
+                                recorded time on replay) */
+    uint32_t nthreads, ntasks, nstacks, nframes;
+    const au_sample_thread *threads;
+    const au_sample_task *tasks;
+    const au_sample_stack *stacks;
+    const au_sample_frame *frames;
+} au_sample;
+
+/* Counters of the last sample, deterministic for a given target state. */
+typedef struct au_sampler_stats {
+    au_pyreader_stats reader;  /* threads and frames */
+    au_mem_stats mem;          /* every read of the sample */
+    uint32_t tasks;            /* tasks read */
+    uint32_t links;            /* strong links found */
+    uint32_t creators;         /* weak links the agent supplied */
+    uint32_t pages;            /* pages the asyncio model fetched */
+    uint32_t pages_used;       /* of which some read used */
+    uint64_t allocations;      /* heap allocations this sample made */
+} au_sampler_stats;
+
+/* A live process.  Errors as au_memsrc_live_open and au_pyruntime_find
+ * (au_pyruntime_find tells which version an AU_ERR_UNSUPPORTED target
+ * runs). */
+int au_sampler_open_pid(const au_allocator *alloc, int pid, const au_sampler_options *opt,
+                        au_sampler **out);
+/* A parsed snapshot (borrowed: it must outlive the sampler).  Each sample
+ * replays it. */
+int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
+                             const au_sampler_options *opt, au_sampler **out);
+void au_sampler_free(au_sampler *s);
+
+/* The version of the target, once open (PY_VERSION_HEX; and whether the
+ * patch level is known). */
+uint32_t au_sampler_version(const au_sampler *s, int *exact);
+
+/* Take a sample.  Fails only when nothing could be read (AU_ERR_READ,
+ * AU_ERR_NOPROC) or on AU_ERR_NOMEM; whatever could be read is returned,
+ * with flags saying what is partial. */
+int au_sampler_sample(au_sampler *s, const au_sample **out);
+
+/* Stack `stack` of the last sample, root first, as au_stack_entries lays
+ * it out (docs/RESOLVER.md): returns its whole length, writes at most cap
+ * entries (a longer stack keeps its root side and ends in a TRUNCATED
+ * entry); cap 0 measures.  In the entries, a FRAME's id is its index in
+ * au_sample.frames; a TASK's or CYCLE's task is its index in
+ * au_sample.tasks (and id its address). */
+uint64_t au_sample_stack_entries(const au_sampler *s, uint32_t stack, au_entry *buf,
+                                 uint32_t cap);
+
+void au_sampler_get_stats(const au_sampler *s, au_sampler_stats *stats);
+
+/* With AU_SAMPLER_RECORD: write everything the last sample read, and its
+ * thread names, as a snapshot (docs/SNAPSHOT.md). */
+int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *buf, size_t len),
+                              void *ud);
+
+/* ---------------------------------------------------------------------------
+ * Rendering a sample.
+ *
+ * AU_FORMAT_TEXT: per stack, a header naming the thread (and the leaf
+ * task), then its entries root first, one per line, like a traceback.
+ * AU_FORMAT_COLLAPSED: one line per stack, entries joined by ';', then a
+ * count of 1: what flame-graph tools read.  Tasks appear as "[name]"
+ * entries.  docs/CLI.md shows both.
+ * ------------------------------------------------------------------------ */
+#define AU_FORMAT_TEXT 0u
+#define AU_FORMAT_COLLAPSED 1u
+
+/* Returns AU_OK, AU_ERR_IO when write() fails (non-zero), AU_ERR_ARG or
+ * AU_ERR_NOMEM. */
+int au_render(au_sampler *s, const au_sample *sample, uint32_t format,
+              int (*write)(void *ud, const void *buf, size_t len), void *ud);
+
 #ifdef __cplusplus
 }
 #endif

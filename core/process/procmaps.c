@@ -256,6 +256,19 @@ int au_maps_read(int pid, char *buf, size_t cap, size_t *len) {
     return status;
 }
 
+uint32_t au_proc_thread_name(int pid, uint64_t tid, char *out, uint32_t cap) {
+    if (pid <= 0 || tid == 0 || tid > INT32_MAX || !out || cap == 0) return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%llu/comm", pid, (unsigned long long)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, out, cap);
+    close(fd);
+    if (n <= 0) return 0;
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == 0)) n--;
+    return (uint32_t)n;
+}
+
 int au_proc_exe_id(int pid, au_map_file_id *id) {
     if (pid <= 0 || id == NULL) return AU_ERR_ARG;
     char path[48];

@@ -125,4 +125,12 @@ int au_maps_read(int pid, char *buf, size_t cap, size_t *len);
  */
 int au_proc_exe_id(int pid, au_map_file_id *id);
 
+/*
+ * The kernel's name of thread tid of pid (/proc/PID/task/TID/comm, at most
+ * 15 bytes; CPython 3.14+ sets it from threading.Thread.name) into out,
+ * without the newline and not NUL-terminated.  Returns its length, 0 when
+ * it cannot be read.
+ */
+uint32_t au_proc_thread_name(int pid, uint64_t tid, char *out, uint32_t cap);
+
 #endif

@@ -1,0 +1,414 @@
+/*
+ * The sampler: every layer joined, from a process or a snapshot to named,
+ * task-aware stacks (see asyncunwind.h).
+ *
+ * One sample:
+ *   1. the CPython model reads every thread and its frames (pythreads.c);
+ *   2. the asyncio model reads the tasks of every thread's event loop,
+ *      their coroutine chains and their links (core/asyncio/);
+ *   3. per thread, the frames and tasks become an au_thread_sample and the
+ *      resolver turns it into stacks;
+ *   4. frames and tasks are named once, into flat arrays, so a caller (or
+ *      au_render) walks a stack with au_sample_stack_entries and indexes.
+ *
+ * Frame ids given to the resolver are indices into the sample's frame
+ * table plus one, which makes a stack entry name its frame directly.  The
+ * resolver splices the running task into the thread's stack by frame
+ * identity, so a coroutine frame that is also on the thread's stack gets
+ * the id of that thread frame.
+ *
+ * Nothing here reads the target directly except through the layers below;
+ * the only other input is the kernel's thread names (/proc), which a
+ * snapshot records.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include <time.h>
+
+#include "asyncunwind.h"
+#include "internal.h"
+#include "procmaps.h"
+#include "sampler.h"
+
+#define NONE UINT32_MAX
+#define NAME_CAP 16u /* /proc comm: 15 bytes */
+
+/* A thread name from /proc, cached by TID: reading comm costs a system
+ * call or three, and names rarely change. */
+typedef struct tname {
+    uint64_t tid;
+    uint32_t len, seen; /* seen: sample number of the last read */
+    char name[NAME_CAP];
+} tname;
+
+/* Re-read a cached thread name after this many samples: a thread may set
+ * its name after it started. */
+#define NAME_REFRESH 1024u
+
+struct au_sampler {
+    au_allocator alloc;
+    au_sampler_options opt;
+    au_sampler_stats stats;
+    int pid;
+    uint32_t version_hex;
+    int exact;
+    uint64_t runtime_addr;
+    const au_snapshot *snap;
+    au_memsrc *base;  /* the live process or the snapshot */
+    au_memsrc *rec;   /* the last sample's recorder (AU_SAMPLER_RECORD) */
+    au_pyreader *reader;
+    uint32_t sample_no;
+
+    au_sample out;
+    au_sample_thread *threads;
+    au_sample_task *tasks;
+    au_sample_stack *stacks;
+    au_sample_frame *frames;
+    uint32_t threads_cap, tasks_cap, stacks_cap, frames_cap;
+
+    /* Resolver inputs and contexts, one per thread (a resolver keeps
+     * pointers into its input until its next call). */
+    au_thread_sample *in;
+    uint64_t *ids;        /* frame ids, every thread's, laid out per thread */
+    au_stack *rstacks;    /* each sample stack's resolver description */
+    au_resolver **resolvers;
+    uint32_t in_cap, ids_cap, rstacks_cap, resolvers_cap;
+
+    tname *names;
+    uint32_t names_cap, nnames;
+};
+
+static int grow(au_sampler *s, void *pptr, uint32_t *cap, size_t need, size_t elem) {
+    return au_grow(&s->alloc, &s->stats.allocations, (void **)pptr, cap, need, elem);
+}
+
+/* ---- thread names ------------------------------------------------------ */
+
+static const char *live_name(au_sampler *s, uint64_t tid, uint32_t *len) {
+    *len = 0;
+    if (!tid) return NULL;
+    tname *t = NULL;
+    for (uint32_t i = 0; i < s->nnames; i++)
+        if (s->names[i].tid == tid) t = &s->names[i];
+    if (!t) {
+        /* Forget threads not seen for a while before growing. */
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < s->nnames; i++)
+            if (s->sample_no - s->names[i].seen < NAME_REFRESH) s->names[k++] = s->names[i];
+        s->nnames = k;
+        if (grow(s, &s->names, &s->names_cap, (size_t)s->nnames + 1, sizeof *s->names)) return NULL;
+        t = &s->names[s->nnames++];
+        t->tid = tid;
+        t->seen = s->sample_no - NAME_REFRESH;
+    }
+    if (s->sample_no - t->seen >= NAME_REFRESH) {
+        t->len = au_proc_thread_name(s->pid, tid, t->name, NAME_CAP);
+        t->seen = s->sample_no;
+    }
+    *len = t->len;
+    return t->len ? t->name : NULL;
+}
+
+static const char *snap_name(const au_sampler *s, uint64_t tid, uint32_t *len) {
+    const au_snapshot_meta *m = au_snapshot_get_meta(s->snap);
+    *len = 0;
+    for (uint32_t i = 0; tid && i < m->nthreads; i++)
+        if (m->threads[i].native_id == tid) {
+            *len = m->threads[i].name_len;
+            return m->threads[i].name;
+        }
+    return NULL;
+}
+
+/* ---- one sample ---------------------------------------------------------- */
+
+static void name_frame(const au_pyreader *r, const au_pyframe *f, au_sample_frame *out) {
+    const au_pycode *c = au_pyreader_code(r, f->code);
+    memset(out, 0, sizeof *out);
+    out->addr = f->addr;
+    out->code_addr = f->code_addr;
+    out->line = f->line;
+    if (c) {
+        out->qualname = c->qualname;
+        out->qualname_len = c->qualname_len;
+        out->filename = c->filename;
+        out->filename_len = c->filename_len;
+    }
+}
+
+/* Threads and their frames into the output arrays. */
+static int take_threads(au_sampler *s, const au_pysample *ps) {
+    uint32_t nframes = 0;
+    for (uint32_t i = 0; i < ps->nthreads; i++) nframes += ps->threads[i].nframes;
+    if (grow(s, &s->threads, &s->threads_cap, ps->nthreads ? ps->nthreads : 1, sizeof *s->threads) ||
+        grow(s, &s->frames, &s->frames_cap, nframes ? nframes : 1, sizeof *s->frames))
+        return AU_ERR_NOMEM;
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < ps->nthreads; i++) {
+        const au_pythread *t = &ps->threads[i];
+        au_sample_thread *o = &s->threads[i];
+        memset(o, 0, sizeof *o);
+        o->native_id = t->native_id;
+        o->thread_id = t->thread_id;
+        o->flags = t->flags;
+        o->nframes = t->nframes;
+        o->first_frame = at;
+        o->name = s->snap ? snap_name(s, t->native_id, &o->name_len)
+                          : live_name(s, t->native_id, &o->name_len);
+        for (uint32_t k = 0; k < t->nframes; k++) name_frame(s->reader, &t->frames[k], &s->frames[at + k]);
+        at += t->nframes;
+    }
+    s->out.nthreads = ps->nthreads;
+    s->out.nframes = at;
+    return AU_OK;
+}
+
+/* Per thread: the resolver's input, then its stacks. */
+static int resolve_threads(au_sampler *s) {
+    uint32_t n = s->out.nthreads;
+    uint32_t nids = s->out.nframes;
+    if (grow(s, &s->in, &s->in_cap, n ? n : 1, sizeof *s->in) ||
+        grow(s, &s->ids, &s->ids_cap, nids ? nids : 1, sizeof *s->ids))
+        return AU_ERR_NOMEM;
+    if (n > s->resolvers_cap) {
+        uint32_t old = s->resolvers_cap;
+        if (grow(s, &s->resolvers, &s->resolvers_cap, n, sizeof *s->resolvers)) return AU_ERR_NOMEM;
+        for (uint32_t i = old; i < s->resolvers_cap; i++) s->resolvers[i] = NULL;
+    }
+    for (uint32_t i = 0; i < nids; i++) s->ids[i] = (uint64_t)i + 1;
+    uint32_t nstacks = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        au_sample_thread *t = &s->threads[i];
+        au_thread_sample *in = &s->in[i];
+        memset(in, 0, sizeof *in);
+        in->frames = s->ids + t->first_frame;
+        in->nframes = t->nframes;
+        if (!s->resolvers[i]) {
+            s->resolvers[i] = au_resolver_new(&s->alloc, &s->opt.resolver);
+            if (!s->resolvers[i]) return AU_ERR_NOMEM;
+            s->stats.allocations++;
+        }
+        au_stacks st;
+        int rc = au_resolve(s->resolvers[i], in, &st);
+        if (rc) return rc;
+        if (grow(s, &s->stacks, &s->stacks_cap, (size_t)nstacks + st.nstacks, sizeof *s->stacks) ||
+            grow(s, &s->rstacks, &s->rstacks_cap, (size_t)nstacks + st.nstacks, sizeof *s->rstacks))
+            return AU_ERR_NOMEM;
+        t->first_stack = nstacks;
+        t->nstacks = st.nstacks;
+        for (uint32_t k = 0; k < st.nstacks; k++) {
+            const au_stack *rs = &st.stacks[k];
+            s->rstacks[nstacks] = *rs;
+            s->stacks[nstacks] = (au_sample_stack){
+                i, rs->leaf_task == NONE ? NONE : t->first_task + rs->leaf_task, rs->flags,
+                rs->ntasks};
+            nstacks++;
+        }
+    }
+    s->out.nstacks = nstacks;
+    return AU_OK;
+}
+
+int au_sampler_sample(au_sampler *s, const au_sample **out) {
+    if (!s || !out) return AU_ERR_ARG;
+    *out = NULL;
+    memset(&s->stats, 0, sizeof s->stats);
+    s->sample_no++;
+    au_mem_stats before = s->base->stats;
+    if (s->opt.flags & AU_SAMPLER_RECORD) {
+        /* A snapshot must hold everything its replay reads, and a replay
+         * starts cold: so a recorded sample starts cold too, with a new
+         * recorder and a new reader (no cached code object, no layout read
+         * at creation, is missing from the recording). */
+        au_pyreader_free(s->reader);
+        au_memsrc_destroy(s->rec);
+        s->reader = NULL;
+        s->rec = NULL;
+        int rc = au_recorder_open(&s->alloc, s->base, &s->rec);
+        if (rc == AU_OK)
+            rc = au_pyreader_new(&s->alloc, s->rec, s->version_hex, s->runtime_addr,
+                                 &s->opt.reader, &s->reader);
+        if (rc) return rc;
+        s->stats.allocations += 2;
+    }
+    memset(&s->out, 0, sizeof s->out);
+    s->out.pid = s->pid;
+    s->out.py_version_hex = s->version_hex;
+    s->out.version_exact = (uint32_t)s->exact;
+    if (s->snap) {
+        s->out.time_ns = au_snapshot_get_meta(s->snap)->time_ns;
+    } else {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        s->out.time_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+    }
+    au_pysample ps;
+    int rc = au_pyreader_sample(s->reader, &ps);
+    au_pyreader_get_stats(s->reader, &s->stats.reader);
+    s->stats.allocations += s->stats.reader.allocations;
+    if (rc) return rc;
+    if (ps.flags & AU_THREAD_TRUNCATED) s->out.flags |= AU_SAMPLE_TRUNCATED;
+    if ((rc = take_threads(s, &ps)) || (rc = resolve_threads(s))) return rc;
+    s->out.threads = s->threads;
+    s->out.tasks = s->tasks;
+    s->out.stacks = s->stacks;
+    s->out.frames = s->frames;
+    au_mem_stats now = s->base->stats;
+    s->stats.mem.requests = now.requests - before.requests;
+    s->stats.mem.failures = now.failures - before.failures;
+    s->stats.mem.syscalls = now.syscalls - before.syscalls;
+    s->stats.mem.bytes = now.bytes - before.bytes;
+    s->stats.mem.pages = now.pages - before.pages;
+    *out = &s->out;
+    return AU_OK;
+}
+
+uint64_t au_sample_stack_entries(const au_sampler *s, uint32_t stack, au_entry *buf,
+                                 uint32_t cap) {
+    if (!s || stack >= s->out.nstacks || (cap && !buf)) return 0;
+    uint32_t th = s->stacks[stack].thread;
+    uint64_t n = au_stack_entries(s->resolvers[th], &s->rstacks[stack], buf, cap);
+    uint64_t w = n < cap ? n : cap;
+    uint32_t first_task = s->threads[th].first_task;
+    for (uint64_t k = 0; k < w; k++) {
+        au_entry *e = &buf[k];
+        if (e->kind == AU_ENTRY_FRAME) e->id -= 1;
+        else if (e->task != NONE) e->task += first_task;
+    }
+    return n;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static void apply_defaults(au_sampler_options *o, const au_sampler_options *in) {
+    memset(o, 0, sizeof *o);
+    if (in) *o = *in;
+    if (!o->max_tasks) o->max_tasks = 65536;
+    if (!o->max_coro_frames) o->max_coro_frames = 1024;
+}
+
+static int new_sampler(const au_allocator *alloc, const au_sampler_options *opt, au_sampler **out) {
+    au_allocator a = au_alloc_or_libc(alloc);
+    au_sampler *s = a.realloc(a.ud, NULL, 0, sizeof *s);
+    if (!s) return AU_ERR_NOMEM;
+    memset(s, 0, sizeof *s);
+    s->alloc = a;
+    apply_defaults(&s->opt, opt);
+    *out = s;
+    return AU_OK;
+}
+
+static int finish_open(au_sampler *s, au_sampler **out) {
+    /* Created here even when recording (each recorded sample replaces it):
+     * a layout the target publishes is checked at open, where the user
+     * expects errors. */
+    int rc = au_pyreader_new(&s->alloc, s->base, s->version_hex, s->runtime_addr, &s->opt.reader,
+                             &s->reader);
+    if (rc) {
+        au_sampler_free(s);
+        return rc;
+    }
+    *out = s;
+    return AU_OK;
+}
+
+int au_sampler_open_pid(const au_allocator *alloc, int pid, const au_sampler_options *opt,
+                        au_sampler **out) {
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
+    if (pid <= 0) return AU_ERR_ARG;
+    au_sampler *s;
+    int rc = new_sampler(alloc, opt, &s);
+    if (rc) return rc;
+    s->pid = pid;
+    if ((rc = au_memsrc_live_open(&s->alloc, pid, &s->base))) {
+        au_sampler_free(s);
+        return rc;
+    }
+    au_pyruntime rt;
+    if ((rc = au_pyruntime_find(&s->alloc, pid, s->base, &rt))) {
+        au_sampler_free(s);
+        return rc;
+    }
+    s->version_hex = rt.py_version_hex;
+    s->exact = rt.version_source != AU_VERSION_FROM_FILE_NAME;
+    s->runtime_addr = rt.runtime_addr;
+    return finish_open(s, out);
+}
+
+int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
+                             const au_sampler_options *opt, au_sampler **out) {
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
+    if (!snap) return AU_ERR_ARG;
+    au_sampler *s;
+    int rc = new_sampler(alloc, opt, &s);
+    if (rc) return rc;
+    const au_snapshot_meta *m = au_snapshot_get_meta(snap);
+    s->snap = snap;
+    s->pid = (int)m->pid;
+    s->version_hex = m->py_version_hex;
+    /* A snapshot records the version hex; a patch level of 0 with no
+     * release level means it came from a file name. */
+    s->exact = (m->py_version_hex & 0xffff) != 0;
+    s->runtime_addr = m->runtime_addr;
+    if ((rc = au_memsrc_snapshot_open(&s->alloc, snap, &s->base))) {
+        au_sampler_free(s);
+        return rc;
+    }
+    return finish_open(s, out);
+}
+
+au_allocator au_sampler_alloc(const au_sampler *s) { return s->alloc; }
+
+uint32_t au_sampler_version(const au_sampler *s, int *exact) {
+    if (exact) *exact = s ? s->exact : 0;
+    return s ? s->version_hex : 0;
+}
+
+void au_sampler_get_stats(const au_sampler *s, au_sampler_stats *stats) {
+    if (s && stats) *stats = s->stats;
+}
+
+int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *buf, size_t len),
+                              void *ud) {
+    if (!s || !write || !s->rec || s->out.nthreads > s->threads_cap) return AU_ERR_ARG;
+    au_snapshot_thread *th = NULL;
+    uint32_t n = 0, cap = 0;
+    for (uint32_t i = 0; i < s->out.nthreads; i++) {
+        const au_sample_thread *t = &s->threads[i];
+        if (!t->native_id) continue;
+        if (au_grow(&s->alloc, NULL, (void **)&th, &cap, (size_t)n + 1, sizeof *th)) {
+            if (th) s->alloc.realloc(s->alloc.ud, th, (size_t)cap * sizeof *th, 0);
+            return AU_ERR_NOMEM;
+        }
+        th[n++] = (au_snapshot_thread){t->native_id, t->name, t->name_len};
+    }
+    au_snapshot_meta meta = {(uint32_t)s->pid, s->version_hex, s->runtime_addr, s->out.time_ns, n,
+                             th};
+    int rc = au_recorder_write(s->rec, &meta, write, ud);
+    if (th) s->alloc.realloc(s->alloc.ud, th, (size_t)cap * sizeof *th, 0);
+    return rc;
+}
+
+void au_sampler_free(au_sampler *s) {
+    if (!s) return;
+    au_allocator a = s->alloc;
+    au_pyreader_free(s->reader);
+    au_memsrc_destroy(s->rec);
+    au_memsrc_destroy(s->base);
+    for (uint32_t i = 0; s->resolvers && i < s->resolvers_cap; i++) au_resolver_free(s->resolvers[i]);
+#define FREE(p, cap) \
+    if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
+    FREE(s->threads, s->threads_cap);
+    FREE(s->tasks, s->tasks_cap);
+    FREE(s->stacks, s->stacks_cap);
+    FREE(s->frames, s->frames_cap);
+    FREE(s->in, s->in_cap);
+    FREE(s->ids, s->ids_cap);
+    FREE(s->rstacks, s->rstacks_cap);
+    FREE(s->resolvers, s->resolvers_cap);
+    FREE(s->names, s->names_cap);
+#undef FREE
+    a.realloc(a.ud, s, sizeof *s, 0);
+}
