@@ -178,7 +178,7 @@ static int prepare_snapshot(bench_case *bc) {
     clock_gettime(CLOCK_REALTIME, &now);
     au_snapshot_meta meta = {(uint32_t)pid, rt.py_version_hex, rt.runtime_addr,
                              (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec, 0,
-                             NULL};
+                             NULL, 0, 0};
     step = "au_recorder_write";
     rc = au_recorder_write(rec, &meta, membuf_write, &bc->snap);
 out:

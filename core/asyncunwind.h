@@ -288,6 +288,8 @@ typedef struct au_snapshot_meta {
     uint64_t time_ns;        /* CLOCK_REALTIME when the sample was taken */
     uint32_t nthreads;
     const au_snapshot_thread *threads;
+    uint64_t asyncio_debug_addr; /* the target's _AsyncioDebug (3.14+), or 0 */
+    uint64_t agent_addr;     /* the agent's record region (docs/AGENT.md), or 0 */
 } au_snapshot_meta;
 
 int au_snapshot_parse(const au_allocator *alloc, const uint8_t *data, size_t len,
@@ -331,13 +333,27 @@ typedef struct au_pyruntime {
     uint64_t py_version_addr; /* Py_Version in the target, or 0 */
     char path[512];           /* the file holding the runtime, as the target
                                  names it (relative to its root) */
+    /* Set by au_pyruntime_find_asyncio: */
+    uint64_t asyncio_debug_addr; /* the _AsyncioDebug offsets (3.14+), or 0 */
+    uint64_t agent_addr;      /* the agent's record region, or 0 */
 } au_pyruntime;
+
+/* The name of the memfd in which the agent keeps its records
+ * (docs/AGENT.md); /proc/PID/maps shows it as "/memfd:NAME (deleted)". */
+#define AU_AGENT_MEMFD_NAME "asyncunwind-agent"
 
 /* Locate _PyRuntime and the version of process pid.  Reads /proc/PID/maps,
  * the mapped ELF files (through /proc/PID/root) and a few bytes of target
  * memory through mem.  Errors: AU_ERR_NOPROC, AU_ERR_PERM, AU_ERR_NOTPYTHON,
  * AU_ERR_UNSUPPORTED (a Python outside 3.9-3.15), AU_ERR_IO, AU_ERR_NOMEM. */
 int au_pyruntime_find(const au_allocator *alloc, int pid, au_memsrc *mem, au_pyruntime *out);
+
+/* Find what the asyncio model reads beside the runtime, in rt (found by
+ * au_pyruntime_find): the _AsyncioDebug section (3.14+; present once
+ * _asyncio is imported, unless it is built in) and the agent's region
+ * (present once the agent recorded a task).  Either may appear later:
+ * call again then.  Reads /proc/PID/maps and ELF files, not memory. */
+int au_pyruntime_find_asyncio(const au_allocator *alloc, int pid, au_pyruntime *rt);
 
 /* ---------------------------------------------------------------------------
  * Reading Python threads and stacks (the CPython model).

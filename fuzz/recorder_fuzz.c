@@ -689,7 +689,7 @@ static void replay_log(const sink *file, const au_snapshot_meta *meta, au_alloca
 static void write_and_replay(session *ss, uint8_t f, au_allocator *al) {
     static const uint32_t fail_calls[8] = {0, 1, 2, 3, 4, 6, 9, 14};
     au_snapshot_meta meta = {4242, 0x030c01f0, 0x7f0000010040ull, 1764000000000000000ull,
-                             (f >> 3) & 3u, threads};
+                             (f >> 3) & 3u, threads, 0x7f0000020000ull, 0x7f0000030000ull};
     sink one = {0}, two = {0};
     two.fail_at = fail_calls[f & 7];
     int rc = au_recorder_write(ss->rec, &meta, sink_write, &one);

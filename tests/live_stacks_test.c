@@ -87,7 +87,7 @@ static char *record(int pid, const au_pyruntime *rt, const au_pyreader_limits *l
     *matched = ex_match(ex, r, &s, err, sizeof err) == 0;
     if (!*matched) fprintf(stderr, "mismatch: %s\n", err);
     char *text = render(r, &s);
-    au_snapshot_meta meta = {(uint32_t)pid, rt->py_version_hex, rt->runtime_addr, 0, 0, NULL};
+    au_snapshot_meta meta = {(uint32_t)pid, rt->py_version_hex, rt->runtime_addr, 0, 0, NULL, 0, 0};
     assert_int_equal(au_recorder_write(rec, &meta, membuf_write, snap), AU_OK);
     au_pyreader_free(r);
     au_memsrc_destroy(rec);

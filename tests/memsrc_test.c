@@ -217,7 +217,8 @@ static void test_record_and_replay(void **state) {
     assert_int_equal(rec->stats.requests, 6); /* mirrors the inner source */
 
     au_snapshot_thread th[2] = {{11, "MainThread", 10}, {12, "worker-\xc3\xa9", 8}};
-    au_snapshot_meta meta = {4242, 0x030c01f0, 0x7f0000001000ull, 123456789, 2, th};
+    au_snapshot_meta meta = {4242, 0x030c01f0, 0x7f0000001000ull, 123456789, 2, th,
+                             0x7f0000002000ull, 0x7f0000003000ull};
     membuf out = {0};
     assert_int_equal(au_recorder_write(rec, &meta, membuf_write, &out), AU_OK);
     au_memsrc_destroy(rec);
@@ -230,6 +231,8 @@ static void test_record_and_replay(void **state) {
     assert_int_equal(got->py_version_hex, 0x030c01f0);
     assert_int_equal(got->runtime_addr, 0x7f0000001000ull);
     assert_int_equal(got->time_ns, 123456789);
+    assert_int_equal(got->asyncio_debug_addr, 0x7f0000002000ull);
+    assert_int_equal(got->agent_addr, 0x7f0000003000ull);
     assert_int_equal(got->nthreads, 2);
     assert_int_equal(got->threads[1].native_id, 12);
     assert_memory_equal(got->threads[1].name, "worker-\xc3\xa9", 8);
@@ -321,7 +324,7 @@ static void test_recording_is_one_view(void **state) {
     assert_int_equal(rec->stats.requests, 9);
     assert_int_equal(rec->stats.failures, 2);
 
-    au_snapshot_meta meta = {1, 0x030900f0, 1, 0, 0, NULL};
+    au_snapshot_meta meta = {1, 0x030900f0, 1, 0, 0, NULL, 0, 0};
     membuf out = {0};
     assert_int_equal(au_recorder_write(rec, &meta, membuf_write, &out), AU_OK);
     au_snapshot *snap;
@@ -355,7 +358,7 @@ static void test_replay_spans_split_regions(void **state) {
     assert_int_equal(au_memsrc_live_open(NULL, getpid(), &live), AU_OK);
     assert_int_equal(au_recorder_open(NULL, live, &rec), AU_OK);
     assert_int_equal(au_mem_read1(rec, (uint64_t)(uintptr_t)src, dst, (uint32_t)len), AU_OK);
-    au_snapshot_meta meta = {1, 0x030d00f0, 1, 0, 0, NULL};
+    au_snapshot_meta meta = {1, 0x030d00f0, 1, 0, 0, NULL, 0, 0};
     membuf out = {0};
     assert_int_equal(au_recorder_write(rec, &meta, membuf_write, &out), AU_OK);
     au_snapshot *snap;

@@ -263,6 +263,7 @@ static int store(au_pyreader *r, fetch *fs, uint32_t nf) {
             memcpy(e->table, r->buf + tf->buf_off + r->off.bytes_ob_sval, tlen);
         }
         e->table_len = ok && !tf->failed ? tlen : 0;
+        e->table_ok = ok && !tf->failed && tf->got >= tf->need;
         e->valid = ok;
         if (!ok) continue;
         e->info.name = e->text;
@@ -365,7 +366,7 @@ static int32_t frame_line(const au_pyreader *r, const au_codeentry *e, const au_
     }
     }
     if (units < 0) return e->info.firstlineno;
-    if (units > INT32_MAX || !e->table_len) return -1;
+    if (units > INT32_MAX || !e->table_ok) return -1;
     int32_t line;
     if (au_linetable_line((au_linetable_kind)o->linetable_kind, e->table, e->table_len,
                           e->info.firstlineno, (uint32_t)units, &line) != AU_OK)

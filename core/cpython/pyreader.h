@@ -51,6 +51,8 @@ typedef struct au_codeentry {
     uint8_t *table;    /* line table bytes */
     uint32_t text_cap, table_len, table_cap;
     int valid;         /* fetched completely */
+    int table_ok;      /* the line table was read (it may be empty: a 3.9
+                          lambda on its def line has no lnotab entry) */
 } au_codeentry;
 
 /* A datastack span copied from the target (3.11+). */

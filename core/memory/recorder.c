@@ -413,11 +413,13 @@ int au_recorder_write(au_memsrc *self, const au_snapshot_meta *meta,
     au_wr32(head + 8, AU_SNAP_VERSION);
     au_wr32(head + 12, AU_SNAP_HEADER_SIZE);
     put(&w, head, sizeof head);
-    uint8_t m[AU_SNAP_META_SIZE];
+    uint8_t m[AU_SNAP_META_ASYNC_SIZE];
     au_wr32(m, meta->pid);
     au_wr32(m + 4, meta->py_version_hex);
     au_wr64(m + 8, meta->runtime_addr);
     au_wr64(m + 16, meta->time_ns);
+    au_wr64(m + 24, meta->asyncio_debug_addr);
+    au_wr64(m + 32, meta->agent_addr);
     record(&w, AU_SNAP_META, m, sizeof m, NULL, 0);
     uint32_t nthreads = meta->nthreads < AU_SNAP_MAX_THREADS ? meta->nthreads : AU_SNAP_MAX_THREADS;
     for (uint32_t i = 0; i < nthreads; i++) {

@@ -71,6 +71,10 @@ static int walk(const uint8_t *data, size_t len, counts *c, au_snapshot *s) {
                 s->meta.py_version_hex = au_rd32(p + 4);
                 s->meta.runtime_addr = au_rd64(p + 8);
                 s->meta.time_ns = au_rd64(p + 16);
+                if (plen >= AU_SNAP_META_ASYNC_SIZE) {
+                    s->meta.asyncio_debug_addr = au_rd64(p + 24);
+                    s->meta.agent_addr = au_rd64(p + 32);
+                }
             }
             break;
         case AU_SNAP_THREAD:

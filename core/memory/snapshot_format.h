@@ -12,14 +12,16 @@
 
 /* Record types.  Records are {u32 type, u32 length, payload, zero padding
  * to a multiple of 8}, little-endian. */
-#define AU_SNAP_META 1u    /* u32 pid, u32 py_version_hex, u64 runtime, u64 time_ns */
+#define AU_SNAP_META 1u    /* u32 pid, u32 py_version_hex, u64 runtime, u64 time_ns,
+                            * then optionally u64 asyncio_debug, u64 agent */
 #define AU_SNAP_THREAD 2u  /* u64 native thread id, name bytes */
 #define AU_SNAP_REGION 3u  /* u64 address, bytes; sorted by address, disjoint */
 #define AU_SNAP_FAILED 4u  /* u64 address, u64 length of a read that failed */
 #define AU_SNAP_END 5u     /* empty; the last record of the file */
 #define AU_SNAP_CRITICAL 0x80000000u /* unknown types with this bit: reject */
 
-#define AU_SNAP_META_SIZE 24u
+#define AU_SNAP_META_SIZE 24u      /* the fields every META has */
+#define AU_SNAP_META_ASYNC_SIZE 40u /* with the asyncio addresses */
 
 /* Caps that keep a hostile file from costing more than its own size. */
 #define AU_SNAP_MAX_RECORDS (1u << 22)

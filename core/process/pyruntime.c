@@ -161,6 +161,84 @@ static int probe_file(int pid, const maps_buf *m, uint32_t k, au_pyruntime *out)
     return rc;
 }
 
+/* The runtime address of section `name` of the file that map k maps. */
+static int section_addr(int pid, const maps_buf *m, uint32_t k, const char *name, uint64_t *out) {
+    const au_map *map = &m->maps[k];
+    int fd;
+    uint64_t size, vaddr;
+    int rc = open_mapped(pid, m, map, &fd, &size);
+    if (rc) return rc;
+    au_elf elf;
+    rc = au_elf_open(&elf, au_file_read_at, &fd, size);
+    if (rc == AU_OK) rc = au_elf_section(&elf, name, &vaddr, NULL, NULL);
+    if (rc == AU_OK) {
+        au_map_file_id id = au_map_file_id_of(map);
+        au_map mine[AU_ELF_MAX_RT_MAPS];
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < m->nmaps && n < AU_ELF_MAX_RT_MAPS; i++)
+            if (au_map_pred_file_id(&id, m->text, &m->maps[i])) mine[n++] = m->maps[i];
+        uint64_t bias;
+        rc = au_elf_load_bias(&elf, mine, n, &bias);
+        if (rc == AU_OK) *out = vaddr + bias;
+    }
+    close(fd);
+    return rc;
+}
+
+/* Maps whose path starts with `prefix` (pseudo paths included). */
+static int pred_path_prefix(void *ud, const char *text, const au_map *m) {
+    const char *p = ud;
+    size_t n = strlen(p);
+    return m->path_len >= n && memcmp(text + m->path_off, p, n) == 0;
+}
+
+int au_pyruntime_find_asyncio(const au_allocator *alloc, int pid, au_pyruntime *rt) {
+    if (pid <= 0 || !rt) return AU_ERR_ARG;
+    maps_buf m = {au_alloc_or_libc(alloc), NULL, 0, 0, NULL, 0};
+    int rc = maps_load(pid, &m);
+    if (rc) {
+        maps_free(&m);
+        return rc;
+    }
+    /* The agent's region: a memfd the agent names (docs/AGENT.md). */
+    static const char agent[] = "/memfd:" AU_AGENT_MEMFD_NAME " ";
+    static const char agent_end[] = "/memfd:" AU_AGENT_MEMFD_NAME;
+    uint32_t k = au_maps_find(m.text, m.maps, m.nmaps, 0, pred_path_prefix, (void *)agent);
+    if (k == UINT32_MAX) {
+        /* No " (deleted)" suffix: the name is the whole path. */
+        for (k = 0; k < m.nmaps; k++)
+            if (m.maps[k].path_len == sizeof agent_end - 1 &&
+                memcmp(m.text + m.maps[k].path_off, agent_end, sizeof agent_end - 1) == 0)
+                break;
+        if (k == m.nmaps) k = UINT32_MAX;
+    }
+    rt->agent_addr = k == UINT32_MAX ? 0 : m.maps[k].start;
+    /* _AsyncioDebug (3.14+): in the _asyncio extension module once it is
+     * imported, or in the executable or libpython where _asyncio is built
+     * in (Debian's 3.15). */
+    rt->asyncio_debug_addr = 0;
+    if ((rt->py_version_hex >> 16 & 0xff) >= 14) {
+        static const char ext[] = "_asyncio.";
+        uint64_t addr = 0;
+        k = au_maps_find(m.text, m.maps, m.nmaps, 0, au_map_pred_basename_prefix, (void *)ext);
+        if (k != UINT32_MAX && section_addr(pid, &m, k, ".AsyncioDebug", &addr) == AU_OK)
+            rt->asyncio_debug_addr = addr;
+        static const char lib[] = "libpython3.";
+        k = au_maps_find(m.text, m.maps, m.nmaps, 0, au_map_pred_basename_prefix, (void *)lib);
+        if (!rt->asyncio_debug_addr && k != UINT32_MAX &&
+            section_addr(pid, &m, k, ".AsyncioDebug", &addr) == AU_OK)
+            rt->asyncio_debug_addr = addr;
+        au_map_file_id exe;
+        if (!rt->asyncio_debug_addr && au_proc_exe_id(pid, &exe) == AU_OK) {
+            k = au_maps_find(m.text, m.maps, m.nmaps, 0, au_map_pred_file_id, &exe);
+            if (k != UINT32_MAX && section_addr(pid, &m, k, ".AsyncioDebug", &addr) == AU_OK)
+                rt->asyncio_debug_addr = addr;
+        }
+    }
+    maps_free(&m);
+    return AU_OK;
+}
+
 /* Refine the version from the target's memory. */
 static void read_version(au_memsrc *mem, au_pyruntime *out) {
     uint8_t head[16];

@@ -53,6 +53,7 @@ struct au_sampler {
     uint32_t version_hex;
     int exact;
     uint64_t runtime_addr;
+    uint64_t asyncio_debug_addr, agent_addr; /* see au_pyruntime */
     const au_snapshot *snap;
     au_memsrc *base;  /* the live process or the snapshot */
     au_memsrc *rec;   /* the last sample's recorder (AU_SAMPLER_RECORD) */
@@ -333,6 +334,10 @@ int au_sampler_open_pid(const au_allocator *alloc, int pid, const au_sampler_opt
     s->version_hex = rt.py_version_hex;
     s->exact = rt.version_source != AU_VERSION_FROM_FILE_NAME;
     s->runtime_addr = rt.runtime_addr;
+    if (!(s->opt.flags & AU_SAMPLER_NO_TASKS) && au_pyruntime_find_asyncio(&s->alloc, pid, &rt) == AU_OK) {
+        s->asyncio_debug_addr = rt.asyncio_debug_addr;
+        s->agent_addr = rt.agent_addr;
+    }
     return finish_open(s, out);
 }
 
@@ -352,6 +357,8 @@ int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
      * release level means it came from a file name. */
     s->exact = (m->py_version_hex & 0xffff) != 0;
     s->runtime_addr = m->runtime_addr;
+    s->asyncio_debug_addr = m->asyncio_debug_addr;
+    s->agent_addr = m->agent_addr;
     if ((rc = au_memsrc_snapshot_open(&s->alloc, snap, &s->base))) {
         au_sampler_free(s);
         return rc;
@@ -385,7 +392,7 @@ int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *
         th[n++] = (au_snapshot_thread){t->native_id, t->name, t->name_len};
     }
     au_snapshot_meta meta = {(uint32_t)s->pid, s->version_hex, s->runtime_addr, s->out.time_ns, n,
-                             th};
+                             th, s->asyncio_debug_addr, s->agent_addr};
     int rc = au_recorder_write(s->rec, &meta, write, ud);
     if (th) s->alloc.realloc(s->alloc.ud, th, (size_t)cap * sizeof *th, 0);
     return rc;
