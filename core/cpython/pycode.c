@@ -374,15 +374,15 @@ static int32_t frame_line(const au_pyreader *r, const au_codeentry *e, const au_
     return line;
 }
 
-int au_pr_resolve_code(au_pyreader *r, uint32_t n) {
+int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_pyframe *out) {
     const au_py_offsets *o = &r->off;
     uint32_t hlen = code_header_len(o);
     /* 1. A slot per distinct code object, and its header read. */
     uint32_t np = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t code = r->raw[i].code;
+        uint64_t code = raw[i].code;
         uint32_t s = code && !(code & 7) ? cache_slot(r, code) : NONE;
-        r->frames[i].code = s;
+        out[i].code = s;
         if (s == NONE || r->cache[s].used == r->sample_no) continue;
         r->cache[s].used = r->sample_no;
         if (au_pr_grow(r, &r->pending, &r->pending_cap, (size_t)np + 1, sizeof *r->pending))
@@ -425,14 +425,14 @@ int au_pr_resolve_code(au_pyreader *r, uint32_t n) {
     if (rc) return rc;
     /* 3. Frames. */
     for (uint32_t i = 0; i < n; i++) {
-        au_pyframe *f = &r->frames[i];
+        au_pyframe *f = &out[i];
         uint32_t s = f->code;
-        f->addr = r->raw[i].addr;
-        f->code_addr = r->raw[i].code;
+        f->addr = raw[i].addr;
+        f->code_addr = raw[i].code;
         f->line = -1;
         if (s != NONE && !r->cache[s].valid) s = NONE;
         f->code = s;
-        if (s != NONE) f->line = frame_line(r, &r->cache[s], &r->raw[i]);
+        if (s != NONE) f->line = frame_line(r, &r->cache[s], &raw[i]);
     }
     return AU_OK;
 }

@@ -122,10 +122,10 @@ int au_pr_read_fields(au_pyreader *r, uint64_t base, const uint32_t *offs, int n
 
 /* ---- pycode.c: code objects --------------------------------------------- */
 
-/* Resolve the raw frames raw[0..n) into frames[0..n) (same order), reading
+/* Resolve the raw frames raw[0..n) into out[0..n) (same order), reading
  * code objects in batches; frames whose code is not a code object get
  * code == UINT32_MAX.  Returns AU_OK or AU_ERR_NOMEM. */
-int au_pr_resolve_code(au_pyreader *r, uint32_t n);
+int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_pyframe *out);
 void au_pr_cache_free(au_pyreader *r);
 
 

@@ -278,7 +278,7 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
     }
     if (au_pr_grow(r, &r->frames, &r->frames_cap, nraw ? nraw : 1, sizeof *r->frames))
         return AU_ERR_NOMEM;
-    if ((rc = au_pr_resolve_code(r, nraw))) return rc;
+    if ((rc = au_pr_resolve_code(r, r->raw, nraw, r->frames))) return rc;
 
     /* Hand out frames outermost first: each thread's raw frames are
      * innermost first and consecutive, in thread order. */
