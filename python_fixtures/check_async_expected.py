@@ -19,6 +19,7 @@ compare the real reader's output with.
     python3 python_fixtures/check_async_expected.py            # check all
     python3 python_fixtures/check_async_expected.py seed ties  # some
     python3 python_fixtures/check_async_expected.py --no-agent # .noagent only
+    python3 python_fixtures/check_async_expected.py --self-test  # the matcher
     python3 python_fixtures/check_async_expected.py --print seed.py \\
         [--python /root/.pyenv/versions/3.12.1/bin/python3.12 | --interp sid-3.14] \\
         [--no-agent] [--raw] [-- ARGS...]     # draft a file (--raw: as dumped)
@@ -807,7 +808,86 @@ def draft(stacks, fixture):
     return "\n".join(out)
 
 
+def self_test():
+    """Cases of tests/expect_test.c, so that both matchers keep one set of
+    rules and messages."""
+    def st(thread, leaf, entries):
+        return {"thread": thread, "leaf": leaf, "entries": entries.split("|") if entries else []}
+
+    def run(text, stacks):
+        return check_stacks(parse_expected(text, "t.txt"), stacks)
+
+    head = ("<module> /x/seed.py:44|main /x/seed.py:40|run /py/asyncio/runners.py:44|"
+            "select /py/selectors.py:469")
+    seed = ("stack Task-not_awaited\non MainThread\n<module> seed.py:44\nmain seed.py:40\n...\n"
+            "[Task-1]\nparent seed.py:35\n[Task-not_awaited]\nfunc_not_awaited seed.py:24\n"
+            "sleep tasks.py:*\n\nstack Task-awaited\n<module> seed.py:44\nmain seed.py:40\n...\n"
+            "[Task-1]\nparent seed.py:35\n[Task-awaited]\nfunc_awaited seed.py:28\nsleep tasks.py:*\n")
+    awaited = st("MainThread", "Task-awaited", head + "|[Task-1]|parent /x/seed.py:35|[Task-awaited]|"
+                 "func_awaited /x/seed.py:28|sleep /py/asyncio/tasks.py:652")
+    weak = st("MainThread", "Task-not_awaited", head + "|[Task-1]|parent /x/seed.py:35|"
+              "[Task-not_awaited]|func_not_awaited /x/seed.py:24|sleep /py/asyncio/tasks.py:652")
+    root = st("MainThread", "Task-not_awaited", head + "|[Task-not_awaited]|"
+              "func_not_awaited /x/seed.py:24|sleep /py/asyncio/tasks.py:652")
+    assert run(seed, [awaited, weak]) == []
+    errors = run(seed, [awaited, root])
+    want = "\n".join([
+        "  expected (stack Task-not_awaited, line 1):",
+        "         3  <module> seed.py:44", "         4  main seed.py:40", "         5  ...",
+        "    >    6  [Task-1]", "         7  parent seed.py:35", "         8  [Task-not_awaited]",
+        "         9  func_not_awaited seed.py:24", "        10  sleep tasks.py:*",
+        "  actual (stack Task-not_awaited on MainThread):",
+        "         0  <module> /x/seed.py:44", "         1  main /x/seed.py:40",
+        "         2  run /py/asyncio/runners.py:44", "         3  select /py/selectors.py:469",
+        "    >    4  [Task-not_awaited]", "         5  func_not_awaited /x/seed.py:24",
+        "         6  sleep /py/asyncio/tasks.py:652"])
+    assert errors == ["stack Task-not_awaited (line 1) matches no stack; nearest:\n" + want,
+                      "stack Task-not_awaited on MainThread matches no block; nearest:\n" + want], errors
+    # "..." stands for frames only.
+    block = "stack L\n<module> m.py:1\n...\n[L]\nf m.py:2\n"
+    assert run(block, [st("T", "L", "<module> m.py:1|[Task-1]|parent m.py:9|[L]|f m.py:2")])
+    assert not run(block, [st("T", "L", "<module> m.py:1|a b.py:1|[L]|f m.py:2")])
+    assert run(block, [st("T", "L", "<module> m.py:1|(truncated)|[L]|f m.py:2")])
+    # Basenames, '*' and '?', exact repeats.
+    assert not run("stack L\n[L]\nf a.py:7\n", [st("T", "L", "[L]|f /deep/dir/a.py:7")])
+    assert run("stack L\n[L]\nf a.py:7\n", [st("T", "L", "[L]|f /d/a.py:07")])
+    assert run("stack L\n[L]\nf a.py:7\n", [st("T", "L", "[L]|f /d/a.py:?")])
+    assert not run("stack L\n[L]\nf a.py:*\n", [st("T", "L", "[L]|f /my dir/a.py:?")])
+    rep = "stack d\n[d]\nx d.py:3 x2\n"
+    assert not run(rep, [st("T", "d", "[d]|x d.py:3|x d.py:3")])
+    assert run(rep, [st("T", "d", "[d]|x d.py:3")])
+    assert run(rep, [st("T", "d", "[d]|x d.py:3|x d.py:3|x d.py:3")])
+    # Globs; thread blocks take stacks without tasks only; counts.
+    assert not run("stack **a*b*\n[*]\n", [st("T", "ab", "[]"), st("T", "xaxxbx", "[q]")])
+    assert run("stack **a*b*\n[*]\n", [st("T", "ba", "[x]")])
+    assert run("thread T\n...\n", [st("T", "L", "")])
+    assert not run("thread T*\n...\n", [st("T1", None, ""), st("T2", None, "a a.py:1")])
+    six = [st("T", "L", "[L]")] * 6
+    assert run("stack L\n[L]\n", six) == [
+        "stack L (line 1) matches 6 stacks: stack L on T; stack L on T; stack L on T; "
+        "stack L on T; and 2 more"]
+    assert run("stack L\n[L]\n", []) == ["stack L (line 1) matches no stack"]
+    assert run("# nothing\n", [st("T", None, "a a.py:1|b a.py:2")]) == [
+        "thread T (no tasks) matches no block:\n    a a.py:1\n    b a.py:2"]
+    # Parse errors read as tests/expect.c's.
+    for text, msg in (("requires 2.7\n", "t.txt:1: bad directive: requires 2.7"),
+                      ("thread T\n[a]\n", "t.txt:2: a thread block holds frames and '...' only: [a]"),
+                      ("stack a\non T\non U\n", "t.txt:3: 'on THREAD' only right after 'stack LEAF': on U"),
+                      ("stack a\n[a]\nf a.py:3 x0\n", "t.txt:3: bad entry: f a.py:3 x0"),
+                      ("stack a\n\tf a.py:1\n", "t.txt:1: stack a has no task marker")):
+        try:
+            parse_expected(text, "t.txt")
+        except ValueError as e:
+            assert str(e) == msg, (str(e), msg)
+        else:
+            raise AssertionError("no error for %r" % text)
+    print("self-test passed")
+    return 0
+
+
 def main(argv):
+    if argv == ["--self-test"]:
+        return self_test()
     agent_modes = ["agent", "noagent"]
     if "--no-agent" in argv:
         argv = [a for a in argv if a != "--no-agent"]
@@ -838,6 +918,7 @@ def main(argv):
             print(draft(dump[agent_modes[0]], fixture))
         return 0
     only = set(a[:-3] if a.endswith(".py") else a for a in argv)
+    self_test()
     ci = os.environ.get("CI") == "true"
     failures = skips = passes = not_applicable = 0
     per_interp = {}
