@@ -43,9 +43,8 @@
 
 #include <cmocka.h>
 
-#include "elf.h"
-#include "procmaps.h"
 #include "pyoffsets.h"
+#include "target_elf.h"
 
 #define MINOR(v) (((v) >> 16) & 0xFFu)
 #define HEX(minor) (0x03000000u | ((uint32_t)(minor) << 16) | 0xF0u)
@@ -912,77 +911,15 @@ static uint8_t rd8(pid_t pid, uint64_t addr) {
     return v;
 }
 
-/* Open the file behind map m.  The kernel prints maps paths relative to
- * the READER's root, so for a target in a chroot they are host paths
- * ("/var/lib/asyncunwind/sid/usr/bin/python3.14"), not paths inside the
- * target's root: try /proc/PID/root + path first (right for targets in
- * another mount namespace), then the path as is; either way the file must
- * be the mapped one (device and inode). */
-static int open_mapped_file(pid_t pid, const char *text, const au_map *m, int *fd,
-                            uint64_t *size) {
-    if (au_proc_open_file(pid, text + m->path_off, m->path_len, fd, size) == AU_OK) {
-        if (au_fd_matches_map(*fd, m) == 1) return 0;
-        close(*fd);
-    }
-    char path[4096];
-    if (m->path_len >= sizeof path) return -1;
-    memcpy(path, text + m->path_off, m->path_len);
-    path[m->path_len] = '\0';
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) return -1;
-    off_t end = lseek(*fd, 0, SEEK_END);
-    if (end <= 0 || au_fd_matches_map(*fd, m) != 1) {
-        close(*fd);
-        return -1;
-    }
-    *size = (uint64_t)end;
-    return 0;
-}
-
-/* _PyRuntime: the first file mapped by the target whose dynamic symbols
- * define it (libpython3.X.so for pyenv's shared builds, the executable
- * for Debian's static ones), relocated by the file's load bias. */
+/* _PyRuntime: the first file mapped by the target whose symbols define it
+ * (libpython3.X.so for pyenv's shared builds, the executable for Debian's
+ * static ones), relocated by the file's load bias. */
 static void find_runtime(pid_t pid, uint64_t *addr, uint64_t *size) {
-    size_t cap = 1u << 20, len = 0;
-    char *text = malloc(cap);
-    assert_non_null(text);
-    assert_int_equal(au_maps_read(pid, text, cap, &len), AU_OK);
-    uint32_t mcap = 8192, nmaps = 0;
-    au_map *maps = calloc(mcap, sizeof *maps);
-    au_map *mine = calloc(AU_ELF_MAX_RT_MAPS, sizeof *mine);
-    assert_non_null(maps);
-    assert_non_null(mine);
-    assert_int_equal(au_maps_parse(text, len, maps, mcap, &nmaps, NULL), AU_OK);
-    int found = 0;
-    for (uint32_t i = 0; i < nmaps && !found; i++) {
-        const au_map *m = &maps[i];
-        uint32_t blen = 0;
-        const char *base = au_map_basename(text, m, &blen);
-        if (m->offset != 0 || m->path_len == 0 || (m->flags & AU_MAPF_PSEUDO)) continue;
-        if (!(blen > 7 && (strncmp(base, "python3", 7) == 0 || strncmp(base, "libpython3", 10) == 0)))
-            continue;
-        int fd = -1;
-        uint64_t fsize = 0;
-        if (open_mapped_file(pid, text, m, &fd, &fsize) != 0) continue;
-        au_elf e;
-        uint64_t value = 0;
-        if (au_elf_open(&e, au_file_read_at, &fd, fsize) == AU_OK &&
-            au_elf_symbol(&e, "_PyRuntime", &value, size) == AU_OK) {
-            au_map_file_id id = au_map_file_id_of(m);
-            uint32_t n = 0;
-            for (uint32_t j = au_maps_find(text, maps, nmaps, 0, au_map_pred_file_id, &id);
-                 j != UINT32_MAX && n < AU_ELF_MAX_RT_MAPS;
-                 j = au_maps_find(text, maps, nmaps, j + 1, au_map_pred_file_id, &id))
-                mine[n++] = maps[j];
-            assert_int_equal(au_elf_runtime_addr(&e, mine, n, value, addr), AU_OK);
-            found = 1;
-        }
-        close(fd);
-    }
-    free(mine);
-    free(maps);
-    free(text);
-    if (!found) fail_msg("no _PyRuntime in the target's python files");
+    te_hit hit;
+    if (te_find(pid, TE_SYMBOL, "_PyRuntime", &hit) != 0)
+        fail_msg("no _PyRuntime in the target's mapped files");
+    *addr = hit.addr;
+    *size = hit.size;
 }
 
 /* A str object as UTF-8; *kind and *ascii report its representation. */
