@@ -92,11 +92,34 @@ static const char *str_field(const au_py_private *p, const au_py_field_desc *d) 
 
 /* The names of au_py_type_id, as the probe prints them. */
 static const char *const k_type_ids[AU_PYT_COUNT] = {
-    "TASK", "FUTURE", "FUTURE_ITER", "GATHERING_FUTURE", "COROUTINE",
-    "GENERATOR", "ASYNC_GENERATOR", "ASYNC_GEN_ASEND", "ASYNC_GEN_ATHROW",
-    "CORO_WRAPPER", "WEAKREF", "SET", "DICT", "LIST", "TUPLE", "CELL",
-    "FUNCTION", "METHOD", "BUILTIN_METHOD", "PARTIAL", "INT", "STR", "NONE",
-    "MODULE", "WAKEUP", "WEAKSET", "TASK_GROUP", "RUNNING_LOOP_HOLDER",
+    "TASK",
+    "FUTURE",
+    "FUTURE_ITER",
+    "GATHERING_FUTURE",
+    "COROUTINE",
+    "GENERATOR",
+    "ASYNC_GENERATOR",
+    "ASYNC_GEN_ASEND",
+    "ASYNC_GEN_ATHROW",
+    "CORO_WRAPPER",
+    "WEAKREF",
+    "SET",
+    "DICT",
+    "LIST",
+    "TUPLE",
+    "CELL",
+    "FUNCTION",
+    "METHOD",
+    "BUILTIN_METHOD",
+    "PARTIAL",
+    "INT",
+    "STR",
+    "NONE",
+    "MODULE",
+    "WAKEUP",
+    "WEAKSET",
+    "TASK_GROUP",
+    "RUNNING_LOOP_HOLDER",
     "SET_DUMMY",
 };
 
@@ -110,38 +133,70 @@ typedef struct presence {
 } presence;
 
 static const presence k_presence[] = {
-    {"sizeof_future", 9, 15},       {"sizeof_task", 9, 15},
-    {"fut_loop", 9, 15},            {"fut_callback0", 9, 15},
-    {"fut_context0", 9, 15},        {"fut_callbacks", 9, 15},
-    {"fut_state", 9, 15},           {"fut_awaited_by", 14, 15},
-    {"fut_is_task", 14, 15},        {"fut_awaited_by_is_set", 14, 15},
-    {"task_fut_waiter", 9, 15},     {"task_coro", 9, 15},
-    {"task_name", 9, 15},           {"task_context", 9, 15},
-    {"task_node", 14, 15},          {"futureiter_future", 9, 15},
-    {"wakeup_task", 9, 15},         {"rloop_holder_loop", 9, 11},
-    {"asend_gen", 9, 15},           {"athrow_gen", 9, 15},
-    {"coro_wrapper_coro", 9, 15},   {"partial_fn", 9, 15},
-    {"partial_args", 9, 15},        {"partial_kw", 9, 15},
-    {"module_md_dict", 9, 15},      {"dk_size", 9, 15},
-    {"dk_log2_index_bytes", 11, 15}, {"dk_kind", 11, 15},
-    {"dk_nentries", 9, 15},         {"dk_indices", 9, 15},
-    {"dict_entry_size", 9, 15},     {"dict_entry_hash", 9, 15},
-    {"dict_entry_key", 9, 15},      {"dict_entry_value", 9, 15},
-    {"dict_uentry_size", 11, 15},   {"dict_uentry_key", 11, 15},
-    {"dict_uentry_value", 11, 15},  {"dict_values_array", 9, 15},
-    {"dict_values_valid", 13, 15},  {"future_dictoffset", 9, 15},
-    {"inst_dict_ptr", 11, 15},      {"inst_values_ptr", 11, 12},
-    {"fut_state_pending", 9, 15},   {"fut_state_cancelled", 9, 15},
-    {"fut_state_finished", 9, 15},  {"dk_kind_general", 11, 15},
-    {"dk_kind_unicode", 11, 15},    {"dk_kind_split", 11, 15},
-    {"inst_values_tag", 12, 12},    {"inst_values_adjust", 12, 12},
-    {"task_name_kind", 9, 15},      {"wakeup_kind", 9, 15},
-    {"rloop_kind", 9, 15},          {"ctask_kind", 9, 15},
-    {"tasks_kind", 9, 15},          {"dk_size_kind", 9, 15},
-    {"inst_kind", 9, 15},           {"asyncio_module", 9, 15},
-    {"tasks_weakset_name", 9, 13},  {"tasks_eager_set_name", 12, 13},
-    {"weakset_data_attr", 9, 15},   {"ctask_dict_name", 9, 13},
-    {"rloop_key", 9, 12},           {"task_name_prefix", 9, 15},
+    {"sizeof_future", 9, 15},
+    {"sizeof_task", 9, 15},
+    {"fut_loop", 9, 15},
+    {"fut_callback0", 9, 15},
+    {"fut_context0", 9, 15},
+    {"fut_callbacks", 9, 15},
+    {"fut_state", 9, 15},
+    {"fut_awaited_by", 14, 15},
+    {"fut_is_task", 14, 15},
+    {"fut_awaited_by_is_set", 14, 15},
+    {"task_fut_waiter", 9, 15},
+    {"task_coro", 9, 15},
+    {"task_name", 9, 15},
+    {"task_context", 9, 15},
+    {"task_node", 14, 15},
+    {"futureiter_future", 9, 15},
+    {"wakeup_task", 9, 15},
+    {"rloop_holder_loop", 9, 11},
+    {"asend_gen", 9, 15},
+    {"athrow_gen", 9, 15},
+    {"coro_wrapper_coro", 9, 15},
+    {"partial_fn", 9, 15},
+    {"partial_args", 9, 15},
+    {"partial_kw", 9, 15},
+    {"module_md_dict", 9, 15},
+    {"dk_size", 9, 15},
+    {"dk_log2_index_bytes", 11, 15},
+    {"dk_kind", 11, 15},
+    {"dk_nentries", 9, 15},
+    {"dk_indices", 9, 15},
+    {"dict_entry_size", 9, 15},
+    {"dict_entry_hash", 9, 15},
+    {"dict_entry_key", 9, 15},
+    {"dict_entry_value", 9, 15},
+    {"dict_uentry_size", 11, 15},
+    {"dict_uentry_key", 11, 15},
+    {"dict_uentry_value", 11, 15},
+    {"dict_values_array", 9, 15},
+    {"dict_values_valid", 13, 15},
+    {"future_dictoffset", 9, 15},
+    {"inst_dict_ptr", 11, 15},
+    {"inst_values_ptr", 11, 12},
+    {"fut_state_pending", 9, 15},
+    {"fut_state_cancelled", 9, 15},
+    {"fut_state_finished", 9, 15},
+    {"dk_kind_general", 11, 15},
+    {"dk_kind_unicode", 11, 15},
+    {"dk_kind_split", 11, 15},
+    {"inst_values_tag", 12, 12},
+    {"inst_values_adjust", 12, 12},
+    {"task_name_kind", 9, 15},
+    {"wakeup_kind", 9, 15},
+    {"rloop_kind", 9, 15},
+    {"ctask_kind", 9, 15},
+    {"tasks_kind", 9, 15},
+    {"dk_size_kind", 9, 15},
+    {"inst_kind", 9, 15},
+    {"asyncio_module", 9, 15},
+    {"tasks_weakset_name", 9, 13},
+    {"tasks_eager_set_name", 12, 13},
+    {"weakset_data_attr", 9, 15},
+    {"ctask_dict_name", 9, 13},
+    {"rloop_key", 9, 12},
+    {"task_name_prefix", 9, 15},
     {"wakeup_method_name", 10, 15},
 };
 #define NPRESENCE (sizeof k_presence / sizeof k_presence[0])
@@ -166,7 +221,8 @@ static void test_every_version_has_an_entry(void **state) {
         assert_int_equal(p->flags, AU_PY_FLAG_DEFAULT_BUILD);
         assert_ptr_equal(p, &all[minor - 9]);
     }
-    for (size_t i = 1; i < n; i++) assert_true(all[i - 1].version_hex < all[i].version_hex);
+    for (size_t i = 1; i < n; i++)
+        assert_true(all[i - 1].version_hex < all[i].version_hex);
     assert_ptr_equal(au_py_private_all(NULL), all);
 }
 
@@ -219,8 +275,8 @@ static void test_presence_matches_documentation(void **state) {
     (void)fd;
 }
 
-static void within(unsigned minor, const char *what, uint32_t off, uint32_t width,
-                   uint32_t lo, uint32_t hi) {
+static void within(unsigned minor, const char *what, uint32_t off, uint32_t width, uint32_t lo,
+                   uint32_t hi) {
     if (off == AU_PYOFF_ABSENT) return;
     if (off < lo || (uint64_t)off + width > hi)
         fail_msg("3.%u: %s at %u (+%u) outside [%u, %u)", minor, what, off, width, lo, hi);
@@ -243,21 +299,20 @@ static void test_offsets_fit(void **state) {
         assert_in_range(p->sizeof_future, 64, 512);
         assert_true(p->sizeof_task > p->sizeof_future && p->sizeof_task <= 512);
         /* Future fields follow the object header, within the FutureObj. */
-        const uint32_t fut[] = {p->fut_loop, p->fut_callback0, p->fut_context0,
-                                p->fut_callbacks, p->fut_awaited_by};
+        const uint32_t fut[] = {p->fut_loop, p->fut_callback0, p->fut_context0, p->fut_callbacks,
+                                p->fut_awaited_by};
         for (size_t i = 0; i < sizeof fut / sizeof fut[0]; i++)
             within(minor, "future field", fut[i], 8, 16, p->sizeof_future);
         within(minor, "fut_state", p->fut_state, 4, 16, p->sizeof_future);
         within(minor, "fut_is_task", p->fut_is_task, 1, 16, p->sizeof_future);
-        within(minor, "fut_awaited_by_is_set", p->fut_awaited_by_is_set, 1, 16,
-               p->sizeof_future);
-        const uint32_t f2[] = {p->fut_loop, p->fut_callback0, p->fut_context0, p->fut_callbacks,
-                               p->fut_state, p->fut_awaited_by, p->fut_is_task,
-                               p->fut_awaited_by_is_set};
+        within(minor, "fut_awaited_by_is_set", p->fut_awaited_by_is_set, 1, 16, p->sizeof_future);
+        const uint32_t f2[] = {
+            p->fut_loop,  p->fut_callback0,  p->fut_context0, p->fut_callbacks,
+            p->fut_state, p->fut_awaited_by, p->fut_is_task,  p->fut_awaited_by_is_set};
         distinct(minor, "FutureObj", f2, sizeof f2 / sizeof f2[0]);
         /* Task fields follow the FutureObj part. */
-        const uint32_t task[] = {p->task_fut_waiter, p->task_coro, p->task_name,
-                                 p->task_context, p->task_node};
+        const uint32_t task[] = {p->task_fut_waiter, p->task_coro, p->task_name, p->task_context,
+                                 p->task_node};
         for (size_t i = 0; i < sizeof task / sizeof task[0]; i++)
             within(minor, "task field", task[i], i == 4 ? 16 : 8, p->sizeof_future, p->sizeof_task);
         distinct(minor, "TaskObj", task, sizeof task / sizeof task[0]);
@@ -267,9 +322,9 @@ static void test_offsets_fit(void **state) {
         else
             assert_int_equal(p->future_dictoffset, -1);
         /* Small objects: a pointer right after the object header. */
-        const uint32_t small[] = {p->futureiter_future, p->wakeup_task, p->rloop_holder_loop,
-                                  p->asend_gen, p->athrow_gen, p->coro_wrapper_coro,
-                                  p->partial_fn, p->partial_args, p->partial_kw,
+        const uint32_t small[] = {p->futureiter_future, p->wakeup_task,  p->rloop_holder_loop,
+                                  p->asend_gen,         p->athrow_gen,   p->coro_wrapper_coro,
+                                  p->partial_fn,        p->partial_args, p->partial_kw,
                                   p->module_md_dict};
         for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
             within(minor, "object field", small[i], 8, 16, 128);
@@ -285,7 +340,8 @@ static void test_offsets_fit(void **state) {
         distinct(minor, "PyDictKeysObject", dk, 4);
         assert_int_equal(p->dict_entry_size, 24);
         const uint32_t ent[] = {p->dict_entry_hash, p->dict_entry_key, p->dict_entry_value};
-        for (size_t i = 0; i < 3; i++) within(minor, "entry field", ent[i], 8, 0, p->dict_entry_size);
+        for (size_t i = 0; i < 3; i++)
+            within(minor, "entry field", ent[i], 8, 0, p->dict_entry_size);
         distinct(minor, "entry", ent, 3);
         if (minor >= 11) {
             assert_int_equal(p->dict_uentry_size, 16);
@@ -314,7 +370,8 @@ static void test_kinds_and_values(void **state) {
         assert_int_equal(p->fut_state_finished, 2);
         assert_int_equal(p->task_name_kind,
                          minor <= 11 ? AU_PY_TASK_NAME_STR : AU_PY_TASK_NAME_INT_OR_STR);
-        assert_int_equal(p->wakeup_kind, minor == 9 ? AU_PY_WAKEUP_WRAPPER : AU_PY_WAKEUP_CFUNCTION);
+        assert_int_equal(p->wakeup_kind,
+                         minor == 9 ? AU_PY_WAKEUP_WRAPPER : AU_PY_WAKEUP_CFUNCTION);
         assert_int_equal(p->rloop_kind, minor <= 11   ? AU_PY_RLOOP_TSDICT_HOLDER
                                         : minor == 12 ? AU_PY_RLOOP_TSDICT
                                                       : AU_PY_RLOOP_TSTATE);
@@ -339,9 +396,12 @@ static void test_kinds_and_values(void **state) {
         assert_string_equal(p->asyncio_module, "_asyncio");
         assert_string_equal(p->weakset_data_attr, "data");
         assert_string_equal(p->task_name_prefix, "Task-");
-        if (minor <= 11) assert_string_equal(p->tasks_weakset_name, "_all_tasks");
-        else if (minor <= 13) assert_string_equal(p->tasks_weakset_name, "_scheduled_tasks");
-        if (minor >= 12 && minor <= 13) assert_string_equal(p->tasks_eager_set_name, "_eager_tasks");
+        if (minor <= 11)
+            assert_string_equal(p->tasks_weakset_name, "_all_tasks");
+        else if (minor <= 13)
+            assert_string_equal(p->tasks_weakset_name, "_scheduled_tasks");
+        if (minor >= 12 && minor <= 13)
+            assert_string_equal(p->tasks_eager_set_name, "_eager_tasks");
         if (minor <= 13) assert_string_equal(p->ctask_dict_name, "_current_tasks");
         if (minor <= 12) assert_string_equal(p->rloop_key, "__asyncio_running_event_loop__");
         if (minor >= 10) assert_string_equal(p->wakeup_method_name, "task_wakeup");
@@ -400,13 +460,17 @@ static void test_asyncio_debug_layouts(void **state) {
 static uint32_t table_value(const au_py_private *p, const au_py_offsets *o,
                             const au_py_adbg_field *f) {
     uint32_t v;
-    memcpy(&v, (const unsigned char *)(f->table == AU_PY_ADBG_PRIVATE ? (const void *)p : (const void *)o) +
-                   f->field,
+    memcpy(&v,
+           (const unsigned char *)(f->table == AU_PY_ADBG_PRIVATE ? (const void *)p
+                                                                  : (const void *)o) +
+               f->field,
            sizeof v);
     return v;
 }
 
-static void put_u64(uint8_t *b, uint32_t pos, uint64_t v) { memcpy(b + pos, &v, sizeof v); }
+static void put_u64(uint8_t *b, uint32_t pos, uint64_t v) {
+    memcpy(b + pos, &v, sizeof v);
+}
 
 static void test_asyncio_debug_apply(void **state) {
     (void)state;
@@ -425,7 +489,7 @@ static void test_asyncio_debug_apply(void **state) {
         assert_memory_equal(&o, bo, sizeof o);
         /* A patch release moved the task name and the thread's task list
          * head: the published values win, in both tables. */
-        put_u64(blob, 8, bp->task_name + 8);     /* asyncio_task_object.task_name */
+        put_u64(blob, 8, bp->task_name + 8);                  /* asyncio_task_object.task_name */
         put_u64(blob, 96, bo->tstate_asyncio_tasks_head + 8); /* thread tasks_head */
         assert_int_equal(au_py_asyncio_debug_apply(&p, &o, blob, d->size + 8), 2);
         assert_int_equal(p.task_name, bp->task_name + 8);
@@ -525,8 +589,9 @@ static char *read_output(child *c, const char *until, const char *label) {
     for (;;) {
         if (until != NULL && has_line(buf, until)) break;
         long left = deadline - now_ms();
-        if (left <= 0) fail_msg("%s: no %s from the probe in %d ms", label, until ? until : "EOF",
-                                PROBE_TIMEOUT_MS);
+        if (left <= 0)
+            fail_msg("%s: no %s from the probe in %d ms", label, until ? until : "EOF",
+                     PROBE_TIMEOUT_MS);
         struct pollfd p = {c->fd, POLLIN, 0};
         int rc = poll(&p, 1, (int)left);
         if (rc < 0 && errno == EINTR) continue;
@@ -539,7 +604,8 @@ static char *read_output(child *c, const char *until, const char *label) {
         ssize_t n = read(c->fd, buf + len, cap - len - 1);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            if (until != NULL) fail_msg("%s: the probe exited before %s; output:\n%s", label, until, buf);
+            if (until != NULL)
+                fail_msg("%s: the probe exited before %s; output:\n%s", label, until, buf);
             break;
         }
         len += (size_t)n;
@@ -607,7 +673,8 @@ static void unjson(const char *in, char *out, size_t cap, const char *what) {
 static uint32_t query_version(const py_interp *p) {
     const char *argv[12];
     int k = 0;
-    for (int i = 0; i < p->argc; i++) argv[k++] = p->argv[i];
+    for (int i = 0; i < p->argc; i++)
+        argv[k++] = p->argv[i];
     argv[k++] = "-E";
     argv[k++] = "-S";
     argv[k++] = "-c";
@@ -623,10 +690,20 @@ static uint32_t query_version(const py_interp *p) {
 }
 
 static const char *const k_required_checks[] = {
-    "dict.items_and_lookup", "instance.attributes", "set.iteration",
-    "yf.coroutine_await", "yf.generator_yield_from", "yf.async_generator_asend",
-    "yf.coroutine_wrapper", "yf.task_awaits_future", "yf.task_awaits_task",
-    "running_loop", "current_task", "tasks.containers", "links.gather_closure",
+    "dict.items_and_lookup",
+    "instance.attributes",
+    "set.iteration",
+    "yf.coroutine_await",
+    "yf.generator_yield_from",
+    "yf.async_generator_asend",
+    "yf.coroutine_wrapper",
+    "yf.quickened_and_traced",
+    "yf.task_awaits_future",
+    "yf.task_awaits_task",
+    "running_loop",
+    "current_task",
+    "tasks.containers",
+    "links.gather_closure",
     "links.partial_and_list",
 };
 
@@ -642,7 +719,8 @@ static int compare(const char *label, char *out, const au_py_private *p, const a
     int diffs = 0, nchecks = 0, nadbg = 0;
     assert_non_null(seen);
     char *save = NULL;
-    for (char *line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(out, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
         char kind[16], name[64];
         int used = 0;
         if (sscanf(line, "%15s %63s %n", kind, name, &used) < 2) {
@@ -655,7 +733,8 @@ static int compare(const char *label, char *out, const au_py_private *p, const a
             assert_int_equal(strtoul(name, NULL, 16), version);
         } else if (strcmp(kind, "priv") == 0) {
             size_t i = 0;
-            while (i < nf && strcmp(fd[i].name, name) != 0) i++;
+            while (i < nf && strcmp(fd[i].name, name) != 0)
+                i++;
             if (i == nf) fail_msg("%s: probe prints unknown field %s", label, name);
             seen[i]++;
             int same;
@@ -665,7 +744,8 @@ static int compare(const char *label, char *out, const au_py_private *p, const a
                 unjson(val, text, sizeof text, name);
                 same = str_field(p, &fd[i]) != NULL && strcmp(str_field(p, &fd[i]), text) == 0;
             } else {
-                same = !is_absent(p, &fd[i]) && strtoll(val, NULL, 10) == au_py_field_value(p, &fd[i]);
+                same =
+                    !is_absent(p, &fd[i]) && strtoll(val, NULL, 10) == au_py_field_value(p, &fd[i]);
             }
             if (!same) {
                 print_message("DIFFERENCE %s (table %s): %s measured %s, compiled %lld\n", label,
@@ -674,7 +754,8 @@ static int compare(const char *label, char *out, const au_py_private *p, const a
             }
         } else if (strcmp(kind, "tpname") == 0) {
             unsigned t = 0;
-            while (t < AU_PYT_COUNT && strcmp(k_type_ids[t], name) != 0) t++;
+            while (t < AU_PYT_COUNT && strcmp(k_type_ids[t], name) != 0)
+                t++;
             if (t == AU_PYT_COUNT) fail_msg("%s: unknown type id %s", label, name);
             tseen[t]++;
             int same;
@@ -707,8 +788,8 @@ static int compare(const char *label, char *out, const au_py_private *p, const a
             const au_py_adbg_field *f = &d->fields[pos / 8];
             assert_string_equal(f->published_as, name);
             assert_string_equal(f->name, fname);
-            assert_int_equal(f->table, strcmp(where, "priv") == 0 ? AU_PY_ADBG_PRIVATE
-                                                                  : AU_PY_ADBG_OFFSETS);
+            assert_int_equal(f->table,
+                             strcmp(where, "priv") == 0 ? AU_PY_ADBG_PRIVATE : AU_PY_ADBG_OFFSETS);
             assert_int_equal(v, table_value(p, o, f));
             nadbg++;
         } else if (strcmp(kind, "note") != 0 && strcmp(kind, "adbg_file") != 0) {
@@ -718,7 +799,8 @@ static int compare(const char *label, char *out, const au_py_private *p, const a
     for (size_t i = 0; i < nf; i++)
         if (seen[i] != 1) fail_msg("%s: probe printed %s %d times", label, fd[i].name, seen[i]);
     for (unsigned t = 0; t < AU_PYT_COUNT; t++)
-        if (tseen[t] != 1) fail_msg("%s: probe printed tp_name %s %d times", label, k_type_ids[t], tseen[t]);
+        if (tseen[t] != 1)
+            fail_msg("%s: probe printed tp_name %s %d times", label, k_type_ids[t], tseen[t]);
     for (size_t k = 0; k < sizeof checks / sizeof checks[0]; k++)
         if (!checks[k]) fail_msg("%s: the probe did not check %s", label, k_required_checks[k]);
     if (p->asyncio_debug != NULL) assert_int_equal(nadbg, p->asyncio_debug->nfields);
@@ -774,7 +856,8 @@ static void test_live(void **state) {
     char *hdr = hdr_arg(o);
     const char *argv[16];
     int k = 0;
-    for (int i = 0; i < p->argc; i++) argv[k++] = p->argv[i];
+    for (int i = 0; i < p->argc; i++)
+        argv[k++] = p->argv[i];
     argv[k++] = "-E";
     argv[k++] = "-c";
     argv[k++] = source;
@@ -813,7 +896,8 @@ int main(void) {
         cmocka_unit_test(test_asyncio_debug_apply),
     };
     size_t n = 0;
-    for (size_t i = 0; i < sizeof unit / sizeof unit[0]; i++) tests[n++] = unit[i];
+    for (size_t i = 0; i < sizeof unit / sizeof unit[0]; i++)
+        tests[n++] = unit[i];
     for (size_t i = 0; i < NINTERP; i++) {
         struct CMUnitTest u = cmocka_unit_test_prestate(test_live, (void *)&interps[i]);
         u.name = interps[i].name;

@@ -68,7 +68,8 @@ INTERPRETERS = [
 REQUIRED_CHECKS = [
     "dict.items_and_lookup", "instance.attributes", "set.iteration",
     "yf.coroutine_await", "yf.generator_yield_from", "yf.async_generator_asend",
-    "yf.coroutine_wrapper", "yf.task_awaits_future", "yf.task_awaits_task",
+    "yf.coroutine_wrapper", "yf.quickened_and_traced", "yf.task_awaits_future",
+    "yf.task_awaits_task",
     "running_loop", "current_task", "tasks.containers", "links.gather_closure",
     "links.partial_and_list",
 ]

@@ -515,12 +515,16 @@ def r_yf(gen):
     elif kind == ENUMS["AU_PY_YF_NEXT_RESUME"]:
         unit = u16(u64(frame + H["frame_instr"]) + 2)
         op, arg = unit & 0xFF, unit >> 8
+        RESUME_SEEN.add(op)
         if op not in (H["yf_op_resume"], H["yf_op_resume_alt"]) or arg < H["yf_resume_min_oparg"]:
             return 0
     else:
         if i8(gen + H["gen_state"]) != H["gen_state_suspended_yield_from"]:
             return 0
     return r_stack_slot(frame, depth)
+
+
+RESUME_SEEN = set()  # opcodes the NEXT_RESUME rule looked at
 
 
 def r_ref(weakref_addr):
@@ -1366,6 +1370,36 @@ def check_yf_cases():
     check("yf.coroutine_wrapper")
     for x in (c, g, cons, gw, co2):
         x.close()
+
+    # The forms RESUME takes: quickened (3.11, after a few runs of the
+    # code) and instrumented (3.12+, while a trace function is set).
+    def suspended():
+        co = outer()
+        co.send(None)
+        ok = r_yf(id(co)) == id(co.cr_await)
+        co.close()
+        return ok
+    for _ in range(64):
+        co = outer()
+        co.send(None)
+        try:
+            co.send(None)
+        except StopIteration:
+            pass
+    if not suspended():
+        fail("yf of a coroutine whose code was quickened")
+    sys.settrace(lambda *a: None)
+    try:
+        ok = suspended()
+    finally:
+        sys.settrace(None)
+    if not ok:
+        fail("yf of a coroutine while tracing")
+    if H["yf_kind"] == ENUMS["AU_PY_YF_NEXT_RESUME"]:
+        if {H["yf_op_resume"], H["yf_op_resume_alt"]} - RESUME_SEEN:
+            fail("RESUME forms seen: %r" % sorted(RESUME_SEEN))
+        note("yf rule saw RESUME opcodes %s" % sorted(RESUME_SEEN))
+    check("yf.quickened_and_traced")
 
 
 # ---------------------------------------------------------------------------
