@@ -701,6 +701,7 @@ static const char *const k_required_checks[] = {
     "yf.task_awaits_future",
     "yf.task_awaits_task",
     "running_loop",
+    "running_loop.none",
     "current_task",
     "tasks.containers",
     "links.gather_closure",

@@ -70,7 +70,8 @@ REQUIRED_CHECKS = [
     "yf.coroutine_await", "yf.generator_yield_from", "yf.async_generator_asend",
     "yf.coroutine_wrapper", "yf.quickened_and_traced", "yf.task_awaits_future",
     "yf.task_awaits_task",
-    "running_loop", "current_task", "tasks.containers", "links.gather_closure",
+    "running_loop", "running_loop.none", "current_task", "tasks.containers",
+    "links.gather_closure",
     "links.partial_and_list",
 ]
 

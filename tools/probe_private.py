@@ -1119,6 +1119,10 @@ async def check_strong_links(lp):
     refs = [u64(cell + H["cell_ob_ref"]) for cell in r_tuple(u64(fn + H["func_closure"]))]
     if id(outer) not in refs:
         fail("gather's outer future is not in the callback's closure")
+    # ... whose children are an instance attribute of a Future subclass.
+    if r_tp_name(id(outer)) != "_GatheringFuture" or \
+            r_instance_attr(id(outer), "_children") != id(outer._children):
+        fail("raw _GatheringFuture._children")
     check("links.gather_closure")
     # A bound method (TaskGroup, 3.11+) and a partial, behind the first
     # callback (callback0) and in the list (callbacks).
@@ -1135,6 +1139,8 @@ async def check_strong_links(lp):
         (m, _), = r_callbacks(id(k))
         if r_tp_name(m) != "method" or u64(m + H["method_im_self"]) != id(tg):
             fail("TaskGroup's callback is not a method bound to it")
+        if r_instance_attr(id(tg), "_tasks") != id(tg._tasks) or id(k) not in r_set_keys(id(tg._tasks)):
+            fail("raw TaskGroup._tasks")
         f.add_done_callback(tg._on_task_done)
         k.cancel()
         await tg.__aexit__(None, None, None)
@@ -1177,6 +1183,20 @@ def interp_addr():
     return f()
 
 
+def r_running_loop():
+    """This thread's running loop, per rloop_kind: 0 when there is none
+    (3.13+: NULL; before: no dict or no key yet, or None there)."""
+    ts = tstate_addr()
+    kind = FACTS["rloop_kind"]
+    if kind == ENUMS["AU_PY_RLOOP_TSTATE"]:
+        return u64(ts + H["tstate_asyncio_running_loop"])
+    d = u64(ts + H["tstate_dict"])
+    got = r_dict_get_str(d, FACTS["rloop_key"]) if d else 0
+    if got and kind == ENUMS["AU_PY_RLOOP_TSDICT_HOLDER"]:
+        got = u64(got + FACTS["rloop_holder_loop"])
+    return 0 if got == id(None) else got
+
+
 def check_running_loop_and_task(lp, main_task, state):
     ts = tstate_addr()
     d = ts_dict()
@@ -1199,15 +1219,7 @@ def check_running_loop_and_task(lp, main_task, state):
         off = scan_tstate(ts, id(lp), "running loop in the thread state")
         if off != H["tstate_asyncio_running_loop"]:
             fail("running loop at tstate+%d, header says %r" % (off, H["tstate_asyncio_running_loop"]))
-    # The rule, from raw memory.
-    kind = FACTS["rloop_kind"]
-    if kind == ENUMS["AU_PY_RLOOP_TSTATE"]:
-        got = u64(ts + H["tstate_asyncio_running_loop"])
-    else:
-        got = r_dict_get_str(u64(ts + H["tstate_dict"]), FACTS["rloop_key"])
-        if kind == ENUMS["AU_PY_RLOOP_TSDICT_HOLDER"]:
-            got = u64(got + FACTS["rloop_holder_loop"])
-    if got != id(lp):
+    if r_running_loop() != id(lp):
         fail("raw running loop differs")
     check("running_loop")
 
@@ -1490,6 +1502,9 @@ def main(argv):
     state = {}
     loop = asyncio.new_event_loop()
     loop.run_until_complete(probe_main(state))
+    if r_running_loop() != 0:
+        fail("raw running loop after the loop stopped")
+    check("running_loop.none")
     extra = {"WAKEUP": state["wakeup_type"], "RUNNING_LOOP_HOLDER": state.get("holder_type")}
     names = measure_type_names(extra)
     names["SET_DUMMY"] = dummy_name
