@@ -4,10 +4,13 @@
  * Everything the walker needs to know about where CPython keeps a thing
  * (an offset inside a private struct, a struct size, an enum value, a
  * bitfield position) for CPython 3.9 through 3.15, one au_py_offsets per
- * minor version.  The walker has ONE code path for every version; where
- * versions differ in more than numbers (the instruction position, the
- * generator state, the current-frame indirection) a small enum or an
- * optional offset in this struct says which variant applies.
+ * minor version (per patch level where two measured patch levels differ:
+ * 3.13.0 and 3.13.18).  The walker has ONE code path for every version;
+ * where versions differ in more than numbers (the instruction position,
+ * the generator state, the current-frame indirection, the value stack)
+ * a small enum or an optional offset in this struct says which variant
+ * applies.  What no header of every version describes (asyncio's objects,
+ * dict keys, ...) is in pyprivate.h, measured at run time.
  *
  * The tables live in pyoffsets_table.c, which tools/gen_offsets.sh
  * generates by compiling tools/offsets_probe.c against each version's own
@@ -16,11 +19,13 @@
  *
  * Precedence.  CPython 3.13+ publishes most of these offsets in the target
  * itself: _Py_DebugOffsets, at offset 0 of _PyRuntime (cookie "xdebugpy").
- * Private layouts can change in a patch release (3.14 patch releases did),
- * so a reader attached to a 3.13+ target reads that blob and calls
- * au_py_offsets_apply_debug(): published values win over compiled ones.
- * Facts that are not published (enum values, bitfields, the stack-ref tag,
- * the datastack fields, ...) come from the compiled table only.
+ * Private layouts can change in a patch release (3.13 and 3.14 patch
+ * releases did), so a reader attached to a 3.13+ target reads that blob
+ * and calls au_py_offsets_apply_debug(): published values win over
+ * compiled ones.  Facts that are not published (enum values, bitfields,
+ * the stack-ref tag, the datastack fields, ...) come from the compiled
+ * table only, except the _PyThreadStateImpl fields, which move with the
+ * published sizeof(PyThreadState).
  *
  * Build assumptions (AU_PY_FLAG_* below): x86-64 / aarch64 LP64
  * little-endian, and the default CPython build only: no Py_DEBUG, no
@@ -532,8 +537,11 @@ int64_t au_py_field_value(const void *base, const au_py_field_desc *d);
  *   - the version's major.minor differs from base's, or free_threaded is
  *     not 0: AU_ERR_UNSUPPORTED;
  *   - a value above AU_PY_DEBUG_MAX_VALUE: AU_ERR_CORRUPT.
- * On success *out = *base with every published field replaced, version_hex
- * set to the target's exact version and AU_PY_FLAG_FROM_DEBUG_OFFSETS set;
+ * On success *out = *base with every published field replaced, the
+ * _PyThreadStateImpl fields (sizeof_tstate_impl, tstate_asyncio_*) moved
+ * by the published minus the compiled sizeof(PyThreadState) (a
+ * _PyThreadStateImpl starts with a whole PyThreadState), version_hex set
+ * to the target's exact version and AU_PY_FLAG_FROM_DEBUG_OFFSETS set;
  * the return value is the number of fields whose value changed (>= 0).
  * On error *out is untouched.  out may equal base.
  */
