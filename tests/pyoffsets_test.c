@@ -10,7 +10,7 @@
  *    well-formed;
  *  - au_py_offsets_apply_debug on synthetic blobs (valid and hostile);
  *  - live: start each interpreter (pyenv 3.9-3.13, Debian's static 3.11,
- *    3.14 and 3.15 in the sid chroot), find _PyRuntime in it, and
+ *    3.13, 3.14 and 3.15 in the sid chroot), find _PyRuntime in it, and
  *      * for 3.13+, read its _Py_DebugOffsets and check that every
  *        published value equals the compiled-in one;
  *      * for every version, walk interpreter -> thread -> frames -> code
@@ -43,9 +43,8 @@
 
 #include <cmocka.h>
 
-#include "elf.h"
-#include "procmaps.h"
 #include "pyoffsets.h"
+#include "target_elf.h"
 
 #define MINOR(v) (((v) >> 16) & 0xFFu)
 #define HEX(minor) (0x03000000u | ((uint32_t)(minor) << 16) | 0xF0u)
@@ -72,6 +71,8 @@ static const presence k_presence[] = {
     ALL(interp_next),
     ALL(interp_threads_head),
     ALL(interp_id),
+    ALL(interp_modules),
+    SPAN(interp_asyncio_tasks_head, 14, 15),
     ALL(sizeof_tstate),
     ALL(tstate_prev),
     ALL(tstate_next),
@@ -83,6 +84,13 @@ static const presence k_presence[] = {
     SPAN(tstate_datastack_chunk, 11, 15),
     SPAN(tstate_datastack_top, 11, 15),
     SPAN(tstate_datastack_limit, 11, 15),
+    ALL(tstate_dict),
+    SPAN(sizeof_tstate_impl, 13, 15),
+    SPAN(tstate_asyncio_running_loop, 13, 15),
+    SPAN(tstate_asyncio_running_task, 14, 15),
+    SPAN(tstate_asyncio_tasks_head, 14, 15),
+    SPAN(llist_next, 14, 15),
+    SPAN(llist_prev, 14, 15),
     SPAN(chunk_previous, 11, 15),
     SPAN(chunk_size, 11, 15),
     SPAN(chunk_top, 11, 15),
@@ -92,6 +100,9 @@ static const presence k_presence[] = {
     ALL(frame_instr),
     SPAN(frame_owner, 11, 15),
     ALL(frame_header_size),
+    ALL(frame_stacktop),
+    SPAN(frame_valuestack, 9, 10),
+    SPAN(frame_gen, 9, 10),
     ALL(sizeof_code),
     ALL(code_name),
     SPAN(code_qualname, 11, 15),
@@ -104,6 +115,11 @@ static const presence k_presence[] = {
     ALL(var_ob_size),
     ALL(type_tp_name),
     ALL(type_tp_flags),
+    ALL(type_tp_base),
+    ALL(type_tp_basicsize),
+    ALL(type_tp_dictoffset),
+    ALL(type_tp_weaklistoffset),
+    ALL(heaptype_cached_keys),
     ALL(bytes_ob_sval),
     ALL(tuple_ob_item),
     ALL(list_ob_item),
@@ -118,12 +134,34 @@ static const presence k_presence[] = {
     SPAN(gen_frame, 9, 10),
     SPAN(gen_iframe, 11, 15),
     ALL(gen_state),
+    ALL(sizeof_dict),
+    ALL(dict_ma_used),
+    ALL(dict_ma_keys),
+    ALL(dict_ma_values),
+    ALL(set_used),
+    ALL(set_mask),
+    ALL(set_table),
+    ALL(setentry_key),
+    ALL(setentry_hash),
+    ALL(sizeof_setentry),
+    ALL(weakref_wr_object),
+    ALL(cell_ob_ref),
+    ALL(func_code),
+    ALL(func_closure),
+    ALL(func_qualname),
+    ALL(method_im_func),
+    ALL(method_im_self),
+    ALL(cfunc_m_ml),
+    ALL(cfunc_m_self),
+    ALL(methoddef_ml_name),
+    ALL(long_size),
+    ALL(long_digit),
 };
 #define NPRESENCE (sizeof k_presence / sizeof k_presence[0])
 
-/* The uint32_t offset fields run from sizeof_runtime to gen_state. */
+/* The uint32_t offset fields run from sizeof_runtime to long_digit. */
 #define FIRST_OFF offsetof(au_py_offsets, sizeof_runtime)
-#define END_OFF (offsetof(au_py_offsets, gen_state) + sizeof(uint32_t))
+#define END_OFF (offsetof(au_py_offsets, long_digit) + sizeof(uint32_t))
 
 static const au_py_offsets *entry(unsigned minor) {
     const au_py_offsets *o = au_py_offsets_for(HEX(minor));
@@ -138,19 +176,28 @@ static void test_every_version_has_an_entry(void **state) {
     (void)state;
     size_t n = 0;
     const au_py_offsets *all = au_py_offsets_all(&n);
-    assert_int_equal(n, 7);
-    for (unsigned minor = 9; minor <= 15; minor++) {
-        const au_py_offsets *o = entry(minor);
+    /* One per minor version, two for 3.13 (3.13.0 and 3.13.18 differ). */
+    assert_int_equal(n, 8);
+    for (size_t i = 0; i < n; i++) {
+        const au_py_offsets *o = &all[i];
+        unsigned minor = MINOR(o->version_hex);
         char name[8];
         snprintf(name, sizeof name, "3.%u", minor);
         assert_string_equal(o->name, name);
-        assert_int_equal(o->version_hex >> 16, 0x0300u | minor);
+        assert_in_range(minor, 9, 15);
         /* headers "3.X.Y": the exact version the entry was measured on */
         assert_int_equal(strncmp(o->headers, name, strlen(name)), 0);
         assert_int_equal(o->headers[strlen(name)], '.');
         assert_int_equal(o->flags, AU_PY_FLAG_DEFAULT_BUILD);
-        assert_ptr_equal(o, &all[minor - 9]);
+        assert_ptr_equal(au_py_offsets_for(o->version_hex), o);
     }
+    for (unsigned minor = 9; minor <= 15; minor++) {
+        char name[8];
+        snprintf(name, sizeof name, "3.%u", minor);
+        assert_string_equal(entry(minor)->name, name);
+    }
+    assert_string_equal(all[4].headers, "3.13.0");
+    assert_string_equal(all[5].headers, "3.13.18");
     for (size_t i = 1; i < n; i++) assert_true(all[i - 1].version_hex < all[i].version_hex);
     assert_int_equal(all[0].version_hex >> 16, AU_PY_MIN_VERSION >> 16);
     assert_int_equal(all[n - 1].version_hex >> 16, AU_PY_MAX_VERSION >> 16);
@@ -164,7 +211,13 @@ static void test_lookup_by_patch_level(void **state) {
     assert_ptr_equal(au_py_offsets_for(0x030B02F0), entry(11));
     assert_ptr_equal(au_py_offsets_for(0x030B07F0), entry(11));
     assert_ptr_equal(au_py_offsets_for(0x030B00A1), entry(11)); /* 3.11.0a1 */
-    assert_ptr_equal(au_py_offsets_for(0x030D0AF0), entry(13)); /* 3.13.10 */
+    /* 3.13.0 and 3.13.18 differ (PyThreadState grew): patch levels from
+     * 3.13.18 on get the 3.13.18 entry, earlier ones 3.13.0's. */
+    assert_string_equal(au_py_offsets_for(0x030D00F0)->headers, "3.13.0");
+    assert_string_equal(au_py_offsets_for(0x030D0AF0)->headers, "3.13.0");  /* 3.13.10 */
+    assert_string_equal(au_py_offsets_for(0x030D00A1)->headers, "3.13.0");  /* 3.13.0a1 */
+    assert_string_equal(au_py_offsets_for(0x030D12F0)->headers, "3.13.18");
+    assert_string_equal(au_py_offsets_for(0x030D20F0)->headers, "3.13.18"); /* 3.13.32 */
     assert_ptr_equal(au_py_offsets_for(0x030E00C2), entry(14)); /* 3.14.0rc2 */
     assert_ptr_equal(au_py_offsets_for(0x030F02F0), entry(15));
     assert_ptr_equal(au_py_offsets_for(0x030F63F0), entry(15)); /* 3.15.99 */
@@ -194,8 +247,11 @@ static void test_presence_matches_documentation(void **state) {
     for (size_t i = 0; i < NPRESENCE; i++)
         for (size_t j = i + 1; j < NPRESENCE; j++)
             assert_int_not_equal(k_presence[i].field, k_presence[j].field);
-    for (unsigned minor = 9; minor <= 15; minor++) {
-        const au_py_offsets *o = entry(minor);
+    size_t nall = 0;
+    const au_py_offsets *all = au_py_offsets_all(&nall);
+    for (size_t e = 0; e < nall; e++) { /* 3.13: 3.13.0 and 3.13.18 */
+        const au_py_offsets *o = &all[e];
+        unsigned minor = MINOR(o->version_hex);
         for (size_t i = 0; i < NPRESENCE; i++) {
             const presence *p = &k_presence[i];
             int want = minor >= p->first && minor <= p->last;
@@ -228,8 +284,11 @@ static void distinct(unsigned minor, const char *group, const uint32_t *offs, si
 
 static void test_offsets_fit_their_structs(void **state) {
     (void)state;
-    for (unsigned minor = 9; minor <= 15; minor++) {
-        const au_py_offsets *o = entry(minor);
+    size_t nall = 0;
+    const au_py_offsets *all = au_py_offsets_all(&nall);
+    for (size_t e = 0; e < nall; e++) { /* 3.13: 3.13.0 and 3.13.18 */
+        const au_py_offsets *o = &all[e];
+        unsigned minor = MINOR(o->version_hex);
         /* Sizes are plausible (bytes). */
         assert_in_range(o->sizeof_runtime, 512, 1u << 20);
         assert_in_range(o->sizeof_interp, 4096, 1u << 20);
@@ -326,13 +385,88 @@ static void test_offsets_fit_their_structs(void **state) {
             fits(minor, "gen_state", o->gen_state, 1, o->sizeof_gen);
         }
         if (minor >= 11) assert_true(o->gen_state < o->gen_iframe);
+
+        /* What the asyncio model starts from. */
+        fits(minor, "interp_modules", o->interp_modules, 8, o->sizeof_interp);
+        fits(minor, "interp_asyncio_tasks_head", o->interp_asyncio_tasks_head, 16,
+             o->sizeof_interp);
+        aligned(minor, "interp_modules", o->interp_modules, 8);
+        aligned(minor, "interp_asyncio_tasks_head", o->interp_asyncio_tasks_head, 8);
+        fits(minor, "tstate_dict", o->tstate_dict, 8, o->sizeof_tstate);
+        aligned(minor, "tstate_dict", o->tstate_dict, 8);
+        if (minor >= 13) {
+            /* _PyThreadStateImpl extends PyThreadState: its own fields come
+             * after the whole PyThreadState (apply_debug relies on it). */
+            assert_true(o->sizeof_tstate_impl > o->sizeof_tstate);
+            const uint32_t impl[] = {o->tstate_asyncio_running_loop,
+                                     o->tstate_asyncio_running_task,
+                                     o->tstate_asyncio_tasks_head};
+            for (size_t i = 0; i < 3; i++) {
+                if (!PRESENT(impl[i])) continue;
+                assert_true(impl[i] >= o->sizeof_tstate);
+                fits(minor, "tstate impl field", impl[i], i == 2 ? 16 : 8, o->sizeof_tstate_impl);
+                aligned(minor, "tstate impl field", impl[i], 8);
+            }
+            distinct(minor, "_PyThreadStateImpl", impl, 3);
+        }
+        if (minor >= 14) {
+            assert_int_equal(o->llist_next, 0);
+            assert_int_equal(o->llist_prev, 8);
+        }
+
+        /* The value stack. */
+        fits(minor, "frame_stacktop", o->frame_stacktop,
+             o->stack_kind == AU_PY_STACK_TOP_PTR ? 8 : 4, o->frame_header_size);
+        fits(minor, "frame_valuestack", o->frame_valuestack, 8, o->frame_header_size);
+        fits(minor, "frame_gen", o->frame_gen, 8, o->frame_header_size);
+        const uint32_t fr2[] = {o->frame_previous, o->frame_code, o->frame_instr, o->frame_owner,
+                                o->frame_stacktop, o->frame_valuestack, o->frame_gen};
+        distinct(minor, "frame", fr2, sizeof fr2 / sizeof fr2[0]);
+
+        /* Types, containers, small objects. */
+        const uint32_t tp[] = {o->type_tp_name, o->type_tp_flags, o->type_tp_base,
+                               o->type_tp_basicsize, o->type_tp_dictoffset,
+                               o->type_tp_weaklistoffset};
+        for (size_t i = 0; i < sizeof tp / sizeof tp[0]; i++) {
+            aligned(minor, "type field", tp[i], 8);
+            assert_true(tp[i] < 416); /* within PyTypeObject */
+        }
+        distinct(minor, "PyTypeObject", tp, sizeof tp / sizeof tp[0]);
+        assert_in_range(o->heaptype_cached_keys, 416, 1024); /* after the PyTypeObject */
+        aligned(minor, "heaptype_cached_keys", o->heaptype_cached_keys, 8);
+        const uint32_t di[] = {o->dict_ma_used, o->dict_ma_keys, o->dict_ma_values};
+        for (size_t i = 0; i < 3; i++) fits(minor, "dict field", di[i], 8, o->sizeof_dict);
+        distinct(minor, "PyDictObject", di, 3);
+        const uint32_t se[] = {o->set_used, o->set_mask, o->set_table};
+        for (size_t i = 0; i < 3; i++) {
+            assert_in_range(se[i], 16, 64);
+            aligned(minor, "set field", se[i], 8);
+        }
+        distinct(minor, "PySetObject", se, 3);
+        assert_int_equal(o->sizeof_setentry, 16);
+        fits(minor, "setentry_key", o->setentry_key, 8, o->sizeof_setentry);
+        fits(minor, "setentry_hash", o->setentry_hash, 8, o->sizeof_setentry);
+        assert_int_not_equal(o->setentry_key, o->setentry_hash);
+        const uint32_t small[] = {o->weakref_wr_object, o->cell_ob_ref, o->func_code,
+                                  o->func_closure, o->func_qualname, o->method_im_func,
+                                  o->method_im_self, o->cfunc_m_ml, o->cfunc_m_self};
+        for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+            assert_in_range(small[i], 16, 256);
+            aligned(minor, "object field", small[i], 8);
+        }
+        assert_int_equal(o->methoddef_ml_name, 0);
+        assert_int_equal(o->long_size, 16);
+        assert_int_equal(o->long_digit, 24);
     }
 }
 
 static void test_kinds_and_values(void **state) {
     (void)state;
-    for (unsigned minor = 9; minor <= 15; minor++) {
-        const au_py_offsets *o = entry(minor);
+    size_t nall = 0;
+    const au_py_offsets *all = au_py_offsets_all(&nall);
+    for (size_t e = 0; e < nall; e++) { /* 3.13: 3.13.0 and 3.13.18 */
+        const au_py_offsets *o = &all[e];
+        unsigned minor = MINOR(o->version_hex);
         uint8_t instr = minor == 9    ? AU_PY_INSTR_BYTE_LASTI
                         : minor == 10 ? AU_PY_INSTR_UNIT_LASTI
                         : minor <= 12 ? AU_PY_INSTR_PREV_INSTR
@@ -419,13 +553,66 @@ static void test_kinds_and_values(void **state) {
         }
         if (minor <= 11) assert_int_equal(o->unicode_ready_width, 1);
         else assert_int_equal(o->unicode_ready_shift, AU_PY_BIT_NONE);
+
+        /* Value stack and yf (verified live by tools/probe_private.py). */
+        uint8_t sk = minor == 10   ? AU_PY_STACK_BASE_DEPTH
+                     : minor <= 9  ? AU_PY_STACK_TOP_PTR
+                     : minor <= 13 ? AU_PY_STACK_LOCALSPLUS_INDEX
+                                   : AU_PY_STACK_TOP_PTR;
+        assert_int_equal(o->stack_kind, sk);
+        uint8_t yk = minor <= 10 ? AU_PY_YF_LASTI_OPCODE
+                     : minor <= 12 ? AU_PY_YF_NEXT_RESUME
+                                   : AU_PY_YF_STATE;
+        assert_int_equal(o->yf_kind, yk);
+        assert_int_equal(o->yf_stack_depth, minor >= 15 ? 2 : 1);
+        if (yk == AU_PY_YF_LASTI_OPCODE) {
+            assert_int_equal(o->yf_op_yield_from, 72); /* YIELD_FROM */
+            assert_int_equal(o->yf_op_resume, AU_PY_OPCODE_NONE);
+        } else {
+            assert_int_equal(o->yf_op_yield_from, AU_PY_OPCODE_NONE);
+        }
+        if (yk == AU_PY_YF_NEXT_RESUME) {
+            assert_true(o->yf_op_resume < 256 && o->yf_op_resume_alt < 256);
+            assert_int_not_equal(o->yf_op_resume, o->yf_op_resume_alt);
+            assert_int_equal(o->yf_resume_min_oparg, 2);
+        } else {
+            assert_int_equal(o->yf_op_resume, AU_PY_OPCODE_NONE);
+            assert_int_equal(o->yf_op_resume_alt, AU_PY_OPCODE_NONE);
+            assert_int_equal(o->yf_resume_min_oparg, AU_PY_VALUE_NONE);
+        }
+        if (yk == AU_PY_YF_STATE)
+            assert_int_not_equal(o->gen_state_suspended_yield_from, AU_PY_VALUE_NONE);
+
+        /* Type flags. */
+        assert_int_equal(o->tpflags_managed_dict, minor >= 11 ? 1u << 4 : 0);
+        assert_int_equal(o->tpflags_inline_values, minor >= 13 ? 1u << 2 : 0);
+
+        /* int */
+        assert_int_equal(o->long_digit_bits, 30);
+        if (minor <= 11) {
+            assert_int_equal(o->long_kind, AU_PY_LONG_SIGNED_SIZE);
+            assert_int_equal(o->long_size, o->var_ob_size);
+            assert_int_equal(o->long_tag_sign_mask, AU_PY_VALUE_NONE);
+            assert_int_equal(o->long_tag_size_shift, AU_PY_VALUE_NONE);
+            assert_int_equal(o->long_tag_sign_zero, AU_PY_VALUE_NONE);
+            assert_int_equal(o->long_tag_sign_negative, AU_PY_VALUE_NONE);
+        } else {
+            assert_int_equal(o->long_kind, AU_PY_LONG_TAG);
+            assert_int_equal(o->long_tag_sign_mask, 3);
+            assert_int_equal(o->long_tag_size_shift, 3);
+            assert_int_equal(o->long_tag_sign_zero, 1);
+            assert_int_equal(o->long_tag_sign_negative, 2);
+        }
     }
 }
 
 static void test_debug_layouts(void **state) {
     (void)state;
-    for (unsigned minor = 9; minor <= 15; minor++) {
-        const au_py_offsets *o = entry(minor);
+    size_t nall = 0;
+    const au_py_offsets *all = au_py_offsets_all(&nall);
+    for (size_t e = 0; e < nall; e++) { /* 3.13: 3.13.0 and 3.13.18 */
+        const au_py_offsets *o = &all[e];
+        unsigned minor = MINOR(o->version_hex);
         const au_py_debug_layout *d = o->debug;
         if (minor <= 12) {
             assert_null(d);
@@ -532,6 +719,29 @@ static void test_apply_debug(void **state) {
         assert_int_equal(inplace.version_hex, target);
         free(b);
     }
+    /* 3.13.18 appended a pointer to PyThreadState.  Applied to the 3.13.0
+     * entry, 3.13.18's published values (sizeof(PyThreadState) among them)
+     * must move the unpublished _PyThreadStateImpl fields too: the result
+     * is the 3.13.18 entry. */
+    const au_py_offsets *e0 = au_py_offsets_for(0x030D00F0), *e18 = au_py_offsets_for(0x030D12F0);
+    assert_string_equal(e0->headers, "3.13.0");
+    assert_string_equal(e18->headers, "3.13.18");
+    assert_int_equal(e18->sizeof_tstate, e0->sizeof_tstate + 8);
+    assert_int_equal(e18->tstate_asyncio_running_loop, e0->tstate_asyncio_running_loop + 8);
+    uint8_t *b18 = make_blob(e18, 0x030D12F0);
+    au_py_offsets moved;
+    assert_true(au_py_offsets_apply_debug(&moved, e0, b18, e18->debug->size) >= 5);
+    size_t nf = 0;
+    const au_py_field_desc *fd = au_py_offsets_fields(&nf);
+    assert_true(nf > 100);
+    for (size_t i = 0; i < nf; i++) {
+        if (au_py_field_value(&moved, &fd[i]) != au_py_field_value(e18, &fd[i]))
+            fail_msg("3.13.0 + 3.13.18's debug offsets: %s = %lld, 3.13.18 has %lld", fd[i].name,
+                     (long long)au_py_field_value(&moved, &fd[i]),
+                     (long long)au_py_field_value(e18, &fd[i]));
+    }
+    free(b18);
+
     au_py_offsets out;
     uint8_t blob[1024] = {0};
     assert_int_equal(au_py_offsets_apply_debug(&out, entry(12), blob, sizeof blob), AU_ERR_ARG);
@@ -574,6 +784,7 @@ static live_target k_live[] = {
     {"Debian /usr/bin/python3.11 (static)", 11, 0, "/usr/bin/python3.11", 0},
     {"pyenv 3.12", 12, 0, "3.12.1", 0},
     {"pyenv 3.13", 13, 0, "3.13.0", 0},
+    {"sid chroot 3.13", 13, 1, "/usr/bin/python3.13", 0},
     {"sid chroot 3.14", 14, 1, "/usr/bin/python3.14", 0},
     {"sid chroot 3.15", 15, 1, "/usr/bin/python3.15", 0},
 };
@@ -700,77 +911,15 @@ static uint8_t rd8(pid_t pid, uint64_t addr) {
     return v;
 }
 
-/* Open the file behind map m.  The kernel prints maps paths relative to
- * the READER's root, so for a target in a chroot they are host paths
- * ("/var/lib/asyncunwind/sid/usr/bin/python3.14"), not paths inside the
- * target's root: try /proc/PID/root + path first (right for targets in
- * another mount namespace), then the path as is; either way the file must
- * be the mapped one (device and inode). */
-static int open_mapped_file(pid_t pid, const char *text, const au_map *m, int *fd,
-                            uint64_t *size) {
-    if (au_proc_open_file(pid, text + m->path_off, m->path_len, fd, size) == AU_OK) {
-        if (au_fd_matches_map(*fd, m) == 1) return 0;
-        close(*fd);
-    }
-    char path[4096];
-    if (m->path_len >= sizeof path) return -1;
-    memcpy(path, text + m->path_off, m->path_len);
-    path[m->path_len] = '\0';
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) return -1;
-    off_t end = lseek(*fd, 0, SEEK_END);
-    if (end <= 0 || au_fd_matches_map(*fd, m) != 1) {
-        close(*fd);
-        return -1;
-    }
-    *size = (uint64_t)end;
-    return 0;
-}
-
-/* _PyRuntime: the first file mapped by the target whose dynamic symbols
- * define it (libpython3.X.so for pyenv's shared builds, the executable
- * for Debian's static ones), relocated by the file's load bias. */
+/* _PyRuntime: the first file mapped by the target whose symbols define it
+ * (libpython3.X.so for pyenv's shared builds, the executable for Debian's
+ * static ones), relocated by the file's load bias. */
 static void find_runtime(pid_t pid, uint64_t *addr, uint64_t *size) {
-    size_t cap = 1u << 20, len = 0;
-    char *text = malloc(cap);
-    assert_non_null(text);
-    assert_int_equal(au_maps_read(pid, text, cap, &len), AU_OK);
-    uint32_t mcap = 8192, nmaps = 0;
-    au_map *maps = calloc(mcap, sizeof *maps);
-    au_map *mine = calloc(AU_ELF_MAX_RT_MAPS, sizeof *mine);
-    assert_non_null(maps);
-    assert_non_null(mine);
-    assert_int_equal(au_maps_parse(text, len, maps, mcap, &nmaps, NULL), AU_OK);
-    int found = 0;
-    for (uint32_t i = 0; i < nmaps && !found; i++) {
-        const au_map *m = &maps[i];
-        uint32_t blen = 0;
-        const char *base = au_map_basename(text, m, &blen);
-        if (m->offset != 0 || m->path_len == 0 || (m->flags & AU_MAPF_PSEUDO)) continue;
-        if (!(blen > 7 && (strncmp(base, "python3", 7) == 0 || strncmp(base, "libpython3", 10) == 0)))
-            continue;
-        int fd = -1;
-        uint64_t fsize = 0;
-        if (open_mapped_file(pid, text, m, &fd, &fsize) != 0) continue;
-        au_elf e;
-        uint64_t value = 0;
-        if (au_elf_open(&e, au_file_read_at, &fd, fsize) == AU_OK &&
-            au_elf_symbol(&e, "_PyRuntime", &value, size) == AU_OK) {
-            au_map_file_id id = au_map_file_id_of(m);
-            uint32_t n = 0;
-            for (uint32_t j = au_maps_find(text, maps, nmaps, 0, au_map_pred_file_id, &id);
-                 j != UINT32_MAX && n < AU_ELF_MAX_RT_MAPS;
-                 j = au_maps_find(text, maps, nmaps, j + 1, au_map_pred_file_id, &id))
-                mine[n++] = maps[j];
-            assert_int_equal(au_elf_runtime_addr(&e, mine, n, value, addr), AU_OK);
-            found = 1;
-        }
-        close(fd);
-    }
-    free(mine);
-    free(maps);
-    free(text);
-    if (!found) fail_msg("no _PyRuntime in the target's python files");
+    te_hit hit;
+    if (te_find(pid, TE_SYMBOL, "_PyRuntime", &hit) != 0)
+        fail_msg("no _PyRuntime in the target's mapped files");
+    *addr = hit.addr;
+    *size = hit.size;
 }
 
 /* A str object as UTF-8; *kind and *ascii report its representation. */
@@ -869,13 +1018,19 @@ static int check_debug_offsets(const live_target *t, const au_py_offsets *o, uin
 static void test_live(void **state) {
     live_target *t = *state;
     if (start_target(t)) return;
-    const au_py_offsets *compiled = entry(t->minor);
-    au_py_offsets off = *compiled;
-    const au_py_offsets *o = &off;
     pid_t pid = t->pid;
-
     uint64_t runtime = 0, rsize = 0;
     find_runtime(pid, &runtime, &rsize);
+
+    /* 3.13+: the entry for the target's exact version, which it publishes
+     * (3.13.0 and 3.13.18 have entries of their own). */
+    const au_py_offsets *compiled = entry(t->minor);
+    if (compiled->debug != NULL) {
+        compiled = au_py_offsets_for((uint32_t)rd64(pid, runtime + compiled->debug->version_pos));
+        assert_non_null(compiled);
+    }
+    au_py_offsets off = *compiled;
+    const au_py_offsets *o = &off;
 
     int diffs = 0;
     if (compiled->debug) diffs = check_debug_offsets(t, compiled, runtime, &off);

@@ -13,7 +13,8 @@
 #   pyenv        $PYENV_ROOT/versions/3.X.Y/include/python3.X (+ internal/)
 #   Debian       /usr/include/python3.11 (bookworm's libpython3.11-dev):
 #                a second patch level of 3.11, compared with pyenv's
-#   Debian sid   $AU_SID_ROOT/usr/include/python3.1X, whose pyconfig.h
+#   Debian sid   $AU_SID_ROOT/usr/include/python3.1X (3.13: a second patch
+#                level of 3.13, compared with pyenv's), whose pyconfig.h
 #                includes <x86_64-linux-gnu/python3.1X/pyconfig.h>: that
 #                multiarch directory is made visible through a temporary
 #                include root, so the host's libc headers are still used.
@@ -68,6 +69,7 @@ TREES=(
     "Debian bookworm libpython3.11-dev|/usr/include/python3.11||/usr/lib/python3.11"
     "pyenv|$PYENV_ROOT/versions/3.12.1/include/python3.12||$PYENV_ROOT/versions/3.12.1/lib/python3.12"
     "pyenv|$PYENV_ROOT/versions/3.13.0/include/python3.13||$PYENV_ROOT/versions/3.13.0/lib/python3.13"
+    "Debian sid libpython3.13-dev|$SID/usr/include/python3.13|$SID/usr/include/$MULTIARCH/python3.13|$SID/usr/lib/python3.13"
     "Debian sid libpython3.14-dev|$SID/usr/include/python3.14|$SID/usr/include/$MULTIARCH/python3.14|$SID/usr/lib/python3.14"
     "Debian sid libpython3.15-dev|$SID/usr/include/python3.15|$SID/usr/include/$MULTIARCH/python3.15|$SID/usr/lib/python3.15"
 )
@@ -149,6 +151,7 @@ function cval(f, v) {
     if (v == "ABSENT") return "AU_PYOFF_ABSENT"
     if (v == "NONE") return "AU_PY_VALUE_NONE"
     if (v == "BITNONE") return "AU_PY_BIT_NONE"
+    if (v == "OPNONE") return "AU_PY_OPCODE_NONE"
     if (f == "frame_code_tag_mask") return v "u"
     return v
 }
@@ -255,6 +258,16 @@ BEGIN {
         printf "};\n"
     }
 
+    printf "\n/* au_py_field_type of FIELD, from its C type. */\n"
+    printf "#define AU_FT(FIELD)                                                     \\\n"
+    printf "    _Generic((((au_py_offsets *)0)->FIELD), uint32_t: AU_PY_FT_U32,     \\\n"
+    printf "             int32_t: AU_PY_FT_I32, int8_t: AU_PY_FT_I8,                 \\\n"
+    printf "             uint8_t: AU_PY_FT_U8, uint16_t: AU_PY_FT_U16,               \\\n"
+    printf "             uint64_t: AU_PY_FT_U64)\n"
+    printf "#define AU_FIELD(FIELD) {#FIELD, (uint16_t)offsetof(au_py_offsets, FIELD), (uint8_t)AU_FT(FIELD)}\n"
+    printf "\nstatic const au_py_field_desc au_py_fields[] = {\n"
+    for (f = 1; f <= nf; f++) printf "    AU_FIELD(%s),\n", field[f]
+    printf "};\n"
     printf "\nstatic const au_py_offsets au_py_tables[] = {\n"
     for (i = 1; i <= nt; i++) {
         t = ord[i]
@@ -279,6 +292,24 @@ BEGIN {
 cat >>"$TMP/table.c" <<'EOF'
 
 #define AU_PY_NTABLES (sizeof au_py_tables / sizeof au_py_tables[0])
+
+const au_py_field_desc *au_py_offsets_fields(size_t *n) {
+    if (n != NULL) *n = sizeof au_py_fields / sizeof au_py_fields[0];
+    return au_py_fields;
+}
+
+int64_t au_py_field_value(const void *base, const au_py_field_desc *d) {
+    const unsigned char *p = (const unsigned char *)base + d->offset;
+    switch (d->type) {
+    case AU_PY_FT_U32: { uint32_t v; memcpy(&v, p, sizeof v); return v; }
+    case AU_PY_FT_I32: { int32_t v; memcpy(&v, p, sizeof v); return v; }
+    case AU_PY_FT_I8: { int8_t v; memcpy(&v, p, sizeof v); return v; }
+    case AU_PY_FT_U8: return *p;
+    case AU_PY_FT_U16: { uint16_t v; memcpy(&v, p, sizeof v); return v; }
+    case AU_PY_FT_U64: { uint64_t v; memcpy(&v, p, sizeof v); return (int64_t)v; }
+    default: return 0;
+    }
+}
 
 const au_py_offsets *au_py_offsets_all(size_t *n) {
     if (n != NULL) *n = AU_PY_NTABLES;
@@ -333,6 +364,24 @@ int au_py_offsets_apply_debug(au_py_offsets *out, const au_py_offsets *base,
         memcpy(&cur, slot, sizeof cur);
         if (cur != v) {
             memcpy(slot, &v, sizeof v);
+            changed++;
+        }
+    }
+    /* A _PyThreadStateImpl (3.13+) starts with a whole PyThreadState, so
+     * its own fields, which nothing publishes in 3.13, move with the
+     * published sizeof(PyThreadState): 3.13 patch releases appended a
+     * pointer to PyThreadState (gh-142183), moving asyncio_running_loop
+     * from 304 (3.13.0) to 312 (3.13.18). */
+    if (base->sizeof_tstate_impl != AU_PYOFF_ABSENT &&
+        tmp.sizeof_tstate != base->sizeof_tstate) {
+        int64_t delta = (int64_t)tmp.sizeof_tstate - (int64_t)base->sizeof_tstate;
+        uint32_t *tail[] = {&tmp.sizeof_tstate_impl, &tmp.tstate_asyncio_running_loop,
+                            &tmp.tstate_asyncio_running_task,
+                            &tmp.tstate_asyncio_tasks_head};
+        for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++) {
+            if (*tail[i] == AU_PYOFF_ABSENT) continue;
+            /* Each lies after the PyThreadState: >= base->sizeof_tstate. */
+            *tail[i] = (uint32_t)((int64_t)*tail[i] + delta);
             changed++;
         }
     }

@@ -61,6 +61,23 @@
 #if __has_include("internal/pycore_genobject.h")
 #include "internal/pycore_genobject.h"
 #endif
+#if __has_include("internal/pycore_tstate.h")
+#include "internal/pycore_tstate.h"
+#endif
+#if __has_include("internal/pycore_llist.h")
+#include "internal/pycore_llist.h"
+#endif
+#if __has_include("internal/pycore_long.h")
+#include "internal/pycore_long.h"
+#endif
+#if __has_include("opcode_ids.h")
+#include "opcode_ids.h"
+#endif
+#endif
+#include "opcode.h"
+#if PY_VERSION_HEX < 0x030B0000
+/* ≤3.10: PyLongObject is not reachable from Python.h. */
+#include "longintrepr.h"
 #endif
 
 #define P(name, value) printf("%s %lld\n", #name, (long long)(value))
@@ -69,6 +86,8 @@
 #define SYM(name, symbol) printf("%s %s\n", #name, #symbol)
 /* An int8 value this version does not have (AU_PY_VALUE_NONE). */
 #define NONE(name) printf("%s NONE\n", #name)
+/* An opcode this version does not have (AU_PY_OPCODE_NONE). */
+#define NOOP(name) printf("%s OPNONE\n", #name)
 #define OFF(name, type, member) P(name, offsetof(type, member))
 #define SZ(name, type) P(name, sizeof(type))
 /* A field of au_py_offsets published in _Py_DebugOffsets at dbgmember. */
@@ -345,6 +364,154 @@ int main(void) {
     OFF(gen_code, PyGenObject, gi_code);
 #endif
 
+    /* ---- interpreter / thread: what the asyncio model starts from ---- */
+#if PY_VERSION_HEX >= 0x030C0000
+    OFF(interp_modules, PyInterpreterState, imports.modules);
+#else
+    OFF(interp_modules, PyInterpreterState, modules);
+#endif
+    OFF(tstate_dict, PyThreadState, dict);
+#if PY_VERSION_HEX >= 0x030D0000
+    SZ(sizeof_tstate_impl, _PyThreadStateImpl);
+    OFF(tstate_asyncio_running_loop, _PyThreadStateImpl, asyncio_running_loop);
+#else
+    ABSENT(sizeof_tstate_impl);
+    ABSENT(tstate_asyncio_running_loop);
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    OFF(tstate_asyncio_running_task, _PyThreadStateImpl, asyncio_running_task);
+    OFF(tstate_asyncio_tasks_head, _PyThreadStateImpl, asyncio_tasks_head);
+    OFF(interp_asyncio_tasks_head, PyInterpreterState, asyncio_tasks_head);
+    OFF(llist_next, struct llist_node, next);
+    OFF(llist_prev, struct llist_node, prev);
+#else
+    ABSENT(tstate_asyncio_running_task);
+    ABSENT(tstate_asyncio_tasks_head);
+    ABSENT(interp_asyncio_tasks_head);
+    ABSENT(llist_next);
+    ABSENT(llist_prev);
+#endif
+
+    /* ---- a frame's value stack, and the awaited object ("yf") ---- */
+#if PY_VERSION_HEX >= 0x030E0000
+    OFF(frame_stacktop, _PyInterpreterFrame, stackpointer);
+    SYM(stack_kind, AU_PY_STACK_TOP_PTR);
+    ABSENT(frame_valuestack);
+    ABSENT(frame_gen);
+#elif PY_VERSION_HEX >= 0x030B0000
+    OFF(frame_stacktop, _PyInterpreterFrame, stacktop);
+    _Static_assert(sizeof(((_PyInterpreterFrame *)0)->stacktop) == 4, "stacktop");
+    SYM(stack_kind, AU_PY_STACK_LOCALSPLUS_INDEX);
+    ABSENT(frame_valuestack);
+    ABSENT(frame_gen);
+#elif PY_VERSION_HEX >= 0x030A0000
+    OFF(frame_stacktop, PyFrameObject, f_stackdepth);
+    _Static_assert(sizeof(((PyFrameObject *)0)->f_stackdepth) == 4, "depth");
+    SYM(stack_kind, AU_PY_STACK_BASE_DEPTH);
+    OFF(frame_valuestack, PyFrameObject, f_valuestack);
+    OFF(frame_gen, PyFrameObject, f_gen);
+#else
+    OFF(frame_stacktop, PyFrameObject, f_stacktop);
+    SYM(stack_kind, AU_PY_STACK_TOP_PTR);
+    OFF(frame_valuestack, PyFrameObject, f_valuestack);
+    OFF(frame_gen, PyFrameObject, f_gen);
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    /* _PyGen_yf: the generator's state is FRAME_SUSPENDED_YIELD_FROM. */
+    SYM(yf_kind, AU_PY_YF_STATE);
+    NOOP(yf_op_yield_from);
+    NOOP(yf_op_resume);
+    NOOP(yf_op_resume_alt);
+    NONE(yf_resume_min_oparg);
+#elif PY_VERSION_HEX >= 0x030B0000
+    /* _PyGen_yf: the code unit after prev_instr is RESUME (3.11: or its
+     * quickened form; 3.12: or its instrumented form) with oparg >= 2
+     * (after yield from / after await). */
+    SYM(yf_kind, AU_PY_YF_NEXT_RESUME);
+    NOOP(yf_op_yield_from);
+    P(yf_op_resume, RESUME);
+#if PY_VERSION_HEX >= 0x030C0000
+    P(yf_op_resume_alt, INSTRUMENTED_RESUME);
+#else
+    P(yf_op_resume_alt, RESUME_QUICK);
+#endif
+    P(yf_resume_min_oparg, 2);
+#else
+    /* _PyGen_yf: the instruction after f_lasti is YIELD_FROM. */
+    SYM(yf_kind, AU_PY_YF_LASTI_OPCODE);
+    P(yf_op_yield_from, YIELD_FROM);
+    NOOP(yf_op_resume);
+    NOOP(yf_op_resume_alt);
+    NONE(yf_resume_min_oparg);
+#endif
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15 keeps one more value above the awaited object while suspended
+     * in SEND (_PyFrame_StackPeek(frame, 2) in _PyGen_yf). */
+    P(yf_stack_depth, 2);
+#else
+    P(yf_stack_depth, 1);
+#endif
+
+    /* ---- types ---- */
+    OFF(type_tp_base, PyTypeObject, tp_base);
+    OFF(type_tp_basicsize, PyTypeObject, tp_basicsize);
+    OFF(type_tp_dictoffset, PyTypeObject, tp_dictoffset);
+    OFF(type_tp_weaklistoffset, PyTypeObject, tp_weaklistoffset);
+    OFF(heaptype_cached_keys, PyHeapTypeObject, ht_cached_keys);
+#ifdef Py_TPFLAGS_MANAGED_DICT
+    P(tpflags_managed_dict, Py_TPFLAGS_MANAGED_DICT);
+#else
+    P(tpflags_managed_dict, 0);
+#endif
+#ifdef Py_TPFLAGS_INLINE_VALUES
+    P(tpflags_inline_values, Py_TPFLAGS_INLINE_VALUES);
+#else
+    P(tpflags_inline_values, 0);
+#endif
+
+    /* ---- containers and small objects ---- */
+    SZ(sizeof_dict, PyDictObject);
+    OFF(dict_ma_used, PyDictObject, ma_used);
+    OFF(dict_ma_keys, PyDictObject, ma_keys);
+    OFF(dict_ma_values, PyDictObject, ma_values);
+    OFF(set_used, PySetObject, used);
+    OFF(set_mask, PySetObject, mask);
+    OFF(set_table, PySetObject, table);
+    OFF(setentry_key, setentry, key);
+    OFF(setentry_hash, setentry, hash);
+    SZ(sizeof_setentry, setentry);
+    OFF(weakref_wr_object, PyWeakReference, wr_object);
+    OFF(cell_ob_ref, PyCellObject, ob_ref);
+    OFF(func_code, PyFunctionObject, func_code);
+    OFF(func_closure, PyFunctionObject, func_closure);
+    OFF(func_qualname, PyFunctionObject, func_qualname);
+    OFF(method_im_func, PyMethodObject, im_func);
+    OFF(method_im_self, PyMethodObject, im_self);
+    OFF(cfunc_m_ml, PyCFunctionObject, m_ml);
+    OFF(cfunc_m_self, PyCFunctionObject, m_self);
+    OFF(methoddef_ml_name, PyMethodDef, ml_name);
+
+    /* ---- int ---- */
+    P(long_digit_bits, PyLong_SHIFT);
+    _Static_assert(sizeof(digit) == 4, "30-bit digits in uint32_t");
+#if PY_VERSION_HEX >= 0x030C0000
+    SYM(long_kind, AU_PY_LONG_TAG);
+    OFF(long_size, PyLongObject, long_value.lv_tag);
+    OFF(long_digit, PyLongObject, long_value.ob_digit);
+    P(long_tag_sign_mask, _PyLong_SIGN_MASK);
+    P(long_tag_size_shift, _PyLong_NON_SIZE_BITS);
+    P(long_tag_sign_zero, SIGN_ZERO);
+    P(long_tag_sign_negative, SIGN_NEGATIVE);
+#else
+    SYM(long_kind, AU_PY_LONG_SIGNED_SIZE);
+    OFF(long_size, PyVarObject, ob_size);
+    OFF(long_digit, PyLongObject, ob_digit);
+    NONE(long_tag_sign_mask);
+    NONE(long_tag_size_shift);
+    NONE(long_tag_sign_zero);
+    NONE(long_tag_sign_negative);
+#endif
+
     /* ---- _Py_DebugOffsets: where each published value sits ---- */
 #if PY_VERSION_HEX >= 0x030D0000
     printf("dbg_size %zu\n", sizeof(_Py_DebugOffsets));
@@ -391,7 +558,24 @@ int main(void) {
 #if PY_VERSION_HEX >= 0x030F0000
     DBG(sizeof_compact, unicode_object.compactunicodeobject_size);
 #endif
+    DBG(interp_modules, interpreter_state.imports_modules);
+    DBG(sizeof_dict, dict_object.size);
+    DBG(dict_ma_keys, dict_object.ma_keys);
+    DBG(dict_ma_values, dict_object.ma_values);
+    DBG(long_size, long_object.lv_tag);
+    DBG(long_digit, long_object.ob_digit);
+#if PY_VERSION_HEX >= 0x030F0000
+    DBG(type_tp_basicsize, type_object.tp_basicsize);
+    DBG(type_tp_dictoffset, type_object.tp_dictoffset);
+    DBG(heaptype_cached_keys, heap_type_object.ht_cached_keys);
+#endif
 #if PY_VERSION_HEX >= 0x030E0000
+    DBG(frame_stacktop, interpreter_frame.stackpointer);
+    DBG(set_used, set_object.used);
+    DBG(set_table, set_object.table);
+    DBG(set_mask, set_object.mask);
+    DBG(llist_next, llist_node.next);
+    DBG(llist_prev, llist_node.prev);
     DBG(sizeof_gen, gen_object.size);
     DBG(gen_name, gen_object.gi_name);
     DBG(gen_iframe, gen_object.gi_iframe);

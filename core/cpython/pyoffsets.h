@@ -4,10 +4,13 @@
  * Everything the walker needs to know about where CPython keeps a thing
  * (an offset inside a private struct, a struct size, an enum value, a
  * bitfield position) for CPython 3.9 through 3.15, one au_py_offsets per
- * minor version.  The walker has ONE code path for every version; where
- * versions differ in more than numbers (the instruction position, the
- * generator state, the current-frame indirection) a small enum or an
- * optional offset in this struct says which variant applies.
+ * minor version (per patch level where two measured patch levels differ:
+ * 3.13.0 and 3.13.18).  The walker has ONE code path for every version;
+ * where versions differ in more than numbers (the instruction position,
+ * the generator state, the current-frame indirection, the value stack)
+ * a small enum or an optional offset in this struct says which variant
+ * applies.  What no header of every version describes (asyncio's objects,
+ * dict keys, ...) is in pyprivate.h, measured at run time.
  *
  * The tables live in pyoffsets_table.c, which tools/gen_offsets.sh
  * generates by compiling tools/offsets_probe.c against each version's own
@@ -16,11 +19,13 @@
  *
  * Precedence.  CPython 3.13+ publishes most of these offsets in the target
  * itself: _Py_DebugOffsets, at offset 0 of _PyRuntime (cookie "xdebugpy").
- * Private layouts can change in a patch release (3.14 patch releases did),
- * so a reader attached to a 3.13+ target reads that blob and calls
- * au_py_offsets_apply_debug(): published values win over compiled ones.
- * Facts that are not published (enum values, bitfields, the stack-ref tag,
- * the datastack fields, ...) come from the compiled table only.
+ * Private layouts can change in a patch release (3.13 and 3.14 patch
+ * releases did), so a reader attached to a 3.13+ target reads that blob
+ * and calls au_py_offsets_apply_debug(): published values win over
+ * compiled ones.  Facts that are not published (enum values, bitfields,
+ * the stack-ref tag, the datastack fields, ...) come from the compiled
+ * table only, except the _PyThreadStateImpl fields, which move with the
+ * published sizeof(PyThreadState).
  *
  * Build assumptions (AU_PY_FLAG_* below): x86-64 / aarch64 LP64
  * little-endian, and the default CPython build only: no Py_DEBUG, no
@@ -91,6 +96,63 @@ typedef enum au_py_gen_state_kind {
     AU_PY_GEN_STATE_GEN = 3,
 } au_py_gen_state_kind;
 
+/* Where a frame keeps the top of its value stack (field frame_stacktop).
+ * Slot i below the top (i = 1 is the top of stack, TOS) is read as: */
+typedef enum au_py_stack_kind {
+    /* 3.9: PyObject **f_stacktop of the PyFrameObject, one past TOS, NULL
+     * while the frame executes.  3.14+: _PyStackRef *stackpointer of the
+     * _PyInterpreterFrame, one past TOS; slots are _PyStackRefs: clear
+     * frame_code_tag_mask from them.  Slot i is at *(frame + frame_stacktop)
+     * - 8 * i. */
+    AU_PY_STACK_TOP_PTR = 1,
+    /* 3.10: PyObject **f_valuestack (first slot) and int f_stackdepth
+     * (number of slots in use) of the PyFrameObject.  Slot i is at
+     * *(frame + frame_valuestack) + 8 * (depth - i). */
+    AU_PY_STACK_BASE_DEPTH = 2,
+    /* 3.11-3.13: int stacktop of the _PyInterpreterFrame: the index of the
+     * first free slot of localsplus[], which starts at frame +
+     * frame_header_size.  Slot i is at frame + frame_header_size +
+     * 8 * (stacktop - i). */
+    AU_PY_STACK_LOCALSPLUS_INDEX = 3,
+} au_py_stack_kind;
+
+/* How to tell that a suspended generator/coroutine is delegating (yield
+ * from / await) and find the object it waits on, "yf" (field yf_kind).
+ * When the test passes, yf is stack slot yf_stack_depth (see
+ * au_py_stack_kind).  Every kind first requires the generator to be
+ * suspended (gen_state_* values; 3.9: gi_running == 0 and a non-NULL
+ * gen_frame and f_stacktop).  Verified against live interpreters by
+ * tools/probe_private.py (docs/OFFSETS.md). */
+typedef enum au_py_yf_kind {
+    /* 3.9-3.10: f_lasti >= 0 and the opcode of the NEXT instruction is
+     * yf_op_yield_from.  The next instruction is at byte f_lasti + 2 (3.9,
+     * instr_kind BYTE_LASTI) or 2 * (f_lasti + 1) (3.10, UNIT_LASTI) of
+     * the co_code bytes. */
+    AU_PY_YF_LASTI_OPCODE = 1,
+    /* 3.11-3.12: the code unit after prev_instr (the little-endian 16-bit
+     * word at prev_instr + 2: opcode in its low byte, oparg in its high
+     * byte) has opcode yf_op_resume or yf_op_resume_alt and oparg >=
+     * yf_resume_min_oparg. */
+    AU_PY_YF_NEXT_RESUME = 2,
+    /* 3.13+: the generator's state byte equals
+     * gen_state_suspended_yield_from. */
+    AU_PY_YF_STATE = 3,
+} au_py_yf_kind;
+
+/* How an int stores its sign and number of digits (field long_size). */
+typedef enum au_py_long_kind {
+    /* ≤3.11: Py_ssize_t ob_size: number of digits, negative for negative
+     * numbers, 0 for zero. */
+    AU_PY_LONG_SIGNED_SIZE = 1,
+    /* 3.12+: uintptr_t lv_tag: number of digits << long_tag_size_shift,
+     * sign in (lv_tag & long_tag_sign_mask): 0 positive,
+     * long_tag_sign_zero, long_tag_sign_negative. */
+    AU_PY_LONG_TAG = 2,
+} au_py_long_kind;
+
+/* An opcode value this version does not have. */
+#define AU_PY_OPCODE_NONE 0xFFFFu
+
 /* flags */
 /* Describes a default build (release, GIL, no Py_TRACE_REFS, LP64 little-
  * endian).  Every compiled table has it; it is the only build supported. */
@@ -143,6 +205,11 @@ typedef struct au_py_offsets {
     uint32_t interp_threads_head;  /* newest PyThreadState: tstate_head in
                                     * 3.9-3.10, threads.head in 3.11+ */
     uint32_t interp_id;            /* int64_t id, all */
+    uint32_t interp_modules;       /* sys.modules (a dict): modules in
+                                    * ≤3.11, imports.modules in 3.12+ */
+    uint32_t interp_asyncio_tasks_head; /* struct llist_node: asyncio tasks
+                                    * left behind by threads that exited
+                                    * (see tstate_asyncio_tasks_head), 3.14+ */
 
     /* ---- PyThreadState ------------------------------------------------- */
     uint32_t sizeof_tstate;        /* sizeof(PyThreadState), all */
@@ -166,6 +233,32 @@ typedef struct au_py_offsets {
                                        * the current chunk, 3.11+ */
     uint32_t tstate_datastack_limit;  /* end of the chunk's usable space,
                                        * 3.11+ */
+    uint32_t tstate_dict;          /* PyObject *dict: the thread's dict
+                                    * (PyThreadState_GetDict), NULL until
+                                    * first used; all.  ≤3.12 asyncio keeps
+                                    * the running loop in it (pyprivate.h) */
+    /* 3.13+ allocates every thread state as a _PyThreadStateImpl, which
+     * starts with the PyThreadState and adds private fields; offsets below
+     * are from the start of both. */
+    uint32_t sizeof_tstate_impl;          /* sizeof(_PyThreadStateImpl),
+                                           * 3.13+ */
+    uint32_t tstate_asyncio_running_loop; /* PyObject *: the thread's
+                                           * running event loop or NULL,
+                                           * 3.13+ */
+    uint32_t tstate_asyncio_running_task; /* PyObject *: the task running
+                                           * on it, or NULL, 3.14+ */
+    uint32_t tstate_asyncio_tasks_head;   /* struct llist_node: head of the
+                                           * list of the thread's native
+                                           * asyncio tasks (linked through
+                                           * TaskObj.task_node, pyprivate.h),
+                                           * 3.14+ */
+
+    /* ---- struct llist_node (pycore_llist.h), 3.14+ ---------------------
+     * A circular doubly-linked list: the head is a node embedded in the
+     * owner; an empty list's head points to itself.  Members point to the
+     * NODE embedded in the member (subtract the node's offset). */
+    uint32_t llist_next;       /* struct llist_node *next */
+    uint32_t llist_prev;       /* struct llist_node *prev */
 
     /* ---- _PyStackChunk (frames of 3.11+ live in these) ------------------ */
     uint32_t chunk_previous;   /* previous, 3.11+ */
@@ -192,6 +285,15 @@ typedef struct au_py_offsets {
                                  * much to get every field above);
                                  * offsetof(PyFrameObject, f_localsplus)
                                  * in ≤3.10 */
+    uint32_t frame_stacktop;    /* top of the value stack, see stack_kind:
+                                 * f_stacktop (3.9), f_stackdepth (3.10),
+                                 * stacktop (3.11-3.13), stackpointer
+                                 * (3.14+).  All. */
+    uint32_t frame_valuestack;  /* PyObject **f_valuestack: the first
+                                 * value-stack slot, 3.9-3.10 */
+    uint32_t frame_gen;         /* PyObject *f_gen: the generator owning
+                                 * the frame, or NULL, 3.9-3.10 (3.11+:
+                                 * frame - gen_iframe, see gen_iframe) */
 
     /* ---- PyCodeObject --------------------------------------------------- */
     uint32_t sizeof_code;        /* sizeof(PyCodeObject): in 3.11+ the
@@ -212,6 +314,17 @@ typedef struct au_py_offsets {
     uint32_t var_ob_size;    /* PyVarObject.ob_size, all */
     uint32_t type_tp_name;   /* PyTypeObject.tp_name (const char *), all */
     uint32_t type_tp_flags;  /* unsigned long tp_flags, all */
+    uint32_t type_tp_base;          /* PyTypeObject *tp_base, all */
+    uint32_t type_tp_basicsize;     /* Py_ssize_t tp_basicsize, all */
+    uint32_t type_tp_dictoffset;    /* Py_ssize_t tp_dictoffset: > 0: the
+                                     * instance dict pointer is there; -1
+                                     * with tpflags_managed_dict (3.11+):
+                                     * see au_py_private.inst_kind; all */
+    uint32_t type_tp_weaklistoffset; /* Py_ssize_t tp_weaklistoffset, all */
+    uint32_t heaptype_cached_keys;  /* PyHeapTypeObject.ht_cached_keys: the
+                                     * keys shared by the split instance
+                                     * dicts / inline values of a class,
+                                     * all */
     uint32_t bytes_ob_sval;  /* PyBytesObject.ob_sval, all */
     uint32_t tuple_ob_item;  /* PyTupleObject.ob_item, all (3.14+ has a
                               * cached hash before it) */
@@ -244,10 +357,80 @@ typedef struct au_py_offsets {
                               * PyFrameObject at gen_frame (3.10),
                               * gi_frame_state in the generator (3.11+) */
 
+    /* ---- dict (PyDictObject; the keys object is in pyprivate.h) -------- */
+    uint32_t sizeof_dict;    /* sizeof(PyDictObject), all */
+    uint32_t dict_ma_used;   /* Py_ssize_t ma_used: number of items, all */
+    uint32_t dict_ma_keys;   /* PyDictKeysObject *ma_keys, all */
+    uint32_t dict_ma_values; /* ma_values: NULL for a combined table, else
+                              * the split table's values (layout in
+                              * pyprivate.h), all */
+
+    /* ---- set (PySetObject) --------------------------------------------- */
+    uint32_t set_used;       /* Py_ssize_t used: number of keys, all */
+    uint32_t set_mask;       /* Py_ssize_t mask: table size - 1, all */
+    uint32_t set_table;      /* setentry *table: mask + 1 entries, all.  An
+                              * entry whose key is NULL is empty; one whose
+                              * hash is -1 is a deleted slot (its key is the
+                              * set's dummy object), skip both */
+    uint32_t setentry_key;   /* setentry.key, all */
+    uint32_t setentry_hash;  /* Py_hash_t setentry.hash, all */
+    uint32_t sizeof_setentry;
+
+    /* ---- small objects the asyncio model follows ------------------------ */
+    uint32_t weakref_wr_object; /* PyWeakReference.wr_object: the referent;
+                                 * Py_None once it died, all */
+    uint32_t cell_ob_ref;       /* PyCellObject.ob_ref (NULL: empty), all */
+    uint32_t func_code;         /* PyFunctionObject.func_code, all */
+    uint32_t func_closure;      /* func_closure: NULL or a tuple of cells,
+                                 * all */
+    uint32_t func_qualname;     /* func_qualname (str), all */
+    uint32_t method_im_func;    /* PyMethodObject (bound method) im_func,
+                                 * all */
+    uint32_t method_im_self;    /* PyMethodObject im_self, all */
+    uint32_t cfunc_m_ml;        /* PyCFunctionObject.m_ml (PyMethodDef *),
+                                 * all */
+    uint32_t cfunc_m_self;      /* PyCFunctionObject.m_self: the bound
+                                 * object of a builtin method, all */
+    uint32_t methoddef_ml_name; /* PyMethodDef.ml_name (const char *), all */
+
+    /* ---- int (PyLongObject), see long_kind ------------------------------ */
+    uint32_t long_size;      /* ob_size (≤3.11) / long_value.lv_tag (3.12+),
+                              * all */
+    uint32_t long_digit;     /* ob_digit[] (≤3.11) / long_value.ob_digit[]
+                              * (3.12+): uint32_t digits of long_digit_bits
+                              * bits, least significant first, all */
+
     /* ---- facts that are not offsets ------------------------------------ */
     /* Mask of tag bits to clear from frame_code's value (3.14+ stores a
-     * _PyStackRef there: Py_TAG_BITS of the GIL build); 0 before. */
+     * _PyStackRef there: Py_TAG_BITS of the GIL build); 0 before.  The
+     * value-stack slots of 3.14+ are _PyStackRefs too: clear it from them. */
     uint64_t frame_code_tag_mask;
+    /* Py_TPFLAGS_* bits (tp_flags), 0 in versions without them.
+     * MANAGED_DICT (3.11+): the instance dict lives before the object;
+     * INLINE_VALUES (3.13+): the instance attributes live after
+     * tp_basicsize (see au_py_private.inst_kind). */
+    uint32_t tpflags_managed_dict;
+    uint32_t tpflags_inline_values;
+    /* Opcodes of the yf test (yf_kind), AU_PY_OPCODE_NONE where unused:
+     * YIELD_FROM (3.9-3.10); RESUME (3.11-3.12) and its alternative form:
+     * RESUME_QUICK (3.11, quickened), INSTRUMENTED_RESUME (3.12). */
+    uint16_t yf_op_yield_from;
+    uint16_t yf_op_resume;
+    uint16_t yf_op_resume_alt;
+    uint8_t stack_kind;          /* au_py_stack_kind */
+    uint8_t yf_kind;             /* au_py_yf_kind */
+    /* Which value-stack slot holds yf: 1 = TOS in ≤3.14; 2 in 3.15, which
+     * keeps one more value above it (_PyFrame_StackPeek(frame, 2)). */
+    uint8_t yf_stack_depth;
+    int8_t yf_resume_min_oparg;  /* 2 (3.11-3.12), else AU_PY_VALUE_NONE */
+    uint8_t long_kind;           /* au_py_long_kind */
+    uint8_t long_digit_bits;     /* PyLong_SHIFT: 30 */
+    /* lv_tag fields, 3.12+ (AU_PY_VALUE_NONE before): sign mask 3, size
+     * shift 3, sign values zero 1 and negative 2. */
+    int8_t long_tag_sign_mask;
+    int8_t long_tag_size_shift;
+    int8_t long_tag_sign_zero;
+    int8_t long_tag_sign_negative;
     /* Bit (1 << owner) set = frames with that owner are not Python frames
      * and are skipped by the walker: 0 in ≤3.11; FRAME_OWNED_BY_CSTACK (3)
      * in 3.12-3.13; FRAME_OWNED_BY_INTERPRETER (3) and FRAME_OWNED_BY_CSTACK
@@ -315,6 +498,33 @@ const au_py_offsets *au_py_offsets_all(size_t *n);
  * au_py_debug_field.field).  For tests and diagnostics. */
 uint32_t au_py_offsets_field(const au_py_offsets *o, uint16_t field);
 
+/* A field of a layout table, by name, for tests and diagnostics (e.g.
+ * comparing a table with a probe's output, printing it). */
+typedef enum au_py_field_type {
+    AU_PY_FT_U32 = 1, /* uint32_t offset/size/value (AU_PYOFF_ABSENT) */
+    AU_PY_FT_I32,     /* int32_t signed offset (AU_PY_SOFF_ABSENT) */
+    AU_PY_FT_I8,      /* int8_t value (AU_PY_VALUE_NONE) */
+    AU_PY_FT_U8,      /* uint8_t kind, bit position or value */
+    AU_PY_FT_U16,     /* uint16_t opcode (AU_PY_OPCODE_NONE) */
+    AU_PY_FT_U64,     /* uint64_t mask */
+    AU_PY_FT_STR,     /* const char * (NULL) */
+} au_py_field_type;
+
+typedef struct au_py_field_desc {
+    const char *name;
+    uint16_t offset; /* offsetof in its struct */
+    uint8_t type;    /* au_py_field_type */
+} au_py_field_desc;
+
+/* The numeric fields of au_py_offsets (identity and debug excepted), in
+ * declaration order; *n gets the count. */
+const au_py_field_desc *au_py_offsets_fields(size_t *n);
+
+/* A numeric field's value, widened; absent values come out as stored
+ * (AU_PYOFF_ABSENT, AU_PY_VALUE_NONE, ...).  base points to the struct
+ * the descriptor describes.  AU_PY_FT_STR gives 0. */
+int64_t au_py_field_value(const void *base, const au_py_field_desc *d);
+
 /*
  * Override base's published fields with a target's _Py_DebugOffsets.
  *
@@ -327,8 +537,11 @@ uint32_t au_py_offsets_field(const au_py_offsets *o, uint16_t field);
  *   - the version's major.minor differs from base's, or free_threaded is
  *     not 0: AU_ERR_UNSUPPORTED;
  *   - a value above AU_PY_DEBUG_MAX_VALUE: AU_ERR_CORRUPT.
- * On success *out = *base with every published field replaced, version_hex
- * set to the target's exact version and AU_PY_FLAG_FROM_DEBUG_OFFSETS set;
+ * On success *out = *base with every published field replaced, the
+ * _PyThreadStateImpl fields (sizeof_tstate_impl, tstate_asyncio_*) moved
+ * by the published minus the compiled sizeof(PyThreadState) (a
+ * _PyThreadStateImpl starts with a whole PyThreadState), version_hex set
+ * to the target's exact version and AU_PY_FLAG_FROM_DEBUG_OFFSETS set;
  * the return value is the number of fields whose value changed (>= 0).
  * On error *out is untouched.  out may equal base.
  */
