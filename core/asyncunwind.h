@@ -402,6 +402,8 @@ typedef struct au_pyframe {
 #define AU_THREAD_PARTIAL 0x2u   /* a read failed or a frame was invalid:
                                     the frames are those read before */
 #define AU_THREAD_CYCLE 0x4u     /* the frame chain came back on itself */
+#define AU_THREAD_NO_LOOP 0x8u   /* (samples only) not a thread: the tasks of
+                                    event loops no thread is running */
 
 typedef struct au_pythread {
     uint64_t tstate;     /* PyThreadState address */

@@ -28,6 +28,7 @@
 #include "asyncunwind.h"
 #include "internal.h"
 #include "procmaps.h"
+#include "pytasks.h"
 #include "sampler.h"
 
 #define NONE UINT32_MAX
@@ -44,6 +45,13 @@ typedef struct tname {
 /* Re-read a cached thread name after this many samples: a thread may set
  * its name after it started. */
 #define NAME_REFRESH 1024u
+/* Look again for _AsyncioDebug and the agent's region, while one is
+ * missing, after this many samples: they appear once _asyncio is imported
+ * and once the agent recorded a task. */
+#define ATTACH_RETRY 64u
+
+/* The name of the pseudo-thread that holds tasks of loops no thread runs. */
+static const char no_loop_name[] = "(event loops not running)";
 
 struct au_sampler {
     au_allocator alloc;
@@ -58,7 +66,8 @@ struct au_sampler {
     au_memsrc *base;  /* the live process or the snapshot */
     au_memsrc *rec;   /* the last sample's recorder (AU_SAMPLER_RECORD) */
     au_pyreader *reader;
-    uint32_t sample_no;
+    au_tasks *model;   /* the asyncio model; NULL with AU_SAMPLER_NO_TASKS */
+    uint32_t sample_no, attach_at;
 
     au_sample out;
     au_sample_thread *threads;
@@ -70,7 +79,13 @@ struct au_sampler {
     /* Resolver inputs and contexts, one per thread (a resolver keeps
      * pointers into its input until its next call). */
     au_thread_sample *in;
-    uint64_t *ids;        /* frame ids, every thread's, laid out per thread */
+    uint64_t *ids;        /* frame ids: ids[k] names frame k (k + 1), except
+                             that a running task's outermost coroutine frame
+                             takes the id of the same frame on its thread */
+    au_task *rtasks;      /* every thread's tasks, laid out like tasks */
+    au_link *rlinks;      /* every thread's strong links, grouped by thread */
+    uint32_t *order;      /* model task index -> sample task index */
+    uint32_t rtasks_cap, rlinks_cap, order_cap;
     au_stack *rstacks;    /* each sample stack's resolver description */
     au_resolver **resolvers;
     uint32_t in_cap, ids_cap, rstacks_cap, resolvers_cap;
@@ -137,12 +152,16 @@ static void name_frame(const au_pyreader *r, const au_pyframe *f, au_sample_fram
     }
 }
 
-/* Threads and their frames into the output arrays. */
-static int take_threads(au_sampler *s, const au_pysample *ps) {
-    uint32_t nframes = 0;
+/* Threads and their frames into the output arrays; with tasks that no
+ * thread's loop runs, one pseudo-thread more for them. */
+static int take_threads(au_sampler *s, const au_pysample *ps, const au_tasks_result *tr) {
+    uint32_t nframes = 0, extra = 0;
     for (uint32_t i = 0; i < ps->nthreads; i++) nframes += ps->threads[i].nframes;
-    if (grow(s, &s->threads, &s->threads_cap, ps->nthreads ? ps->nthreads : 1, sizeof *s->threads) ||
-        grow(s, &s->frames, &s->frames_cap, nframes ? nframes : 1, sizeof *s->frames))
+    for (uint32_t k = 0; tr && k < tr->ntasks && !extra; k++) extra = tr->tasks[k].thread == NONE;
+    uint32_t n = ps->nthreads + extra;
+    if (grow(s, &s->threads, &s->threads_cap, n ? n : 1, sizeof *s->threads) ||
+        grow(s, &s->frames, &s->frames_cap, (size_t)nframes + (tr ? tr->nframes : 0) + 1,
+             sizeof *s->frames))
         return AU_ERR_NOMEM;
     uint32_t at = 0;
     for (uint32_t i = 0; i < ps->nthreads; i++) {
@@ -159,31 +178,131 @@ static int take_threads(au_sampler *s, const au_pysample *ps) {
         for (uint32_t k = 0; k < t->nframes; k++) name_frame(s->reader, &t->frames[k], &s->frames[at + k]);
         at += t->nframes;
     }
-    s->out.nthreads = ps->nthreads;
+    if (extra) {
+        au_sample_thread *o = &s->threads[ps->nthreads];
+        memset(o, 0, sizeof *o);
+        o->flags = AU_THREAD_NO_LOOP;
+        o->name = no_loop_name;
+        o->name_len = sizeof no_loop_name - 1;
+        o->first_frame = at;
+    }
+    s->out.nthreads = n;
     s->out.nframes = at;
+    return AU_OK;
+}
+
+/* The model's tasks into the output arrays, grouped by thread, with their
+ * coroutine frames after the threads' frames; and the resolver's task
+ * records beside them. */
+static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
+    uint32_t n = tr->ntasks, nth = s->out.nthreads;
+    if (grow(s, &s->tasks, &s->tasks_cap, n ? n : 1, sizeof *s->tasks) ||
+        grow(s, &s->rtasks, &s->rtasks_cap, n ? n : 1, sizeof *s->rtasks) ||
+        grow(s, &s->order, &s->order_cap, n ? n : 1, sizeof *s->order) ||
+        grow(s, &s->ids, &s->ids_cap, (size_t)s->out.nframes + tr->nframes + 1, sizeof *s->ids))
+        return AU_ERR_NOMEM;
+    /* Counting sort by thread (NONE goes to the pseudo-thread, last). */
+    for (uint32_t i = 0; i < nth; i++) s->threads[i].ntasks = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t th = tr->tasks[k].thread == NONE ? nth - 1 : tr->tasks[k].thread;
+        s->threads[th].ntasks++;
+    }
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < nth; i++) {
+        s->threads[i].first_task = at;
+        at += s->threads[i].ntasks;
+        s->threads[i].ntasks = 0;
+    }
+    uint32_t fat = s->out.nframes;
+    for (uint32_t k = 0; k < n; k++) {
+        const au_atask *a = &tr->tasks[k];
+        uint32_t th = a->thread == NONE ? nth - 1 : a->thread;
+        au_sample_thread *t = &s->threads[th];
+        uint32_t j = t->first_task + t->ntasks++;
+        s->order[k] = j;
+        au_sample_task *o = &s->tasks[j];
+        memset(o, 0, sizeof *o);
+        o->id = a->addr;
+        o->name = a->name;
+        o->name_len = a->name_len;
+        o->thread = th;
+        o->parent = NONE;
+        o->first_frame = fat;
+        o->nframes = a->nframes;
+        for (uint32_t f = 0; f < a->nframes; f++)
+            name_frame(s->reader, &tr->frames[a->first_frame + f], &s->frames[fat + f]);
+        fat += a->nframes;
+    }
+    for (uint32_t i = 0; i < fat; i++) s->ids[i] = (uint64_t)i + 1;
+    /* A task whose outermost coroutine frame is on its thread's stack is
+     * running there: that frame takes the thread frame's id, which is how
+     * the resolver splices it in. */
+    for (uint32_t j = 0; j < n; j++) {
+        au_sample_task *o = &s->tasks[j];
+        const au_sample_thread *t = &s->threads[o->thread];
+        if (!o->nframes) continue;
+        uint64_t addr = s->frames[o->first_frame].addr;
+        for (uint32_t f = 0; f < t->nframes; f++)
+            if (s->frames[t->first_frame + f].addr == addr) {
+                s->ids[o->first_frame] = (uint64_t)(t->first_frame + f) + 1;
+                o->flags |= AU_TASK_RUNNING;
+                break;
+            }
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        const au_atask *a = &tr->tasks[k];
+        au_sample_task *o = &s->tasks[s->order[k]];
+        au_task *r = &s->rtasks[s->order[k]];
+        r->id = a->addr;
+        r->name = a->name;
+        r->name_len = a->name_len;
+        r->nframes = o->nframes;
+        r->frames = s->ids + o->first_frame;
+        r->awaits = au_tasks_find(s->model, a->waiter) != NONE ? a->waiter : 0;
+        r->creator = a->creator;
+        r->flags = o->flags;
+    }
+    /* Strong links, grouped by the child's thread; a link across threads
+     * cannot be a parent in either thread's sample and is dropped. */
+    if (grow(s, &s->rlinks, &s->rlinks_cap, tr->nlinks ? tr->nlinks : 1, sizeof *s->rlinks))
+        return AU_ERR_NOMEM;
+    uint32_t nl = 0;
+    for (uint32_t i = 0; i < nth; i++) {
+        s->in[i].links = s->rlinks + nl;
+        s->in[i].nlinks = 0;
+        for (uint32_t l = 0; l < tr->nlinks; l++) {
+            uint32_t c = au_tasks_find(s->model, tr->links[l].child);
+            uint32_t p = au_tasks_find(s->model, tr->links[l].parent);
+            if (c == NONE || p == NONE) continue;
+            if (s->tasks[s->order[c]].thread != i || s->tasks[s->order[p]].thread != i) continue;
+            s->rlinks[nl++] = tr->links[l];
+            s->in[i].nlinks++;
+        }
+    }
+    s->out.ntasks = n;
+    s->out.nframes = fat;
+    s->stats.tasks = n;
+    s->stats.links = tr->nlinks;
+    s->stats.creators = tr->creators;
     return AU_OK;
 }
 
 /* Per thread: the resolver's input, then its stacks. */
 static int resolve_threads(au_sampler *s) {
     uint32_t n = s->out.nthreads;
-    uint32_t nids = s->out.nframes;
-    if (grow(s, &s->in, &s->in_cap, n ? n : 1, sizeof *s->in) ||
-        grow(s, &s->ids, &s->ids_cap, nids ? nids : 1, sizeof *s->ids))
-        return AU_ERR_NOMEM;
     if (n > s->resolvers_cap) {
         uint32_t old = s->resolvers_cap;
         if (grow(s, &s->resolvers, &s->resolvers_cap, n, sizeof *s->resolvers)) return AU_ERR_NOMEM;
         for (uint32_t i = old; i < s->resolvers_cap; i++) s->resolvers[i] = NULL;
     }
-    for (uint32_t i = 0; i < nids; i++) s->ids[i] = (uint64_t)i + 1;
     uint32_t nstacks = 0;
     for (uint32_t i = 0; i < n; i++) {
         au_sample_thread *t = &s->threads[i];
         au_thread_sample *in = &s->in[i];
-        memset(in, 0, sizeof *in);
         in->frames = s->ids + t->first_frame;
         in->nframes = t->nframes;
+        in->tasks = s->rtasks + t->first_task;
+        in->ntasks = t->ntasks;
         if (!s->resolvers[i]) {
             s->resolvers[i] = au_resolver_new(&s->alloc, &s->opt.resolver);
             if (!s->resolvers[i]) return AU_ERR_NOMEM;
@@ -192,22 +311,58 @@ static int resolve_threads(au_sampler *s) {
         au_stacks st;
         int rc = au_resolve(s->resolvers[i], in, &st);
         if (rc) return rc;
-        if (grow(s, &s->stacks, &s->stacks_cap, (size_t)nstacks + st.nstacks, sizeof *s->stacks) ||
-            grow(s, &s->rstacks, &s->rstacks_cap, (size_t)nstacks + st.nstacks, sizeof *s->rstacks))
+        au_resolver_stats rs;
+        au_resolver_get_stats(s->resolvers[i], &rs);
+        s->stats.allocations += rs.allocations;
+        for (uint32_t j = 0; j < t->ntasks; j++) {
+            au_sample_task *o = &s->tasks[t->first_task + j];
+            uint32_t p = au_resolver_parent(s->resolvers[i], j);
+            o->parent = p == NONE ? NONE : t->first_task + p;
+            o->link = au_resolver_link(s->resolvers[i], j);
+        }
+        if (grow(s, &s->stacks, &s->stacks_cap, (size_t)nstacks + st.nstacks + 1, sizeof *s->stacks) ||
+            grow(s, &s->rstacks, &s->rstacks_cap, (size_t)nstacks + st.nstacks + 1, sizeof *s->rstacks))
             return AU_ERR_NOMEM;
         t->first_stack = nstacks;
         t->nstacks = st.nstacks;
         for (uint32_t k = 0; k < st.nstacks; k++) {
-            const au_stack *rs = &st.stacks[k];
-            s->rstacks[nstacks] = *rs;
+            const au_stack *rs2 = &st.stacks[k];
+            s->rstacks[nstacks] = *rs2;
             s->stacks[nstacks] = (au_sample_stack){
-                i, rs->leaf_task == NONE ? NONE : t->first_task + rs->leaf_task, rs->flags,
-                rs->ntasks};
+                i, rs2->leaf_task == NONE ? NONE : t->first_task + rs2->leaf_task, rs2->flags,
+                rs2->ntasks};
             nstacks++;
         }
     }
     s->out.nstacks = nstacks;
     return AU_OK;
+}
+
+/* A new model for the reader (recorded samples start cold, see below). */
+static int open_tasks(au_sampler *s, au_memsrc *mem) {
+    au_tasks_free(s->model);
+    s->model = NULL;
+    if (s->opt.flags & AU_SAMPLER_NO_TASKS) return AU_OK;
+    au_tasks_limits lim = {s->opt.max_tasks, s->opt.max_coro_frames, s->opt.max_pages};
+    int rc = au_tasks_new(&s->alloc, s->reader, mem, &lim, &s->model);
+    /* A version without an asyncio layout still gets its threads. */
+    return rc == AU_ERR_UNSUPPORTED ? AU_OK : rc;
+}
+
+/* Live: _AsyncioDebug and the agent's region may appear after open. */
+static void refresh_attachments(au_sampler *s) {
+    if (s->snap || !s->model || s->sample_no < s->attach_at) return;
+    int want_debug = (s->version_hex >> 16 & 0xff) >= 14 && !s->asyncio_debug_addr;
+    int want_agent = !(s->opt.flags & AU_SAMPLER_NO_AGENT) && !s->agent_addr;
+    if (!want_debug && !want_agent) return;
+    s->attach_at = s->sample_no + ATTACH_RETRY;
+    au_pyruntime rt;
+    memset(&rt, 0, sizeof rt);
+    rt.py_version_hex = s->version_hex;
+    if (au_pyruntime_find_asyncio(&s->alloc, s->pid, &rt) == AU_OK) {
+        if (want_debug) s->asyncio_debug_addr = rt.asyncio_debug_addr;
+        if (want_agent) s->agent_addr = rt.agent_addr;
+    }
 }
 
 int au_sampler_sample(au_sampler *s, const au_sample **out) {
@@ -225,12 +380,15 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
         au_memsrc_destroy(s->rec);
         s->reader = NULL;
         s->rec = NULL;
+        au_tasks_free(s->model);
+        s->model = NULL;
         int rc = au_recorder_open(&s->alloc, s->base, &s->rec);
         if (rc == AU_OK)
             rc = au_pyreader_new(&s->alloc, s->rec, s->version_hex, s->runtime_addr,
                                  &s->opt.reader, &s->reader);
+        if (rc == AU_OK) rc = open_tasks(s, s->rec);
         if (rc) return rc;
-        s->stats.allocations += 2;
+        s->stats.allocations += 3;
     }
     memset(&s->out, 0, sizeof s->out);
     s->out.pid = s->pid;
@@ -249,7 +407,34 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
     s->stats.allocations += s->stats.reader.allocations;
     if (rc) return rc;
     if (ps.flags & AU_THREAD_TRUNCATED) s->out.flags |= AU_SAMPLE_TRUNCATED;
-    if ((rc = take_threads(s, &ps)) || (rc = resolve_threads(s))) return rc;
+    au_tasks_result tr;
+    const au_tasks_result *trp = NULL;
+    if (s->model) {
+        refresh_attachments(s);
+        uint64_t agent = s->opt.flags & AU_SAMPLER_NO_AGENT ? 0 : s->agent_addr;
+        if ((rc = au_tasks_sample(s->model, &ps, s->pid, s->asyncio_debug_addr, agent, &tr))) return rc;
+        trp = &tr;
+        au_view_stats vs;
+        au_tasks_get_view_stats(s->model, &vs);
+        s->stats.pages = vs.fetched;
+        s->stats.pages_used = vs.used;
+        s->stats.allocations += vs.allocations + au_tasks_allocations(s->model);
+        if (tr.flags & AU_TR_ASYNCIO) s->out.flags |= AU_SAMPLE_ASYNCIO;
+        if (tr.flags & AU_TR_AGENT) s->out.flags |= AU_SAMPLE_AGENT;
+        if (tr.flags & AU_TR_PARTIAL) s->out.flags |= AU_SAMPLE_PARTIAL;
+    }
+    if ((rc = take_threads(s, &ps, trp))) return rc;
+    if (grow(s, &s->in, &s->in_cap, s->out.nthreads ? s->out.nthreads : 1, sizeof *s->in))
+        return AU_ERR_NOMEM;
+    memset(s->in, 0, (size_t)s->out.nthreads * sizeof *s->in);
+    if (trp) {
+        if ((rc = take_tasks(s, trp))) return rc;
+    } else {
+        if (grow(s, &s->ids, &s->ids_cap, (size_t)s->out.nframes + 1, sizeof *s->ids)) return AU_ERR_NOMEM;
+        for (uint32_t i = 0; i < s->out.nframes; i++) s->ids[i] = (uint64_t)i + 1;
+        for (uint32_t i = 0; i < s->out.nthreads; i++) s->threads[i].ntasks = 0;
+    }
+    if ((rc = resolve_threads(s))) return rc;
     s->out.threads = s->threads;
     s->out.tasks = s->tasks;
     s->out.stacks = s->stacks;
@@ -305,6 +490,7 @@ static int finish_open(au_sampler *s, au_sampler **out) {
      * expects errors. */
     int rc = au_pyreader_new(&s->alloc, s->base, s->version_hex, s->runtime_addr, &s->opt.reader,
                              &s->reader);
+    if (rc == AU_OK) rc = open_tasks(s, s->base);
     if (rc) {
         au_sampler_free(s);
         return rc;
@@ -401,6 +587,7 @@ int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *
 void au_sampler_free(au_sampler *s) {
     if (!s) return;
     au_allocator a = s->alloc;
+    au_tasks_free(s->model);
     au_pyreader_free(s->reader);
     au_memsrc_destroy(s->rec);
     au_memsrc_destroy(s->base);
@@ -416,6 +603,9 @@ void au_sampler_free(au_sampler *s) {
     FREE(s->rstacks, s->rstacks_cap);
     FREE(s->resolvers, s->resolvers_cap);
     FREE(s->names, s->names_cap);
+    FREE(s->rtasks, s->rtasks_cap);
+    FREE(s->rlinks, s->rlinks_cap);
+    FREE(s->order, s->order_cap);
 #undef FREE
     a.realloc(a.ud, s, sizeof *s, 0);
 }

@@ -1,0 +1,127 @@
+/*
+ * The asyncio model's shared context: what pytasks.c, pycoro.c, pylinks.c
+ * and pyagent.c read and fill during one sample.  Internal.
+ */
+#ifndef ASYNCUNWIND_ASYNCCTX_H
+#define ASYNCUNWIND_ASYNCCTX_H
+
+#include <stdint.h>
+
+#include "pyobjects.h"
+#include "pyprivate.h"
+#include "pytasks.h"
+
+#define AU_AT_NONE UINT32_MAX
+/* Local slots of a coroutine frame compared with what callbacks hold
+ * (pylinks.c): `self` and the first locals and cells. */
+#define AU_AT_LOCAL_SLOTS 4u
+
+/* pycoro.c: a chain being followed, and a frame found. */
+typedef struct au_at_cursor {
+    uint32_t task;
+    uint32_t depth; /* frames so far */
+    uint64_t obj;   /* the object to look at next */
+} au_at_cursor;
+
+typedef struct au_at_found {
+    uint32_t task, depth;
+    au_rawframe f;
+    uint64_t gen;
+} au_at_found;
+
+/* pylinks.c: an (object, task) pair, sorted by object for bisection. */
+typedef struct au_at_pair {
+    uint64_t key;
+    uint64_t task;
+} au_at_pair;
+
+/* pylinks.c: code objects known to come from asyncio's own files (or not),
+ * by address and the co_filename pointer they were judged by. */
+#define AU_AT_CODE_CACHE 64u
+typedef struct au_at_code {
+    uint64_t code, filename;
+    uint8_t asyncio;
+} au_at_code;
+
+/* Where a sample's tasks came from, cached across samples (3.9-3.13):
+ * found once through sys.modules, revalidated by type every sample. */
+typedef struct au_anchors {
+    uint64_t interp;       /* the main interpreter */
+    uint64_t modules;      /* its sys.modules dict */
+    uint64_t modules_used; /* ma_used when the search last failed */
+    uint64_t weakset_data; /* the set of weakrefs behind the tasks WeakSet */
+    uint64_t eager_set;    /* 3.12-3.13: the set of eager tasks */
+    uint64_t set_type;     /* type of both sets, to revalidate them */
+    uint32_t fails;        /* consecutive failed searches */
+} au_anchors;
+
+struct au_tasks {
+    au_allocator alloc;
+    au_pyreader *reader;     /* layout and code cache */
+    au_py_offsets off;       /* the reader's layout, then 3.14+'s
+                                _AsyncioDebug values over it */
+    au_memsrc *mem;
+    au_view *view;
+    au_objects *objects;
+    au_objlayout layout;
+    const au_py_private *table; /* the compiled layout */
+    au_py_private priv;      /* this target's: the table, then 3.14+'s
+                                _AsyncioDebug values over it */
+    au_tasks_limits lim;
+    au_anchors anchors;
+    uint64_t allocations;
+
+    /* The sample being built. */
+    au_tasks_result *out;
+    au_atask *tasks;
+    uint32_t ntasks, tasks_cap;
+    au_rawframe *raw;        /* coroutine frames as read */
+    uint64_t *raw_gen;       /* and the generator each belongs to */
+    au_pyframe *frames;      /* resolved */
+    uint32_t nraw, raw_cap, raw_gen_cap, frames_cap;
+    au_link *links;
+    uint32_t nlinks, links_cap;
+    uint64_t *thread_loop;
+    uint32_t thread_loop_cap;
+    uint64_t *scratch;       /* addresses, per level */
+    uint32_t scratch_cap;
+    au_range *ranges;        /* a level's reads */
+    uint32_t ranges_cap;
+    au_at_cursor *cur;       /* pycoro.c */
+    au_at_found *found;
+    uint32_t cur_cap, found_cap;
+    au_at_pair *waiters, *slots; /* pylinks.c */
+    uint32_t waiters_cap, slots_cap;
+    au_at_code codes[AU_AT_CODE_CACHE];
+    uint32_t codes_next;
+
+    /* Task address -> index, open addressing; slots stamped per sample. */
+    uint64_t *tkeys;
+    uint32_t *tvals, *tstamp;
+    uint32_t tkeys_cap, tvals_cap, tstamp_cap;
+    uint32_t ttab_slots, tstamp_now; /* slots in use: a power of two */
+};
+
+/* Grow helper counting allocations. */
+int au_at_grow(au_tasks *t, void *pptr, uint32_t *cap, size_t need, size_t elem);
+
+/* The index of the task at addr in this sample, or AU_AT_NONE. */
+uint32_t au_at_find(const au_tasks *t, uint64_t addr);
+
+/* Ask the view for [addrs[i], addrs[i] + len) for every non-zero addrs[i],
+ * in one batch. */
+int au_at_want(au_tasks *t, const uint64_t *addrs, uint32_t n, uint32_t len);
+
+/* pycoro.c: every task's coroutine chain into t->raw (and the tasks'
+ * first_frame/nframes).  AU_OK or AU_ERR_NOMEM. */
+int au_at_chains(au_tasks *t);
+
+/* pylinks.c: strong links into t->links.  AU_OK or AU_ERR_NOMEM. */
+int au_at_links(au_tasks *t);
+
+/* pyagent.c: the agent's weak links into the tasks' creator fields, from
+ * the region at addr.  Returns the number of links (>= 0), or
+ * AU_ERR_NOMEM; any other failure just yields none. */
+int au_at_agent(au_tasks *t, uint64_t region, int pid);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * Coroutine chains: from each task's coroutine, the coroutine it awaits,
+ * and the one that one awaits, ... down to the future at the bottom.
+ *
+ * All tasks are walked together, one level at a time: the objects of a
+ * level are asked of the view in one batch, then each is classified by its
+ * type and followed one step.  A step goes through
+ *   - a coroutine, generator or async generator: its frame is part of the
+ *     chain; if it is suspended in `await`/`yield from`, the object it
+ *     delegates to ("yf") is the next level;
+ *   - an async generator's asend/athrow object: to the async generator;
+ *   - a coroutine_wrapper (what `coro.__await__()` returns): to the
+ *     coroutine;
+ * and stops at anything else (the FutureIter of the awaited future, a
+ * Future, an object of the program's own).
+ *
+ * How a suspended generator says what it delegates to differs by version,
+ * and is data (yf_kind, stack_kind, yf_stack_depth of pyoffsets.h):
+ *   3.9, 3.10  the next instruction is YIELD_FROM, and yf is on top of the
+ *              value stack (f_stacktop; f_valuestack + f_stackdepth);
+ *   3.11-3.12  the next instruction is a RESUME whose oparg is >= 2, and yf
+ *              is on top of the stack (localsplus[stacktop - 1]);
+ *   3.13+      the generator's state is FRAME_SUSPENDED_YIELD_FROM, and yf
+ *              is on the stack (3.14+: through stackpointer, a _PyStackRef
+ *              whose tag bits are cleared; 3.15 keeps one more value above
+ *              it).
+ * A running coroutine (its frame is executing on the thread) ends the
+ * chain: the thread's own stack shows the rest.
+ *
+ * Every chain is bounded by max_coro_frames and by the number of levels;
+ * an object met twice in a chain ends it (the chain came back on itself).
+ */
+#include <string.h>
+
+#include "asyncctx.h"
+#include "bytes.h"
+
+#define NONE AU_AT_NONE
+#define MAX_HOPS 4u /* asend/athrow/wrapper hops between two frames */
+
+/* Frames in a sample at most, all chains together: a hostile target
+ * cannot make a sample hold more. */
+#define MAX_FRAMES_PER_SAMPLE (1u << 21)
+
+typedef au_at_cursor cursor;
+
+typedef struct walk {
+    au_tasks *t;
+    uint32_t ncur, nfr;
+} walk;
+
+static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
+
+/* Bytes of a generator object worth reading at once: its fields, and for
+ * 3.11+ the embedded frame's header and its first stack slots. */
+static uint32_t gen_span(const au_py_offsets *o) {
+    uint32_t end = o->sizeof_gen;
+    if (present(o->gen_iframe)) end = o->gen_iframe + o->frame_header_size + 16 * 8;
+    return end < 4096 ? end : 4096;
+}
+
+/* The state of a generator, as one of these. */
+enum { G_CREATED, G_SUSPENDED, G_YIELD_FROM_STATE, G_RUNNING, G_FINISHED, G_UNKNOWN };
+
+static int gen_state(const au_py_offsets *o, int8_t s) {
+    if (o->gen_state_kind == AU_PY_GEN_STATE_RUNNING) return s ? G_RUNNING : G_SUSPENDED;
+    if (s == o->gen_state_created) return G_CREATED;
+    if (o->gen_state_suspended_yield_from != AU_PY_VALUE_NONE && s == o->gen_state_suspended_yield_from)
+        return G_YIELD_FROM_STATE;
+    if (s >= o->gen_state_suspended_min && s <= o->gen_state_suspended_max) return G_SUSPENDED;
+    if (s == o->gen_state_executing) return G_RUNNING;
+    if (s >= o->gen_state_finished_min || s == o->gen_state_cleared) return G_FINISHED;
+    return G_UNKNOWN;
+}
+
+/* Stack slot `depth` below the top of frame's value stack (1 = top). */
+static int stack_slot(au_tasks *t, uint64_t frame, uint32_t depth, uint64_t *out) {
+    const au_py_offsets *o = t->layout.o;
+    au_objects *ob = t->objects;
+    uint64_t addr = 0, v;
+    int rc;
+    uint8_t b[8];
+    switch (o->stack_kind) {
+    case AU_PY_STACK_TOP_PTR:
+        if ((rc = au_obj_read_ptr(ob, frame, o->frame_stacktop, &v))) return rc;
+        if (v < frame || v - frame > (1u << 20) || v < 8ull * depth) return AU_ERR_CORRUPT;
+        addr = v - 8ull * depth;
+        break;
+    case AU_PY_STACK_BASE_DEPTH: {
+        uint64_t base;
+        if ((rc = au_obj_read_ptr(ob, frame, o->frame_valuestack, &base)) ||
+            (rc = au_view_read(t->view, frame + o->frame_stacktop, b, 4)))
+            return rc;
+        int32_t d = (int32_t)au_rd32(b);
+        if (d < (int32_t)depth || d > (1 << 16)) return AU_ERR_CORRUPT;
+        addr = base + 8ull * (uint32_t)(d - (int32_t)depth);
+        break;
+    }
+    case AU_PY_STACK_LOCALSPLUS_INDEX: {
+        if ((rc = au_view_read(t->view, frame + o->frame_stacktop, b, 4))) return rc;
+        int32_t top = (int32_t)au_rd32(b);
+        if (top < (int32_t)depth || top > (1 << 16)) return AU_ERR_CORRUPT;
+        addr = frame + o->frame_header_size + 8ull * (uint32_t)(top - (int32_t)depth);
+        break;
+    }
+    default:
+        return AU_ERR_UNSUPPORTED;
+    }
+    if ((rc = au_view_read(t->view, addr, b, 8))) return rc;
+    *out = au_rd64(b) & ~o->frame_code_tag_mask;
+    return AU_OK;
+}
+
+/* Is the suspended generator whose frame is `frame` (code, instr) in
+ * await/yield from?  (yf_kind; the state was checked by the caller.) */
+static int delegating(au_tasks *t, uint64_t frame, uint64_t code, uint64_t instr, int st) {
+    const au_py_offsets *o = t->layout.o;
+    uint8_t b[2];
+    switch (o->yf_kind) {
+    case AU_PY_YF_STATE:
+        return st == G_YIELD_FROM_STATE;
+    case AU_PY_YF_NEXT_RESUME:
+        /* instr is prev_instr: the unit after it is where it resumes. */
+        if (!instr || au_view_read(t->view, instr + 2, b, 2)) return 0;
+        return (b[0] == o->yf_op_resume || b[0] == o->yf_op_resume_alt) &&
+               (int)b[1] >= o->yf_resume_min_oparg;
+    case AU_PY_YF_LASTI_OPCODE: {
+        int64_t lasti = (int64_t)(int32_t)instr;
+        if (lasti < 0) return 0;
+        uint64_t next = o->instr_kind == AU_PY_INSTR_BYTE_LASTI ? (uint64_t)lasti + 2
+                                                                : 2 * ((uint64_t)lasti + 1);
+        uint64_t bytes = au_obj_ptr(t->objects, code, o->code_code);
+        if (!bytes || au_view_read(t->view, bytes + o->bytes_ob_sval + next, b, 1)) return 0;
+        (void)frame;
+        return b[0] == o->yf_op_yield_from;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Returns AU_OK, AU_ERR_NOMEM, or AU_ERR_LIMIT when the sample holds
+ * MAX_FRAMES_PER_SAMPLE frames already. */
+static int add_found(walk *w, const cursor *c, uint64_t frame, uint64_t code, uint64_t instr,
+                     uint64_t gen) {
+    au_tasks *t = w->t;
+    if (w->nfr == MAX_FRAMES_PER_SAMPLE) return AU_ERR_LIMIT;
+    if (au_at_grow(t, &t->found, &t->found_cap, (size_t)w->nfr + 1, sizeof *t->found))
+        return AU_ERR_NOMEM;
+    t->found[w->nfr++] = (au_at_found){c->task, c->depth, {frame, code, instr}, gen};
+    return AU_OK;
+}
+
+/* One step of cursor c: returns 1 when it continues (c->obj updated), 0
+ * when its chain ends, or AU_ERR_NOMEM. */
+static int step(walk *w, cursor *c) {
+    au_tasks *t = w->t;
+    const au_py_offsets *o = t->layout.o;
+    const au_py_private *p = &t->priv;
+    au_objects *ob = t->objects;
+    for (uint32_t hop = 0; hop <= MAX_HOPS; hop++) {
+        uint64_t obj = c->obj;
+        au_okind k = au_obj_kind(ob, obj);
+        if (k == AU_OK_ASEND || k == AU_OK_ATHROW || k == AU_OK_CORO_WRAPPER) {
+            uint32_t off = k == AU_OK_ASEND    ? p->asend_gen
+                           : k == AU_OK_ATHROW ? p->athrow_gen
+                                               : p->coro_wrapper_coro;
+            c->obj = au_obj_ptr(ob, obj, off);
+            if (!c->obj) return 0;
+            continue;
+        }
+        if (k != AU_OK_COROUTINE && k != AU_OK_GENERATOR && k != AU_OK_ASYNC_GENERATOR) return 0;
+        /* The generator's frame and state. */
+        uint64_t frame;
+        int8_t sb;
+        uint8_t b1;
+        if (present(o->gen_iframe)) {
+            frame = obj + o->gen_iframe;
+            if (au_view_read(t->view, obj + o->gen_state, &b1, 1)) return 0;
+            sb = (int8_t)b1;
+        } else {
+            frame = au_obj_ptr(ob, obj, o->gen_frame);
+            if (!frame) return 0; /* finished */
+            uint64_t where = o->gen_state_kind == AU_PY_GEN_STATE_FRAME ? frame : obj;
+            if (au_view_read(t->view, where + o->gen_state, &b1, 1)) return 0;
+            sb = (int8_t)b1;
+        }
+        int st = gen_state(o, sb);
+        if (st == G_FINISHED || st == G_UNKNOWN) return 0;
+        uint64_t code = au_obj_ptr(ob, frame, o->frame_code) & ~o->frame_code_tag_mask;
+        uint64_t instr;
+        if (o->instr_kind <= AU_PY_INSTR_UNIT_LASTI) {
+            uint8_t b[4];
+            if (au_view_read(t->view, frame + o->frame_instr, b, 4)) return 0;
+            instr = (uint64_t)(int64_t)(int32_t)au_rd32(b);
+            /* 3.9 has no created state: a frame that never ran has
+             * f_lasti -1. */
+        } else {
+            instr = au_obj_ptr(ob, frame, o->frame_instr);
+        }
+        if (!code) return 0;
+        int rc = add_found(w, c, frame, code, instr, present(o->gen_iframe) ? 0 : obj);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc) {
+            t->tasks[c->task].flags |= AU_AT_CHAIN_CUT;
+            return 0;
+        }
+        c->depth++;
+        if (st == G_RUNNING || st == G_CREATED) return 0;
+        if (!delegating(t, frame, code, instr, st)) return 0;
+        uint64_t yf;
+        if (stack_slot(t, frame, o->yf_stack_depth, &yf) || !yf || (yf & 7)) return 0;
+        /* A generator awaiting itself is memory changing under us, or a
+         * corrupted target; longer loops are bounded by the depth. */
+        if (yf == obj) return 0;
+        c->obj = yf;
+        return 1;
+    }
+    return 0;
+}
+
+/* The first bytes of each cursor's object, in one batch. */
+static int want_level(walk *w) {
+    au_tasks *t = w->t;
+    if (au_at_grow(t, &t->scratch, &t->scratch_cap, w->ncur ? w->ncur : 1, sizeof *t->scratch))
+        return AU_ERR_NOMEM;
+    for (uint32_t i = 0; i < w->ncur; i++) t->scratch[i] = t->cur[i].obj;
+    return au_at_want(t, t->scratch, w->ncur, gen_span(t->layout.o));
+}
+
+/* The frames found, in chain order per task, into t->raw. */
+static int place(walk *w) {
+    au_tasks *t = w->t;
+    uint32_t n = w->nfr;
+    if (au_at_grow(t, &t->raw, &t->raw_cap, n ? n : 1, sizeof *t->raw) ||
+        au_at_grow(t, &t->raw_gen, &t->raw_gen_cap, n ? n : 1, sizeof *t->raw_gen))
+        return AU_ERR_NOMEM;
+    /* Counting sort by task; within a task, levels come in depth order. */
+    for (uint32_t i = 0; i < t->ntasks; i++) t->tasks[i].nframes = 0;
+    for (uint32_t k = 0; k < n; k++) t->tasks[t->found[k].task].nframes++;
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        t->tasks[i].first_frame = at;
+        at += t->tasks[i].nframes;
+        t->tasks[i].nframes = 0;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        au_atask *a = &t->tasks[t->found[k].task];
+        uint32_t pos = a->first_frame + a->nframes++;
+        t->raw[pos] = t->found[k].f;
+        t->raw_gen[pos] = t->found[k].gen;
+    }
+    t->nraw = n;
+    return AU_OK;
+}
+
+int au_at_chains(au_tasks *t) {
+    walk w = {t, 0, 0};
+    int rc;
+    if (au_at_grow(t, &t->cur, &t->cur_cap, t->ntasks ? t->ntasks : 1, sizeof *t->cur))
+        return AU_ERR_NOMEM;
+    for (uint32_t i = 0; i < t->ntasks; i++)
+        if (t->tasks[i].coro) t->cur[w.ncur++] = (cursor){i, 0, t->tasks[i].coro};
+    /* Each level either ends a cursor or adds a frame to its chain, and a
+     * chain holds at most max_coro_frames: the loop is bounded by that. */
+    for (uint32_t level = 0; w.ncur && level <= t->lim.max_coro_frames; level++) {
+        if ((rc = want_level(&w)) == AU_ERR_NOMEM) return rc;
+        uint32_t keep = 0;
+        for (uint32_t i = 0; i < w.ncur; i++) {
+            cursor c = t->cur[i];
+            int more = step(&w, &c);
+            if (more < 0) return more;
+            if (more && c.depth >= t->lim.max_coro_frames) {
+                t->tasks[c.task].flags |= AU_AT_CHAIN_CUT;
+                more = 0;
+            }
+            if (more) t->cur[keep++] = c;
+        }
+        w.ncur = keep;
+    }
+    for (uint32_t i = 0; i < w.ncur; i++) t->tasks[t->cur[i].task].flags |= AU_AT_CHAIN_CUT;
+    return place(&w);
+}

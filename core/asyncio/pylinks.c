@@ -1,0 +1,280 @@
+/*
+ * Strong links: which task holds a task through gather, a TaskGroup,
+ * wait, as_completed, shield or wait_for, read from memory.
+ *
+ * None of these records its children in a field of the task.  What they
+ * all do is hang a done-callback on each child, defined in asyncio's own
+ * tasks.py or taskgroups.py, that reaches the holder when the child ends:
+ *
+ *   gather         a closure over `outer`, the _GatheringFuture the holder
+ *                  awaits (a nested gather's future hangs the outer one's
+ *                  callback in turn)
+ *   wait           a closure over `waiter`, the future the holder awaits
+ *   shield         a closure over `outer`, the future the holder awaits
+ *   wait_for       (<= 3.11) partial(_release_waiter, waiter)
+ *   TaskGroup      the bound method TaskGroup._on_task_done: its `self` is
+ *                  the `self` of the holder's __aexit__ frame while the
+ *                  holder waits there
+ *   as_completed   a closure whose cells the holder's _wait_for_one frame
+ *                  holds too (<= 3.12), or a bound method of the iterator
+ *                  that is `self` of that frame (3.13+)
+ *
+ * So a link child -> holder is found in one of two ways, from the objects
+ * a child's asyncio-defined callbacks hold:
+ *   S1  a future that a task awaits (its fut_waiter), directly or through
+ *       the callbacks of futures in between (bounded);
+ *   S2  a cell or a bound method's self that is also in one of the first
+ *       local slots of a frame of a task's coroutine chain.
+ * Callbacks the program defines itself are never followed: what they hold
+ * says nothing about asyncio's structure.  3.14+ also records, in each
+ * task's awaited_by, who gathers it or runs it in a TaskGroup: those are
+ * links too.  Duplicates are harmless (the resolver breaks ties).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "asyncctx.h"
+#include "bytes.h"
+
+#define NONE AU_AT_NONE
+#define MAX_CALLBACKS 64u   /* callbacks looked at per future */
+#define MAX_CLOSURE 16u     /* cells per closure, items per partial */
+#define MAX_HOLDERS 256u    /* objects collected per future */
+#define MAX_DEPTH 4u        /* futures between a child and its holder */
+
+typedef struct held {
+    uint64_t obj;
+    uint8_t s2; /* compare with frame slots (a cell, a method's self) */
+} held;
+
+/* future -> the tasks waiting on it, and object -> the tasks holding it
+ * in a frame slot: (key, task) pairs in the context's buffers, sorted,
+ * searched by bisection. */
+typedef struct links_ctx {
+    au_tasks *t;
+    uint32_t nwaiters, nslots;
+    int slots_built;
+} links_ctx;
+
+static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
+
+static int by_key(const void *a, const void *b) {
+    const au_at_pair *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key ? 1 : (x->task < y->task ? -1 : x->task > y->task);
+}
+
+/* First index of key in a sorted pair array, or n. */
+static uint32_t lower(const au_at_pair *p, uint32_t n, uint64_t key) {
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (p[mid].key < key) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Does code object `code` come from asyncio's tasks.py or taskgroups.py?
+ * Decided by its co_filename's last two path components. */
+static int asyncio_code(au_tasks *t, uint64_t code) {
+    static const char *const files[] = {"asyncio/tasks.py", "asyncio/taskgroups.py"};
+    const au_py_offsets *o = t->layout.o;
+    uint64_t fn = au_obj_ptr(t->objects, code, o->code_filename);
+    if (!code || !fn) return 0;
+    /* Judged once per code object (asyncio's live as long as the module);
+     * a code object at a reused address has another filename object. */
+    for (uint32_t i = 0; i < AU_AT_CODE_CACHE; i++)
+        if (t->codes[i].code == code && t->codes[i].filename == fn) return t->codes[i].asyncio;
+    const char *s;
+    uint32_t n;
+    int yes = 0;
+    if (au_obj_str(t->objects, fn, 512, &s, &n) == AU_OK) {
+        for (size_t i = 0; i < sizeof files / sizeof *files && !yes; i++) {
+            size_t m = strlen(files[i]);
+            yes = n >= m && memcmp(s + n - m, files[i], m) == 0 && (n == m || s[n - m - 1] == '/');
+        }
+    }
+    au_at_code *e = &t->codes[t->codes_next];
+    t->codes_next = (t->codes_next + 1) % AU_AT_CODE_CACHE;
+    *e = (au_at_code){code, fn, (uint8_t)yes};
+    return yes;
+}
+
+static int add_held(held *h, uint32_t *n, uint64_t obj, int s2) {
+    if (!obj || (obj & 7) || *n == MAX_HOLDERS) return 0;
+    h[(*n)++] = (held){obj, (uint8_t)s2};
+    return 1;
+}
+
+/* What one callback holds, if asyncio defined it. */
+static void callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
+    const au_py_offsets *o = t->layout.o;
+    const au_py_private *p = &t->priv;
+    au_objects *ob = t->objects;
+    uint64_t items[MAX_CLOSURE];
+    uint32_t k;
+    switch (au_obj_kind(ob, cb)) {
+    case AU_OK_FUNCTION: {
+        if (!asyncio_code(t, au_obj_ptr(ob, cb, o->func_code))) return;
+        uint64_t closure = au_obj_ptr(ob, cb, o->func_closure);
+        if (!closure || au_obj_items(ob, closure, items, MAX_CLOSURE, &k)) return;
+        for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) {
+            add_held(h, n, items[i], 1);                               /* the cell */
+            add_held(h, n, au_obj_ptr(ob, items[i], o->cell_ob_ref), 0); /* its value */
+        }
+        return;
+    }
+    case AU_OK_METHOD: {
+        uint64_t fn = au_obj_ptr(ob, cb, o->method_im_func);
+        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION || !asyncio_code(t, au_obj_ptr(ob, fn, o->func_code)))
+            return;
+        add_held(h, n, au_obj_ptr(ob, cb, o->method_im_self), 1);
+        return;
+    }
+    case AU_OK_PARTIAL: {
+        uint64_t fn = au_obj_ptr(ob, cb, p->partial_fn);
+        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION || !asyncio_code(t, au_obj_ptr(ob, fn, o->func_code)))
+            return;
+        uint64_t args = au_obj_ptr(ob, cb, p->partial_args);
+        if (!args || au_obj_items(ob, args, items, MAX_CLOSURE, &k)) return;
+        for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) add_held(h, n, items[i], 0);
+        return;
+    }
+    default:
+        return; /* a task's wakeup, the program's own callbacks, ... */
+    }
+}
+
+/* Everything the asyncio-defined callbacks of future `fut` hold. */
+static void holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
+    const au_py_private *p = &t->priv;
+    au_objects *ob = t->objects;
+    *n = 0;
+    uint64_t cb0 = au_obj_ptr(ob, fut, p->fut_callback0);
+    if (cb0) callback_holds(t, cb0, h, n);
+    uint64_t list = au_obj_ptr(ob, fut, p->fut_callbacks);
+    uint64_t items[MAX_CALLBACKS];
+    uint32_t k;
+    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return;
+    for (uint32_t i = 0; i < k && i < MAX_CALLBACKS; i++) {
+        /* Each item is a (callback, context) tuple. */
+        uint64_t pair[2];
+        uint32_t m;
+        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1) callback_holds(t, pair[0], h, n);
+    }
+}
+
+static int add_link(au_tasks *t, uint32_t child, uint32_t parent) {
+    if (child == parent) return AU_OK;
+    if (au_at_grow(t, &t->links, &t->links_cap, (size_t)t->nlinks + 1, sizeof *t->links))
+        return AU_ERR_NOMEM;
+    t->links[t->nlinks++] = (au_link){t->tasks[child].addr, t->tasks[parent].addr};
+    return AU_OK;
+}
+
+/* Every task waiting on future `fut` is a holder of child. */
+static int link_waiters(links_ctx *c, uint32_t child, uint64_t fut, int *found) {
+    const au_at_pair *w = c->t->waiters;
+    for (uint32_t i = lower(w, c->nwaiters, fut); i < c->nwaiters && w[i].key == fut; i++) {
+        *found = 1;
+        int rc = add_link(c->t, child, (uint32_t)w[i].task);
+        if (rc) return rc;
+    }
+    return AU_OK;
+}
+
+/* The first local slots of every frame of every chain (S2). */
+static int build_slots(links_ctx *c) {
+    au_tasks *t = c->t;
+    const au_py_offsets *o = t->layout.o;
+    c->slots_built = 1;
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        const au_atask *a = &t->tasks[i];
+        for (uint32_t f = a->first_frame; f < a->first_frame + a->nframes; f++) {
+            uint8_t b[8 * AU_AT_LOCAL_SLOTS];
+            if (au_view_read(t->view, t->raw[f].addr + o->frame_header_size, b, sizeof b)) continue;
+            for (uint32_t s = 0; s < AU_AT_LOCAL_SLOTS; s++) {
+                uint64_t v = au_rd64(b + 8 * s) & ~o->frame_code_tag_mask;
+                if (!v || (v & 7)) continue;
+                if (au_at_grow(t, &t->slots, &t->slots_cap, (size_t)c->nslots + 1, sizeof *t->slots))
+                    return AU_ERR_NOMEM;
+                t->slots[c->nslots++] = (au_at_pair){v, i};
+            }
+        }
+    }
+    if (c->nslots) qsort(t->slots, c->nslots, sizeof *t->slots, by_key);
+    return AU_OK;
+}
+
+static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t depth);
+
+/* S1 through a future: its waiters, else the futures its own callbacks
+ * reach. */
+static int via_future(links_ctx *c, uint32_t child, uint64_t fut, uint32_t depth) {
+    int found = 0;
+    int rc = link_waiters(c, child, fut, &found);
+    if (rc || found || depth >= MAX_DEPTH) return rc;
+    held h[MAX_HOLDERS];
+    uint32_t n;
+    holds_of(c->t, fut, h, &n);
+    for (uint32_t i = 0; i < n; i++)
+        if ((rc = link_holder(c, child, &h[i], depth + 1))) return rc;
+    return AU_OK;
+}
+
+static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t depth) {
+    au_tasks *t = c->t;
+    au_okind k = au_obj_kind(t->objects, h->obj);
+    if (k == AU_OK_TASK) return AU_OK; /* a wakeup, or the child itself */
+    if (k == AU_OK_FUTURE) return via_future(c, child, h->obj, depth);
+    if (!h->s2) return AU_OK;
+    int rc;
+    if (!c->slots_built && (rc = build_slots(c))) return rc;
+    for (uint32_t i = lower(t->slots, c->nslots, h->obj); i < c->nslots && t->slots[i].key == h->obj; i++)
+        if ((rc = add_link(t, child, (uint32_t)t->slots[i].task))) return rc;
+    return AU_OK;
+}
+
+/* 3.14+: the awaiters a task records (one object, or a set of them). */
+static int awaited_by(links_ctx *c, uint32_t child) {
+    au_tasks *t = c->t;
+    const au_atask *a = &t->tasks[child];
+    uint64_t objs[MAX_HOLDERS];
+    uint32_t n = 0;
+    if (!a->awaited_by) return AU_OK;
+    if (a->awaited_by_is_set) {
+        if (au_obj_kind(t->objects, a->awaited_by) != AU_OK_SET ||
+            au_obj_set_keys(t->objects, a->awaited_by, objs, MAX_HOLDERS, &n))
+            return AU_OK;
+    } else {
+        objs[n++] = a->awaited_by;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t p = au_at_find(t, objs[i]);
+        int rc = p != NONE ? add_link(t, child, p) : via_future(c, child, objs[i], 1);
+        if (rc) return rc;
+    }
+    return AU_OK;
+}
+
+int au_at_links(au_tasks *t) {
+    links_ctx c = {t, 0, 0, 0};
+    int rc;
+    t->nlinks = 0;
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        if (!t->tasks[i].waiter) continue;
+        if (au_at_grow(t, &t->waiters, &t->waiters_cap, (size_t)c.nwaiters + 1, sizeof *t->waiters))
+            return AU_ERR_NOMEM;
+        t->waiters[c.nwaiters++] = (au_at_pair){t->tasks[i].waiter, i};
+    }
+    if (c.nwaiters) qsort(t->waiters, c.nwaiters, sizeof *t->waiters, by_key);
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        held h[MAX_HOLDERS];
+        uint32_t n;
+        holds_of(t, t->tasks[i].addr, h, &n);
+        for (uint32_t k = 0; k < n; k++)
+            if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
+        if (present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;
+    }
+    return AU_OK;
+}

@@ -1,0 +1,467 @@
+/*
+ * The asyncio model's sample (pytasks.h): where the tasks are, reading
+ * them, their names, which thread runs which loop; then the chains
+ * (pycoro.c), links (pylinks.c) and the agent's weak links (pyagent.c).
+ *
+ * Where the tasks are differs by version (au_py_private.tasks_kind):
+ *   3.9-3.11   the WeakSet `_all_tasks` of the _asyncio module;
+ *   3.12-3.13  the WeakSet `_scheduled_tasks`, plus the set `_eager_tasks`
+ *              (an eager task is in the second until its first suspension);
+ *   3.14+      a linked list per thread state, plus one in the interpreter
+ *              for tasks of threads that have exited.
+ * For the first two, the containers are found once through sys.modules
+ * (a search of a few hundred dict keys) and then revalidated each sample
+ * by the type of the set: a search is repeated only when that fails and
+ * sys.modules changed since the last failed search (a program that never
+ * imports asyncio costs one read per sample).
+ *
+ * Only pending tasks are kept: a finished task waits for no one and holds
+ * no one, and the resolver would show it as a leaf.
+ */
+#include <string.h>
+
+#include "asyncctx.h"
+#include "bytes.h"
+#include "internal.h"
+
+#define NONE AU_AT_NONE
+#define MAX_INTERPS 64u
+#define NAME_MAX_CP 256u /* code points of a task name kept */
+
+int au_at_grow(au_tasks *t, void *pptr, uint32_t *cap, size_t need, size_t elem) {
+    return au_grow(&t->alloc, &t->allocations, (void **)pptr, cap, need, elem);
+}
+
+static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
+
+int au_at_want(au_tasks *t, const uint64_t *addrs, uint32_t n, uint32_t len) {
+    if (au_at_grow(t, &t->ranges, &t->ranges_cap, n ? n : 1, sizeof *t->ranges)) return AU_ERR_NOMEM;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (addrs[i]) t->ranges[m++] = (au_range){addrs[i], len};
+    return au_view_want(t->view, t->ranges, m);
+}
+
+/* ---- the task table ------------------------------------------------------- */
+
+static uint32_t tslot(const au_tasks *t, uint64_t addr) {
+    uint32_t mask = t->ttab_slots - 1, i = (uint32_t)au_mix64(addr) & mask;
+    while (t->tstamp[i] == t->tstamp_now && t->tkeys[i] != addr) i = (i + 1) & mask;
+    return i;
+}
+
+uint32_t au_at_find(const au_tasks *t, uint64_t addr) {
+    if (!addr || !t->ttab_slots) return NONE;
+    uint32_t s = tslot(t, addr);
+    return t->tstamp[s] == t->tstamp_now ? t->tvals[s] : NONE;
+}
+
+/* An empty table with room for n tasks at most a quarter full. */
+static int table_reset(au_tasks *t, uint32_t n) {
+    uint32_t slots = 64;
+    while (slots < 4ull * n) slots *= 2;
+    if (slots > t->ttab_slots) {
+        if (au_at_grow(t, &t->tkeys, &t->tkeys_cap, slots, sizeof *t->tkeys) ||
+            au_at_grow(t, &t->tvals, &t->tvals_cap, slots, sizeof *t->tvals) ||
+            au_at_grow(t, &t->tstamp, &t->tstamp_cap, slots, sizeof *t->tstamp))
+            return AU_ERR_NOMEM;
+        memset(t->tstamp, 0, (size_t)t->tstamp_cap * sizeof *t->tstamp);
+        t->ttab_slots = slots;
+        t->tstamp_now = 0;
+    }
+    if (++t->tstamp_now == 0) {
+        memset(t->tstamp, 0, (size_t)t->tstamp_cap * sizeof *t->tstamp);
+        t->tstamp_now = 1;
+    }
+    return AU_OK;
+}
+
+static void table_put(au_tasks *t, uint32_t i) {
+    uint32_t s = tslot(t, t->tasks[i].addr);
+    t->tkeys[s] = t->tasks[i].addr;
+    t->tvals[s] = i;
+    t->tstamp[s] = t->tstamp_now;
+}
+
+/* The table holds tasks[0..ntasks): rebuilt larger when a quarter full. */
+static int table_fit(au_tasks *t) {
+    if (4ull * (t->ntasks + 1) <= t->ttab_slots) return AU_OK;
+    int rc = table_reset(t, t->ntasks + 1);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < t->ntasks; i++) table_put(t, i);
+    return AU_OK;
+}
+
+/* Add a candidate task address once; returns its index, or NONE when it
+ * is invalid or over the limit.  *nomem is set on AU_ERR_NOMEM. */
+static uint32_t add_candidate(au_tasks *t, uint64_t addr, int *nomem) {
+    if (!addr || (addr & 7)) return NONE;
+    uint32_t known = au_at_find(t, addr);
+    if (known != NONE) return known;
+    if (t->ntasks == t->lim.max_tasks) {
+        t->out->flags |= AU_TR_PARTIAL;
+        return NONE;
+    }
+    if (table_fit(t) ||
+        au_at_grow(t, &t->tasks, &t->tasks_cap, (size_t)t->ntasks + 1, sizeof *t->tasks)) {
+        *nomem = 1;
+        return NONE;
+    }
+    uint32_t i = t->ntasks++;
+    memset(&t->tasks[i], 0, sizeof t->tasks[i]);
+    t->tasks[i].addr = addr;
+    t->tasks[i].thread = NONE;
+    table_put(t, i);
+    return i;
+}
+
+/* ---- where the tasks are (3.9-3.13) ------------------------------------------ */
+
+/* The main interpreter (id 0) of the runtime. */
+static uint64_t main_interp(au_tasks *t) {
+    const au_py_offsets *o = t->layout.o;
+    uint64_t interp = au_obj_ptr(t->objects, t->reader->runtime, o->runtime_interpreters_head);
+    for (uint32_t i = 0; interp && i < MAX_INTERPS; i++) {
+        uint64_t id;
+        if (au_obj_read_ptr(t->objects, interp, o->interp_id, &id)) return 0;
+        if (id == 0) return interp;
+        interp = au_obj_ptr(t->objects, interp, o->interp_next);
+    }
+    return 0;
+}
+
+/* Search sys.modules for the task containers. */
+static int find_anchors(au_tasks *t) {
+    const au_py_offsets *o = t->layout.o;
+    const au_py_private *p = &t->priv;
+    au_objects *ob = t->objects;
+    au_anchors *a = &t->anchors;
+    if (!a->interp) a->interp = main_interp(t);
+    uint64_t modules = au_obj_ptr(ob, a->interp, o->interp_modules);
+    uint64_t used = au_obj_ptr(ob, modules, o->dict_ma_used);
+    if (!modules) return AU_ERR_NOT_FOUND;
+    /* Nothing was imported since the last search failed. */
+    if (a->fails && modules == a->modules && used == a->modules_used) return AU_ERR_NOT_FOUND;
+    a->modules = modules;
+    a->modules_used = used;
+    a->weakset_data = a->eager_set = a->set_type = 0;
+    uint64_t mod, md, ws, data = 0, eager = 0;
+    int rc = au_obj_dict_get(ob, modules, p->asyncio_module, &mod);
+    if (rc == AU_OK) rc = (md = au_obj_ptr(ob, mod, p->module_md_dict)) ? AU_OK : AU_ERR_READ;
+    if (rc == AU_OK && p->tasks_weakset_name) {
+        rc = au_obj_dict_get(ob, md, p->tasks_weakset_name, &ws);
+        if (rc == AU_OK) rc = au_obj_attr(ob, ws, p->weakset_data_attr, &data);
+    }
+    if (rc == AU_OK && p->tasks_eager_set_name) rc = au_obj_dict_get(ob, md, p->tasks_eager_set_name, &eager);
+    if (rc == AU_OK && (au_obj_kind(ob, data) != AU_OK_SET ||
+                        (eager && au_obj_kind(ob, eager) != AU_OK_SET)))
+        rc = AU_ERR_CORRUPT;
+    if (rc) {
+        a->fails++;
+        return rc;
+    }
+    a->fails = 0;
+    a->weakset_data = data;
+    a->eager_set = eager;
+    a->set_type = au_obj_type(ob, data);
+    return AU_OK;
+}
+
+static int anchors_valid(au_tasks *t) {
+    au_anchors *a = &t->anchors;
+    if (!a->weakset_data || !a->set_type) return 0;
+    return au_obj_type(t->objects, a->weakset_data) == a->set_type &&
+           (!a->eager_set || au_obj_type(t->objects, a->eager_set) == a->set_type);
+}
+
+/* Read a set's keys into scratch; *n = how many. */
+static int set_keys(au_tasks *t, uint64_t set, uint32_t *n) {
+    *n = 0;
+    uint32_t cap = t->lim.max_tasks;
+    if (au_at_grow(t, &t->scratch, &t->scratch_cap, cap, sizeof *t->scratch)) return AU_ERR_NOMEM;
+    int rc = au_obj_set_keys(t->objects, set, t->scratch, cap, n);
+    return rc == AU_ERR_NOMEM ? rc : AU_OK;
+}
+
+static int tasks_from_sets(au_tasks *t) {
+    int nomem = 0, rc;
+    if (!anchors_valid(t) && find_anchors(t) != AU_OK) return AU_OK;
+    t->out->flags |= AU_TR_ASYNCIO;
+    uint32_t n;
+    /* The WeakSet: a set of weakrefs, whose referents are the tasks. */
+    if ((rc = set_keys(t, t->anchors.weakset_data, &n))) return rc;
+    if ((rc = au_at_want(t, t->scratch, n, 64)) == AU_ERR_NOMEM) return rc;
+    for (uint32_t i = 0; i < n && !nomem; i++) add_candidate(t, au_obj_weakref(t->objects, t->scratch[i]), &nomem);
+    if (t->anchors.eager_set) {
+        if ((rc = set_keys(t, t->anchors.eager_set, &n))) return rc;
+        for (uint32_t i = 0; i < n && !nomem; i++) add_candidate(t, t->scratch[i], &nomem);
+    }
+    return nomem ? AU_ERR_NOMEM : AU_OK;
+}
+
+/* ---- where the tasks are (3.14+) ------------------------------------------- */
+
+/* The tasks of the circular list whose head node is at head. */
+static int walk_list(au_tasks *t, uint64_t head, int *nomem) {
+    const au_py_offsets *o = t->layout.o;
+    const au_py_private *p = &t->priv;
+    uint64_t node = au_obj_ptr(t->objects, head, o->llist_next);
+    /* Bounded by the task limit; a list that loops back to a node other
+     * than its head ends there too, since that task is already known. */
+    for (uint32_t i = 0; node && node != head && i <= t->lim.max_tasks; i++) {
+        uint64_t task = node - p->task_node;
+        uint32_t before = t->ntasks;
+        uint32_t k = add_candidate(t, task, nomem);
+        if (*nomem) return AU_ERR_NOMEM;
+        if (k == NONE || t->ntasks == before) break;
+        node = au_obj_ptr(t->objects, node, o->llist_next);
+    }
+    return AU_OK;
+}
+
+static int tasks_from_lists(au_tasks *t, const au_pysample *ps) {
+    const au_py_offsets *o = t->layout.o;
+    int nomem = 0;
+    t->out->flags |= AU_TR_ASYNCIO;
+    for (uint32_t i = 0; i < ps->nthreads && !nomem; i++)
+        walk_list(t, ps->threads[i].tstate + o->tstate_asyncio_tasks_head, &nomem);
+    if (!t->anchors.interp) t->anchors.interp = main_interp(t);
+    if (t->anchors.interp && !nomem)
+        walk_list(t, t->anchors.interp + o->interp_asyncio_tasks_head, &nomem);
+    return nomem ? AU_ERR_NOMEM : AU_OK;
+}
+
+/* ---- the tasks ---------------------------------------------------------------- */
+
+static void read_name(au_tasks *t, au_atask *a) {
+    au_objects *ob = t->objects;
+    const au_py_private *p = &t->priv;
+    a->name = NULL;
+    a->name_len = 0;
+    au_okind k = au_obj_kind(ob, a->name_obj);
+    if (k == AU_OK_STR) {
+        au_obj_str(ob, a->name_obj, NAME_MAX_CP, &a->name, &a->name_len);
+        return;
+    }
+    int64_t v;
+    /* 3.12+ keeps an unnamed task's counter until get_name() is called. */
+    if (k == AU_OK_INT && au_obj_int(ob, a->name_obj, &v) == AU_OK && p->task_name_prefix) {
+        char buf[48];
+        size_t pl = strlen(p->task_name_prefix);
+        if (pl > 24) return;
+        memcpy(buf, p->task_name_prefix, pl);
+        char digits[24];
+        int nd = 0;
+        uint64_t u = (uint64_t)v;
+        do {
+            digits[nd++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u && nd < 20);
+        for (int i = 0; i < nd; i++) buf[pl + i] = digits[nd - 1 - i];
+        const char *s;
+        uint32_t n;
+        /* Names live in the objects' arena, like decoded str names. */
+        if (au_obj_intern(ob, buf, (uint32_t)pl + (uint32_t)nd, &s, &n) == AU_OK) {
+            a->name = s;
+            a->name_len = n;
+        }
+    }
+}
+
+/* Read every candidate; keep the pending tasks. */
+static int read_tasks(au_tasks *t) {
+    const au_py_private *p = &t->priv;
+    au_objects *ob = t->objects;
+    if (au_at_grow(t, &t->scratch, &t->scratch_cap, t->ntasks ? t->ntasks : 1, sizeof *t->scratch))
+        return AU_ERR_NOMEM;
+    for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].addr;
+    int rc = au_at_want(t, t->scratch, t->ntasks, p->sizeof_task);
+    if (rc == AU_ERR_NOMEM) return rc;
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        au_atask a = t->tasks[i];
+        if (au_obj_kind(ob, a.addr) != AU_OK_TASK) continue;
+        uint8_t st[4];
+        if (au_view_read(t->view, a.addr + p->fut_state, st, 4) ||
+            (int32_t)au_rd32(st) != p->fut_state_pending)
+            continue;
+        a.flags |= AU_AT_PENDING;
+        a.loop = au_obj_ptr(ob, a.addr, p->fut_loop);
+        a.waiter = au_obj_ptr(ob, a.addr, p->task_fut_waiter);
+        a.coro = au_obj_ptr(ob, a.addr, p->task_coro);
+        a.name_obj = au_obj_ptr(ob, a.addr, p->task_name);
+        if (present(p->fut_awaited_by)) {
+            a.awaited_by = au_obj_ptr(ob, a.addr, p->fut_awaited_by);
+            uint8_t b = 0;
+            au_view_read(t->view, a.addr + p->fut_awaited_by_is_set, &b, 1);
+            a.awaited_by_is_set = b != 0;
+        }
+        t->tasks[keep++] = a;
+    }
+    t->ntasks = keep;
+    /* Rebuild the index: tasks moved. */
+    if ((rc = table_reset(t, t->ntasks))) return rc;
+    for (uint32_t i = 0; i < t->ntasks; i++) table_put(t, i);
+    /* Names: their objects in one batch, then each decoded. */
+    for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].name_obj;
+    if ((rc = au_at_want(t, t->scratch, t->ntasks, 64)) == AU_ERR_NOMEM) return rc;
+    for (uint32_t i = 0; i < t->ntasks; i++) read_name(t, &t->tasks[i]);
+    return AU_OK;
+}
+
+/* ---- threads and their loops -------------------------------------------------- */
+
+static uint64_t running_loop(au_tasks *t, uint64_t tstate) {
+    const au_py_offsets *o = t->layout.o;
+    const au_py_private *p = &t->priv;
+    au_objects *ob = t->objects;
+    uint64_t loop = 0;
+    switch (p->rloop_kind) {
+    case AU_PY_RLOOP_TSTATE:
+        loop = au_obj_ptr(ob, tstate, o->tstate_asyncio_running_loop);
+        break;
+    case AU_PY_RLOOP_TSDICT:
+    case AU_PY_RLOOP_TSDICT_HOLDER: {
+        uint64_t d = au_obj_ptr(ob, tstate, o->tstate_dict), v;
+        if (!d || !p->rloop_key || au_obj_dict_get(ob, d, p->rloop_key, &v)) return 0;
+        loop = p->rloop_kind == AU_PY_RLOOP_TSDICT ? v : au_obj_ptr(ob, v, p->rloop_holder_loop);
+        break;
+    }
+    default:
+        return 0;
+    }
+    return loop && !(loop & 7) && !au_obj_is_none(ob, loop) ? loop : 0;
+}
+
+static int map_threads(au_tasks *t, const au_pysample *ps) {
+    if (au_at_grow(t, &t->thread_loop, &t->thread_loop_cap, ps->nthreads ? ps->nthreads : 1,
+                   sizeof *t->thread_loop))
+        return AU_ERR_NOMEM;
+    for (uint32_t i = 0; i < ps->nthreads; i++) t->thread_loop[i] = running_loop(t, ps->threads[i].tstate);
+    for (uint32_t k = 0; k < t->ntasks; k++)
+        for (uint32_t i = 0; i < ps->nthreads; i++)
+            if (t->thread_loop[i] && t->tasks[k].loop == t->thread_loop[i]) {
+                t->tasks[k].thread = i;
+                break;
+            }
+    return AU_OK;
+}
+
+/* ---- the sample ------------------------------------------------------------------ */
+
+/* 3.14+: the layout the target publishes wins over the compiled one.  It
+ * is read every sample (it appears once _asyncio is imported, and a
+ * snapshot must hold it); when it is absent or invalid the compiled
+ * layout stays. */
+static void apply_asyncio_debug(au_tasks *t, uint64_t addr) {
+    t->off = t->reader->off;
+    t->priv = *t->table;
+    const au_py_asyncio_debug_layout *d = t->priv.asyncio_debug;
+    uint8_t blob[512];
+    if (!addr || !d || d->size > sizeof blob || au_view_read(t->view, addr, blob, d->size)) return;
+    au_py_offsets off = t->off;
+    au_py_private priv = t->priv;
+    if (au_py_asyncio_debug_apply(&priv, &off, blob, d->size) >= 0) {
+        t->off = off;
+        t->priv = priv;
+    }
+}
+
+int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asyncio_debug,
+                    uint64_t agent, au_tasks_result *out) {
+    if (!t || !ps || !out) return AU_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    t->out = out;
+    t->ntasks = t->nraw = t->nlinks = 0;
+    t->allocations = 0;
+    int rc;
+    if ((rc = au_view_begin(t->view, 1))) return rc;
+    au_objects_begin(t->objects);
+    apply_asyncio_debug(t, asyncio_debug);
+    if ((rc = table_reset(t, 1024))) return rc;
+    rc = t->priv.tasks_kind == AU_PY_TASKS_LLIST ? tasks_from_lists(t, ps) : tasks_from_sets(t);
+    if (rc || (rc = read_tasks(t)) || (rc = map_threads(t, ps)) || (rc = au_at_chains(t)))
+        return rc;
+    if (au_at_grow(t, &t->frames, &t->frames_cap, t->nraw ? t->nraw : 1, sizeof *t->frames))
+        return AU_ERR_NOMEM;
+    if ((rc = au_pr_resolve_code(t->reader, t->raw, t->nraw, t->frames))) return rc;
+    if ((rc = au_at_links(t))) return rc;
+    (void)agent;
+    (void)pid;
+    out->ntasks = t->ntasks;
+    out->tasks = t->tasks;
+    out->nlinks = t->nlinks;
+    out->links = t->links;
+    out->nframes = t->nraw;
+    out->frames = t->frames;
+    out->thread_loop = t->thread_loop;
+    out->nthreads = ps->nthreads;
+    return AU_OK;
+}
+
+void au_tasks_get_view_stats(const au_tasks *t, au_view_stats *out) {
+    if (t && out) au_view_get_stats(t->view, out);
+}
+
+uint32_t au_tasks_find(const au_tasks *t, uint64_t addr) { return t ? au_at_find(t, addr) : NONE; }
+
+uint64_t au_tasks_allocations(const au_tasks *t) {
+    return t ? t->allocations + au_objects_allocations(t->objects) : 0;
+}
+
+int au_tasks_new(const au_allocator *alloc, au_pyreader *reader, au_memsrc *mem,
+                 const au_tasks_limits *limits, au_tasks **out) {
+    if (!reader || !mem || !out) return AU_ERR_ARG;
+    *out = NULL;
+    const au_py_private *table = au_py_private_for(reader->off.version_hex);
+    if (!table) return AU_ERR_UNSUPPORTED;
+    au_allocator a = au_alloc_or_libc(alloc);
+    au_tasks *t = a.realloc(a.ud, NULL, 0, sizeof *t);
+    if (!t) return AU_ERR_NOMEM;
+    memset(t, 0, sizeof *t);
+    t->alloc = a;
+    t->reader = reader;
+    t->mem = mem;
+    t->table = table;
+    t->off = reader->off;
+    t->priv = *table;
+    t->lim.max_tasks = limits && limits->max_tasks ? limits->max_tasks : 65536;
+    t->lim.max_coro_frames = limits && limits->max_coro_frames ? limits->max_coro_frames : 1024;
+    t->lim.max_pages = limits ? limits->max_pages : 0;
+    if (t->lim.max_tasks > (1u << 24)) t->lim.max_tasks = 1u << 24;
+    au_objlayout_init(&t->layout, &t->off, &t->priv);
+    int rc = au_view_new(&a, mem, t->lim.max_pages, &t->view);
+    if (rc == AU_OK) rc = au_objects_new(&a, t->view, &t->layout, &t->objects);
+    if (rc) {
+        au_tasks_free(t);
+        return rc;
+    }
+    *out = t;
+    return AU_OK;
+}
+
+void au_tasks_free(au_tasks *t) {
+    if (!t) return;
+    au_allocator a = t->alloc;
+    au_objects_free(t->objects);
+    au_view_free(t->view);
+#define FREE(p, cap) \
+    if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
+    FREE(t->tasks, t->tasks_cap);
+    FREE(t->raw, t->raw_cap);
+    FREE(t->raw_gen, t->raw_gen_cap);
+    FREE(t->frames, t->frames_cap);
+    FREE(t->links, t->links_cap);
+    FREE(t->thread_loop, t->thread_loop_cap);
+    FREE(t->scratch, t->scratch_cap);
+    FREE(t->ranges, t->ranges_cap);
+    FREE(t->tkeys, t->tkeys_cap);
+    FREE(t->tvals, t->tvals_cap);
+    FREE(t->tstamp, t->tstamp_cap);
+    FREE(t->cur, t->cur_cap);
+    FREE(t->found, t->found_cap);
+    FREE(t->waiters, t->waiters_cap);
+    FREE(t->slots, t->slots_cap);
+#undef FREE
+    a.realloc(a.ud, t, sizeof *t, 0);
+}
