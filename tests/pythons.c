@@ -708,6 +708,26 @@ static int is_sleep_syscall(long nr) {
 #ifdef SYS_pselect6
     case SYS_pselect6:
 #endif
+    /* An idle asyncio loop waits in epoll (selectors.EpollSelector) or
+     * poll; a thread blocked on a lock, a queue or an event in futex. */
+#ifdef SYS_epoll_wait
+    case SYS_epoll_wait:
+#endif
+#ifdef SYS_epoll_pwait
+    case SYS_epoll_pwait:
+#endif
+#ifdef SYS_epoll_pwait2
+    case SYS_epoll_pwait2:
+#endif
+#ifdef SYS_poll
+    case SYS_poll:
+#endif
+#ifdef SYS_ppoll
+    case SYS_ppoll:
+#endif
+#ifdef SYS_futex
+    case SYS_futex:
+#endif
       return 1;
     default:
       return 0;

@@ -116,7 +116,8 @@ int py_spawn_fixture(const py_interp *p, const char *fixture_path,
                      const char *const *args, py_proc *out);
 
 /* Waits up to timeout_ms until every thread of the fixture sits in a sleep
- * system call (clock_nanosleep, nanosleep, select, pselect6): the blocking
+ * system call (clock_nanosleep, nanosleep, select, pselect6, epoll_wait,
+ * epoll_pwait(2), poll, ppoll, futex): the blocking
  * fixtures are then at their documented lines, not between READY and the
  * sleep.  Returns 0, or -1 on timeout or error (see out->error). */
 int py_wait_sleeping(py_proc *proc, int timeout_ms);

@@ -51,6 +51,8 @@ typedef struct au_anchors {
     uint64_t modules_used; /* ma_used when the search last failed */
     uint64_t weakset_data; /* the set of weakrefs behind the tasks WeakSet */
     uint64_t eager_set;    /* 3.12-3.13: the set of eager tasks */
+    uint64_t threads_active; /* threading._active: ident -> Thread */
+    uint64_t threads_used;   /* sys.modules' ma_used when it was searched */
     uint64_t set_type;     /* type of both sets, to revalidate them */
     uint32_t fails;        /* consecutive failed searches */
 } au_anchors;
@@ -83,6 +85,11 @@ struct au_tasks {
     uint32_t nlinks, links_cap;
     uint64_t *thread_loop;
     uint32_t thread_loop_cap;
+    const char **thread_name;
+    uint32_t *thread_name_len;
+    uint32_t thread_name_cap, thread_name_len_cap;
+    au_dict_item *items;     /* a dict's items */
+    uint32_t items_cap;
     uint64_t *scratch;       /* addresses, per level */
     uint32_t scratch_cap;
     au_range *ranges;        /* a level's reads */

@@ -147,7 +147,7 @@ static int add_found(walk *w, const cursor *c, uint64_t frame, uint64_t code, ui
     if (w->nfr == MAX_FRAMES_PER_SAMPLE) return AU_ERR_LIMIT;
     if (au_at_grow(t, &t->found, &t->found_cap, (size_t)w->nfr + 1, sizeof *t->found))
         return AU_ERR_NOMEM;
-    t->found[w->nfr++] = (au_at_found){c->task, c->depth, {frame, code, instr}, gen};
+    t->found[w->nfr++] = (au_at_found){c->task, c->depth, {frame, code, instr, gen}, gen};
     return AU_OK;
 }
 
@@ -248,6 +248,7 @@ static int place(walk *w) {
         au_atask *a = &t->tasks[t->found[k].task];
         uint32_t pos = a->first_frame + a->nframes++;
         t->raw[pos] = t->found[k].f;
+        t->raw[pos].gen = t->found[k].gen;
         t->raw_gen[pos] = t->found[k].gen;
     }
     t->nraw = n;

@@ -347,6 +347,55 @@ static int map_threads(au_tasks *t, const au_pysample *ps) {
     return AU_OK;
 }
 
+/* ---- threading names ------------------------------------------------------------- */
+
+/* The name each thread has in Python (threading.Thread.name): the kernel's
+ * name is the program's before 3.14 and cut at 15 bytes after.  Found in
+ * threading._active, which maps thread idents (the tstate's thread_id) to
+ * Thread objects.  Threads started otherwise (_thread) have none. */
+static int thread_names(au_tasks *t, const au_pysample *ps) {
+    const au_py_offsets *o = t->layout.o;
+    au_objects *ob = t->objects;
+    au_anchors *a = &t->anchors;
+    uint32_t n = ps->nthreads;
+    if (au_at_grow(t, &t->thread_name, &t->thread_name_cap, n ? n : 1, sizeof *t->thread_name) ||
+        au_at_grow(t, &t->thread_name_len, &t->thread_name_len_cap, n ? n : 1,
+                   sizeof *t->thread_name_len))
+        return AU_ERR_NOMEM;
+    for (uint32_t i = 0; i < n; i++) t->thread_name[i] = NULL, t->thread_name_len[i] = 0;
+    if (!a->interp) a->interp = main_interp(t);
+    uint64_t modules = au_obj_ptr(ob, a->interp, o->interp_modules);
+    if (!a->threads_active || au_obj_kind(ob, a->threads_active) != AU_OK_DICT) {
+        uint64_t used = au_obj_ptr(ob, modules, o->dict_ma_used);
+        if (a->threads_used && used == a->threads_used) return AU_OK;
+        a->threads_used = used;
+        a->threads_active = 0;
+        uint64_t mod, md, active;
+        if (au_obj_dict_get(ob, modules, "threading", &mod) ||
+            !(md = au_obj_ptr(ob, mod, t->priv.module_md_dict)) ||
+            au_obj_dict_get(ob, md, "_active", &active) || au_obj_kind(ob, active) != AU_OK_DICT)
+            return AU_OK;
+        a->threads_active = active;
+    }
+    uint32_t cap = n + 64;
+    if (au_at_grow(t, &t->items, &t->items_cap, cap, sizeof *t->items)) return AU_ERR_NOMEM;
+    uint32_t m;
+    if (au_obj_dict_items(ob, a->threads_active, t->items, cap, &m)) return AU_OK;
+    for (uint32_t k = 0; k < m; k++) {
+        int64_t ident;
+        if (au_obj_int(ob, t->items[k].key, &ident)) continue;
+        for (uint32_t i = 0; i < n; i++) {
+            if (ps->threads[i].thread_id != (uint64_t)ident) continue;
+            uint64_t name;
+            if (au_obj_attr(ob, t->items[k].value, "_name", &name) == AU_OK &&
+                au_obj_kind(ob, name) == AU_OK_STR)
+                au_obj_str(ob, name, 256, &t->thread_name[i], &t->thread_name_len[i]);
+            break;
+        }
+    }
+    return AU_OK;
+}
+
 /* ---- the sample ------------------------------------------------------------------ */
 
 /* 3.14+: the layout the target publishes wins over the compiled one.  It
@@ -380,7 +429,8 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
     apply_asyncio_debug(t, asyncio_debug);
     if ((rc = table_reset(t, 1024))) return rc;
     rc = t->priv.tasks_kind == AU_PY_TASKS_LLIST ? tasks_from_lists(t, ps) : tasks_from_sets(t);
-    if (rc || (rc = read_tasks(t)) || (rc = map_threads(t, ps)) || (rc = au_at_chains(t)))
+    if (rc || (rc = read_tasks(t)) || (rc = map_threads(t, ps)) || (rc = thread_names(t, ps)) ||
+        (rc = au_at_chains(t)))
         return rc;
     if (au_at_grow(t, &t->frames, &t->frames_cap, t->nraw ? t->nraw : 1, sizeof *t->frames))
         return AU_ERR_NOMEM;
@@ -395,6 +445,8 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
     out->nframes = t->nraw;
     out->frames = t->frames;
     out->thread_loop = t->thread_loop;
+    out->thread_name = t->thread_name;
+    out->thread_name_len = t->thread_name_len;
     out->nthreads = ps->nthreads;
     return AU_OK;
 }
@@ -453,6 +505,9 @@ void au_tasks_free(au_tasks *t) {
     FREE(t->frames, t->frames_cap);
     FREE(t->links, t->links_cap);
     FREE(t->thread_loop, t->thread_loop_cap);
+    FREE(t->thread_name, t->thread_name_cap);
+    FREE(t->thread_name_len, t->thread_name_len_cap);
+    FREE(t->items, t->items_cap);
     FREE(t->scratch, t->scratch_cap);
     FREE(t->ranges, t->ranges_cap);
     FREE(t->tkeys, t->tkeys_cap);

@@ -67,6 +67,9 @@ typedef struct au_tasks_result {
     uint32_t nframes;
     au_pyframe *frames;      /* coroutine frames, resolved (code, line) */
     uint64_t *thread_loop;   /* per pysample thread: its running loop, 0 */
+    const char **thread_name; /* per pysample thread: its threading name
+                                (threading.Thread.name), or NULL */
+    uint32_t *thread_name_len;
     uint32_t nthreads;
     uint32_t creators;       /* weak links the agent supplied */
 } au_tasks_result;

@@ -265,6 +265,7 @@ static int store(au_pyreader *r, fetch *fs, uint32_t nf) {
         e->table_len = ok && !tf->failed ? tlen : 0;
         e->table_ok = ok && !tf->failed && tf->got >= tf->need;
         e->valid = ok;
+        e->genq = 0;
         if (!ok) continue;
         e->info.name = e->text;
         e->info.name_len = lens[0];
@@ -374,6 +375,105 @@ static int32_t frame_line(const au_pyreader *r, const au_codeentry *e, const au_
     return line;
 }
 
+/* ---- generator names (<= 3.10) ------------------------------------------- */
+
+/* Replace entry e's qualname with the str whose header (and as much of its
+ * data as was read, got bytes) is at h. */
+static int set_qualname(au_pyreader *r, au_codeentry *e, const uint8_t *h, uint32_t got) {
+    strshape s;
+    if (got < header_len(&r->off, F_NAME) || !str_shape(r, h, &s) ||
+        got < s.data_off + (uint64_t)s.count * s.kind)
+        return AU_ERR_CORRUPT;
+    uint32_t nl = e->info.name_len, fl = e->info.filename_len;
+    size_t room = (size_t)nl + fl + (size_t)s.count * 4 + 3;
+    if (room > e->text_cap) {
+        char *t = r->alloc.realloc(r->alloc.ud, e->text, e->text_cap, room);
+        if (!t) return AU_ERR_NOMEM;
+        r->stats.allocations++;
+        e->text = t;
+        e->text_cap = (uint32_t)room;
+        e->info.name = t;
+        e->info.qualname = t + nl;
+        e->info.filename = t + nl + e->info.qualname_len;
+    }
+    /* name | qualname | filename: the filename moves to after the new
+     * qualname, which is decoded into a scratch copy first. */
+    char fname[AU_PR_MAX_NAME * 4 + 3];
+    memcpy(fname, e->info.filename, fl);
+    uint32_t ql = decode(&s, h + s.data_off, e->text + nl);
+    memcpy(e->text + nl + ql, fname, fl);
+    e->info.name = e->text;
+    e->info.qualname = e->text + nl;
+    e->info.qualname_len = ql;
+    e->info.filename = e->text + nl + ql;
+    return AU_OK;
+}
+
+/* Before 3.11 a code object knows only its bare name, but a generator or
+ * coroutine carries its function's __qualname__: name the entries of the
+ * code objects whose frames belong to one (a method coroutine is then
+ * Client.fetch, not fetch).  Every frame of a generator's code runs in a
+ * generator, so the entry is renamed, once per qualname object. */
+static int name_generators(au_pyreader *r, const au_rawframe *raw, uint32_t n, const au_pyframe *out) {
+    const au_py_offsets *o = &r->off;
+    uint32_t np = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!raw[i].gen || (raw[i].gen & 7) || out[i].code == NONE) continue;
+        uint32_t k;
+        for (k = 0; k < np && r->pending[k] != out[i].code; k++) continue;
+        if (k < np || np == AU_PR_MAX_FETCH) continue;
+        if (au_pr_grow(r, &r->pending, &r->pending_cap, (size_t)np + 1, sizeof *r->pending) ||
+            au_pr_grow(r, &r->raw_gen, &r->raw_gen_cap, (size_t)np + 1, sizeof *r->raw_gen))
+            return AU_ERR_NOMEM;
+        r->pending[np] = out[i].code;
+        r->raw_gen[np++] = raw[i].gen;
+    }
+    if (np == 0) return AU_OK;
+    uint32_t span = header_len(o, F_NAME) + PREFIX;
+    if (au_pr_grow(r, &r->buf, &r->buf_cap, (size_t)np * span, 1) ||
+        au_pr_grow(r, &r->reads, &r->reads_cap, np, sizeof *r->reads))
+        return AU_ERR_NOMEM;
+    /* The qualname pointers, then the strings that changed. */
+    for (uint32_t k = 0; k < np; k++)
+        r->reads[k] = (au_read){r->raw_gen[k] + o->gen_qualname, r->buf + 8 * k, 8, AU_OK};
+    au_pr_batch(r, np);
+    uint32_t nr = 0;
+    for (uint32_t k = 0; k < np; k++) {
+        uint64_t q = r->reads[k].status == AU_OK ? au_rd64(r->buf + 8 * k) : 0;
+        au_codeentry *e = &r->cache[r->pending[k]];
+        r->raw_gen[k] = (!q || (q & 7) || q == e->genq) ? 0 : q;
+    }
+    for (uint32_t k = 0; k < np; k++)
+        if (r->raw_gen[k])
+            r->reads[nr++] = (au_read){r->raw_gen[k], r->buf + (size_t)k * span, span, AU_OK};
+    if (nr == 0) return AU_OK;
+    au_pr_batch(r, nr);
+    for (uint32_t k = 0, j = 0; k < np && j < nr; k++) {
+        if (!r->raw_gen[k]) continue;
+        au_read *rd = &r->reads[j++];
+        au_codeentry *e = &r->cache[r->pending[k]];
+        /* A name longer than the prefix is read whole, alone: rare. */
+        const uint8_t *h = r->buf + (size_t)k * span;
+        uint32_t got = rd->status == AU_OK ? span : 0;
+        strshape s;
+        uint8_t *big = NULL;
+        uint32_t need = 0;
+        if (got && str_shape(r, h, &s) && (need = s.data_off + s.count * s.kind) > got) {
+            big = r->alloc.realloc(r->alloc.ud, NULL, 0, need);
+            if (!big) return AU_ERR_NOMEM;
+            r->stats.allocations++;
+            r->stats.batches++;
+            got = au_mem_read1(r->mem, r->raw_gen[k], big, need) == AU_OK ? need : 0;
+            h = big;
+        }
+        int rc = got ? set_qualname(r, e, h, got) : AU_ERR_READ;
+        if (big) r->alloc.realloc(r->alloc.ud, big, need, 0);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc == AU_OK) e->genq = r->raw_gen[k];
+    }
+    return AU_OK;
+}
+
 int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_pyframe *out) {
     const au_py_offsets *o = &r->off;
     uint32_t hlen = code_header_len(o);
@@ -434,5 +534,7 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
         f->code = s;
         if (s != NONE) f->line = frame_line(r, &r->cache[s], &raw[i]);
     }
+    if (au_pr_present(r->off.gen_qualname) && !au_pr_present(r->off.code_qualname))
+        return name_generators(r, raw, n, out);
     return AU_OK;
 }

@@ -32,6 +32,8 @@
 /* A frame as read, before its code object is looked at. */
 typedef struct au_rawframe {
     uint64_t addr, code, instr;
+    uint64_t gen; /* <= 3.10: the generator or coroutine owning the frame
+                     (f_gen), whose __qualname__ names it; else 0 */
 } au_rawframe;
 
 /* What a cached code entry was derived from: when any of these differ in
@@ -53,6 +55,8 @@ typedef struct au_codeentry {
     int valid;         /* fetched completely */
     int table_ok;      /* the line table was read (it may be empty: a 3.9
                           lambda on its def line has no lnotab entry) */
+    uint64_t genq;     /* <= 3.10: the str the qualname was taken from (a
+                          generator's gi_qualname), 0 while it is co_name */
 } au_codeentry;
 
 /* A datastack span copied from the target (3.11+). */
@@ -91,6 +95,8 @@ struct au_pyreader {
     uint32_t seen_alloc, stamp_alloc; /* slots allocated */
     uint32_t *pending;    /* cache slots needing a fetch */
     uint32_t pending_cap;
+    uint64_t *raw_gen;    /* name_generators' generators, then qualnames */
+    uint32_t raw_gen_cap;
 
     au_codeentry *cache;
     uint32_t cache_cap;   /* slots in use, a power of two */

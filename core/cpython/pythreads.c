@@ -104,6 +104,7 @@ static uint32_t frame_read_len(const au_py_offsets *o) {
     uint32_t instr = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI ? 4 : 8;
     if (o->frame_instr + instr > end) end = o->frame_instr + instr;
     if (au_pr_present(o->frame_owner) && o->frame_owner + 1 > end) end = o->frame_owner + 1;
+    if (au_pr_present(o->frame_gen) && o->frame_gen + 8 > end) end = o->frame_gen + 8;
     return end;
 }
 
@@ -167,7 +168,8 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
         if (!skip) {
             if (au_pr_grow(r, &r->raw, &r->raw_cap, (size_t)*n + 1, sizeof *r->raw))
                 return AU_ERR_NOMEM;
-            r->raw[(*n)++] = (au_rawframe){cur, code, instr};
+            uint64_t gen = au_pr_present(o->frame_gen) ? au_rd64(f + o->frame_gen) : 0;
+            r->raw[(*n)++] = (au_rawframe){cur, code, instr, gen};
             count++;
         }
         cur = prev;
@@ -411,6 +413,7 @@ void au_pyreader_free(au_pyreader *r) {
     FREE(r->seen, r->seen_alloc);
     FREE(r->seen_stamp, r->stamp_alloc);
     FREE(r->pending, r->pending_cap);
+    FREE(r->raw_gen, r->raw_gen_cap);
 #undef FREE
     a.realloc(a.ud, r, sizeof *r, 0);
 }

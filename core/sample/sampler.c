@@ -173,8 +173,14 @@ static int take_threads(au_sampler *s, const au_pysample *ps, const au_tasks_res
         o->flags = t->flags;
         o->nframes = t->nframes;
         o->first_frame = at;
-        o->name = s->snap ? snap_name(s, t->native_id, &o->name_len)
-                          : live_name(s, t->native_id, &o->name_len);
+        /* The name the program gave the thread, else the kernel's. */
+        if (tr && tr->thread_name && tr->thread_name[i]) {
+            o->name = tr->thread_name[i];
+            o->name_len = tr->thread_name_len[i];
+        } else {
+            o->name = s->snap ? snap_name(s, t->native_id, &o->name_len)
+                              : live_name(s, t->native_id, &o->name_len);
+        }
         for (uint32_t k = 0; k < t->nframes; k++) name_frame(s->reader, &t->frames[k], &s->frames[at + k]);
         at += t->nframes;
     }
