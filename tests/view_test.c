@@ -221,6 +221,34 @@ static void test_warm_view_allocates_nothing(void **state) {
     au_view_free(v);
 }
 
+/* Exact mode: every read is its own read of exactly its bytes, nothing is
+ * kept, want and peek do nothing. */
+static void test_exact_mode(void **state) {
+    (void)state;
+    src s;
+    src_init(&s);
+    s.holes = 1ull << 5;
+    au_view *v;
+    assert_int_equal(au_view_new(NULL, &s.base, 0, &v), AU_OK);
+    au_view_set_exact(v, 1);
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    au_range r = {BASE + 100, 50};
+    assert_int_equal(au_view_want(v, &r, 1), AU_OK);
+    assert_int_equal(s.batches, 0);
+    uint8_t buf[64];
+    assert_int_equal(au_view_read(v, BASE + 100, buf, 50), AU_OK);
+    check(buf, BASE + 100, 50, 0);
+    assert_int_equal(au_view_read(v, BASE + 110, buf, 8), AU_OK);
+    assert_int_equal(s.batches, 2); /* not served from the first read */
+    assert_int_equal(s.reads, 2);
+    assert_null(au_view_peek(v, BASE + 100, 8));
+    assert_int_equal(au_view_read(v, BASE + 5 * PG, buf, 8), AU_ERR_READ);
+    au_view_stats st;
+    au_view_get_stats(v, &st);
+    assert_int_equal(st.fetched, 0);
+    au_view_free(v);
+}
+
 static void test_arguments(void **state) {
     (void)state;
     src s;
@@ -246,6 +274,7 @@ int main(void) {
         cmocka_unit_test(test_page_limit),
         cmocka_unit_test(test_prefetch_previous),
         cmocka_unit_test(test_warm_view_allocates_nothing),
+        cmocka_unit_test(test_exact_mode),
         cmocka_unit_test(test_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -483,6 +483,7 @@ int au_tasks_new(const au_allocator *alloc, au_pyreader *reader, au_memsrc *mem,
     if (t->lim.max_tasks > (1u << 24)) t->lim.max_tasks = 1u << 24;
     au_objlayout_init(&t->layout, &t->off, &t->priv);
     int rc = au_view_new(&a, mem, t->lim.max_pages, &t->view);
+    if (rc == AU_OK) au_view_set_exact(t->view, limits && limits->exact);
     if (rc == AU_OK) rc = au_objects_new(&a, t->view, &t->layout, &t->objects);
     if (rc) {
         au_tasks_free(t);

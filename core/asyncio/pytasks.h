@@ -78,6 +78,8 @@ typedef struct au_tasks_limits {
     uint32_t max_tasks;       /* tasks kept per sample */
     uint32_t max_coro_frames; /* coroutine frames per task */
     uint32_t max_pages;       /* the view's page limit */
+    uint32_t exact;           /* read exact ranges, not pages: for
+                                 recording and replaying snapshots */
 } au_tasks_limits;
 
 typedef struct au_tasks au_tasks;

@@ -26,6 +26,7 @@ struct au_view {
     au_allocator alloc;
     au_memsrc *src;
     uint32_t max_pages;
+    int exact;
     au_view_stats stats;
 
     /* This sample's pages: data[i * PAGE], its number and flags. */
@@ -158,6 +159,7 @@ static int fetch(au_view *v, uint32_t npending, uint8_t extra_flag) {
 
 int au_view_want(au_view *v, const au_range *ranges, uint32_t n) {
     if (!v || (!ranges && n)) return AU_ERR_ARG;
+    if (v->exact) return AU_OK;
     uint64_t total = 0;
     for (uint32_t k = 0; k < n; k++)
         if (valid_range(ranges[k].addr, ranges[k].len)) total += span(ranges[k].addr, ranges[k].len);
@@ -199,6 +201,11 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
     if (!v || (!out && len)) return AU_ERR_ARG;
     if (len == 0) return AU_OK;
     if (!valid_range(addr, len)) return AU_ERR_READ;
+    if (v->exact) {
+        v->stats.batches++;
+        int erc = au_mem_read1(v->src, addr, out, len);
+        return erc == AU_ERR_NOMEM ? erc : erc ? AU_ERR_READ : AU_OK;
+    }
     int rc = check_pages(v, addr, len);
     if (rc == MISSING) {
         au_range r = {addr, len};
@@ -221,7 +228,7 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
 }
 
 const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
-    if (!v || len == 0 || !valid_range(addr, len) || span(addr, len) != 1) return NULL;
+    if (!v || v->exact || len == 0 || !valid_range(addr, len) || span(addr, len) != 1) return NULL;
     if (check_pages(v, addr, len) != AU_OK) return NULL;
     return v->data + (size_t)find(v, addr / PAGE) * PAGE + addr % PAGE;
 }
@@ -248,6 +255,10 @@ int au_view_begin(au_view *v, int prefetch) {
     uint32_t npending = 0;
     for (uint32_t k = 0; k < n; k++) queue(v, v->prev[k], &npending);
     return fetch(v, npending, PG_PREFETCH);
+}
+
+void au_view_set_exact(au_view *v, int exact) {
+    if (v) v->exact = exact != 0;
 }
 
 void au_view_get_stats(const au_view *v, au_view_stats *out) {

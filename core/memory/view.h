@@ -25,6 +25,13 @@
  * Bounds: at most max_pages pages per sample (reads beyond fail with
  * AU_ERR_LIMIT); memory grows to the largest sample and is then reused, so
  * a warm view allocates nothing.
+ *
+ * Exact mode (au_view_set_exact) reads exactly the bytes asked for, one
+ * read each, and keeps nothing: for recording a snapshot, which then holds
+ * the bytes the sample used and not the 4 KiB around each of them (a
+ * search of sys.modules touches a page per key; the snapshot of a small
+ * program is 30 times smaller), and for replaying one.  It costs a system
+ * call per read, which a one-off snapshot can afford.
  */
 #ifndef ASYNCUNWIND_VIEW_H
 #define ASYNCUNWIND_VIEW_H
@@ -82,5 +89,9 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len);
 const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len);
 
 void au_view_get_stats(const au_view *v, au_view_stats *out);
+
+/* Exact mode on (1) or off (0): see above.  au_view_want does nothing and
+ * au_view_peek returns NULL in exact mode. */
+void au_view_set_exact(au_view *v, int exact);
 
 #endif

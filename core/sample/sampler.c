@@ -349,7 +349,10 @@ static int open_tasks(au_sampler *s, au_memsrc *mem) {
     au_tasks_free(s->model);
     s->model = NULL;
     if (s->opt.flags & AU_SAMPLER_NO_TASKS) return AU_OK;
-    au_tasks_limits lim = {s->opt.max_tasks, s->opt.max_coro_frames, s->opt.max_pages};
+    /* A snapshot holds exactly what a recorded sample used, so recording
+     * and replaying read exact ranges rather than pages (view.h). */
+    uint32_t exact = s->snap || (s->opt.flags & AU_SAMPLER_RECORD);
+    au_tasks_limits lim = {s->opt.max_tasks, s->opt.max_coro_frames, s->opt.max_pages, exact};
     int rc = au_tasks_new(&s->alloc, s->reader, mem, &lim, &s->model);
     /* A version without an asyncio layout still gets its threads. */
     return rc == AU_ERR_UNSUPPORTED ? AU_OK : rc;
