@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Golden test: replay every snapshot in corpus/golden/ (recorded by
-# tools/make_golden.py on each CPython version, 3.9 to 3.15) with
-# `asyncunwind replay`, offline, and require exactly what `asyncunwind
-# snapshot` printed when the snapshot was taken.  Needs no Python.
+# tools/make_golden.py on each CPython version, 3.9 to 3.15, for the thread
+# fixtures and every asyncio scenario) with `asyncunwind replay`, offline,
+# and require exactly what `asyncunwind snapshot` printed when the snapshot
+# was taken (.txt), and the collapsed form recorded beside it (.collapsed).
+# Needs no Python.
 set -euo pipefail
 tool="$1"
 pass=0
@@ -20,14 +22,7 @@ for snap in "${snaps[@]}"; do
     if [ "$format" = text ]; then
       expected=$(cat "$want")
     else
-      # The collapsed form of the same sample, derived from the text form:
-      # one line per thread, frames root first.
-      expected=$(awk '
-        /^Thread / { if (line != "") print line " 1"; id = $2;
-                     name = ""; if (match($0, /"[^"]*"/)) name = " (" substr($0, RSTART + 1, RLENGTH - 2) ")";
-                     line = "thread " id name; next }
-        /^    / { sub(/^    /, ""); gsub(/;/, ":"); line = line ";" $0 }
-        END { if (line != "") print line " 1" }' "$want")
+      expected=$(cat "${snap%.snap}.collapsed")
     fi
     if [ "$got" == "$expected" ]; then
       pass=$((pass + 1))

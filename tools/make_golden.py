@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """Record the golden snapshots in corpus/golden/.
 
-For every supported interpreter and a few fixtures, start the fixture, wait
-until it is blocked at its documented lines, and run
+For every supported interpreter and fixture (the thread fixtures and every
+asyncio scenario), start the fixture, wait until it is blocked at its
+documented lines, and run
 
     asyncunwind snapshot --pid PID -o corpus/golden/<interp>-<fixture>.snap
 
-keeping what it printed as corpus/golden/<interp>-<fixture>.txt.  The golden
+keeping what it printed as corpus/golden/<interp>-<fixture>.txt, and the
+same sample replayed in the collapsed format as .collapsed.  The golden
 test (tests/golden_replay_test.sh) replays every .snap offline and requires
-exactly the .txt, so the reader's behaviour on every CPython version stays
+exactly both, so the reader's behaviour on every CPython version stays
 covered without any interpreter installed.  The .snap files also seed the
 pipeline fuzzer (corpus/pipeline/).
+
+Usage: python3 tools/make_golden.py [FIXTURE ...]   (default: all)
 
 Run from the workspace root after `bazel build //:asyncunwind`, as root
 (the sid chroot needs it):
@@ -18,6 +22,7 @@ Run from the workspace root after `bazel build //:asyncunwind`, as root
     python3 tools/make_golden.py
 """
 import glob
+import re
 import os
 import shutil
 import subprocess
@@ -26,7 +31,33 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SID = os.environ.get("ASYNCUNWIND_SID_ROOT", "/var/lib/asyncunwind/sid")
-FIXTURES = ["threads", "generators", "unicode_names"]
+# fixture -> (arguments, minimum minor version, needs uvloop, busy).  Busy
+# fixtures keep a thread on CPU: they are recorded without waiting for
+# every thread to block.
+FIXTURES = {
+    "threads": ([], 9, False, False),
+    "generators": ([], 9, False, False),
+    "unicode_names": ([], 9, False, False),
+    "seed": ([], 9, False, False),
+    "seed_uvloop": ([], 11, True, False),
+    "create_chain": ([], 9, False, False),
+    "await_beats_weak": ([], 9, False, False),
+    "orphan": ([], 9, False, False),
+    "gather_tree": ([], 9, False, False),
+    "taskgroup_tree": ([], 11, False, False),
+    "waiters": ([], 9, False, False),
+    "timeout_block": ([], 11, False, False),
+    "wait_for_inline": ([], 12, False, False),
+    "eager_tasks": ([], 12, False, False),
+    "async_gen": ([], 9, False, False),
+    "executor_thread": ([], 9, False, False),
+    "deadlock": ([], 9, False, False),
+    "two_loops": ([], 9, False, False),
+    "many_tasks": (["100"], 9, False, False),
+    "deep_chain": ([], 9, False, False),
+    "on_cpu": ([], 9, False, True),
+    "ties": ([], 9, False, False),
+}
 TOOL = os.path.join(ROOT, "bazel-bin", "asyncunwind")
 OUT = os.path.join(ROOT, "corpus", "golden")
 
@@ -39,14 +70,14 @@ def interpreters():
             yield "pyenv-3.%d" % minor, [found[-1]], None
     if os.path.exists("/usr/bin/python3.11"):
         yield "debian-3.11-static", ["/usr/bin/python3.11"], None
-    for minor in (14, 15):
+    for minor in (13, 14, 15):
         exe = "%s/usr/bin/python3.%d" % (SID, minor)
         if os.path.exists(exe):
             yield "sid-3.%d" % minor, ["/usr/sbin/chroot", SID, "/usr/bin/python3.%d" % minor], SID
 
 
 def sleeping(pid):
-    """Every thread blocked in a sleep system call."""
+    """Every thread blocked (sleeping, in epoll, on a futex)."""
     for task in os.listdir("/proc/%d/task" % pid):
         try:
             with open("/proc/%d/task/%s/wchan" % (pid, task)) as f:
@@ -60,7 +91,7 @@ def sleeping(pid):
     return True
 
 
-def record(name, argv, chroot, fixture):
+def record(name, argv, chroot, fixture, args, busy):
     src = os.path.join(ROOT, "python_fixtures", fixture + ".py")
     if chroot:
         inside = "/tmp/asyncunwind-golden"
@@ -69,13 +100,14 @@ def record(name, argv, chroot, fixture):
         script = inside + "/" + fixture + ".py"
     else:
         script = src
-    proc = subprocess.Popen(argv + [script], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(argv + [script] + args, stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
     try:
         line = proc.stdout.readline().decode()
         if not line.startswith("READY"):
             raise SystemExit("%s %s: no READY line" % (name, fixture))
         deadline = time.time() + 10
-        while not sleeping(proc.pid):
+        while not busy and not sleeping(proc.pid):
             if time.time() > deadline:
                 raise SystemExit("%s %s: never blocked" % (name, fixture))
             time.sleep(0.05)
@@ -83,6 +115,9 @@ def record(name, argv, chroot, fixture):
         base = os.path.join(OUT, "%s-%s" % (name, fixture))
         with open(base + ".txt", "wb") as out:
             subprocess.run([TOOL, "snapshot", "--pid", str(proc.pid), "-o", base + ".snap"],
+                           stdout=out, stderr=subprocess.DEVNULL, check=True)
+        with open(base + ".collapsed", "wb") as out:
+            subprocess.run([TOOL, "replay", base + ".snap", "--format", "collapsed"],
                            stdout=out, check=True)
         print("%s.snap: %d bytes" % (base, os.path.getsize(base + ".snap")))
     finally:
@@ -90,13 +125,26 @@ def record(name, argv, chroot, fixture):
         proc.wait()
 
 
+def has_uvloop(chroot, minor):
+    return bool(chroot) and bool(glob.glob(
+        "%s/usr/lib/python3/dist-packages/uvloop/loop.cpython-3%d-*.so" % (chroot, minor)))
+
+
 def main():
     if not os.path.exists(TOOL):
         sys.exit("build it first: bazel build //:asyncunwind")
+    wanted = sys.argv[1:] or list(FIXTURES)
+    for f in wanted:
+        if f not in FIXTURES:
+            sys.exit("unknown fixture %s" % f)
     os.makedirs(OUT, exist_ok=True)
     for name, argv, chroot in interpreters():
-        for fixture in FIXTURES:
-            record(name, argv, chroot, fixture)
+        minor = int(re.search(r"3\.(\d+)", name).group(1))
+        for fixture in wanted:
+            args, min_minor, uvloop, busy = FIXTURES[fixture]
+            if minor < min_minor or (uvloop and not has_uvloop(chroot, minor)):
+                continue
+            record(name, argv, chroot, fixture, args, busy)
 
 
 if __name__ == "__main__":
