@@ -37,6 +37,7 @@ static const fixture_info kFixtures[] = {
     {"deep_recursion", 1, 1, 1}, {"threads", 1, 4, 4},
     {"cpu_bound", 0, 1, 1},      {"generators", 1, 1, 1},
     {"unicode_names", 1, 1, 1},  {"spawner", 0, 1, 0},
+    {"lambdas", 1, 1, 1},
 };
 #define N_FIXTURES (sizeof kFixtures / sizeof kFixtures[0])
 

@@ -27,6 +27,7 @@
 
 static const char *const fixtures[] = {
     "threads", "deep_recursion", "generators", "unicode_names", "cpu_bound", "spawner",
+    "lambdas",
 };
 
 

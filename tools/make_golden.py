@@ -38,6 +38,7 @@ FIXTURES = {
     "threads": ([], 9, False, False),
     "generators": ([], 9, False, False),
     "unicode_names": ([], 9, False, False),
+    "lambdas": ([], 9, False, False),
     "seed": ([], 9, False, False),
     "seed_uvloop": ([], 11, True, False),
     "create_chain": ([], 9, False, False),
