@@ -637,6 +637,8 @@ int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value)
 
 uint64_t au_obj_weakref(au_objects *ob, uint64_t ref) {
     uint64_t target = au_obj_ptr(ob, ref, ob->l->o->weakref_wr_object);
-    if (!aligned(target) || au_obj_is_none(ob, target)) return 0;
-    return target;
+    /* A dead ref points at None: not read here (telling None apart would
+     * cost a read of every referent's type, a page each, before the
+     * caller asks for the referents in one batch). */
+    return aligned(target) ? target : 0;
 }

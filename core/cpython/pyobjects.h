@@ -174,7 +174,8 @@ int au_obj_dict_get(au_objects *ob, uint64_t dict, const char *name, uint64_t *v
  * whichever form this version keeps it). */
 int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value);
 
-/* The referent of a weakref; 0 when it is dead (None) or unreadable. */
+/* The referent of a weakref, 0 when unreadable.  A dead ref's referent is
+ * None: the caller checks the referent's kind. */
 uint64_t au_obj_weakref(au_objects *ob, uint64_t ref);
 
 /* Is addr the None object (learnt from the first one met)? */
