@@ -30,6 +30,9 @@ extern char **environ;
 #define CHROOT_BIN "/usr/sbin/chroot"
 #define CHROOT_COPY_DIR "/tmp/asyncunwind-fixtures" /* inside ROOT */
 #define CHROOT_BIND_DIR "/mnt"                      /* inside ROOT */
+#define CHROOT_AGENT_MNT "/srv" /* inside ROOT: a tmpfs, for the next line */
+#define CHROOT_AGENT_NAME "asyncunwind-agent"
+#define CHROOT_TMP "/tmp" /* inside ROOT: a tmpfs with writable_tmp */
 
 /* snprintf that reports truncation as failure (-1). */
 static int fmt(char *buf, size_t n, const char *f, ...)
@@ -308,8 +311,9 @@ static void describe_status(int status, char *buf, size_t n) {
   }
 }
 
-/* Removes the regular files in dir, then dir. */
-static void remove_copy_dir(const char *dir) {
+/* Removes the files in dir and in its subdirectories (`depth` levels
+ * deep), then dir. */
+static void remove_tree(const char *dir, int depth) {
   DIR *d = opendir(dir);
   if (d != NULL) {
     struct dirent *e;
@@ -318,12 +322,20 @@ static void remove_copy_dir(const char *dir) {
         continue;
       }
       char path[PATH_MAX];
-      if (fmt(path, sizeof path, "%s/%s", dir, e->d_name) == 0) unlink(path);
+      if (fmt(path, sizeof path, "%s/%s", dir, e->d_name) != 0) continue;
+      if (depth > 0 && is_dir(path)) {
+        remove_tree(path, depth - 1);
+      } else {
+        unlink(path);
+      }
     }
     closedir(d);
   }
   rmdir(dir);
 }
+
+/* A copy directory holds the fixture and, with an agent, its directory. */
+static void remove_copy_dir(const char *dir) { remove_tree(dir, 1); }
 
 static int copy_file(const char *from, const char *to) {
   int in = open(from, O_RDONLY | O_CLOEXEC);
@@ -365,9 +377,37 @@ static int copy_file(const char *from, const char *to) {
   return rc;
 }
 
-/* Copies host_script into a fresh ROOT/tmp/asyncunwind-fixtures/XXXXXX/. */
+/* Copies the regular files of `from` (symlinks followed; no dot files, no
+ * subdirectories) into the new directory `to`. */
+static int copy_dir_files(const char *from, const char *to) {
+  if (mkdir(to, 0755) != 0) return -1;
+  DIR *d = opendir(from);
+  if (d == NULL) return -1;
+  int rc = 0;
+  struct dirent *e;
+  while (rc == 0 && (e = readdir(d)) != NULL) {
+    char src[PATH_MAX], dst[PATH_MAX];
+    struct stat st;
+    if (e->d_name[0] == '.') continue;
+    if (fmt(src, sizeof src, "%s/%s", from, e->d_name) != 0 ||
+        fmt(dst, sizeof dst, "%s/%s", to, e->d_name) != 0) {
+      errno = ENAMETOOLONG;
+      rc = -1;
+    } else if (stat(src, &st) == 0 && S_ISREG(st.st_mode)) {
+      rc = copy_file(src, dst);
+    }
+  }
+  int err = errno;
+  closedir(d);
+  errno = err;
+  return rc;
+}
+
+/* Copies host_script into a fresh ROOT/tmp/asyncunwind-fixtures/XXXXXX/,
+ * and the files of agent_dir (if not NULL) into its asyncunwind-agent/. */
 static int make_chroot_copy(const py_interp *p, const char *host_script,
-                            const char *base, py_proc *out) {
+                            const char *base, const char *agent_dir,
+                            py_proc *out) {
   char dir[PATH_MAX], dst[PATH_MAX];
   if (fmt(dir, sizeof dir, "%s%s", p->chroot_root, CHROOT_COPY_DIR) != 0 ||
       (mkdir(dir, 0755) != 0 && errno != EEXIST) ||
@@ -378,13 +418,22 @@ static int make_chroot_copy(const py_interp *p, const char *host_script,
     errno = e;
     return -1;
   }
+  char agent_dst[PATH_MAX];
   if (fmt(dst, sizeof dst, "%s/%s", out->copy_dir, base) != 0 ||
       copy_file(host_script, dst) != 0 ||
       fmt(out->script, sizeof out->script, "%s%s/%s", CHROOT_COPY_DIR,
-          out->copy_dir + strlen(dir), base) != 0) {
+          out->copy_dir + strlen(dir), base) != 0 ||
+      (agent_dir != NULL &&
+       (fmt(agent_dst, sizeof agent_dst, "%s/%s", out->copy_dir,
+            CHROOT_AGENT_NAME) != 0 ||
+        copy_dir_files(agent_dir, agent_dst) != 0 ||
+        fmt(out->agent_dir, sizeof out->agent_dir, "%s%s/%s",
+            CHROOT_COPY_DIR, out->copy_dir + strlen(dir),
+            CHROOT_AGENT_NAME) != 0))) {
     int e = errno;
     remove_copy_dir(out->copy_dir);
     out->copy_dir[0] = '\0';
+    out->agent_dir[0] = '\0';
     errno = e;
     return -1;
   }
@@ -403,6 +452,11 @@ typedef struct spawn_plan {
   char *const *envp;
   const char *bind_src; /* NULL: no mount namespace */
   const char *bind_dst;
+  /* In the mount namespace, optional (NULL: not wanted): */
+  const char *agent_src; /* bound read-only on agent_dst, made in a */
+  const char *agent_mnt; /* tmpfs mounted on agent_mnt */
+  const char *agent_dst;
+  const char *tmp_dst; /* a tmpfs (writable_tmp) */
 } spawn_plan;
 
 /* Child side: only async-signal-safe calls. */
@@ -420,6 +474,20 @@ static void child_exec(const spawn_plan *plan, pid_t parent, int devnull,
     if (unshare(CLONE_NEWNS) != 0 ||
         mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount(plan->bind_src, plan->bind_dst, NULL, MS_BIND, NULL) != 0) {
+      goto fail;
+    }
+    if (plan->agent_src != NULL &&
+        (mount("tmpfs", plan->agent_mnt, "tmpfs", MS_NOSUID | MS_NODEV,
+               "mode=0755") != 0 ||
+         mkdir(plan->agent_dst, 0755) != 0 ||
+         mount(plan->agent_src, plan->agent_dst, NULL, MS_BIND, NULL) != 0 ||
+         mount(NULL, plan->agent_dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY,
+               NULL) != 0)) {
+      goto fail;
+    }
+    if (plan->tmp_dst != NULL &&
+        mount("tmpfs", plan->tmp_dst, "tmpfs", MS_NOSUID | MS_NODEV,
+              "mode=1777") != 0) {
       goto fail;
     }
   }
@@ -495,8 +563,14 @@ static int fork_exec(const spawn_plan *plan, py_proc *out, long deadline) {
   (void)status;
   if (got == (ssize_t)sizeof ce) {
     if (ce.stage == STAGE_MOUNT) {
-      proc_error(out, "private mount namespace / bind mount of %s on %s: %s",
-                 plan->bind_src, plan->bind_dst, strerror(ce.err));
+      proc_error(out,
+                 "private mount namespace / bind mount of %s on %s%s%s%s: "
+                 "%s",
+                 plan->bind_src, plan->bind_dst,
+                 plan->agent_src != NULL ? " / agent directory on " : "",
+                 plan->agent_src != NULL ? plan->agent_dst : "",
+                 plan->tmp_dst != NULL ? " / tmpfs on /tmp" : "",
+                 strerror(ce.err));
       return -2;
     }
     proc_error(out, "%s %s: %s",
@@ -568,18 +642,36 @@ static int wait_ready(py_proc *out, long deadline) {
   }
 }
 
-/* Builds argv = prefix + script + args, and envp = environ - PYTHON*. */
+/* Builds argv = prefix + script + args, and envp = environ - PYTHON*
+ * + extra (a PYTHONPATH among extra comes after agent_path, if any, in
+ * *pythonpath, a malloc'd "PYTHONPATH=..." the caller frees). */
 static int build_vectors(const py_interp *p, const char *script,
-                         const char *const *args, char ***argv_out,
-                         char ***envp_out) {
-  size_t nargs = 0, nenv = 0;
+                         const char *const *args, const char *const *extra,
+                         const char *agent_path, char ***argv_out,
+                         char ***envp_out, char **pythonpath) {
+  size_t nargs = 0, nenv = 0, nextra = 0;
   while (args != NULL && args[nargs] != NULL) nargs++;
   while (environ != NULL && environ[nenv] != NULL) nenv++;
+  while (extra != NULL && extra[nextra] != NULL) nextra++;
+  *pythonpath = NULL;
+  if (agent_path != NULL) {
+    const char *more = NULL;
+    for (size_t i = 0; i < nextra; i++) {
+      if (strncmp(extra[i], "PYTHONPATH=", 11) == 0) more = extra[i] + 11;
+    }
+    size_t n = 12 + strlen(agent_path) + (more ? 1 + strlen(more) : 0);
+    *pythonpath = malloc(n);
+    if (*pythonpath == NULL) return -1;
+    snprintf(*pythonpath, n, "PYTHONPATH=%s%s%s", agent_path,
+             more && *more ? ":" : "", more ? more : "");
+  }
   char **argv = calloc((size_t)p->argc + 2 + nargs, sizeof *argv);
-  char **envp = calloc(nenv + 1, sizeof *envp);
+  char **envp = calloc(nenv + nextra + 2, sizeof *envp);
   if (argv == NULL || envp == NULL) {
     free(argv);
     free(envp);
+    free(*pythonpath);
+    *pythonpath = NULL;
     return -1;
   }
   size_t k = 0;
@@ -591,33 +683,90 @@ static int build_vectors(const py_interp *p, const char *script,
   for (size_t i = 0; i < nenv; i++) {
     if (strncmp(environ[i], "PYTHON", 6) != 0) envp[k++] = environ[i];
   }
+  for (size_t i = 0; i < nextra; i++) {
+    if (*pythonpath == NULL || strncmp(extra[i], "PYTHONPATH=", 11) != 0) {
+      envp[k++] = (char *)extra[i];
+    }
+  }
+  if (*pythonpath != NULL) envp[k++] = *pythonpath;
   envp[k] = NULL;
   *argv_out = argv;
   *envp_out = envp;
   return 0;
 }
 
+/* Runs script; `plan` gives the mounts (argv and envp are filled in here),
+ * opts the extra environment, out->agent_dir the agent's path. */
 static int spawn_with(const py_interp *p, const char *script,
-                      const char *const *args, const char *bind_src,
-                      const char *bind_dst, py_proc *out, long deadline) {
+                      const char *const *args, const py_spawn_opts *opts,
+                      spawn_plan plan, py_proc *out, long deadline) {
   if (fmt(out->script, sizeof out->script, "%s", script) != 0) {
     proc_error(out, "script path too long");
     return -1;
   }
-  char **argv, **envp;
-  if (build_vectors(p, out->script, args, &argv, &envp) != 0) {
+  char **argv, **envp, *pythonpath;
+  if (build_vectors(p, out->script, args, opts->env,
+                    out->agent_dir[0] ? out->agent_dir : NULL, &argv, &envp,
+                    &pythonpath) != 0) {
     proc_error(out, "out of memory");
     return -1;
   }
-  spawn_plan plan = {argv, envp, bind_src, bind_dst};
+  plan.argv = argv;
+  plan.envp = envp;
   int rc = fork_exec(&plan, out, deadline);
   free(argv);
   free(envp);
+  free(pythonpath);
+  return rc;
+}
+
+/* The one host directory that the files of `dir` resolve into (symlinks
+ * followed), as Bazel's runfiles do.  Returns 0, or -1 (error in out) when
+ * there is none or they are spread out. */
+static int files_home_dir(const char *dir, char *home, size_t n,
+                          py_proc *out) {
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    proc_error(out, "agent directory %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  int files = 0, rc = 0;
+  struct dirent *e;
+  while (rc == 0 && (e = readdir(d)) != NULL) {
+    char path[PATH_MAX], real[PATH_MAX];
+    struct stat st;
+    if (e->d_name[0] == '.' || fmt(path, sizeof path, "%s/%s", dir,
+                                   e->d_name) != 0 ||
+        stat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+        realpath(path, real) == NULL) {
+      continue;
+    }
+    *strrchr(real, '/') = '\0';
+    if (files++ == 0) {
+      if (fmt(home, n, "%s", real[0] ? real : "/") != 0) rc = -1;
+    } else if (strcmp(home, real[0] ? real : "/") != 0) {
+      proc_error(out, "the files of %s live in %s and %s", dir, home, real);
+      rc = -1;
+    }
+  }
+  closedir(d);
+  if (rc == 0 && files == 0) {
+    proc_error(out, "no files in agent directory %s", dir);
+    rc = -1;
+  }
   return rc;
 }
 
 int py_spawn_fixture(const py_interp *p, const char *fixture_path,
                      const char *const *args, py_proc *out) {
+  return py_spawn_fixture_opts(p, fixture_path, args, NULL, out);
+}
+
+int py_spawn_fixture_opts(const py_interp *p, const char *fixture_path,
+                          const char *const *args, const py_spawn_opts *opts,
+                          py_proc *out) {
+  static const py_spawn_opts none = {0};
+  if (opts == NULL) opts = &none;
   memset(out, 0, sizeof *out);
   out->pid = -1;
   out->out_fd = -1;
@@ -632,13 +781,27 @@ int py_spawn_fixture(const py_interp *p, const char *fixture_path,
     proc_error(out, "fixture %s: %s", fixture_path, strerror(errno));
     return -1;
   }
+  if (opts->agent_dir != NULL && !is_dir(opts->agent_dir)) {
+    proc_error(out, "agent directory %s: not a directory", opts->agent_dir);
+    return -1;
+  }
+  spawn_plan plan = {0};
   int rc;
   if (p->kind != PY_KIND_SID_CHROOT) {
-    rc = spawn_with(p, fixture_path, args, NULL, NULL, out, deadline);
+    if (opts->agent_dir != NULL &&
+        realpath(opts->agent_dir, out->agent_dir) == NULL) {
+      proc_error(out, "realpath %s: %s", opts->agent_dir, strerror(errno));
+      return -1;
+    }
+    rc = spawn_with(p, fixture_path, args, opts, plan, out, deadline);
   } else {
     /* Make the fixture visible inside the chroot: bind its directory on
-     * ROOT/mnt in the child's own mount namespace, else copy it in. */
+     * ROOT/mnt in the child's own mount namespace (and the agent's on
+     * ROOT/srv/asyncunwind-agent, and a tmpfs on ROOT/tmp, if asked), else
+     * copy them in. */
     char real[PATH_MAX], dir[PATH_MAX], dst[PATH_MAX], script[PATH_MAX];
+    char agent_home[PATH_MAX], agent_mnt[PATH_MAX], agent_dst[PATH_MAX];
+    char tmp_dst[PATH_MAX];
     if (realpath(fixture_path, real) == NULL) {
       proc_error(out, "realpath %s: %s", fixture_path, strerror(errno));
       return -1;
@@ -648,24 +811,48 @@ int py_spawn_fixture(const py_interp *p, const char *fixture_path,
     snprintf(dir, sizeof dir, "%.*s", (int)(slash - real), real);
     if (dir[0] == '\0') snprintf(dir, sizeof dir, "/");
     if (fmt(dst, sizeof dst, "%s%s", p->chroot_root, CHROOT_BIND_DIR) != 0 ||
-        fmt(script, sizeof script, "%s/%s", CHROOT_BIND_DIR, base) != 0) {
+        fmt(script, sizeof script, "%s/%s", CHROOT_BIND_DIR, base) != 0 ||
+        fmt(agent_mnt, sizeof agent_mnt, "%s%s", p->chroot_root,
+            CHROOT_AGENT_MNT) != 0 ||
+        fmt(agent_dst, sizeof agent_dst, "%s/%s", agent_mnt,
+            CHROOT_AGENT_NAME) != 0 ||
+        fmt(tmp_dst, sizeof tmp_dst, "%s%s", p->chroot_root, CHROOT_TMP) !=
+            0) {
       proc_error(out, "path too long");
       return -1;
     }
+    plan.bind_src = dir;
+    plan.bind_dst = dst;
+    if (opts->writable_tmp) plan.tmp_dst = tmp_dst;
     const char *force_copy = getenv("ASYNCUNWIND_FIXTURE_COPY");
     if (force_copy != NULL && strcmp(force_copy, "1") == 0) {
       rc = -2;
       proc_error(out, "ASYNCUNWIND_FIXTURE_COPY=1");
-    } else if (is_dir(dst)) {
-      rc = spawn_with(p, script, args, dir, dst, out, deadline);
-    } else {
+    } else if (!is_dir(dst)) {
       rc = -2;
       proc_error(out, "no directory %s", dst);
+    } else if (opts->agent_dir != NULL &&
+               files_home_dir(opts->agent_dir, agent_home, sizeof agent_home,
+                              out) != 0) {
+      rc = -2; /* why is in out->error */
+    } else if (opts->agent_dir != NULL && !is_dir(agent_mnt)) {
+      rc = -2;
+      proc_error(out, "no directory %s", agent_mnt);
+    } else {
+      if (opts->agent_dir != NULL) {
+        plan.agent_src = agent_home;
+        plan.agent_mnt = agent_mnt;
+        plan.agent_dst = agent_dst;
+        snprintf(out->agent_dir, sizeof out->agent_dir, "%s",
+                 PY_CHROOT_AGENT_DIR);
+      }
+      rc = spawn_with(p, script, args, opts, plan, out, deadline);
     }
     if (rc == -2) {
       char why[sizeof out->error];
       snprintf(why, sizeof why, "%s", out->error);
-      if (make_chroot_copy(p, real, base, out) != 0) {
+      out->agent_dir[0] = '\0';
+      if (make_chroot_copy(p, real, base, opts->agent_dir, out) != 0) {
         proc_error(out,
                    "cannot make %s visible in %s: %s; and copying it into "
                    "%s%s failed: %s",
@@ -675,7 +862,8 @@ int py_spawn_fixture(const py_interp *p, const char *fixture_path,
       }
       char copied[PATH_MAX];
       snprintf(copied, sizeof copied, "%s", out->script);
-      rc = spawn_with(p, copied, args, NULL, NULL, out, deadline);
+      spawn_plan direct = {0};
+      rc = spawn_with(p, copied, args, opts, direct, out, deadline);
     }
   }
   if (rc != 0) {

@@ -94,7 +94,39 @@ typedef struct py_proc {
   char copy_dir[PATH_MAX]; /* host directory py_kill deletes, or "" */
   long ready_ms;           /* spawn-to-READY time */
   char error[1024];        /* why py_spawn_fixture failed */
+  /* py_spawn_opts.agent_dir as the target sees it (first on its
+   * PYTHONPATH), or "" without one. */
+  char agent_dir[PATH_MAX];
 } py_proc;
+
+/* Options of py_spawn_fixture_opts.  Zero-initialise, then set what is
+ * needed: {0} is py_spawn_fixture's behaviour. */
+typedef struct py_spawn_opts {
+  /* Extra environment entries "NAME=value", NULL-terminated (may be NULL),
+   * added after the PYTHON* variables are removed: they may set PYTHON*
+   * ones (PYTHONDONTWRITEBYTECODE=1, PYTHONPATH=..., ...). */
+  const char *const *env;
+  /* A directory of Python files the target must see, e.g. "agent" (the
+   * runfiles of //agent:files: the asyncunwind agent, docs/AGENT.md), or
+   * NULL.  Its path as the target sees it goes first on PYTHONPATH, before
+   * a PYTHONPATH from env, and into py_proc.agent_dir.  Host interpreters
+   * see it where it is (made absolute).  For the chroot entries its files
+   * must all resolve (symlinks followed, as Bazel's runfiles are) into one
+   * host directory, which the child bind-mounts on ROOT/srv/asyncunwind-
+   * agent over a tmpfs on ROOT/srv, in its private mount namespace
+   * (PY_CHROOT_AGENT_DIR inside); when it cannot mount, or the files are
+   * spread out, the files are copied into the fixture's copy directory
+   * (ROOT/tmp/asyncunwind-fixtures/XXXXXX/asyncunwind-agent/). */
+  const char *agent_dir;
+  /* 1: the target may write in /tmp (a fixture that writes scratch
+   * files).  Host interpreters can.  For the chroot entries the child
+   * mounts a private tmpfs on ROOT/tmp (Bazel's sandbox leaves ROOT
+   * read-only); the copy fallback has a writable ROOT/tmp already. */
+  int writable_tmp;
+} py_spawn_opts;
+
+/* Where the chroot entries see py_spawn_opts.agent_dir when mounted. */
+#define PY_CHROOT_AGENT_DIR "/srv/asyncunwind-agent"
 
 /* Runs `fixture_path` (e.g. "python_fixtures/threads.py", relative to the
  * cwd) under p with the extra arguments `args` (NULL-terminated, may be
@@ -114,6 +146,18 @@ typedef struct py_proc {
  * out->error set and nothing left running.  On success call py_kill. */
 int py_spawn_fixture(const py_interp *p, const char *fixture_path,
                      const char *const *args, py_proc *out);
+
+/* py_spawn_fixture with options (NULL: none, the same as
+ * py_spawn_fixture).  With an agent directory:
+ *
+ *   const char *env[] = {"PYTHONDONTWRITEBYTECODE=1", NULL};
+ *   py_spawn_opts opts = {.env = env, .agent_dir = "agent"};
+ *   py_spawn_fixture_opts(p, "python_fixtures/x.py", NULL, &opts, &proc);
+ *
+ * and `data = ["//agent:files"]` on the test. */
+int py_spawn_fixture_opts(const py_interp *p, const char *fixture_path,
+                          const char *const *args, const py_spawn_opts *opts,
+                          py_proc *out);
 
 /* Waits up to timeout_ms until every thread of the fixture sits in a sleep
  * system call (clock_nanosleep, nanosleep, select, pselect6, epoll_wait,
