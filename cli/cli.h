@@ -16,9 +16,24 @@ enum {
     AU_EXIT_FILE = 7,
 };
 
+#include <stddef.h>
+
 int cli_fail(const char *what, int status);
-/* dump (output == NULL) or snapshot to output. */
-int cli_live(int pid, int format, const char *output);
+/* dump (output == NULL) or snapshot to output; no_agent ignores the
+ * agent's records. */
+int cli_live(int pid, int format, const char *output, int no_agent);
 int cli_replay(const char *file, int format);
+int cli_agent_path(void);
+
+/* A file carried in the binary (tools/embed.c). */
+typedef struct cli_embedded_file {
+    const char *name;
+    const unsigned char *data;
+    size_t len;
+} cli_embedded_file;
+
+/* The agent's files (the .py files of agent/), and a digest of them. */
+extern const cli_embedded_file cli_agent_files[];
+extern const char cli_agent_files_hash[];
 
 #endif

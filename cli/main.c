@@ -1,9 +1,10 @@
 /*
  * asyncunwind: the command-line tool.
  *
- *   asyncunwind dump --pid PID [--format text|collapsed]
- *   asyncunwind snapshot --pid PID -o FILE [--format text|collapsed]
+ *   asyncunwind dump --pid PID [--format text|collapsed] [--no-agent]
+ *   asyncunwind snapshot --pid PID -o FILE [--format text|collapsed] [--no-agent]
  *   asyncunwind replay FILE [--format text|collapsed]
+ *   asyncunwind agent-path
  *
  * Exit codes are documented in docs/CLI.md and --help; each error prints
  * one line saying what failed and, where it helps, a second with a hint.
@@ -23,21 +24,27 @@ static const char usage[] =
     "usage: asyncunwind <command> [options]\n"
     "\n"
     "Read the Python stacks of a running CPython 3.9-3.15 process from outside,\n"
-    "without stopping or changing it.\n"
+    "without stopping or changing it.  For threads running asyncio, one stack\n"
+    "per leaf task: the thread's frames, then each task from the root task\n"
+    "down to the leaf, with its coroutine frames.\n"
     "\n"
     "commands:\n"
-    "  dump --pid PID            print one sample of every thread's stack\n"
+    "  dump --pid PID            print one sample of every thread's stacks\n"
     "  snapshot --pid PID -o FILE\n"
     "                            take one sample and record everything it read\n"
     "                            into FILE (docs/SNAPSHOT.md); prints the sample\n"
     "  replay FILE               print the sample recorded in FILE, offline\n"
+    "  agent-path                print the directory of the in-target agent:\n"
+    "                            PYTHONPATH=$(asyncunwind agent-path) python3 app.py\n"
+    "                            lets asyncunwind show which task created which\n"
     "\n"
     "options:\n"
     "  -p, --pid PID             the process to read\n"
     "  -o, --output FILE         where snapshot writes (required for snapshot)\n"
-    "  -f, --format FORMAT       text (default): per thread, outermost frame first;\n"
-    "                            collapsed: one line per thread, root first,\n"
-    "                            frames joined by ';', then a count of 1\n"
+    "  -f, --format FORMAT       text (default): per stack, outermost frame first;\n"
+    "                            collapsed: one line per stack, root first,\n"
+    "                            frames and [tasks] joined by ';', then a count of 1\n"
+    "      --no-agent            ignore the agent's records (no 'created by' links)\n"
     "  -h, --help                this help\n"
     "\n"
     "exit codes:\n"
@@ -81,13 +88,14 @@ typedef struct options {
     const char *command, *output, *file;
     int pid;
     int format;
+    int no_agent;
 } options;
 
 static int parse(int argc, char **argv, options *o) {
     static const struct option longs[] = {
         {"pid", required_argument, NULL, 'p'},    {"output", required_argument, NULL, 'o'},
         {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"no-agent", no_argument, NULL, 'A'},     {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->format = CLI_FORMAT_TEXT;
@@ -116,6 +124,7 @@ static int parse(int argc, char **argv, options *o) {
             else if (!strcmp(optarg, "collapsed")) o->format = CLI_FORMAT_COLLAPSED;
             else return usage_error("--format is text or collapsed");
             break;
+        case 'A': o->no_agent = 1; break;
         case 'h': fputs(usage, stdout); return -1;
         case ':': return usage_error("an option is missing its value");
         default: return usage_error("unknown option");
@@ -136,12 +145,16 @@ int main(int argc, char **argv) {
         if (o.file) return usage_error("unexpected argument");
         if (snap && !o.output) return usage_error("snapshot needs -o FILE");
         if (!snap && o.output) return usage_error("-o is for snapshot");
-        return cli_live(o.pid, o.format, snap ? o.output : NULL);
+        return cli_live(o.pid, o.format, snap ? o.output : NULL, o.no_agent);
     }
     if (!strcmp(o.command, "replay")) {
         if (!o.file) return usage_error("replay needs a snapshot FILE");
-        if (o.pid || o.output) return usage_error("replay takes only FILE and --format");
+        if (o.pid || o.output || o.no_agent) return usage_error("replay takes only FILE and --format");
         return cli_replay(o.file, o.format);
     }
-    return usage_error("unknown command (dump, snapshot, replay)");
+    if (!strcmp(o.command, "agent-path")) {
+        if (o.pid || o.output || o.file || o.no_agent) return usage_error("agent-path takes no arguments");
+        return cli_agent_path();
+    }
+    return usage_error("unknown command (dump, snapshot, replay, agent-path)");
 }

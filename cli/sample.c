@@ -54,10 +54,11 @@ static int print_sample(au_sampler *s, const au_sample *smp, int format) {
     return AU_EXIT_OK;
 }
 
-int cli_live(int pid, int format, const char *output) {
+int cli_live(int pid, int format, const char *output, int no_agent) {
     au_sampler_options opt;
     memset(&opt, 0, sizeof opt);
     if (output) opt.flags |= AU_SAMPLER_RECORD;
+    if (no_agent) opt.flags |= AU_SAMPLER_NO_AGENT;
     au_sampler *s = NULL;
     int rc = au_sampler_open_pid(NULL, pid, &opt, &s);
     if (rc) return open_failed(pid, rc);

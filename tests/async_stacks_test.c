@@ -1,9 +1,10 @@
 /*
  * Task-aware stacks of every asyncio scenario fixture, read from outside a
  * live interpreter by the sampler (the same calls `asyncunwind dump`
- * makes), checked against python_fixtures/expected/<fixture>.txt (with the
- * agent) or .noagent.txt (without), then snapshotted and replayed: the
- * replay must print exactly what the live sample printed.
+ * makes), checked against python_fixtures/expected/<fixture>.txt (started
+ * with the agent, agent/) or .noagent.txt (without it, where the stacks
+ * differ), then snapshotted and replayed: the replay must print exactly
+ * what the live sample printed.
  *
  * One test binary per interpreter (argv[1], a name of tests/pythons.h), so
  * Bazel runs the interpreters side by side.  A missing interpreter is a
@@ -228,7 +229,14 @@ static void run_fixture(const py_interp *p, const fixture *fx, int agent) {
     }
     snprintf(path, sizeof path, "python_fixtures/%s.py", fx->name);
     py_proc proc;
-    if (py_spawn_fixture(p, path, fx->args[0] ? fx->args : NULL, &proc) != 0) {
+    /* With the agent: the directory //agent:files lands in, first on the
+     * target's PYTHONPATH (made visible inside the chroot too). */
+    static const char *const env[] = {"PYTHONDONTWRITEBYTECODE=1", NULL};
+    py_spawn_opts opts;
+    memset(&opts, 0, sizeof opts);
+    opts.env = env;
+    opts.agent_dir = agent ? "agent" : NULL;
+    if (py_spawn_fixture_opts(p, path, fx->args[0] ? fx->args : NULL, &opts, &proc) != 0) {
         fprintf(stderr, "%s: %s\n", fx->name, proc.error);
         fail();
     }
@@ -277,6 +285,16 @@ static void test_fixtures_without_agent(void **state) {
     for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++) run_fixture(p, &FIXTURES[i], 0);
 }
 
+/* The same fixtures started with the agent (docs/AGENT.md): weak links
+ * join, and the expectations are NAME.txt. */
+static void test_fixtures_with_agent(void **state) {
+    (void)state;
+    const py_interp *p = py_interpreter(interp_name);
+    assert_non_null(p);
+    PY_REQUIRE(p);
+    for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++) run_fixture(p, &FIXTURES[i], 1);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s INTERPRETER (a name of tests/pythons.h)\n", argv[0]);
@@ -285,6 +303,7 @@ int main(int argc, char **argv) {
     interp_name = argv[1];
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures_without_agent),
+        cmocka_unit_test(test_fixtures_with_agent),
     };
     return cmocka_run_group_tests_name(interp_name, tests, NULL, NULL);
 }

@@ -58,6 +58,23 @@ expect_exit 2 "needs a snapshot FILE" -- "$tool" replay
 expect_exit 3 "no such process" -- "$tool" dump --pid 2147483647
 expect_exit 5 "not a Python process" -- "$tool" dump --pid $$
 expect_exit 7 "cannot open" -- "$tool" replay "$tmp/missing.snap"
+expect_exit 2 "agent-path takes no arguments" -- "$tool" agent-path --pid 1
+expect_exit 2 "replay takes only" -- "$tool" replay x.snap --no-agent
+
+# ---- agent-path ----------------------------------------------------------------
+# It writes the agent the binary carries into a directory named after the
+# files' digest, under the user's cache, and prints it; a second run finds
+# it complete; with no HOME and no XDG_CACHE_HOME, /tmp/asyncunwind-UID.
+agent_dir=$(env -u HOME XDG_CACHE_HOME="$tmp/cache" "$tool" agent-path)
+if [ -f "$agent_dir/sitecustomize.py" ] && [ -f "$agent_dir/asyncunwind_agent.py" ] &&
+   [ "${agent_dir#"$tmp/cache/asyncunwind/agent-"}" != "$agent_dir" ]; then ok; else
+  bad "agent-path printed '$agent_dir', without the agent's files under the cache"; fi
+again=$(env -u HOME XDG_CACHE_HOME="$tmp/cache" "$tool" agent-path)
+if [ "$again" = "$agent_dir" ]; then ok; else bad "agent-path moved: $agent_dir then $again"; fi
+if cmp -s "$agent_dir/sitecustomize.py" "$(pwd)/agent/sitecustomize.py"; then ok; else
+  bad "agent-path wrote a sitecustomize.py that is not agent/'s"; fi
+tmp_dir=$(env -u HOME -u XDG_CACHE_HOME "$tool" agent-path)
+case "$tmp_dir" in "/tmp/asyncunwind-$(id -u)/agent-"*) ok ;; *) bad "agent-path without HOME: $tmp_dir" ;; esac
 printf 'garbage' >"$tmp/garbage.snap"
 expect_exit 7 "not a valid snapshot" -- "$tool" replay "$tmp/garbage.snap"
 
@@ -98,6 +115,21 @@ py312=$(ls -d "$pyenv"/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1)
 if [ -n "$py312" ]; then
   start pyenv312 "$py312" "$fixtures/threads.py"
   check_live pyenv312
+  # The seed program with the agent (PYTHONPATH=$(asyncunwind agent-path)):
+  # Task-not_awaited under its creator; with --no-agent, a root of its own.
+  start seed312 env PYTHONPATH="$agent_dir" "$py312" "$fixtures/seed.py"
+  "$tool" dump --pid "$pid" --format collapsed >"$tmp/seed.col" 2>"$tmp/err" || bad "seed: dump: $(cat "$tmp/err")"
+  grep -q ";\[Task-1\];parent (.*seed.py:35);\[Task-not_awaited\];func_not_awaited (.*seed.py:24);sleep (.*tasks.py:[0-9]*) 1$" \
+    "$tmp/seed.col" && ok || bad "seed: Task-not_awaited not under parent: $(cat "$tmp/seed.col")"
+  "$tool" dump --pid "$pid" >"$tmp/seed.txt" 2>/dev/null
+  grep -q "^    \[Task-not_awaited\] created by Task-1$" "$tmp/seed.txt" && ok || bad "seed: text: $(cat "$tmp/seed.txt")"
+  "$tool" dump --pid "$pid" --format collapsed --no-agent >"$tmp/seed.noagent" 2>/dev/null
+  grep -q "select ([^)]*);\[Task-not_awaited\];func_not_awaited" "$tmp/seed.noagent" && ok ||
+    bad "seed --no-agent: Task-not_awaited should be a root: $(cat "$tmp/seed.noagent")"
+  "$tool" snapshot --pid "$pid" -o "$tmp/seed.snap" >"$tmp/seed.live" 2>/dev/null || bad "seed: snapshot failed"
+  "$tool" replay "$tmp/seed.snap" >"$tmp/seed.replayed" || bad "seed: replay failed"
+  cmp -s "$tmp/seed.live" "$tmp/seed.replayed" && grep -q "created by Task-1" "$tmp/seed.replayed" && ok ||
+    bad "seed: replay differs from live, or lost the weak link"
   # Permission: another user may not read a root process.
   if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
     expect_exit 4 "CAP_SYS_PTRACE" -- setpriv --reuid=65534 --regid=65534 --clear-groups "$tool" dump --pid "$pid"

@@ -48,9 +48,8 @@
 #define AU_AGENT_VERSION 1u
 #define AU_AGENT_HEADER_SIZE 64u
 #define AU_AGENT_RECORD_SIZE 40u
-/* The memfd's name; the maps path is "/memfd:" AU_AGENT_MEMFD_NAME, with
- * " (deleted)" after it. */
-#define AU_AGENT_MEMFD_NAME "asyncunwind-agent"
+/* The memfd's name, AU_AGENT_MEMFD_NAME, is in asyncunwind.h: the maps
+ * path is "/memfd:" AU_AGENT_MEMFD_NAME, with " (deleted)" after it. */
 /* The most slots a region may have (the agent's own limit): capacity is
  * rejected above it, so no size computed here can overflow. */
 #define AU_AGENT_MAX_CAPACITY (1u << 24)

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "agent_region.h"
 #include "pyobjects.h"
 #include "pyprivate.h"
 #include "pytasks.h"
@@ -101,6 +102,9 @@ struct au_tasks {
     uint32_t waiters_cap, slots_cap;
     au_at_code codes[AU_AT_CODE_CACHE];
     uint32_t codes_next;
+    uint8_t *agent_bytes;    /* pyagent.c: the region as read */
+    au_agent_record *agent_recs;
+    uint32_t agent_bytes_cap, agent_recs_cap;
 
     /* Task address -> index, open addressing; slots stamped per sample. */
     uint64_t *tkeys;

@@ -436,8 +436,14 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
         return AU_ERR_NOMEM;
     if ((rc = au_pr_resolve_code(t->reader, t->raw, t->nraw, t->frames))) return rc;
     if ((rc = au_at_links(t))) return rc;
-    (void)agent;
-    (void)pid;
+    if (agent) {
+        int n = au_at_agent(t, agent, pid);
+        if (n == AU_ERR_NOMEM) return n;
+        if (n >= 0) {
+            out->flags |= AU_TR_AGENT;
+            out->creators = (uint32_t)n;
+        }
+    }
     out->ntasks = t->ntasks;
     out->tasks = t->tasks;
     out->nlinks = t->nlinks;
@@ -518,6 +524,8 @@ void au_tasks_free(au_tasks *t) {
     FREE(t->found, t->found_cap);
     FREE(t->waiters, t->waiters_cap);
     FREE(t->slots, t->slots_cap);
+    FREE(t->agent_bytes, t->agent_bytes_cap);
+    FREE(t->agent_recs, t->agent_recs_cap);
 #undef FREE
     a.realloc(a.ud, t, sizeof *t, 0);
 }
