@@ -14,6 +14,11 @@ exactly both, so the reader's behaviour on every CPython version stays
 covered without any interpreter installed.  The .snap files also seed the
 pipeline fuzzer (corpus/pipeline/).
 
+Fixtures whose stacks differ with the agent (those with an expected
+.noagent.txt) are also recorded started with it (PYTHONPATH=$(asyncunwind
+agent-path)), as <interp>-<fixture>.agent.snap: those snapshots hold the
+agent's region, and replay its weak links.
+
 Usage: python3 tools/make_golden.py [FIXTURE ...]   (default: all)
 
 Run from the workspace root after `bazel build //:asyncunwind`, as root
@@ -92,7 +97,20 @@ def sleeping(pid):
     return True
 
 
-def record(name, argv, chroot, fixture, args, busy):
+def agent_dir(chroot):
+    """The agent's directory as the interpreter sees it."""
+    host = subprocess.run([TOOL, "agent-path"], stdout=subprocess.PIPE, check=True,
+                          universal_newlines=True).stdout.strip()
+    if not chroot:
+        return host
+    inside = "/tmp/asyncunwind-golden-agent"
+    os.makedirs(chroot + inside, exist_ok=True)
+    for f in glob.glob(host + "/*.py"):
+        shutil.copy(f, chroot + inside)
+    return inside
+
+
+def record(name, argv, chroot, fixture, args, busy, agent):
     src = os.path.join(ROOT, "python_fixtures", fixture + ".py")
     if chroot:
         inside = "/tmp/asyncunwind-golden"
@@ -101,8 +119,13 @@ def record(name, argv, chroot, fixture, args, busy):
         script = inside + "/" + fixture + ".py"
     else:
         script = src
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    if agent:
+        env["PYTHONPATH"] = agent_dir(chroot)
     proc = subprocess.Popen(argv + [script] + args, stdout=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, env=env)
     try:
         line = proc.stdout.readline().decode()
         if not line.startswith("READY"):
@@ -113,7 +136,7 @@ def record(name, argv, chroot, fixture, args, busy):
                 raise SystemExit("%s %s: never blocked" % (name, fixture))
             time.sleep(0.05)
         time.sleep(0.2)
-        base = os.path.join(OUT, "%s-%s" % (name, fixture))
+        base = os.path.join(OUT, "%s-%s%s" % (name, fixture, ".agent" if agent else ""))
         with open(base + ".txt", "wb") as out:
             subprocess.run([TOOL, "snapshot", "--pid", str(proc.pid), "-o", base + ".snap"],
                            stdout=out, stderr=subprocess.DEVNULL, check=True)
@@ -145,7 +168,10 @@ def main():
             args, min_minor, uvloop, busy = FIXTURES[fixture]
             if minor < min_minor or (uvloop and not has_uvloop(chroot, minor)):
                 continue
-            record(name, argv, chroot, fixture, args, busy)
+            record(name, argv, chroot, fixture, args, busy, False)
+            noagent = os.path.join(ROOT, "python_fixtures", "expected", fixture + ".noagent.txt")
+            if os.path.exists(noagent):
+                record(name, argv, chroot, fixture, args, busy, True)
 
 
 if __name__ == "__main__":
