@@ -24,11 +24,16 @@
  *   S1  a future that a task awaits (its fut_waiter), directly or through
  *       the callbacks of futures in between (bounded);
  *   S2  a cell or a bound method's self that is also in one of the first
- *       local slots of a frame of a task's coroutine chain.
+ *       local slots of a frame of a task's coroutine chain; and a
+ *       TaskGroup's _parent_task, which holds its tasks from creation, not
+ *       only while it waits in __aexit__.
  * Callbacks the program defines itself are never followed: what they hold
- * says nothing about asyncio's structure.  3.14+ also records, in each
- * task's awaited_by, who gathers it or runs it in a TaskGroup: those are
- * links too.  Duplicates are harmless (the resolver breaks ties).
+ * says nothing about asyncio's structure.  From the holder's side too: a
+ * task waiting on a _GatheringFuture holds its _children (nested gathers
+ * followed, bounded), the list gather keeps, which outlives the callbacks
+ * of children that are done.  3.14+ also records, in each task's
+ * awaited_by, who gathers it or runs it in a TaskGroup: those are links
+ * too.  Duplicates are harmless (the resolver breaks ties).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -226,12 +231,39 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
     au_tasks *t = c->t;
     au_okind k = au_obj_kind(t->objects, h->obj);
     if (k == AU_OK_TASK) return AU_OK; /* a wakeup, or the child itself */
-    if (k == AU_OK_FUTURE) return via_future(c, child, h->obj, depth);
+    if (k == AU_OK_FUTURE || k == AU_OK_GATHERING_FUTURE) return via_future(c, child, h->obj, depth);
     if (!h->s2) return AU_OK;
     int rc;
+    if (k == AU_OK_TASK_GROUP) {
+        uint64_t parent;
+        uint32_t p;
+        if (au_obj_attr(t->objects, h->obj, "_parent_task", &parent) == AU_OK &&
+            (p = au_at_find(t, parent)) != NONE && (rc = add_link(t, child, p)))
+            return rc;
+    }
     if (!c->slots_built && (rc = build_slots(c))) return rc;
     for (uint32_t i = lower(t->slots, c->nslots, h->obj); i < c->nslots && t->slots[i].key == h->obj; i++)
         if ((rc = add_link(t, child, (uint32_t)t->slots[i].task))) return rc;
+    return AU_OK;
+}
+
+/* The children of the _GatheringFuture `fut` (and of gathers nested in
+ * it), as strong links to `holder`, the task waiting on it. */
+static int gather_children(links_ctx *c, uint32_t holder, uint64_t fut, uint32_t depth) {
+    au_tasks *t = c->t;
+    uint64_t list, items[MAX_HOLDERS];
+    uint32_t n;
+    if (au_obj_attr(t->objects, fut, "_children", &list) != AU_OK ||
+        au_obj_items(t->objects, list, items, MAX_HOLDERS, &n) != AU_OK)
+        return AU_OK;
+    for (uint32_t i = 0; i < n && i < MAX_HOLDERS; i++) {
+        uint32_t k = au_at_find(t, items[i]);
+        int rc = AU_OK;
+        if (k != NONE) rc = add_link(t, k, holder);
+        else if (depth < MAX_DEPTH && au_obj_kind(t->objects, items[i]) == AU_OK_GATHERING_FUTURE)
+            rc = gather_children(c, holder, items[i], depth + 1);
+        if (rc) return rc;
+    }
     return AU_OK;
 }
 
@@ -275,6 +307,9 @@ int au_at_links(au_tasks *t) {
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
         if (present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;
+        if (t->tasks[i].waiter && au_obj_kind(t->objects, t->tasks[i].waiter) == AU_OK_GATHERING_FUTURE &&
+            (rc = gather_children(&c, i, t->tasks[i].waiter, 0)))
+            return rc;
     }
     return AU_OK;
 }

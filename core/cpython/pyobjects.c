@@ -76,6 +76,8 @@ void au_objlayout_init(au_objlayout *l, const au_py_offsets *o, const au_py_priv
         {AU_OK_FUTURE, AU_PYT_FUTURE},
         {AU_OK_FUTURE_ITER, AU_PYT_FUTURE_ITER},
         {AU_OK_TASK_WAKEUP, AU_PYT_WAKEUP},
+        {AU_OK_GATHERING_FUTURE, AU_PYT_GATHERING_FUTURE},
+        {AU_OK_TASK_GROUP, AU_PYT_TASK_GROUP},
     };
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         l->type_name[map[i].kind] = p->tp_name[map[i].id];
@@ -158,7 +160,7 @@ static au_okind classify(au_objects *ob, uint64_t type, uint64_t *name_ptr, uint
     for (uint32_t i = 0; t && i < AU_OBJ_MAX_BASES; i++) {
         uint64_t np = au_obj_ptr(ob, t, o->type_tp_name);
         au_okind bk = np ? kind_by_name(ob, np) : AU_OK_UNKNOWN;
-        if (bk == AU_OK_TASK || bk == AU_OK_FUTURE) return bk;
+        if (bk == AU_OK_TASK || bk == AU_OK_FUTURE || bk == AU_OK_GATHERING_FUTURE) return bk;
         t = au_obj_ptr(ob, t, o->type_tp_base);
     }
     return AU_OK_UNKNOWN;

@@ -66,6 +66,8 @@ typedef enum au_okind {
     AU_OK_FUTURE_ITER,    /* _asyncio.FutureIter */
     AU_OK_TASK_WAKEUP,    /* the object a Task hangs on a future it awaits
                              (<= 3.11: TaskWakeupMethWrapper) */
+    AU_OK_GATHERING_FUTURE, /* asyncio.gather's outer future (a Future) */
+    AU_OK_TASK_GROUP,     /* asyncio.TaskGroup (3.11+) */
     AU_OK_COUNT
 } au_okind;
 
