@@ -893,13 +893,18 @@ def serve():
         await asyncio.sleep(0.05)  # the children create the grandchildren
         parent = os.getpid()
         pid = os.fork()
-        if pid == 0:  # never runs the inherited loop again
-            try:
+        if pid == 0:  # a loop of its own (the child has no running loop)
+            async def in_child():
                 t = asyncio.create_task(child_of_child(), name="in-child")
-                print_record(t, me, "CHILDRECORD")
+                print_record(t, asyncio.current_task(), "CHILDRECORD")
                 print("CHILDDONE", flush=True)
                 while os.getppid() == parent:  # until the parent is killed
                     time.sleep(0.05)
+            try:
+                asyncio.run(in_child())
+            except BaseException:
+                print("CHILDERROR " + traceback.format_exc().replace(
+                    "\n", " | "), flush=True)
             finally:
                 os._exit(0)
         await asyncio.sleep(0.2)  # let the child print first
