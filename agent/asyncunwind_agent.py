@@ -84,12 +84,11 @@ def _drop_own_frames(task):
 
 def _capacity():
     import os
-    value = os.environ.get("ASYNCUNWIND_AGENT_CAPACITY", "")
-    if value:
-        n = int(value)
-        if 1 <= n <= MAX_CAPACITY:
-            return n
-    return DEFAULT_CAPACITY
+    try:
+        n = int(os.environ.get("ASYNCUNWIND_AGENT_CAPACITY", ""))
+    except ValueError:  # unset, or not a number: the default
+        return DEFAULT_CAPACITY
+    return n if 1 <= n <= MAX_CAPACITY else DEFAULT_CAPACITY
 
 
 def _new_region(capacity, content=b""):
