@@ -16,7 +16,8 @@ validated as the reader validates them.  Checks that need a program of
 their own (loading, exit, failures) run this interpreter in a subprocess,
 with and without the agent, and compare.
 
-`serve` is for reading from outside (agent_test.c): it prints "READY
+`environ` prints PYTHONPATH and the agent's directory (agent_test.c tests
+the launcher with it).  `serve` is for reading from outside (agent_test.c): it prints "READY
 <pid>", creates a known task tree, prints "RECORD task task_ref creator
 creator_ref" for each record a reader must find, forks a child that
 creates one more task and prints "CHILD <pid>" and the child's record as
@@ -925,6 +926,9 @@ def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "checks"
     if mode == "serve":
         serve()
+    elif mode == "environ":  # for the launcher's own test
+        print("PYTHONPATH=%s" % os.environ.get("PYTHONPATH"), flush=True)
+        print("AGENT_DIR=%s" % AGENT_DIR, flush=True)
     else:
         sys.exit(1 if run_checks(set(sys.argv[2:])) else 0)
 

@@ -358,12 +358,62 @@ static int unset_copy(void **state) {
   return unsetenv("ASYNCUNWIND_FIXTURE_COPY");
 }
 
+/* py_spawn_opts: the agent's directory goes first on PYTHONPATH, before
+ * one from opts.env, and the target sees the directory where
+ * py_proc.agent_dir says (host and chroot interpreters). */
+static void test_launcher_pythonpath(void **state) {
+  (void)state;
+  size_t n;
+  const py_interp *all = py_interpreters(&n);
+  int ran = 0;
+  for (size_t i = 0; i < n; i++) {
+    const py_interp *p = &all[i];
+    if (!p->available || (p->kind != PY_KIND_PYENV &&
+                          p->kind != PY_KIND_SID_CHROOT)) {
+      continue;
+    }
+    static const char *const env[] = {"PYTHONDONTWRITEBYTECODE=1",
+                                      "PYTHONPATH=/nonexistent/a:/b", NULL};
+    static const char *const args[] = {"environ", NULL};
+    py_spawn_opts opts = {0};
+    opts.env = env;
+    opts.agent_dir = AGENT_DIR;
+    py_proc proc;
+    if (py_spawn_fixture_opts(p, CHECKS, args, &opts, &proc) != 0) {
+      fail_msg("%s: %s", p->name, proc.error);
+    }
+    static line_reader r;
+    memset(&r, 0, sizeof r);
+    r.fd = proc.out_fd;
+    char pythonpath[PATH_MAX + 64] = "", agent[PATH_MAX + 64] = "";
+    long deadline = now_ms() + SERVE_TIMEOUT_MS;
+    int ok = next_line(&r, pythonpath, sizeof pythonpath, deadline) == 1 &&
+             next_line(&r, agent, sizeof agent, deadline) == 1;
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof want, "PYTHONPATH=%s:/nonexistent/a:/b",
+             proc.agent_dir);
+    char want_agent[PATH_MAX + 64];
+    snprintf(want_agent, sizeof want_agent, "AGENT_DIR=%s", proc.agent_dir);
+    int mounted = proc.copy_dir[0] == '\0';
+    py_kill(&proc);
+    assert_true(ok);
+    assert_string_equal(pythonpath, want);
+    assert_string_equal(agent, want_agent);
+    if (p->kind == PY_KIND_SID_CHROOT && mounted) {
+      assert_string_equal(proc.agent_dir, PY_CHROOT_AGENT_DIR);
+    }
+    ran++;
+  }
+  if (ran == 0) skip();
+}
+
 int main(void) {
   size_t n;
   const py_interp *all = py_interpreters(&n);
   struct CMUnitTest tests[64];
   char names[64][96];
   size_t k = 0;
+  tests[k++] = (struct CMUnitTest)cmocka_unit_test(test_launcher_pythonpath);
   tests[k++] = (struct CMUnitTest)cmocka_unit_test_teardown(
       test_chroot_copy, unset_copy);
   for (size_t i = 0; i < n && k + 2 <= 64; i++) {
