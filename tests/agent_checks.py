@@ -160,8 +160,14 @@ def run_python(code, with_agent=True, extra_path=(), env=None, flags=()):
     return p.returncode, p.stdout, p.stderr
 
 
+_scratch = []
+
+
 def scratch_dir():
-    return tempfile.mkdtemp(prefix="asyncunwind-agent-checks-")
+    """A fresh directory, removed when the checks end."""
+    d = tempfile.mkdtemp(prefix="asyncunwind-agent-checks-")
+    _scratch.append(d)
+    return d
 
 
 def write(path, text):
@@ -861,6 +867,9 @@ def run_checks(names):
         else:
             passed += 1
             print("PASS %s" % name, flush=True)
+    import shutil
+    for d in _scratch:
+        shutil.rmtree(d, ignore_errors=True)
     print("DONE passed=%d failed=%d skipped=%d" % (passed, failed, skipped),
           flush=True)
     return failed
