@@ -84,12 +84,11 @@ def _drop_own_frames(task):
 
 def _capacity():
     import os
-    value = os.environ.get("ASYNCUNWIND_AGENT_CAPACITY", "")
-    if value:
-        n = int(value)
-        if 1 <= n <= MAX_CAPACITY:
-            return n
-    return DEFAULT_CAPACITY
+    try:
+        n = int(os.environ.get("ASYNCUNWIND_AGENT_CAPACITY", ""))
+    except ValueError:  # unset, or not a number: the default
+        return DEFAULT_CAPACITY
+    return n if 1 <= n <= MAX_CAPACITY else DEFAULT_CAPACITY
 
 
 def _new_region(capacity, content=b""):
@@ -174,12 +173,10 @@ def new_slot():
 def make_wrapper(orig, debug_loop):
     def create_task({params}):
         global creator_cache, drops
-        creator = None
-        if on:
-            try:
-                creator = current_task({loop})
-            except Exception:
-                pass
+        try:
+            creator = current_task({loop})  # None once disabled
+        except Exception:
+            creator = None
         task = {call}
         if creator is not None:
             try:
@@ -212,7 +209,8 @@ def make_wrapper(orig, debug_loop):
                         # The old refs go only now that no record names
                         # them.
                         task_refs[i] = task_ref
-                        creator_refs[i] = creator_ref
+                        if creator_refs[i] is not creator_ref:
+                            creator_refs[i] = creator_ref
             except Exception:
                 disable("recording failed")
         if debug_loop:
@@ -326,7 +324,10 @@ class _Engine(object):
             # A non-blocking lock for the slow path: an empty list means
             # held (list.pop and list.append are each one atomic call).
             "token": [None],
-            "current_task": None,  # asyncio.tasks.current_task
+            # asyncio.tasks.current_task once asyncio is patched; a
+            # function that gives None for any loop until then, and once
+            # disabled.
+            "current_task": {}.get,
             "disable": _disable,
             "drop_own_frames": _drop_own_frames,
         }
@@ -347,6 +348,8 @@ class _Engine(object):
 
     def disable(self):
         self.ns["on"] = False
+        # The wrapper then finds no creator, and records nothing.
+        self.ns["current_task"] = {}.get
 
     def wrap(self, orig, debug_loop):
         """A create_task that records the creator around `orig`."""
@@ -432,7 +435,8 @@ def _patch_asyncio(module):
     if engine is None:
         return
     # base_events imports asyncio.tasks, which ends with the C current_task.
-    engine.ns["current_task"] = sys.modules["asyncio.tasks"].current_task
+    if engine.enabled:
+        engine.ns["current_task"] = sys.modules["asyncio.tasks"].current_task
     _patch_class(module.BaseEventLoop, "asyncio.BaseEventLoop", True)
 
 

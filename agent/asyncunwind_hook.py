@@ -60,6 +60,10 @@ class PostImportFinder(object):
             return None
 
         def exec_module(module):
+            if getattr(module, "__name__", None) != name:
+                # A loader shared by several modules (zipimport, frozen
+                # applications) runs another one first: not ours.
+                return orig_exec(module)
             try:
                 del loader.exec_module
             except Exception:
@@ -68,7 +72,7 @@ class PostImportFinder(object):
             _patch(name)
 
         # An instance attribute: the loader, and so module.__loader__, stays
-        # the module's own object.  The first call removes it.
+        # the module's own object.  The call for our module removes it.
         loader.exec_module = exec_module
         return spec
 

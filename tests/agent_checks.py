@@ -16,7 +16,8 @@ validated as the reader validates them.  Checks that need a program of
 their own (loading, exit, failures) run this interpreter in a subprocess,
 with and without the agent, and compare.
 
-`serve` is for reading from outside (agent_test.c): it prints "READY
+`environ` prints PYTHONPATH and the agent's directory (agent_test.c tests
+the launcher with it).  `serve` is for reading from outside (agent_test.c): it prints "READY
 <pid>", creates a known task tree, prints "RECORD task task_ref creator
 creator_ref" for each record a reader must find, forks a child that
 creates one more task and prints "CHILD <pid>" and the child's record as
@@ -159,8 +160,14 @@ def run_python(code, with_agent=True, extra_path=(), env=None, flags=()):
     return p.returncode, p.stdout, p.stderr
 
 
+_scratch = []
+
+
 def scratch_dir():
-    return tempfile.mkdtemp(prefix="asyncunwind-agent-checks-")
+    """A fresh directory, removed when the checks end."""
+    d = tempfile.mkdtemp(prefix="asyncunwind-agent-checks-")
+    _scratch.append(d)
+    return d
 
 
 def write(path, text):
@@ -860,6 +867,9 @@ def run_checks(names):
         else:
             passed += 1
             print("PASS %s" % name, flush=True)
+    import shutil
+    for d in _scratch:
+        shutil.rmtree(d, ignore_errors=True)
     print("DONE passed=%d failed=%d skipped=%d" % (passed, failed, skipped),
           flush=True)
     return failed
@@ -893,13 +903,18 @@ def serve():
         await asyncio.sleep(0.05)  # the children create the grandchildren
         parent = os.getpid()
         pid = os.fork()
-        if pid == 0:  # never runs the inherited loop again
-            try:
+        if pid == 0:  # a loop of its own (the child has no running loop)
+            async def in_child():
                 t = asyncio.create_task(child_of_child(), name="in-child")
-                print_record(t, me, "CHILDRECORD")
+                print_record(t, asyncio.current_task(), "CHILDRECORD")
                 print("CHILDDONE", flush=True)
                 while os.getppid() == parent:  # until the parent is killed
                     time.sleep(0.05)
+            try:
+                asyncio.run(in_child())
+            except BaseException:
+                print("CHILDERROR " + traceback.format_exc().replace(
+                    "\n", " | "), flush=True)
             finally:
                 os._exit(0)
         await asyncio.sleep(0.2)  # let the child print first
@@ -920,6 +935,9 @@ def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "checks"
     if mode == "serve":
         serve()
+    elif mode == "environ":  # for the launcher's own test
+        print("PYTHONPATH=%s" % os.environ.get("PYTHONPATH"), flush=True)
+        print("AGENT_DIR=%s" % AGENT_DIR, flush=True)
     else:
         sys.exit(1 if run_checks(set(sys.argv[2:])) else 0)
 

@@ -582,7 +582,7 @@ static int fork_exec(const spawn_plan *plan, py_proc *out, long deadline) {
   return -1;
 }
 
-/* Reads the first line; expects "READY <pid>". */
+/* Reads the first line, and nothing after it; expects "READY <pid>". */
 static int wait_ready(py_proc *out, long deadline) {
   char line[256];
   size_t len = 0;
@@ -601,7 +601,9 @@ static int wait_ready(py_proc *out, long deadline) {
       return -1;
     }
     if (r == 0) continue;
-    ssize_t n = read(out->out_fd, line + len, sizeof line - 1 - len);
+    /* One byte at a time: whatever follows the READY line stays in the
+     * pipe for the caller (a fixture may print more at once). */
+    ssize_t n = read(out->out_fd, line + len, 1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       proc_error(out, "read: %s", strerror(errno));
