@@ -206,6 +206,20 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
         int erc = au_mem_read1(v->src, addr, out, len);
         return erc == AU_ERR_NOMEM ? erc : erc ? AU_ERR_READ : AU_OK;
     }
+    /* The usual read: a few bytes of one page already fetched. */
+    uint64_t pn = addr / PAGE;
+    if ((addr + len - 1) / PAGE == pn) {
+        uint32_t i = find(v, pn);
+        if (i != NONE && (v->flags[i] & PG_OK)) {
+            if (!(v->flags[i] & PG_USED)) v->stats.used++;
+            v->flags[i] |= PG_USED;
+            const uint8_t *src = v->data + (size_t)i * PAGE + addr % PAGE;
+            /* Most reads are one pointer: a fixed-size copy is inlined. */
+            if (len == 8) memcpy(out, src, 8);
+            else memcpy(out, src, len);
+            return AU_OK;
+        }
+    }
     int rc = check_pages(v, addr, len);
     if (rc == MISSING) {
         au_range r = {addr, len};
