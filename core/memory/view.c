@@ -94,13 +94,18 @@ static int table_fit(au_view *v, uint32_t n) {
     return AU_OK;
 }
 
-/* Make room for `more` pages beyond npages. */
+/* Make room for `more` pages beyond npages.  The arrays a sample's
+ * prefetch needs (its list, the batch, its reads) grow with the pages of
+ * the sample before it, so the sample after a warm-up allocates nothing. */
 static int room_for(au_view *v, uint32_t more) {
     size_t need = (size_t)v->npages + more;
     uint32_t data_pages = v->data_cap;
     if (grow(v, &v->pageno, &v->pageno_cap, need, sizeof *v->pageno) ||
         grow(v, &v->flags, &v->flags_cap, need, sizeof *v->flags) ||
-        grow(v, &v->data, &data_pages, need, PAGE) || table_fit(v, (uint32_t)need))
+        grow(v, &v->data, &data_pages, need, PAGE) || table_fit(v, (uint32_t)need) ||
+        grow(v, &v->prev, &v->prev_cap, need, sizeof *v->prev) ||
+        grow(v, &v->pending, &v->pending_cap, need, sizeof *v->pending) ||
+        grow(v, &v->reads, &v->reads_cap, need, sizeof *v->reads))
         return AU_ERR_NOMEM;
     v->data_cap = data_pages;
     return AU_OK;
