@@ -253,6 +253,35 @@ static void test_second_sample_allocates_nothing(void **state) {
     au_view_free(v);
 }
 
+/* Pages that only transient reads used (a one-off search) are not
+ * prefetched by the next sample; a page also read normally is. */
+static void test_transient_pages_not_prefetched(void **state) {
+    (void)state;
+    src s;
+    src_init(&s);
+    au_view *v;
+    assert_int_equal(au_view_new(NULL, &s.base, 0, &v), AU_OK);
+    uint8_t buf[8];
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    assert_int_equal(au_view_read(v, BASE + 0 * PG, buf, 8), AU_OK); /* normal */
+    assert_int_equal(au_view_set_transient(v, 1), 0);
+    assert_int_equal(au_view_read(v, BASE + 1 * PG, buf, 8), AU_OK); /* transient only */
+    assert_int_equal(au_view_read(v, BASE + 2 * PG, buf, 8), AU_OK); /* both */
+    assert_null(au_view_peek(v, BASE + 3 * PG, 8)); /* never fetched: peek does not fetch */
+    assert_int_equal(au_view_set_transient(v, 0), 1);
+    assert_int_equal(au_view_read(v, BASE + 2 * PG + 16, buf, 8), AU_OK);
+    au_view_stats st;
+    au_view_get_stats(v, &st);
+    assert_int_equal(st.used, 3); /* transient reads count as used */
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    au_view_get_stats(v, &st);
+    assert_int_equal(st.prefetched, 2); /* pages 0 and 2 */
+    assert_non_null(au_view_peek(v, BASE + 0 * PG, 8));
+    assert_null(au_view_peek(v, BASE + 1 * PG, 8));
+    assert_non_null(au_view_peek(v, BASE + 2 * PG, 8));
+    au_view_free(v);
+}
+
 /* Exact mode: every read is its own read of exactly its bytes, nothing is
  * kept, want and peek do nothing. */
 static void test_exact_mode(void **state) {
@@ -307,6 +336,7 @@ int main(void) {
         cmocka_unit_test(test_prefetch_previous),
         cmocka_unit_test(test_warm_view_allocates_nothing),
         cmocka_unit_test(test_second_sample_allocates_nothing),
+        cmocka_unit_test(test_transient_pages_not_prefetched),
         cmocka_unit_test(test_exact_mode),
         cmocka_unit_test(test_arguments),
     };

@@ -143,13 +143,18 @@ static int cstr_equals(au_objects *ob, uint64_t addr, const char *s) {
     return au_view_read(ob->view, addr, buf, (uint32_t)n) == AU_OK && memcmp(buf, s, n) == 0;
 }
 
-/* The kind a type's own name says, without looking at its bases. */
+/* The kind a type's own name says, without looking at its bases.  The
+ * name is read once per type, not every sample: its page is not one for
+ * the next sample to prefetch (view.h, transient reads). */
 static au_okind kind_by_name(au_objects *ob, uint64_t name_ptr) {
-    for (int k = 1; k < AU_OK_COUNT; k++) {
+    int was = au_view_set_transient(ob->view, 1);
+    au_okind kind = AU_OK_UNKNOWN;
+    for (int k = 1; k < AU_OK_COUNT && kind == AU_OK_UNKNOWN; k++) {
         const char *want = ob->l->type_name[k];
-        if (want && cstr_equals(ob, name_ptr, want)) return (au_okind)k;
+        if (want && cstr_equals(ob, name_ptr, want)) kind = (au_okind)k;
     }
-    return AU_OK_UNKNOWN;
+    au_view_set_transient(ob->view, was);
+    return kind;
 }
 
 static au_okind classify(au_objects *ob, uint64_t type, uint64_t *name_ptr, uint64_t *base) {

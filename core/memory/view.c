@@ -20,6 +20,8 @@ enum {
     PG_FAILED = 1u << 1,   /* its read failed */
     PG_USED = 1u << 2,     /* served a read this sample */
     PG_PREFETCH = 1u << 3, /* fetched for the previous sample's sake */
+    PG_KEEP = 1u << 4,     /* served a read that was not transient: the
+                              next sample prefetches it */
 };
 
 struct au_view {
@@ -27,6 +29,7 @@ struct au_view {
     au_memsrc *src;
     uint32_t max_pages;
     int exact;
+    int transient;
     au_view_stats stats;
 
     /* This sample's pages: data[i * PAGE], its number and flags. */
@@ -197,7 +200,7 @@ static int check_pages(au_view *v, uint64_t addr, uint32_t len) {
     for (uint64_t pn = first; pn <= last; pn++) {
         uint32_t i = find(v, pn);
         if (!(v->flags[i] & PG_USED)) v->stats.used++;
-        v->flags[i] |= PG_USED;
+        v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
     }
     return AU_OK;
 }
@@ -217,7 +220,7 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
         uint32_t i = find(v, pn);
         if (i != NONE && (v->flags[i] & PG_OK)) {
             if (!(v->flags[i] & PG_USED)) v->stats.used++;
-            v->flags[i] |= PG_USED;
+            v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
             const uint8_t *src = v->data + (size_t)i * PAGE + addr % PAGE;
             /* Most reads are one pointer: a fixed-size copy is inlined. */
             if (len == 8) memcpy(out, src, 8);
@@ -255,13 +258,14 @@ const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
 int au_view_begin(au_view *v, int prefetch) {
     if (!v) return AU_ERR_ARG;
     memset(&v->stats, 0, sizeof v->stats);
-    /* Remember what the ending sample used, then forget it. */
+    /* Remember what the ending sample used (beyond one-off searches), then
+     * forget it. */
     uint32_t used = 0;
-    for (uint32_t i = 0; i < v->npages; i++) used += (v->flags[i] & PG_USED) != 0;
+    for (uint32_t i = 0; i < v->npages; i++) used += (v->flags[i] & PG_KEEP) != 0;
     if (grow(v, &v->prev, &v->prev_cap, used ? used : 1, sizeof *v->prev)) return AU_ERR_NOMEM;
     v->nprev = 0;
     for (uint32_t i = 0; i < v->npages; i++)
-        if (v->flags[i] & PG_USED) v->prev[v->nprev++] = v->pageno[i];
+        if (v->flags[i] & PG_KEEP) v->prev[v->nprev++] = v->pageno[i];
     v->npages = 0;
     if (++v->stamp == 0) { /* wrapped: clear the stamps once */
         memset(v->stamps, 0, (size_t)v->tab_cap * sizeof *v->stamps);
@@ -274,6 +278,13 @@ int au_view_begin(au_view *v, int prefetch) {
     uint32_t npending = 0;
     for (uint32_t k = 0; k < n; k++) queue(v, v->prev[k], &npending);
     return fetch(v, npending, PG_PREFETCH);
+}
+
+int au_view_set_transient(au_view *v, int on) {
+    if (!v) return 0;
+    int was = v->transient;
+    v->transient = on != 0;
+    return was;
 }
 
 void au_view_set_exact(au_view *v, int exact) {
