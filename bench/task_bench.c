@@ -649,12 +649,15 @@ static void print_tables(bench_case *cases, size_t nc, const uint32_t *counts, s
             for (size_t z = 0; z < ncounts; z++) {
                 const counters *c = by[z] ? &by[z]->sum : NULL;
                 if (!c || !c->samples) continue;
-                if (k == SRC_FETCH)
-            printf("\nFetching the pages a sample uses, one batch (the system calls of a live "
-                   "sample):\nmedian us per batch, wall clock and CPU time; then per batch\n");
-        else if (k == SRC_RENDER) {
+                if (k == SRC_RENDER) {
                     printf("%19s %6u tasks: %9.0f bytes of collapsed output, %4.2f allocs\n", "",
                            (unsigned)counts[z], per(c->bytes, c), per(c->allocs + c->heap, c));
+                    continue;
+                }
+                if (k == SRC_FETCH) {
+                    printf("%19s %6u tasks: %3.0f syscalls %5.0f pages %9.0f bytes, %4.2f allocs\n",
+                           "", (unsigned)counts[z], per(c->syscalls, c), per(c->pages, c),
+                           per(c->bytes, c), per(c->allocs + c->heap, c));
                     continue;
                 }
                 printf("%19s %6u tasks: %3.0f syscalls %5.0f pages %9.0f bytes %5.0f fetched "
