@@ -45,12 +45,14 @@ data=$(mktemp /tmp/profile_tasks.XXXXXX)
 trap 'rm -f "$data" "$data.txt" "$data.out"' EXIT
 
 cd "$bin.runfiles/asyncunwind"
-taskset -c "$cpu" perf record -q -e cpu-clock -F 4000 -g -o "$data" "$bin" \
+taskset -c "$cpu" perf record -q --no-inherit -e cpu-clock -F 4000 -g -o "$data" "$bin" \
     --au_python="$interp" --au_tasks="$count" --au_source="$source" \
     --benchmark_min_time="$seconds" >"$data.out" 2>/dev/null || true
 grep -E "^tasks/" "$data.out" || true
 
-# Self time by source file, only samples under run_tasks (the timed loop).
+# Self time by source file, only samples under run_tasks (the timed loop);
+# --no-inherit above keeps the fixture (a child) out: perf cannot resolve
+# the chroot interpreters' files from the host.
 perf report -i "$data" --comm task_bench --no-children --sort parent,dso,srcfile \
     -p '^run_tasks$' -x -g none 2>/dev/null | grep '%' >"$data.txt" || true
 
