@@ -183,6 +183,53 @@ static void test_live_failure_is_isolated(void **state) {
     au_memsrc_destroy(m);
 }
 
+static void *counting_realloc(void *ud, void *ptr, size_t old, size_t size) {
+    (void)old;
+    if (size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    (*(uint64_t *)ud)++;
+    return realloc(ptr, size);
+}
+
+/* The source's buffers are sized for a whole chunk of 1,024 reads on first
+ * use, so a batch larger than every batch before it (a sampler's prefetch)
+ * allocates nothing; a batch over several chunks keeps each read's own
+ * outcome and returns the first failure. */
+static void test_live_big_batch_after_small(void **state) {
+    child *c = *state;
+    uint64_t allocs = 0;
+    au_allocator a = {counting_realloc, &allocs};
+    au_memsrc *m;
+    assert_int_equal(au_memsrc_live_open(&a, c->pid, &m), AU_OK);
+    uint8_t small[8];
+    au_read one = {(uint64_t)(uintptr_t)c->mem + 8, small, 8, 0};
+    assert_int_equal(m->read(m, &one, 1), AU_OK);
+    check_bytes(small, 8, 8);
+    uint32_t n = BIG_PAGES + 1;
+    uint8_t *buf = malloc((size_t)n * PG);
+    au_read *reads = malloc(n * sizeof *reads);
+    assert_non_null(buf);
+    assert_non_null(reads);
+    for (uint32_t i = 0; i < BIG_PAGES; i++)
+        reads[i] = (au_read){(uint64_t)(uintptr_t)c->big + (uint64_t)i * PG, buf + (size_t)i * PG,
+                             PG, -1};
+    /* The last read, in the third chunk, is of the unmapped page. */
+    reads[BIG_PAGES] = (au_read){(uint64_t)(uintptr_t)c->mem + HOLE_PAGE * PG,
+                                 buf + (size_t)BIG_PAGES * PG, PG, -1};
+    uint64_t before = allocs;
+    assert_int_equal(m->read(m, reads, n), AU_ERR_READ);
+    assert_int_equal(allocs, before);
+    for (uint32_t i = 0; i < BIG_PAGES; i++) assert_int_equal(reads[i].status, AU_OK);
+    assert_int_equal(reads[BIG_PAGES].status, AU_ERR_READ);
+    for (uint32_t p = 0; p < BIG_PAGES; p += 101) check_bytes(buf + (size_t)p * PG, (uint64_t)p * PG, PG);
+    check_bytes(buf + (size_t)(BIG_PAGES - 1) * PG, (uint64_t)(BIG_PAGES - 1) * PG, PG);
+    free(reads);
+    free(buf);
+    au_memsrc_destroy(m);
+}
+
 static void test_live_errors(void **state) {
     (void)state;
     au_memsrc *m = (au_memsrc *)1;
@@ -434,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_proc_mem_fallback),
         cmocka_unit_test(test_live_separate_runs_one_call),
         cmocka_unit_test(test_live_failure_is_isolated),
+        cmocka_unit_test(test_live_big_batch_after_small),
         cmocka_unit_test(test_live_errors),
         cmocka_unit_test(test_record_and_replay),
         cmocka_unit_test(test_recording_is_one_view),

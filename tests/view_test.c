@@ -221,6 +221,67 @@ static void test_warm_view_allocates_nothing(void **state) {
     au_view_free(v);
 }
 
+/* The sample after a single warm-up allocates nothing either, although its
+ * prefetch asks in one batch for pages the warm-up fetched a few at a
+ * time (a task graph read level by level). */
+static void test_second_sample_allocates_nothing(void **state) {
+    (void)state;
+    src s;
+    src_init(&s);
+    counter c = {0};
+    au_allocator a = {count_realloc, &c};
+    au_view *v;
+    assert_int_equal(au_view_new(&a, &s.base, 0, &v), AU_OK);
+    au_range rs[40];
+    for (int i = 0; i < 40; i++) rs[i] = (au_range){BASE + (uint64_t)i * PG + 100, 64};
+    uint8_t buf[64];
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) c.n = 0;
+        assert_int_equal(au_view_begin(v, 1), AU_OK);
+        for (int level = 0; level < 8; level++) {
+            assert_int_equal(au_view_want(v, rs + 5 * level, 5), AU_OK);
+            for (int i = 5 * level; i < 5 * level + 5; i++)
+                assert_int_equal(au_view_read(v, rs[i].addr, buf, 64), AU_OK);
+        }
+    }
+    assert_int_equal(c.n, 0);
+    au_view_stats st;
+    au_view_get_stats(v, &st);
+    assert_int_equal(st.allocations, 0);
+    assert_int_equal(st.prefetched, 40);
+    assert_int_equal(st.batches, 1);
+    au_view_free(v);
+}
+
+/* Pages that only transient reads used (a one-off search) are not
+ * prefetched by the next sample; a page also read normally is. */
+static void test_transient_pages_not_prefetched(void **state) {
+    (void)state;
+    src s;
+    src_init(&s);
+    au_view *v;
+    assert_int_equal(au_view_new(NULL, &s.base, 0, &v), AU_OK);
+    uint8_t buf[8];
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    assert_int_equal(au_view_read(v, BASE + 0 * PG, buf, 8), AU_OK); /* normal */
+    assert_int_equal(au_view_set_transient(v, 1), 0);
+    assert_int_equal(au_view_read(v, BASE + 1 * PG, buf, 8), AU_OK); /* transient only */
+    assert_int_equal(au_view_read(v, BASE + 2 * PG, buf, 8), AU_OK); /* both */
+    assert_null(au_view_peek(v, BASE + 3 * PG, 8)); /* never fetched: peek does not fetch */
+    assert_int_equal(au_view_set_transient(v, 0), 1);
+    assert_int_equal(au_view_read(v, BASE + 2 * PG + 16, buf, 8), AU_OK);
+    au_view_stats st;
+    au_view_get_stats(v, &st);
+    assert_int_equal(st.used, 3); /* transient reads count as used */
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    au_view_get_stats(v, &st);
+    assert_int_equal(st.prefetched, 2); /* pages 0 and 2 */
+    assert_non_null(au_view_peek(v, BASE + 0 * PG, 8));
+    assert_null(au_view_peek(v, BASE + 1 * PG, 8));
+    assert_non_null(au_view_peek(v, BASE + 2 * PG, 8));
+    au_view_free(v);
+}
+
 /* Exact mode: every read is its own read of exactly its bytes, nothing is
  * kept, want and peek do nothing. */
 static void test_exact_mode(void **state) {
@@ -274,6 +335,8 @@ int main(void) {
         cmocka_unit_test(test_page_limit),
         cmocka_unit_test(test_prefetch_previous),
         cmocka_unit_test(test_warm_view_allocates_nothing),
+        cmocka_unit_test(test_second_sample_allocates_nothing),
+        cmocka_unit_test(test_transient_pages_not_prefetched),
         cmocka_unit_test(test_exact_mode),
         cmocka_unit_test(test_arguments),
     };

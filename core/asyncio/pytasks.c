@@ -185,7 +185,14 @@ static int set_keys(au_tasks *t, uint64_t set, uint32_t *n) {
 
 static int tasks_from_sets(au_tasks *t) {
     int nomem = 0, rc;
-    if (!anchors_valid(t) && find_anchors(t) != AU_OK) return AU_OK;
+    if (!anchors_valid(t)) {
+        /* The search reads a page per key of sys.modules: none of them for
+         * the next sample to prefetch. */
+        int was = au_view_set_transient(t->view, 1);
+        rc = find_anchors(t);
+        au_view_set_transient(t->view, was);
+        if (rc != AU_OK) return AU_OK;
+    }
     t->out->flags |= AU_TR_ASYNCIO;
     uint32_t n;
     /* The WeakSet: a set of weakrefs, whose referents are the tasks. */
@@ -371,10 +378,12 @@ static int thread_names(au_tasks *t, const au_pysample *ps) {
         a->threads_used = used;
         a->threads_active = 0;
         uint64_t mod, md, active;
-        if (au_obj_dict_get(ob, modules, "threading", &mod) ||
-            !(md = au_obj_ptr(ob, mod, t->priv.module_md_dict)) ||
-            au_obj_dict_get(ob, md, "_active", &active) || au_obj_kind(ob, active) != AU_OK_DICT)
-            return AU_OK;
+        int was = au_view_set_transient(t->view, 1); /* a search, like find_anchors */
+        int found = au_obj_dict_get(ob, modules, "threading", &mod) == AU_OK &&
+                    (md = au_obj_ptr(ob, mod, t->priv.module_md_dict)) != 0 &&
+                    au_obj_dict_get(ob, md, "_active", &active) == AU_OK;
+        au_view_set_transient(t->view, was);
+        if (!found || au_obj_kind(ob, active) != AU_OK_DICT) return AU_OK;
         a->threads_active = active;
     }
     uint32_t cap = n + 64;

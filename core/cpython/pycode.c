@@ -45,6 +45,7 @@ static uint32_t cache_slot(au_pyreader *r, uint64_t addr) {
     if (e->addr) r->stats.code_evictions++;
     e->addr = addr;
     e->valid = 0;
+    e->memo_ok = 0;
     memset(&e->key, 0, sizeof e->key);
     return victim;
 }
@@ -264,6 +265,7 @@ static int store(au_pyreader *r, fetch *fs, uint32_t nf) {
         }
         e->table_len = ok && !tf->failed ? tlen : 0;
         e->table_ok = ok && !tf->failed && tf->got >= tf->need;
+        e->memo_ok = 0;
         e->valid = ok;
         e->genq = 0;
         if (!ok) continue;
@@ -355,7 +357,7 @@ static int fetch_missing(au_pyreader *r, uint32_t n) {
 /* ---- frames -------------------------------------------------------------- */
 
 /* The line of a frame, CPython's way (see linetable.h for the units). */
-static int32_t frame_line(const au_pyreader *r, const au_codeentry *e, const au_rawframe *f) {
+static int32_t frame_line(const au_pyreader *r, au_codeentry *e, const au_rawframe *f) {
     const au_py_offsets *o = &r->off;
     int64_t units;
     switch (o->instr_kind) {
@@ -368,10 +370,14 @@ static int32_t frame_line(const au_pyreader *r, const au_codeentry *e, const au_
     }
     if (units < 0) return e->info.firstlineno;
     if (units > INT32_MAX || !e->table_ok) return -1;
+    if (e->memo_ok && e->memo_units == (uint32_t)units) return e->memo_line;
     int32_t line;
     if (au_linetable_line((au_linetable_kind)o->linetable_kind, e->table, e->table_len,
                           e->info.firstlineno, (uint32_t)units, &line) != AU_OK)
-        return -1;
+        line = -1;
+    e->memo_units = (uint32_t)units;
+    e->memo_line = line;
+    e->memo_ok = 1;
     return line;
 }
 

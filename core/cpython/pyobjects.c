@@ -23,6 +23,7 @@ typedef struct tcache {
     uint64_t type;     /* 0: empty */
     uint64_t name_ptr; /* tp_name when classified */
     uint64_t base;     /* tp_base when classified */
+    uint32_t checked;  /* the sample it was last validated in */
     uint8_t kind;      /* au_okind */
 } tcache;
 
@@ -32,6 +33,7 @@ struct au_objects {
     const au_objlayout *l;
     tcache types[AU_OBJ_TYPE_CACHE];
     uint32_t next_victim;
+    uint32_t sample;      /* counts au_objects_begin calls (never 0) */
     uint64_t none_addr;   /* Py_None, once met */
     /* This sample's decoded strings, in chunks of CHUNK bytes: a string
      * handed out stays where it is until the next sample.  chunk[cur] is
@@ -104,6 +106,10 @@ void au_objects_free(au_objects *ob) {
 }
 
 void au_objects_begin(au_objects *ob) {
+    if (++ob->sample == 0) { /* wrapped: forget every validation once */
+        for (uint32_t i = 0; i < AU_OBJ_TYPE_CACHE; i++) ob->types[i].checked = 0;
+        ob->sample = 1;
+    }
     ob->cur = ob->used = ob->total = 0;
     ob->allocations = 0;
 }
@@ -139,13 +145,18 @@ static int cstr_equals(au_objects *ob, uint64_t addr, const char *s) {
     return au_view_read(ob->view, addr, buf, (uint32_t)n) == AU_OK && memcmp(buf, s, n) == 0;
 }
 
-/* The kind a type's own name says, without looking at its bases. */
+/* The kind a type's own name says, without looking at its bases.  The
+ * name is read once per type, not every sample: its page is not one for
+ * the next sample to prefetch (view.h, transient reads). */
 static au_okind kind_by_name(au_objects *ob, uint64_t name_ptr) {
-    for (int k = 1; k < AU_OK_COUNT; k++) {
+    int was = au_view_set_transient(ob->view, 1);
+    au_okind kind = AU_OK_UNKNOWN;
+    for (int k = 1; k < AU_OK_COUNT && kind == AU_OK_UNKNOWN; k++) {
         const char *want = ob->l->type_name[k];
-        if (want && cstr_equals(ob, name_ptr, want)) return (au_okind)k;
+        if (want && cstr_equals(ob, name_ptr, want)) kind = (au_okind)k;
     }
-    return AU_OK_UNKNOWN;
+    au_view_set_transient(ob->view, was);
+    return kind;
 }
 
 static au_okind classify(au_objects *ob, uint64_t type, uint64_t *name_ptr, uint64_t *base) {
@@ -171,14 +182,22 @@ au_okind au_type_kind(au_objects *ob, uint64_t type) {
     const au_py_offsets *o = ob->l->o;
     uint32_t slot = NONE;
     for (uint32_t i = 0; i < AU_OBJ_TYPE_CACHE; i++)
-        if (ob->types[i].type == type) slot = i;
+        if (ob->types[i].type == type) {
+            slot = i;
+            break;
+        }
     if (slot != NONE) {
         /* A type may be freed and its address reused by another: the name
-         * pointer and base it was classified by must still be there. */
+         * pointer and base it was classified by must still be there.
+         * Checked once a sample: a sample reads each page once (view.h),
+         * so a second check would read the bytes the first one read. */
         tcache *c = &ob->types[slot];
+        if (c->checked == ob->sample) return (au_okind)c->kind;
         if (au_obj_ptr(ob, type, o->type_tp_name) == c->name_ptr &&
-            au_obj_ptr(ob, type, o->type_tp_base) == c->base)
+            au_obj_ptr(ob, type, o->type_tp_base) == c->base) {
+            c->checked = ob->sample;
             return (au_okind)c->kind;
+        }
     } else {
         slot = ob->next_victim;
         ob->next_victim = (ob->next_victim + 1) % AU_OBJ_TYPE_CACHE;
@@ -186,6 +205,7 @@ au_okind au_type_kind(au_objects *ob, uint64_t type) {
     tcache *c = &ob->types[slot];
     c->type = type;
     c->kind = (uint8_t)classify(ob, type, &c->name_ptr, &c->base);
+    c->checked = ob->sample;
     return (au_okind)c->kind;
 }
 

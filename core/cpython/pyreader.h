@@ -57,6 +57,11 @@ typedef struct au_codeentry {
                           lambda on its def line has no lnotab entry) */
     uint64_t genq;     /* <= 3.10: the str the qualname was taken from (a
                           generator's gi_qualname), 0 while it is co_name */
+    /* The last line looked up in the table: the frames of one function
+     * (a thousand tasks awaiting at the same line) mostly share it. */
+    uint32_t memo_units; /* instruction offset, in code units */
+    int32_t memo_line;
+    int memo_ok;         /* 0: nothing memoised since the table was read */
 } au_codeentry;
 
 /* A datastack span copied from the target (3.11+). */

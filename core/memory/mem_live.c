@@ -1,7 +1,9 @@
 /*
  * Memory source: a live process, read from outside without stopping it.
  *
- * A batch of reads is sorted by address and merged into runs: two reads
+ * A batch of reads is sorted by address, 1,024 reads at a time (so the
+ * source's buffers have a fixed size, allocated once), and merged into
+ * runs: two reads
  * share a run when the second starts on the same page as the first ends or
  * on the next one, because on the reference VM one more iovec costs about
  * as much as one more page (~0.5 us each, ../shared/TOOLCHAIN.md).  Runs are
@@ -38,6 +40,10 @@
 /* Reads merge when the next starts at most one page after the page where
  * the run ends, so the bytes between two reads are fewer than this. */
 #define GAP_MAX (2u * PAGE)
+/* Reads sorted and merged at a time: a system call takes at most MAX_IOV
+ * iovecs anyway, and the buffers for a chunk are the source's whole
+ * working memory beside the staging buffer. */
+#define CHUNK MAX_IOV
 
 typedef struct sorted_read {
     uint64_t addr, end;
@@ -203,16 +209,8 @@ static uint32_t read_scattered(live *l, uint32_t k, uint32_t nruns, au_read *rea
     return k + done;
 }
 
-static int live_read(au_memsrc *self, au_read *reads, uint32_t n) {
-    live *l = (live *)self;
-    l->base.stats.requests += n;
-    if (n == 0) return AU_OK;
-    if (au_grow(&l->alloc, NULL, (void **)&l->sorted, &l->sorted_cap, n, sizeof *l->sorted) ||
-        au_grow(&l->alloc, NULL, (void **)&l->runs, &l->runs_cap, n, sizeof *l->runs)) {
-        for (uint32_t i = 0; i < n; i++) reads[i].status = AU_ERR_NOMEM;
-        l->base.stats.failures += n;
-        return AU_ERR_NOMEM;
-    }
+/* One chunk of a batch: at most CHUNK reads. */
+static int read_chunk(live *l, au_read *reads, uint32_t n) {
     /* Validate and sort.  Empty reads succeed trivially; reads that wrap the
      * address space or exceed a run never merge and go the single way. */
     uint32_t m = 0;
@@ -292,6 +290,27 @@ static int live_read(au_memsrc *self, au_read *reads, uint32_t n) {
             l->base.stats.failures++;
             if (first == AU_OK) first = reads[i].status;
         }
+    }
+    return first;
+}
+
+static int live_read(au_memsrc *self, au_read *reads, uint32_t n) {
+    live *l = (live *)self;
+    l->base.stats.requests += n;
+    if (n == 0) return AU_OK;
+    /* Sized for a whole chunk at once: a batch larger than every batch
+     * before it (a sample's prefetch of the previous sample's pages) then
+     * needs no allocation. */
+    if (au_grow(&l->alloc, NULL, (void **)&l->sorted, &l->sorted_cap, CHUNK, sizeof *l->sorted) ||
+        au_grow(&l->alloc, NULL, (void **)&l->runs, &l->runs_cap, CHUNK, sizeof *l->runs)) {
+        for (uint32_t i = 0; i < n; i++) reads[i].status = AU_ERR_NOMEM;
+        l->base.stats.failures += n;
+        return AU_ERR_NOMEM;
+    }
+    int first = AU_OK;
+    for (uint32_t at = 0; at < n; at += CHUNK) {
+        int rc = read_chunk(l, reads + at, n - at < CHUNK ? n - at : CHUNK);
+        if (first == AU_OK) first = rc;
     }
     return first;
 }

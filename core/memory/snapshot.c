@@ -176,6 +176,7 @@ typedef struct replay {
     au_memsrc base;
     au_allocator alloc;
     const au_snapshot *snap;
+    uint32_t hint; /* region_after's last answer */
 } replay;
 
 static int was_failed(const au_snapshot *s, uint64_t addr, uint64_t len) {
@@ -189,17 +190,31 @@ static int was_failed(const au_snapshot *s, uint64_t addr, uint64_t len) {
     return lo < s->nfailures && s->failures[lo].addr == addr && s->failures[lo].len == len;
 }
 
-static int serve(const au_snapshot *s, au_read *r) {
+/* The index after the last region starting at or before addr (0: none).
+ * *hint is the answer of the previous call: a sample reads an object's
+ * fields one after another, so the same region, or the next, usually
+ * answers again without a search. */
+static uint32_t region_after(const au_snapshot *s, uint64_t addr, uint32_t *hint) {
+    uint32_t h = *hint;
+    if (h > 0 && h <= s->nregions && s->regions[h - 1].addr <= addr) {
+        if (h == s->nregions || s->regions[h].addr > addr) return h;
+        if (h + 1 == s->nregions || s->regions[h + 1].addr > addr) return *hint = h + 1;
+    }
+    uint32_t lo = 0, hi = s->nregions;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->regions[mid].addr <= addr) lo = mid + 1;
+        else hi = mid;
+    }
+    return *hint = lo;
+}
+
+static int serve(const au_snapshot *s, au_read *r, uint32_t *hint) {
     if (r->len == 0) return AU_OK;
     if (!r->buf) return AU_ERR_ARG;
     if (r->addr + r->len < r->addr || was_failed(s, r->addr, r->len)) return AU_ERR_READ;
     /* The last region starting at or before addr is the only candidate. */
-    uint32_t lo = 0, hi = s->nregions;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (s->regions[mid].addr <= r->addr) lo = mid + 1;
-        else hi = mid;
-    }
+    uint32_t lo = region_after(s, r->addr, hint);
     if (lo == 0) return AU_ERR_READ;
     /* Copy from that region and, while the read goes on, from the regions
      * that follow it without a gap (the writer splits large regions). */
@@ -223,7 +238,7 @@ static int replay_read(au_memsrc *self, au_read *reads, uint32_t n) {
     int first = AU_OK;
     p->base.stats.requests += n;
     for (uint32_t i = 0; i < n; i++) {
-        reads[i].status = serve(p->snap, &reads[i]);
+        reads[i].status = serve(p->snap, &reads[i], &p->hint);
         if (reads[i].status != AU_OK) {
             p->base.stats.failures++;
             if (first == AU_OK) first = reads[i].status;

@@ -20,6 +20,8 @@ enum {
     PG_FAILED = 1u << 1,   /* its read failed */
     PG_USED = 1u << 2,     /* served a read this sample */
     PG_PREFETCH = 1u << 3, /* fetched for the previous sample's sake */
+    PG_KEEP = 1u << 4,     /* served a read that was not transient: the
+                              next sample prefetches it */
 };
 
 struct au_view {
@@ -27,6 +29,7 @@ struct au_view {
     au_memsrc *src;
     uint32_t max_pages;
     int exact;
+    int transient;
     au_view_stats stats;
 
     /* This sample's pages: data[i * PAGE], its number and flags. */
@@ -94,13 +97,18 @@ static int table_fit(au_view *v, uint32_t n) {
     return AU_OK;
 }
 
-/* Make room for `more` pages beyond npages. */
+/* Make room for `more` pages beyond npages.  The arrays a sample's
+ * prefetch needs (its list, the batch, its reads) grow with the pages of
+ * the sample before it, so the sample after a warm-up allocates nothing. */
 static int room_for(au_view *v, uint32_t more) {
     size_t need = (size_t)v->npages + more;
     uint32_t data_pages = v->data_cap;
     if (grow(v, &v->pageno, &v->pageno_cap, need, sizeof *v->pageno) ||
         grow(v, &v->flags, &v->flags_cap, need, sizeof *v->flags) ||
-        grow(v, &v->data, &data_pages, need, PAGE) || table_fit(v, (uint32_t)need))
+        grow(v, &v->data, &data_pages, need, PAGE) || table_fit(v, (uint32_t)need) ||
+        grow(v, &v->prev, &v->prev_cap, need, sizeof *v->prev) ||
+        grow(v, &v->pending, &v->pending_cap, need, sizeof *v->pending) ||
+        grow(v, &v->reads, &v->reads_cap, need, sizeof *v->reads))
         return AU_ERR_NOMEM;
     v->data_cap = data_pages;
     return AU_OK;
@@ -192,7 +200,7 @@ static int check_pages(au_view *v, uint64_t addr, uint32_t len) {
     for (uint64_t pn = first; pn <= last; pn++) {
         uint32_t i = find(v, pn);
         if (!(v->flags[i] & PG_USED)) v->stats.used++;
-        v->flags[i] |= PG_USED;
+        v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
     }
     return AU_OK;
 }
@@ -205,6 +213,20 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
         v->stats.batches++;
         int erc = au_mem_read1(v->src, addr, out, len);
         return erc == AU_ERR_NOMEM ? erc : erc ? AU_ERR_READ : AU_OK;
+    }
+    /* The usual read: a few bytes of one page already fetched. */
+    uint64_t pn = addr / PAGE;
+    if ((addr + len - 1) / PAGE == pn) {
+        uint32_t i = find(v, pn);
+        if (i != NONE && (v->flags[i] & PG_OK)) {
+            if (!(v->flags[i] & PG_USED)) v->stats.used++;
+            v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
+            const uint8_t *src = v->data + (size_t)i * PAGE + addr % PAGE;
+            /* Most reads are one pointer: a fixed-size copy is inlined. */
+            if (len == 8) memcpy(out, src, 8);
+            else memcpy(out, src, len);
+            return AU_OK;
+        }
     }
     int rc = check_pages(v, addr, len);
     if (rc == MISSING) {
@@ -236,13 +258,14 @@ const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
 int au_view_begin(au_view *v, int prefetch) {
     if (!v) return AU_ERR_ARG;
     memset(&v->stats, 0, sizeof v->stats);
-    /* Remember what the ending sample used, then forget it. */
+    /* Remember what the ending sample used (beyond one-off searches), then
+     * forget it. */
     uint32_t used = 0;
-    for (uint32_t i = 0; i < v->npages; i++) used += (v->flags[i] & PG_USED) != 0;
+    for (uint32_t i = 0; i < v->npages; i++) used += (v->flags[i] & PG_KEEP) != 0;
     if (grow(v, &v->prev, &v->prev_cap, used ? used : 1, sizeof *v->prev)) return AU_ERR_NOMEM;
     v->nprev = 0;
     for (uint32_t i = 0; i < v->npages; i++)
-        if (v->flags[i] & PG_USED) v->prev[v->nprev++] = v->pageno[i];
+        if (v->flags[i] & PG_KEEP) v->prev[v->nprev++] = v->pageno[i];
     v->npages = 0;
     if (++v->stamp == 0) { /* wrapped: clear the stamps once */
         memset(v->stamps, 0, (size_t)v->tab_cap * sizeof *v->stamps);
@@ -255,6 +278,13 @@ int au_view_begin(au_view *v, int prefetch) {
     uint32_t npending = 0;
     for (uint32_t k = 0; k < n; k++) queue(v, v->prev[k], &npending);
     return fetch(v, npending, PG_PREFETCH);
+}
+
+int au_view_set_transient(au_view *v, int on) {
+    if (!v) return 0;
+    int was = v->transient;
+    v->transient = on != 0;
+    return was;
 }
 
 void au_view_set_exact(au_view *v, int exact) {

@@ -15,7 +15,8 @@
  *    the live source scatters into the view in a call per 1,024 pages;
  *  - a sample may start by fetching, in one batch, the pages the previous
  *    sample used (au_view_begin(v, 1)): in a steady program the objects
- *    are where they were, so most levels then find their pages present.
+ *    are where they were, so most levels then find their pages present
+ *    (pages only a one-off search used are left out: au_view_set_transient).
  *
  * Within a sample each page is read once, so the view is one consistent
  * picture of each page, and a recording of it (core/memory/recorder.c)
@@ -89,6 +90,13 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len);
 const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len);
 
 void au_view_get_stats(const au_view *v, au_view_stats *out);
+
+/* Transient reads on (1) or off (0, the default); returns the previous
+ * setting, for the caller to restore.  A page that only transient reads
+ * used this sample is left out of the next sample's prefetch: for one-off
+ * searches (sys.modules, a new type's name) whose pages the next sample
+ * will not read, and would otherwise fetch for nothing. */
+int au_view_set_transient(au_view *v, int on);
 
 /* Exact mode on (1) or off (0): see above.  au_view_want does nothing and
  * au_view_peek returns NULL in exact mode. */

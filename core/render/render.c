@@ -43,14 +43,18 @@ static void put(out *o, const char *s, size_t n) {
 
 static void puts_(out *o, const char *s) { put(o, s, strlen(s)); }
 
-/* Target text: ';' would split a collapsed frame, a line break a line. */
+/* Target text: ';' would split a collapsed frame, a line break a line.
+ * Runs of other bytes go out whole (a stack is mostly file names). */
 static void put_clean(out *o, const char *s, uint32_t n, int collapsed) {
+    uint32_t from = 0;
     for (uint32_t i = 0; i < n; i++) {
         char c = s[i];
-        if (collapsed && c == ';') c = ':';
-        if (c == '\n' || c == '\r') c = ' ';
-        put(o, &c, 1);
+        if (c != '\n' && c != '\r' && !(collapsed && c == ';')) continue;
+        put(o, s + from, i - from);
+        put(o, c == ';' ? ":" : " ", 1);
+        from = i + 1;
     }
+    put(o, s + from, n - from);
 }
 
 static void putf(out *o, const char *fmt, unsigned long long v) {
