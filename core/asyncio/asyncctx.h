@@ -102,6 +102,7 @@ struct au_tasks {
     uint32_t waiters_cap, slots_cap;
     au_at_code codes[AU_AT_CODE_CACHE];
     uint32_t codes_next;
+    uint8_t window[1024];     /* an object's bytes, when they cross a page */
     uint8_t *agent_bytes;    /* pyagent.c: the region as read */
     au_agent_record *agent_recs;
     uint32_t agent_bytes_cap, agent_recs_cap;

@@ -58,7 +58,7 @@ typedef struct held {
 typedef struct links_ctx {
     au_tasks *t;
     uint32_t nwaiters, nslots;
-    int slots_built;
+    int waiters_built, slots_built;
 } links_ctx;
 
 static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
@@ -150,14 +150,12 @@ static void callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
     }
 }
 
-/* Everything the asyncio-defined callbacks of future `fut` hold. */
-static void holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
-    const au_py_private *p = &t->priv;
+/* Everything the asyncio-defined callbacks of a future hold, given its
+ * callback0 and callbacks list. */
+static void callbacks_hold(au_tasks *t, uint64_t cb0, uint64_t list, held *h, uint32_t *n) {
     au_objects *ob = t->objects;
     *n = 0;
-    uint64_t cb0 = au_obj_ptr(ob, fut, p->fut_callback0);
     if (cb0) callback_holds(t, cb0, h, n);
-    uint64_t list = au_obj_ptr(ob, fut, p->fut_callbacks);
     uint64_t items[MAX_CALLBACKS];
     uint32_t k;
     if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return;
@@ -169,6 +167,12 @@ static void holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
     }
 }
 
+static void holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
+    const au_py_private *p = &t->priv;
+    callbacks_hold(t, au_obj_ptr(t->objects, fut, p->fut_callback0),
+                   au_obj_ptr(t->objects, fut, p->fut_callbacks), h, n);
+}
+
 static int add_link(au_tasks *t, uint32_t child, uint32_t parent) {
     if (child == parent) return AU_OK;
     if (au_at_grow(t, &t->links, &t->links_cap, (size_t)t->nlinks + 1, sizeof *t->links))
@@ -178,7 +182,24 @@ static int add_link(au_tasks *t, uint32_t child, uint32_t parent) {
 }
 
 /* Every task waiting on future `fut` is a holder of child. */
+/* future -> its waiting tasks, built when a first link needs it (a sample
+ * of idle tasks needs none). */
+static int build_waiters(links_ctx *c) {
+    au_tasks *t = c->t;
+    c->waiters_built = 1;
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        if (!t->tasks[i].waiter) continue;
+        if (au_at_grow(t, &t->waiters, &t->waiters_cap, (size_t)c->nwaiters + 1, sizeof *t->waiters))
+            return AU_ERR_NOMEM;
+        t->waiters[c->nwaiters++] = (au_at_pair){t->tasks[i].waiter, i};
+    }
+    if (c->nwaiters) qsort(t->waiters, c->nwaiters, sizeof *t->waiters, by_key);
+    return AU_OK;
+}
+
 static int link_waiters(links_ctx *c, uint32_t child, uint64_t fut, int *found) {
+    int rc;
+    if (!c->waiters_built && (rc = build_waiters(c))) return rc;
     const au_at_pair *w = c->t->waiters;
     for (uint32_t i = lower(w, c->nwaiters, fut); i < c->nwaiters && w[i].key == fut; i++) {
         *found = 1;
@@ -290,20 +311,21 @@ static int awaited_by(links_ctx *c, uint32_t child) {
 }
 
 int au_at_links(au_tasks *t) {
-    links_ctx c = {t, 0, 0, 0};
+    links_ctx c = {t, 0, 0, 0, 0};
     int rc;
     t->nlinks = 0;
-    for (uint32_t i = 0; i < t->ntasks; i++) {
-        if (!t->tasks[i].waiter) continue;
-        if (au_at_grow(t, &t->waiters, &t->waiters_cap, (size_t)c.nwaiters + 1, sizeof *t->waiters))
-            return AU_ERR_NOMEM;
-        t->waiters[c.nwaiters++] = (au_at_pair){t->tasks[i].waiter, i};
-    }
-    if (c.nwaiters) qsort(t->waiters, c.nwaiters, sizeof *t->waiters, by_key);
+    /* What every task waits on, in one batch: a gather's future among
+     * them holds its children. */
+    if (au_at_grow(t, &t->scratch, &t->scratch_cap, t->ntasks ? t->ntasks : 1, sizeof *t->scratch))
+        return AU_ERR_NOMEM;
+    for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].waiter;
+    if (au_at_want(t, t->scratch, t->ntasks, 16) == AU_ERR_NOMEM) return AU_ERR_NOMEM;
     for (uint32_t i = 0; i < t->ntasks; i++) {
         held h[MAX_HOLDERS];
         uint32_t n;
-        holds_of(t, t->tasks[i].addr, h, &n);
+        /* Most tasks have no callback but their awaiter's wakeup. */
+        if (!t->tasks[i].cb0 && !t->tasks[i].cbs) n = 0;
+        else callbacks_hold(t, t->tasks[i].cb0, t->tasks[i].cbs, h, &n);
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
         if (present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;

@@ -284,24 +284,34 @@ static int read_tasks(au_tasks *t) {
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].addr;
     int rc = au_at_want(t, t->scratch, t->ntasks, p->sizeof_task);
     if (rc == AU_ERR_NOMEM) return rc;
+    /* Each task's fields come from one window on its first bytes: one
+     * page lookup a task, not one a field. */
+    const au_py_offsets *o = t->layout.o;
+    uint32_t ptrs[] = {o->ob_type,       p->fut_loop,      p->task_fut_waiter,
+                       p->task_coro,     p->task_name,     p->fut_callback0,
+                       p->fut_callbacks, p->fut_awaited_by};
+    uint32_t span = au_pr_span_end(ptrs, 8, 8);
+    if (p->fut_state + 4 > span) span = p->fut_state + 4;
+    if (present(p->fut_awaited_by_is_set) && p->fut_awaited_by_is_set + 1 > span)
+        span = p->fut_awaited_by_is_set + 1;
+    if (span > sizeof t->window) return AU_OK; /* an implausible layout */
     uint32_t keep = 0;
     for (uint32_t i = 0; i < t->ntasks; i++) {
         au_atask a = t->tasks[i];
-        if (au_obj_kind(ob, a.addr) != AU_OK_TASK) continue;
-        uint8_t st[4];
-        if (au_view_read(t->view, a.addr + p->fut_state, st, 4) ||
-            (int32_t)au_rd32(st) != p->fut_state_pending)
+        const uint8_t *w = au_obj_bytes(ob, a.addr, span, t->window);
+        if (!w || au_type_kind(ob, au_rd64(w + o->ob_type)) != AU_OK_TASK ||
+            (int32_t)au_rd32(w + p->fut_state) != p->fut_state_pending)
             continue;
         a.flags |= AU_AT_PENDING;
-        a.loop = au_obj_ptr(ob, a.addr, p->fut_loop);
-        a.waiter = au_obj_ptr(ob, a.addr, p->task_fut_waiter);
-        a.coro = au_obj_ptr(ob, a.addr, p->task_coro);
-        a.name_obj = au_obj_ptr(ob, a.addr, p->task_name);
+        a.loop = au_rd64(w + p->fut_loop);
+        a.waiter = au_rd64(w + p->task_fut_waiter);
+        a.coro = au_rd64(w + p->task_coro);
+        a.name_obj = au_rd64(w + p->task_name);
+        a.cb0 = au_rd64(w + p->fut_callback0);
+        a.cbs = au_rd64(w + p->fut_callbacks);
         if (present(p->fut_awaited_by)) {
-            a.awaited_by = au_obj_ptr(ob, a.addr, p->fut_awaited_by);
-            uint8_t b = 0;
-            au_view_read(t->view, a.addr + p->fut_awaited_by_is_set, &b, 1);
-            a.awaited_by_is_set = b != 0;
+            a.awaited_by = au_rd64(w + p->fut_awaited_by);
+            a.awaited_by_is_set = w[p->fut_awaited_by_is_set] != 0;
         }
         t->tasks[keep++] = a;
     }

@@ -13,6 +13,7 @@
 #define PAGE AU_VIEW_PAGE
 #define NONE UINT32_MAX
 #define MAX_RANGE (1u << 20)
+#define TLB 4096u
 #define MISSING 1 /* check_pages: a page is not fetched (not a status) */
 
 enum {
@@ -39,6 +40,16 @@ struct au_view {
     uint32_t npages;
     uint32_t data_cap, pageno_cap, flags_cap; /* in pages (data: bytes/PAGE) */
 
+    /* The last page looked up at each of TLB places (by page number): most
+     * reads fall on a page read a moment before, and this answers them
+     * with one compare instead of a hash probe.  An entry counts when its
+     * gen is this sample's. */
+    struct {
+        uint64_t pn;
+        uint32_t idx, gen;
+    } tlb[TLB];
+    uint32_t tlb_gen;
+
     /* Page number -> index; a slot counts when its stamp is this sample's. */
     uint64_t *keys;
     uint32_t *vals, *stamps;
@@ -63,9 +74,15 @@ static uint32_t slot_of(const au_view *v, uint64_t pn) {
     return i;
 }
 
-static uint32_t find(const au_view *v, uint64_t pn) {
+static uint32_t find(au_view *v, uint64_t pn) {
+    uint32_t k = (uint32_t)pn & (TLB - 1);
+    if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return v->tlb[k].idx;
     uint32_t i = slot_of(v, pn);
-    return v->stamps[i] == v->stamp ? v->vals[i] : NONE;
+    if (v->stamps[i] != v->stamp) return NONE;
+    v->tlb[k].pn = pn;
+    v->tlb[k].idx = v->vals[i];
+    v->tlb[k].gen = v->tlb_gen;
+    return v->vals[i];
 }
 
 /* Keep the table at most half full for n pages: rebuilt from the page
@@ -117,6 +134,9 @@ static int room_for(au_view *v, uint32_t more) {
 /* Queue page pn for fetching unless it is known.  Returns AU_OK, or
  * AU_ERR_LIMIT when the sample is at max_pages. */
 static int queue(au_view *v, uint64_t pn, uint32_t *npending) {
+    /* A warm sample asks mostly for pages it has: the TLB knows them. */
+    uint32_t k = (uint32_t)pn & (TLB - 1);
+    if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return AU_OK;
     uint32_t s = slot_of(v, pn);
     if (v->stamps[s] == v->stamp) return AU_OK;
     if (v->npages == v->max_pages) {
@@ -249,6 +269,19 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
     return AU_OK;
 }
 
+const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch) {
+    if (!v || len == 0 || !valid_range(addr, len)) return NULL;
+    if (!v->exact && (addr + len - 1) / PAGE == addr / PAGE) {
+        uint32_t i = find(v, addr / PAGE);
+        if (i != NONE && (v->flags[i] & PG_OK)) {
+            if (!(v->flags[i] & PG_USED)) v->stats.used++;
+            v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
+            return v->data + (size_t)i * PAGE + addr % PAGE;
+        }
+    }
+    return au_view_read(v, addr, scratch, len) == AU_OK ? scratch : NULL;
+}
+
 const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
     if (!v || v->exact || len == 0 || !valid_range(addr, len) || span(addr, len) != 1) return NULL;
     if (check_pages(v, addr, len) != AU_OK) return NULL;
@@ -267,6 +300,10 @@ int au_view_begin(au_view *v, int prefetch) {
     for (uint32_t i = 0; i < v->npages; i++)
         if (v->flags[i] & PG_KEEP) v->prev[v->nprev++] = v->pageno[i];
     v->npages = 0;
+    if (++v->tlb_gen == 0) {
+        memset(v->tlb, 0, sizeof v->tlb);
+        v->tlb_gen = 1;
+    }
     if (++v->stamp == 0) { /* wrapped: clear the stamps once */
         memset(v->stamps, 0, (size_t)v->tab_cap * sizeof *v->stamps);
         v->stamp = 1;
