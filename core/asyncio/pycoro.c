@@ -73,59 +73,29 @@ static int gen_state(const au_py_offsets *o, int8_t s) {
     return G_UNKNOWN;
 }
 
-/* A window on an object's first bytes, read with one page lookup (the
- * view's pointer, or a copy when the object crosses a page).  Decoding is
- * done from it before anything else is read: a read that fetches a page
- * may move the view's pages, and the pointer with them. */
-typedef struct win {
-    uint64_t base;
-    uint32_t len;
-    const uint8_t *p; /* NULL: no window, read through the view */
-} win;
-
-static void win_open(au_tasks *t, win *w, uint64_t addr, uint32_t len) {
-    w->base = addr;
-    w->len = len;
-    w->p = au_obj_bytes(t->objects, addr, len, t->window);
-}
-
-/* n bytes at addr, from the window when they are in it. */
-static int win_read(au_tasks *t, const win *w, uint64_t addr, void *out, uint32_t n) {
-    if (w->p && addr >= w->base && addr - w->base <= w->len && n <= w->len - (addr - w->base)) {
-        memcpy(out, w->p + (addr - w->base), n);
-        return AU_OK;
-    }
-    return au_view_read(t->view, addr, out, n);
-}
-
-static uint64_t win_ptr(au_tasks *t, const win *w, uint64_t addr) {
-    uint8_t b[8];
-    return win_read(t, w, addr, b, 8) == AU_OK ? au_rd64(b) : 0;
-}
-
 /* Where stack slot `depth` below the top of frame's value stack is (1 =
  * the top), from the frame's window. */
-static int stack_slot_addr(au_tasks *t, const win *fw, uint64_t frame, uint32_t depth,
+static int stack_slot_addr(au_tasks *t, const au_win *fw, uint64_t frame, uint32_t depth,
                            uint64_t *out) {
     const au_py_offsets *o = t->layout.o;
     uint8_t b[8];
     switch (o->stack_kind) {
     case AU_PY_STACK_TOP_PTR: {
-        uint64_t v = win_ptr(t, fw, frame + o->frame_stacktop);
+        uint64_t v = au_win_ptr(t, fw, frame + o->frame_stacktop);
         if (v < frame || v - frame > (1u << 20) || v < 8ull * depth) return AU_ERR_CORRUPT;
         *out = v - 8ull * depth;
         return AU_OK;
     }
     case AU_PY_STACK_BASE_DEPTH: {
-        uint64_t base = win_ptr(t, fw, frame + o->frame_valuestack);
-        if (!base || win_read(t, fw, frame + o->frame_stacktop, b, 4)) return AU_ERR_READ;
+        uint64_t base = au_win_ptr(t, fw, frame + o->frame_valuestack);
+        if (!base || au_win_read(t, fw, frame + o->frame_stacktop, b, 4)) return AU_ERR_READ;
         int32_t d = (int32_t)au_rd32(b);
         if (d < (int32_t)depth || d > (1 << 16)) return AU_ERR_CORRUPT;
         *out = base + 8ull * (uint32_t)(d - (int32_t)depth);
         return AU_OK;
     }
     case AU_PY_STACK_LOCALSPLUS_INDEX: {
-        if (win_read(t, fw, frame + o->frame_stacktop, b, 4)) return AU_ERR_READ;
+        if (au_win_read(t, fw, frame + o->frame_stacktop, b, 4)) return AU_ERR_READ;
         int32_t top = (int32_t)au_rd32(b);
         if (top < (int32_t)depth || top > (1 << 16)) return AU_ERR_CORRUPT;
         *out = frame + o->frame_header_size + 8ull * (uint32_t)(top - (int32_t)depth);
@@ -190,14 +160,14 @@ static int step(walk *w, cursor *c) {
     au_objects *ob = t->objects;
     for (uint32_t hop = 0; hop <= MAX_HOPS; hop++) {
         uint64_t obj = c->obj;
-        win gw;
-        win_open(t, &gw, obj, gen_span(o));
-        au_okind k = au_type_kind(ob, win_ptr(t, &gw, obj + o->ob_type));
+        au_win gw;
+        au_win_open(t, &gw, obj, gen_span(o));
+        au_okind k = au_type_kind(ob, au_win_ptr(t, &gw, obj + o->ob_type));
         if (k == AU_OK_ASEND || k == AU_OK_ATHROW || k == AU_OK_CORO_WRAPPER) {
             uint32_t off = k == AU_OK_ASEND    ? p->asend_gen
                            : k == AU_OK_ATHROW ? p->athrow_gen
                                                : p->coro_wrapper_coro;
-            c->obj = win_ptr(t, &gw, obj + off);
+            c->obj = au_win_ptr(t, &gw, obj + off);
             if (!c->obj || (c->obj & 7)) return 0;
             continue;
         }
@@ -206,37 +176,37 @@ static int step(walk *w, cursor *c) {
          * its state. */
         uint64_t frame;
         uint8_t b[8];
-        win fw;
+        au_win fw;
         int8_t sb;
         if (present(o->gen_iframe)) {
             frame = obj + o->gen_iframe;
             fw = gw;
-            if (win_read(t, &gw, obj + o->gen_state, b, 1)) return 0;
+            if (au_win_read(t, &gw, obj + o->gen_state, b, 1)) return 0;
             sb = (int8_t)b[0];
         } else {
-            frame = win_ptr(t, &gw, obj + o->gen_frame);
+            frame = au_win_ptr(t, &gw, obj + o->gen_frame);
             if (!frame || (frame & 7)) return 0; /* finished */
             if (o->gen_state_kind != AU_PY_GEN_STATE_FRAME &&
-                win_read(t, &gw, obj + o->gen_state, b, 1))
+                au_win_read(t, &gw, obj + o->gen_state, b, 1))
                 return 0;
             sb = (int8_t)b[0];
-            win_open(t, &fw, frame, frame_span(o));
+            au_win_open(t, &fw, frame, frame_span(o));
             if (o->gen_state_kind == AU_PY_GEN_STATE_FRAME) {
-                if (win_read(t, &fw, frame + o->gen_state, b, 1)) return 0;
+                if (au_win_read(t, &fw, frame + o->gen_state, b, 1)) return 0;
                 sb = (int8_t)b[0];
             }
         }
         int st = gen_state(o, sb);
         if (st == G_FINISHED || st == G_UNKNOWN) return 0;
-        uint64_t code = win_ptr(t, &fw, frame + o->frame_code) & ~o->frame_code_tag_mask;
+        uint64_t code = au_win_ptr(t, &fw, frame + o->frame_code) & ~o->frame_code_tag_mask;
         uint64_t instr;
         if (o->instr_kind <= AU_PY_INSTR_UNIT_LASTI) {
-            if (win_read(t, &fw, frame + o->frame_instr, b, 4)) return 0;
+            if (au_win_read(t, &fw, frame + o->frame_instr, b, 4)) return 0;
             /* 3.9 has no created state: a frame that never ran has
              * f_lasti -1. */
             instr = (uint64_t)(int64_t)(int32_t)au_rd32(b);
         } else {
-            instr = win_ptr(t, &fw, frame + o->frame_instr);
+            instr = au_win_ptr(t, &fw, frame + o->frame_instr);
         }
         if (!code) return 0;
         uint64_t slot = 0, yf = 0;

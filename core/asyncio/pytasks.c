@@ -298,20 +298,24 @@ static int read_tasks(au_tasks *t) {
     uint32_t keep = 0;
     for (uint32_t i = 0; i < t->ntasks; i++) {
         au_atask a = t->tasks[i];
-        const uint8_t *w = au_obj_bytes(ob, a.addr, span, t->window);
-        if (!w || au_type_kind(ob, au_rd64(w + o->ob_type)) != AU_OK_TASK ||
-            (int32_t)au_rd32(w + p->fut_state) != p->fut_state_pending)
+        au_win w;
+        uint8_t b[4];
+        au_win_open(t, &w, a.addr, span);
+        if (au_type_kind(ob, au_win_ptr(t, &w, a.addr + o->ob_type)) != AU_OK_TASK ||
+            au_win_read(t, &w, a.addr + p->fut_state, b, 4) ||
+            (int32_t)au_rd32(b) != p->fut_state_pending)
             continue;
         a.flags |= AU_AT_PENDING;
-        a.loop = au_rd64(w + p->fut_loop);
-        a.waiter = au_rd64(w + p->task_fut_waiter);
-        a.coro = au_rd64(w + p->task_coro);
-        a.name_obj = au_rd64(w + p->task_name);
-        a.cb0 = au_rd64(w + p->fut_callback0);
-        a.cbs = au_rd64(w + p->fut_callbacks);
+        a.loop = au_win_ptr(t, &w, a.addr + p->fut_loop);
+        a.waiter = au_win_ptr(t, &w, a.addr + p->task_fut_waiter);
+        a.coro = au_win_ptr(t, &w, a.addr + p->task_coro);
+        a.name_obj = au_win_ptr(t, &w, a.addr + p->task_name);
+        a.cb0 = au_win_ptr(t, &w, a.addr + p->fut_callback0);
+        a.cbs = au_win_ptr(t, &w, a.addr + p->fut_callbacks);
         if (present(p->fut_awaited_by)) {
-            a.awaited_by = au_rd64(w + p->fut_awaited_by);
-            a.awaited_by_is_set = w[p->fut_awaited_by_is_set] != 0;
+            a.awaited_by = au_win_ptr(t, &w, a.addr + p->fut_awaited_by);
+            a.awaited_by_is_set =
+                au_win_read(t, &w, a.addr + p->fut_awaited_by_is_set, b, 1) == AU_OK && b[0] != 0;
         }
         t->tasks[keep++] = a;
     }

@@ -445,8 +445,10 @@ int au_obj_set_keys(au_objects *ob, uint64_t set, uint64_t *keys, uint32_t cap, 
     uint32_t found = 0;
     uint8_t scratch[64];
     for (uint32_t i = 0; i < slots && found < cap; i++) {
-        const uint8_t *e = au_view_bytes(ob->view, table + (uint64_t)i * esz, esz, scratch);
-        if (!e) return AU_ERR_READ;
+        uint64_t at = table + (uint64_t)i * esz;
+        const uint8_t *e = au_view_bytes(ob->view, at, esz, scratch);
+        if (!e && (rc = au_view_read(ob->view, at, scratch, esz))) return rc;
+        if (!e) e = scratch;
         uint64_t key = au_rd64(e + o->setentry_key);
         int64_t hash = (int64_t)au_rd64(e + o->setentry_hash);
         if (!key || hash == -1) continue; /* empty, or deleted (the dummy) */

@@ -270,7 +270,7 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
 }
 
 const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch) {
-    if (!v || len == 0 || !valid_range(addr, len)) return NULL;
+    if (!v || v->exact || len == 0 || !valid_range(addr, len)) return NULL;
     if (!v->exact && (addr + len - 1) / PAGE == addr / PAGE) {
         uint32_t i = find(v, addr / PAGE);
         if (i != NONE && (v->flags[i] & PG_OK)) {
