@@ -35,11 +35,11 @@
  * awaited_by, who gathers it or runs it in a TaskGroup: those are links
  * too.  Duplicates are harmless (the resolver breaks ties).
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "asyncctx.h"
 #include "bytes.h"
+#include "internal.h"
 
 #define NONE AU_AT_NONE
 #define MAX_CALLBACKS 64u   /* callbacks looked at per future */
@@ -193,7 +193,7 @@ static int build_waiters(links_ctx *c) {
             return AU_ERR_NOMEM;
         t->waiters[c->nwaiters++] = (au_at_pair){t->tasks[i].waiter, i};
     }
-    if (c->nwaiters) qsort(t->waiters, c->nwaiters, sizeof *t->waiters, by_key);
+    if (c->nwaiters) au_sort(t->waiters, c->nwaiters, sizeof *t->waiters, by_key);
     return AU_OK;
 }
 
@@ -228,7 +228,7 @@ static int build_slots(links_ctx *c) {
             }
         }
     }
-    if (c->nslots) qsort(t->slots, c->nslots, sizeof *t->slots, by_key);
+    if (c->nslots) au_sort(t->slots, c->nslots, sizeof *t->slots, by_key);
     return AU_OK;
 }
 

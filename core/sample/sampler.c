@@ -46,9 +46,12 @@ typedef struct tname {
  * its name after it started. */
 #define NAME_REFRESH 1024u
 /* Look again for _AsyncioDebug and the agent's region, while one is
- * missing, after this many samples: they appear once _asyncio is imported
- * and once the agent recorded a task. */
+ * missing, after this many samples, doubling each time up to the maximum:
+ * they appear once _asyncio is imported and once the agent recorded a
+ * task, and a target without the agent should not pay a maps read (and
+ * its allocation) every few samples for ever. */
 #define ATTACH_RETRY 64u
+#define ATTACH_RETRY_MAX 8192u
 
 /* The name of the pseudo-thread that holds tasks of loops no thread runs. */
 static const char no_loop_name[] = "(event loops not running)";
@@ -67,7 +70,7 @@ struct au_sampler {
     au_memsrc *rec;   /* the last sample's recorder (AU_SAMPLER_RECORD) */
     au_pyreader *reader;
     au_tasks *model;   /* the asyncio model; NULL with AU_SAMPLER_NO_TASKS */
-    uint32_t sample_no, attach_at;
+    uint32_t sample_no, attach_at, attach_every;
 
     au_sample out;
     au_sample_thread *threads;
@@ -364,7 +367,9 @@ static void refresh_attachments(au_sampler *s) {
     int want_debug = (s->version_hex >> 16 & 0xff) >= 14 && !s->asyncio_debug_addr;
     int want_agent = !(s->opt.flags & AU_SAMPLER_NO_AGENT) && !s->agent_addr;
     if (!want_debug && !want_agent) return;
-    s->attach_at = s->sample_no + ATTACH_RETRY;
+    s->attach_every = s->attach_every ? s->attach_every * 2 : ATTACH_RETRY;
+    if (s->attach_every > ATTACH_RETRY_MAX) s->attach_every = ATTACH_RETRY_MAX;
+    s->attach_at = s->sample_no + s->attach_every;
     au_pyruntime rt;
     memset(&rt, 0, sizeof rt);
     rt.py_version_hex = s->version_hex;
