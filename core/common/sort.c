@@ -36,7 +36,12 @@ static void sift(unsigned char *base, size_t root, size_t n, size_t size,
 void au_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
     unsigned char *b = base;
     if (n < 2) return;
-    for (size_t i = n / 2; i-- > 0;) sift(b, i, n, size, cmp);
+    /* Input that is in order already (a prefetch of pages listed in
+     * order) costs one pass. */
+    size_t i = 1;
+    while (i < n && cmp(b + (i - 1) * size, b + i * size) <= 0) i++;
+    if (i == n) return;
+    for (i = n / 2; i-- > 0;) sift(b, i, n, size, cmp);
     for (size_t end = n - 1; end > 0; end--) {
         swap(b, b + end * size, size);
         sift(b, 0, end, size, cmp);

@@ -288,6 +288,11 @@ const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
     return v->data + (size_t)find(v, addr / PAGE) * PAGE + addr % PAGE;
 }
 
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 int au_view_begin(au_view *v, int prefetch) {
     if (!v) return AU_ERR_ARG;
     memset(&v->stats, 0, sizeof v->stats);
@@ -299,6 +304,9 @@ int au_view_begin(au_view *v, int prefetch) {
     v->nprev = 0;
     for (uint32_t i = 0; i < v->npages; i++)
         if (v->flags[i] & PG_KEEP) v->prev[v->nprev++] = v->pageno[i];
+    /* In address order, the prefetch reaches the memory source sorted:
+     * its own sort then takes one pass, and neighbours coalesce. */
+    au_sort(v->prev, v->nprev, sizeof *v->prev, cmp_u64);
     v->npages = 0;
     if (++v->tlb_gen == 0) {
         memset(v->tlb, 0, sizeof v->tlb);
