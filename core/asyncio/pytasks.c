@@ -287,15 +287,17 @@ static int read_tasks(au_tasks *t) {
             continue;
         a.flags |= AU_AT_PENDING;
         a.loop = au_obj_ptr(ob, a.addr, p->fut_loop);
-        a.waiter = au_obj_ptr(ob, a.addr, p->task_fut_waiter);
         a.coro = au_obj_ptr(ob, a.addr, p->task_coro);
         a.name_obj = au_obj_ptr(ob, a.addr, p->task_name);
+        t->phase = AU_AT_PHASE_LINKS; /* the await link and awaited_by */
+        a.waiter = au_obj_ptr(ob, a.addr, p->task_fut_waiter);
         if (present(p->fut_awaited_by)) {
             a.awaited_by = au_obj_ptr(ob, a.addr, p->fut_awaited_by);
             uint8_t b = 0;
             au_view_read(t->view, a.addr + p->fut_awaited_by_is_set, &b, 1);
             a.awaited_by_is_set = b != 0;
         }
+        t->phase = AU_AT_PHASE_TASKS;
         t->tasks[keep++] = a;
     }
     t->ntasks = keep;
@@ -416,6 +418,30 @@ static void apply_asyncio_debug(au_tasks *t, uint64_t addr) {
     }
 }
 
+static int sample(au_tasks *t, const au_pysample *ps, uint64_t asyncio_debug) {
+    int rc;
+    t->phase = AU_AT_PHASE_DEBUG;
+    if ((rc = au_view_begin(t->view, 1))) return rc;
+    au_objects_begin(t->objects);
+    apply_asyncio_debug(t, asyncio_debug);
+    if ((rc = table_reset(t, 1024))) return rc;
+    t->phase = AU_AT_PHASE_FIND;
+    rc = t->priv.tasks_kind == AU_PY_TASKS_LLIST ? tasks_from_lists(t, ps) : tasks_from_sets(t);
+    if (rc) return rc;
+    t->phase = AU_AT_PHASE_TASKS;
+    if ((rc = read_tasks(t))) return rc;
+    t->phase = AU_AT_PHASE_THREADS;
+    if ((rc = map_threads(t, ps)) || (rc = thread_names(t, ps))) return rc;
+    t->phase = AU_AT_PHASE_CHAINS;
+    if ((rc = au_at_chains(t))) return rc;
+    t->phase = AU_AT_PHASE_CODE;
+    if (au_at_grow(t, &t->frames, &t->frames_cap, t->nraw ? t->nraw : 1, sizeof *t->frames))
+        return AU_ERR_NOMEM;
+    if ((rc = au_pr_resolve_code(t->reader, t->raw, t->nraw, t->frames))) return rc;
+    t->phase = AU_AT_PHASE_LINKS;
+    return au_at_links(t);
+}
+
 int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asyncio_debug,
                     uint64_t agent, au_tasks_result *out) {
     if (!t || !ps || !out) return AU_ERR_ARG;
@@ -423,19 +449,9 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
     t->out = out;
     t->ntasks = t->nraw = t->nlinks = 0;
     t->allocations = 0;
-    int rc;
-    if ((rc = au_view_begin(t->view, 1))) return rc;
-    au_objects_begin(t->objects);
-    apply_asyncio_debug(t, asyncio_debug);
-    if ((rc = table_reset(t, 1024))) return rc;
-    rc = t->priv.tasks_kind == AU_PY_TASKS_LLIST ? tasks_from_lists(t, ps) : tasks_from_sets(t);
-    if (rc || (rc = read_tasks(t)) || (rc = map_threads(t, ps)) || (rc = thread_names(t, ps)) ||
-        (rc = au_at_chains(t)))
-        return rc;
-    if (au_at_grow(t, &t->frames, &t->frames_cap, t->nraw ? t->nraw : 1, sizeof *t->frames))
-        return AU_ERR_NOMEM;
-    if ((rc = au_pr_resolve_code(t->reader, t->raw, t->nraw, t->frames))) return rc;
-    if ((rc = au_at_links(t))) return rc;
+    int rc = sample(t, ps, asyncio_debug);
+    t->phase = AU_AT_PHASE_NONE;
+    if (rc) return rc;
     (void)agent;
     (void)pid;
     out->ntasks = t->ntasks;
@@ -456,6 +472,8 @@ void au_tasks_get_view_stats(const au_tasks *t, au_view_stats *out) {
 }
 
 uint32_t au_tasks_find(const au_tasks *t, uint64_t addr) { return t ? au_at_find(t, addr) : NONE; }
+
+uint32_t au_tasks_phase(const au_tasks *t) { return t ? t->phase : AU_AT_PHASE_NONE; }
 
 uint64_t au_tasks_allocations(const au_tasks *t) {
     return t ? t->allocations + au_objects_allocations(t->objects) : 0;

@@ -64,6 +64,7 @@ struct au_sampler {
     uint64_t asyncio_debug_addr, agent_addr; /* see au_pyruntime */
     const au_snapshot *snap;
     au_memsrc *base;  /* the live process or the snapshot */
+    int borrowed;     /* base is the caller's (au_sampler_open_snapshot_via) */
     au_memsrc *rec;   /* the last sample's recorder (AU_SAMPLER_RECORD) */
     au_pyreader *reader;
     au_tasks *model;   /* the asyncio model; NULL with AU_SAMPLER_NO_TASKS */
@@ -538,6 +539,12 @@ int au_sampler_open_pid(const au_allocator *alloc, int pid, const au_sampler_opt
 
 int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
                              const au_sampler_options *opt, au_sampler **out) {
+    return au_sampler_open_snapshot_via(alloc, snap, NULL, opt, out);
+}
+
+int au_sampler_open_snapshot_via(const au_allocator *alloc, const au_snapshot *snap,
+                                 au_memsrc *mem, const au_sampler_options *opt,
+                                 au_sampler **out) {
     if (!out) return AU_ERR_ARG;
     *out = NULL;
     if (!snap) return AU_ERR_ARG;
@@ -554,7 +561,10 @@ int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
     s->runtime_addr = m->runtime_addr;
     s->asyncio_debug_addr = m->asyncio_debug_addr;
     s->agent_addr = m->agent_addr;
-    if ((rc = au_memsrc_snapshot_open(&s->alloc, snap, &s->base))) {
+    if (mem) {
+        s->base = mem;
+        s->borrowed = 1;
+    } else if ((rc = au_memsrc_snapshot_open(&s->alloc, snap, &s->base))) {
         au_sampler_free(s);
         return rc;
     }
@@ -562,6 +572,14 @@ int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
 }
 
 au_allocator au_sampler_alloc(const au_sampler *s) { return s->alloc; }
+
+const au_thread_sample *au_sampler_thread_input(const au_sampler *s, uint32_t thread) {
+    return s && s->in && thread < s->out.nthreads ? &s->in[thread] : NULL;
+}
+
+uint32_t au_sampler_phase(const au_sampler *s) {
+    return s && s->model ? au_tasks_phase(s->model) : AU_AT_PHASE_NONE;
+}
 
 uint32_t au_sampler_version(const au_sampler *s, int *exact) {
     if (exact) *exact = s ? s->exact : 0;
@@ -599,7 +617,7 @@ void au_sampler_free(au_sampler *s) {
     au_tasks_free(s->model);
     au_pyreader_free(s->reader);
     au_memsrc_destroy(s->rec);
-    au_memsrc_destroy(s->base);
+    if (!s->borrowed) au_memsrc_destroy(s->base);
     for (uint32_t i = 0; s->resolvers && i < s->resolvers_cap; i++) au_resolver_free(s->resolvers[i]);
 #define FREE(p, cap) \
     if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
