@@ -308,7 +308,8 @@ static int resolve_threads(au_sampler *s) {
         au_thread_sample *in = &s->in[i];
         in->frames = s->ids + t->first_frame;
         in->nframes = t->nframes;
-        in->tasks = s->rtasks + t->first_task;
+        /* No arithmetic on rtasks when no sample had tasks: it is NULL. */
+        in->tasks = t->ntasks ? s->rtasks + t->first_task : NULL;
         in->ntasks = t->ntasks;
         if (!s->resolvers[i]) {
             s->resolvers[i] = au_resolver_new(&s->alloc, &s->opt.resolver);
