@@ -425,6 +425,12 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
         uint64_t agent = s->opt.flags & AU_SAMPLER_NO_AGENT ? 0 : s->agent_addr;
         if ((rc = au_tasks_sample(s->model, &ps, s->pid, s->asyncio_debug_addr, agent, &tr))) return rc;
         trp = &tr;
+        /* The model has the reader's code cache name coroutine frames:
+         * what that allocated is this sample's too (stats.reader stays
+         * the threads' and frames' part). */
+        au_pyreader_stats after;
+        au_pyreader_get_stats(s->reader, &after);
+        s->stats.allocations += after.allocations - s->stats.reader.allocations;
         au_view_stats vs;
         au_tasks_get_view_stats(s->model, &vs);
         s->stats.pages = vs.fetched;
