@@ -274,6 +274,8 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
     if (grow(s, &s->rlinks, &s->rlinks_cap, tr->nlinks ? tr->nlinks : 1, sizeof *s->rlinks))
         return AU_ERR_NOMEM;
     uint32_t nl = 0;
+    /* Likewise, more than max_links links: the rest are left out. */
+    uint32_t max_links = s->opt.resolver.max_links ? s->opt.resolver.max_links : AU_DEFAULT_MAX_LINKS;
     for (uint32_t i = 0; i < nth; i++) {
         s->in[i].links = s->rlinks + nl;
         s->in[i].nlinks = 0;
@@ -282,6 +284,10 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
             uint32_t p = au_tasks_find(s->model, tr->links[l].parent);
             if (c == NONE || p == NONE) continue;
             if (s->tasks[s->order[c]].thread != i || s->tasks[s->order[p]].thread != i) continue;
+            if (s->in[i].nlinks == max_links) {
+                s->out.flags |= AU_SAMPLE_PARTIAL;
+                break;
+            }
             s->rlinks[nl++] = tr->links[l];
             s->in[i].nlinks++;
         }
@@ -354,7 +360,11 @@ static int open_tasks(au_sampler *s, au_memsrc *mem) {
     /* A snapshot holds exactly what a recorded sample used, so recording
      * and replaying read exact ranges rather than pages (view.h). */
     uint32_t exact = s->snap || (s->opt.flags & AU_SAMPLER_RECORD);
-    au_tasks_limits lim = {s->opt.max_tasks, s->opt.max_coro_frames, s->opt.max_pages, exact};
+    /* The resolver refuses a thread of more than its max_tasks tasks
+     * (AU_ERR_LIMIT), which would fail the sample: read no more. */
+    uint32_t rmax = s->opt.resolver.max_tasks ? s->opt.resolver.max_tasks : AU_DEFAULT_MAX_TASKS;
+    uint32_t max_tasks = s->opt.max_tasks < rmax ? s->opt.max_tasks : rmax;
+    au_tasks_limits lim = {max_tasks, s->opt.max_coro_frames, s->opt.max_pages, exact};
     int rc = au_tasks_new(&s->alloc, s->reader, mem, &lim, &s->model);
     /* A version without an asyncio layout still gets its threads. */
     return rc == AU_ERR_UNSUPPORTED ? AU_OK : rc;
