@@ -75,7 +75,8 @@ static uint32_t lower(const au_at_pair *p, uint32_t n, uint64_t key) {
 }
 
 /* Does code object `code` come from asyncio's tasks.py or taskgroups.py?
- * Decided by its co_filename's last two path components. */
+ * Decided by its co_filename's last two path components: 1 or 0, or
+ * AU_ERR_NOMEM. */
 static int asyncio_code(au_tasks *t, uint64_t code) {
     static const char *const files[] = {"asyncio/tasks.py", "asyncio/taskgroups.py"};
     const au_py_offsets *o = t->layout.o;
@@ -88,12 +89,18 @@ static int asyncio_code(au_tasks *t, uint64_t code) {
     const char *s;
     uint32_t n;
     int yes = 0;
-    if (au_obj_str(t->objects, fn, 512, &s, &n) == AU_OK) {
+    int rc = au_obj_str(t->objects, fn, 512, &s, &n);
+    if (rc == AU_OK) {
         for (size_t i = 0; i < sizeof files / sizeof *files && !yes; i++) {
             size_t m = strlen(files[i]);
             yes = n >= m && memcmp(s + n - m, files[i], m) == 0 && (n == m || s[n - m - 1] == '/');
         }
     }
+    if (rc == AU_ERR_NOMEM) return rc;
+    /* Only a verdict on the string itself is kept: a read that failed, or
+     * a sample's string arena that was full, says nothing about later
+     * samples. */
+    if (rc != AU_OK && rc != AU_ERR_CORRUPT) return 0;
     au_at_code *e = &t->codes[t->codes_next];
     t->codes_next = (t->codes_next + 1) % AU_AT_CODE_CACHE;
     *e = (au_at_code){code, fn, (uint8_t)yes};
@@ -106,62 +113,68 @@ static int add_held(held *h, uint32_t *n, uint64_t obj, int s2) {
     return 1;
 }
 
-/* What one callback holds, if asyncio defined it. */
-static void callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
+/* What one callback holds, if asyncio defined it.  AU_OK or AU_ERR_NOMEM. */
+static int callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
     const au_py_offsets *o = t->layout.o;
     const au_py_private *p = &t->priv;
     au_objects *ob = t->objects;
     uint64_t items[MAX_CLOSURE];
     uint32_t k;
+    int yes;
     switch (au_obj_kind(ob, cb)) {
     case AU_OK_FUNCTION: {
-        if (!asyncio_code(t, au_obj_ptr(ob, cb, o->func_code))) return;
+        if ((yes = asyncio_code(t, au_obj_ptr(ob, cb, o->func_code))) <= 0) return yes;
         uint64_t closure = au_obj_ptr(ob, cb, o->func_closure);
-        if (!closure || au_obj_items(ob, closure, items, MAX_CLOSURE, &k)) return;
+        if (!closure || au_obj_items(ob, closure, items, MAX_CLOSURE, &k)) return AU_OK;
         for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) {
             add_held(h, n, items[i], 1);                               /* the cell */
             add_held(h, n, au_obj_ptr(ob, items[i], o->cell_ob_ref), 0); /* its value */
         }
-        return;
+        return AU_OK;
     }
     case AU_OK_METHOD: {
         uint64_t fn = au_obj_ptr(ob, cb, o->method_im_func);
-        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION || !asyncio_code(t, au_obj_ptr(ob, fn, o->func_code)))
-            return;
+        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION) return AU_OK;
+        if ((yes = asyncio_code(t, au_obj_ptr(ob, fn, o->func_code))) <= 0) return yes;
         add_held(h, n, au_obj_ptr(ob, cb, o->method_im_self), 1);
-        return;
+        return AU_OK;
     }
     case AU_OK_PARTIAL: {
         uint64_t fn = au_obj_ptr(ob, cb, p->partial_fn);
-        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION || !asyncio_code(t, au_obj_ptr(ob, fn, o->func_code)))
-            return;
+        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION) return AU_OK;
+        if ((yes = asyncio_code(t, au_obj_ptr(ob, fn, o->func_code))) <= 0) return yes;
         uint64_t args = au_obj_ptr(ob, cb, p->partial_args);
-        if (!args || au_obj_items(ob, args, items, MAX_CLOSURE, &k)) return;
+        if (!args || au_obj_items(ob, args, items, MAX_CLOSURE, &k)) return AU_OK;
         for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) add_held(h, n, items[i], 0);
-        return;
+        return AU_OK;
     }
     default:
-        return; /* a task's wakeup, the program's own callbacks, ... */
+        return AU_OK; /* a task's wakeup, the program's own callbacks, ... */
     }
 }
 
-/* Everything the asyncio-defined callbacks of future `fut` hold. */
-static void holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
+/* Everything the asyncio-defined callbacks of future `fut` hold.  AU_OK or
+ * AU_ERR_NOMEM. */
+static int holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
     const au_py_private *p = &t->priv;
     au_objects *ob = t->objects;
+    int rc;
     *n = 0;
     uint64_t cb0 = au_obj_ptr(ob, fut, p->fut_callback0);
-    if (cb0) callback_holds(t, cb0, h, n);
+    if (cb0 && (rc = callback_holds(t, cb0, h, n))) return rc;
     uint64_t list = au_obj_ptr(ob, fut, p->fut_callbacks);
     uint64_t items[MAX_CALLBACKS];
     uint32_t k;
-    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return;
+    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return AU_OK;
     for (uint32_t i = 0; i < k && i < MAX_CALLBACKS; i++) {
         /* Each item is a (callback, context) tuple. */
         uint64_t pair[2];
         uint32_t m;
-        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1) callback_holds(t, pair[0], h, n);
+        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1 &&
+            (rc = callback_holds(t, pair[0], h, n)))
+            return rc;
     }
+    return AU_OK;
 }
 
 static int add_link(au_tasks *t, uint32_t child, uint32_t parent) {
@@ -216,7 +229,7 @@ static int via_future(links_ctx *c, uint32_t child, uint64_t fut, uint32_t depth
     if (rc || found || depth >= MAX_DEPTH) return rc;
     held h[MAX_HOLDERS];
     uint32_t n;
-    holds_of(c->t, fut, h, &n);
+    if ((rc = holds_of(c->t, fut, h, &n))) return rc;
     for (uint32_t i = 0; i < n; i++)
         if ((rc = link_holder(c, child, &h[i], depth + 1))) return rc;
     return AU_OK;
@@ -271,7 +284,7 @@ int au_at_links(au_tasks *t) {
     for (uint32_t i = 0; i < t->ntasks; i++) {
         held h[MAX_HOLDERS];
         uint32_t n;
-        holds_of(t, t->tasks[i].addr, h, &n);
+        if ((rc = holds_of(t, t->tasks[i].addr, h, &n))) return rc;
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
         if (present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;

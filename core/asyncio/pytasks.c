@@ -233,22 +233,24 @@ static int tasks_from_lists(au_tasks *t, const au_pysample *ps) {
 
 /* ---- the tasks ---------------------------------------------------------------- */
 
-static void read_name(au_tasks *t, au_atask *a) {
+/* AU_OK, or AU_ERR_NOMEM: a name that cannot be read is left out, but an
+ * allocation that failed fails the sample, not only the name. */
+static int read_name(au_tasks *t, au_atask *a) {
     au_objects *ob = t->objects;
     const au_py_private *p = &t->priv;
     a->name = NULL;
     a->name_len = 0;
     au_okind k = au_obj_kind(ob, a->name_obj);
-    if (k == AU_OK_STR) {
-        au_obj_str(ob, a->name_obj, NAME_MAX_CP, &a->name, &a->name_len);
-        return;
-    }
+    if (k == AU_OK_STR)
+        return au_obj_str(ob, a->name_obj, NAME_MAX_CP, &a->name, &a->name_len) == AU_ERR_NOMEM
+                   ? AU_ERR_NOMEM
+                   : AU_OK;
     int64_t v;
     /* 3.12+ keeps an unnamed task's counter until get_name() is called. */
     if (k == AU_OK_INT && au_obj_int(ob, a->name_obj, &v) == AU_OK && p->task_name_prefix) {
         char buf[48];
         size_t pl = strlen(p->task_name_prefix);
-        if (pl > 24) return;
+        if (pl > 24) return AU_OK;
         memcpy(buf, p->task_name_prefix, pl);
         char digits[24];
         int nd = 0;
@@ -261,11 +263,14 @@ static void read_name(au_tasks *t, au_atask *a) {
         const char *s;
         uint32_t n;
         /* Names live in the objects' arena, like decoded str names. */
-        if (au_obj_intern(ob, buf, (uint32_t)pl + (uint32_t)nd, &s, &n) == AU_OK) {
+        int rc = au_obj_intern(ob, buf, (uint32_t)pl + (uint32_t)nd, &s, &n);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc == AU_OK) {
             a->name = s;
             a->name_len = n;
         }
     }
+    return AU_OK;
 }
 
 /* Read every candidate; keep the pending tasks. */
@@ -307,7 +312,8 @@ static int read_tasks(au_tasks *t) {
     /* Names: their objects in one batch, then each decoded. */
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].name_obj;
     if ((rc = au_at_want(t, t->scratch, t->ntasks, 64)) == AU_ERR_NOMEM) return rc;
-    for (uint32_t i = 0; i < t->ntasks; i++) read_name(t, &t->tasks[i]);
+    for (uint32_t i = 0; i < t->ntasks; i++)
+        if ((rc = read_name(t, &t->tasks[i]))) return rc;
     return AU_OK;
 }
 
@@ -390,8 +396,10 @@ static int thread_names(au_tasks *t, const au_pysample *ps) {
             if (ps->threads[i].thread_id != (uint64_t)ident) continue;
             uint64_t name;
             if (au_obj_attr(ob, t->items[k].value, "_name", &name) == AU_OK &&
-                au_obj_kind(ob, name) == AU_OK_STR)
-                au_obj_str(ob, name, 256, &t->thread_name[i], &t->thread_name_len[i]);
+                au_obj_kind(ob, name) == AU_OK_STR &&
+                au_obj_str(ob, name, 256, &t->thread_name[i], &t->thread_name_len[i]) ==
+                    AU_ERR_NOMEM)
+                return AU_ERR_NOMEM; /* an allocation that failed fails the sample */
             break;
         }
     }
