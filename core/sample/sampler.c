@@ -131,8 +131,10 @@ static const char *snap_name(const au_sampler *s, uint64_t tid, uint32_t *len) {
     *len = 0;
     for (uint32_t i = 0; tid && i < m->nthreads; i++)
         if (m->threads[i].native_id == tid) {
+            /* An empty name is none, as live_name has it: a recorded
+             * thread without a name must replay without one. */
             *len = m->threads[i].name_len;
-            return m->threads[i].name;
+            return *len ? m->threads[i].name : NULL;
         }
     return NULL;
 }
