@@ -41,6 +41,7 @@
 #define MAX_CLOSURE 16u     /* cells per closure, items per partial */
 #define MAX_HOLDERS 256u    /* objects collected per future */
 #define MAX_DEPTH 4u        /* futures between a child and its holder */
+#define MAX_FUTURES 16u     /* futures looked into per child */
 
 typedef struct held {
     uint64_t obj;
@@ -54,6 +55,8 @@ typedef struct links_ctx {
     au_tasks *t;
     uint32_t nwaiters, nslots;
     int slots_built;
+    uint64_t seen[MAX_FUTURES]; /* futures looked into for this child */
+    uint32_t nseen;
 } links_ctx;
 
 static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
@@ -224,6 +227,14 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
 /* S1 through a future: its waiters, else the futures its own callbacks
  * reach. */
 static int via_future(links_ctx *c, uint32_t child, uint64_t fut, uint32_t depth) {
+    /* Each future once per child, and MAX_FUTURES of them at most: futures
+     * whose callbacks lead back to themselves, or to one another many
+     * times over, made a walk of up to MAX_HOLDERS^MAX_DEPTH steps (a
+     * crafted 38 KB snapshot took seconds a sample, a worse one hours). */
+    for (uint32_t i = 0; i < c->nseen; i++)
+        if (c->seen[i] == fut) return AU_OK;
+    if (c->nseen == MAX_FUTURES) return AU_OK;
+    c->seen[c->nseen++] = fut;
     int found = 0;
     int rc = link_waiters(c, child, fut, &found);
     if (rc || found || depth >= MAX_DEPTH) return rc;
@@ -271,7 +282,9 @@ static int awaited_by(links_ctx *c, uint32_t child) {
 }
 
 int au_at_links(au_tasks *t) {
-    links_ctx c = {t, 0, 0, 0};
+    links_ctx c;
+    memset(&c, 0, sizeof c);
+    c.t = t;
     int rc;
     t->nlinks = 0;
     for (uint32_t i = 0; i < t->ntasks; i++) {
@@ -284,6 +297,7 @@ int au_at_links(au_tasks *t) {
     for (uint32_t i = 0; i < t->ntasks; i++) {
         held h[MAX_HOLDERS];
         uint32_t n;
+        c.nseen = 0;
         if ((rc = holds_of(t, t->tasks[i].addr, h, &n))) return rc;
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
