@@ -82,7 +82,9 @@
  *            stats; no syscalls, no pages (exact replay); every read has
  *            a buffer addressable over its length (ASan) and a bounded
  *            length; requests stay within a bound from the limits and
- *            what was found (read_bound); bytes within requests x input;
+ *            what was found (reader_bound, MODEL_PER_WORD); bytes within
+ *            requests x input; at most AU_AT_MAX_PARENTS strong links per
+ *            task;
  *   memory   the allocations a sample makes equal stats.allocations;
  *            nothing is left allocated after au_sampler_free (LSan and the
  *            allocator's count); with modest limits, no request over 1 GiB;
@@ -873,6 +875,8 @@ static void take(run *R, int rc, const au_sample *smp, uint64_t calls0, uint64_t
           "%" PRIu64 " bytes in %" PRIu64 " requests from %zu bytes", st.mem.bytes, requests,
           R->input_size);
     CHECK(st.tasks == smp->ntasks, "stats.tasks %u, %u tasks", st.tasks, smp->ntasks);
+    CHECK(st.links <= AU_AT_MAX_PARENTS * (uint64_t)st.tasks, "%u strong links for %u tasks",
+          st.links, st.tasks);
     /* A refused call is no allocation made (the sample may do without). */
     uint64_t refused = R->ta.fail_at > alloc_calls0 && R->ta.fail_at <= R->ta.calls;
     CHECK(st.allocations + refused == alloc_calls || (recording && st.allocations < alloc_calls),

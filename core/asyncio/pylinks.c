@@ -28,7 +28,8 @@
  * Callbacks the program defines itself are never followed: what they hold
  * says nothing about asyncio's structure.  3.14+ also records, in each
  * task's awaited_by, who gathers it or runs it in a TaskGroup: those are
- * links too.  Duplicates are harmless (the resolver breaks ties).
+ * links too.  A child is linked to each holder once, to AU_AT_MAX_PARENTS
+ * of them at most (a real one has one or two; the resolver picks one).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ typedef struct links_ctx {
     int slots_built;
     uint64_t seen[MAX_FUTURES]; /* futures looked into for this child */
     uint32_t nseen;
+    uint32_t first;             /* this child's first link in t->links */
 } links_ctx;
 
 static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
@@ -180,8 +182,18 @@ static int holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
     return AU_OK;
 }
 
-static int add_link(au_tasks *t, uint32_t child, uint32_t parent) {
+static int add_link(links_ctx *c, uint32_t child, uint32_t parent) {
+    au_tasks *t = c->t;
     if (child == parent) return AU_OK;
+    /* Each holder once, and AU_AT_MAX_PARENTS at most: a child's links
+     * are made while it is looked at, so they are the last ones.  Without
+     * this, a held object found many times (a closure of 16 equal cells,
+     * 64 callbacks, in every frame slot of every task) gave a link per
+     * finding: 90,000 links for 10 tasks from a 38 KB snapshot, growing
+     * with the square of the tasks. */
+    for (uint32_t i = c->first; i < t->nlinks; i++)
+        if (t->links[i].parent == t->tasks[parent].addr) return AU_OK;
+    if (t->nlinks - c->first == AU_AT_MAX_PARENTS) return AU_OK;
     if (au_at_grow(t, &t->links, &t->links_cap, (size_t)t->nlinks + 1, sizeof *t->links))
         return AU_ERR_NOMEM;
     t->links[t->nlinks++] = (au_link){t->tasks[child].addr, t->tasks[parent].addr};
@@ -193,7 +205,7 @@ static int link_waiters(links_ctx *c, uint32_t child, uint64_t fut, int *found) 
     const au_at_pair *w = c->t->waiters;
     for (uint32_t i = lower(w, c->nwaiters, fut); i < c->nwaiters && w[i].key == fut; i++) {
         *found = 1;
-        int rc = add_link(c->t, child, (uint32_t)w[i].task);
+        int rc = add_link(c, child, (uint32_t)w[i].task);
         if (rc) return rc;
     }
     return AU_OK;
@@ -255,7 +267,7 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
     int rc;
     if (!c->slots_built && (rc = build_slots(c))) return rc;
     for (uint32_t i = lower(t->slots, c->nslots, h->obj); i < c->nslots && t->slots[i].key == h->obj; i++)
-        if ((rc = add_link(t, child, (uint32_t)t->slots[i].task))) return rc;
+        if ((rc = add_link(c, child, (uint32_t)t->slots[i].task))) return rc;
     return AU_OK;
 }
 
@@ -275,7 +287,7 @@ static int awaited_by(links_ctx *c, uint32_t child) {
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t p = au_at_find(t, objs[i]);
-        int rc = p != NONE ? add_link(t, child, p) : via_future(c, child, objs[i], 1);
+        int rc = p != NONE ? add_link(c, child, p) : via_future(c, child, objs[i], 1);
         if (rc) return rc;
     }
     return AU_OK;
@@ -298,6 +310,7 @@ int au_at_links(au_tasks *t) {
         held h[MAX_HOLDERS];
         uint32_t n;
         c.nseen = 0;
+        c.first = t->nlinks;
         if ((rc = holds_of(t, t->tasks[i].addr, h, &n))) return rc;
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;

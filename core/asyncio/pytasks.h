@@ -58,11 +58,15 @@ typedef struct au_atask {
 #define AU_TR_PARTIAL 0x4u  /* something could not be read: tasks or links
                                may be missing */
 
+/* Strong links kept per child task: distinct holders, the first found. */
+#define AU_AT_MAX_PARENTS 16u
+
 typedef struct au_tasks_result {
     uint32_t flags;
     uint32_t ntasks;
     au_atask *tasks;
-    uint32_t nlinks;         /* strong links, by task address */
+    uint32_t nlinks;         /* strong links, by task address: at most
+                                AU_AT_MAX_PARENTS per task */
     au_link *links;
     uint32_t nframes;
     au_pyframe *frames;      /* coroutine frames, resolved (code, line) */
