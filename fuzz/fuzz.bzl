@@ -61,7 +61,8 @@ def _file_path(label):
         return pkg + "/" + target
     return native.package_name() + "/" + label.lstrip(":")
 
-def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None, mutator = None):
+def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None, mutator = None,
+                   regression_size = "small"):
     """Declares <name>_fuzzer and <name>_regression from one harness.
 
     Args:
@@ -74,6 +75,9 @@ def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None, mutator = 
         and LLVMFuzzerCustomCrossOver (fuzz/mutator.h): it is also built,
         with afl_mutator.c, as <name>_afl_mutator.so, which tools/fuzz.sh
         gives AFL++ as its custom mutator.
+      regression_size: the <name>_regression test's size: "small" (60 s)
+        suits a replay of small inputs; a corpus of whole snapshots replayed
+        under ASan needs "medium" (300 s).
     """
     corpus_name = corpus or name
     corpus_dir = "corpus/" + corpus_name
@@ -134,7 +138,7 @@ def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None, mutator = 
         data = [corpus_files],
         # A replay of a few hundred small inputs: well under a second, a few
         # under ASan; a replay that hangs should fail within a minute.
-        size = "small",
+        size = regression_size,
         tags = ["au_fuzz_regression"],
     )
 
