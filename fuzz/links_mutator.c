@@ -33,6 +33,12 @@
  *             for one task): await and awaited_by cycles, self links
  *   L_SHARE   a task's link field copied from another's (two tasks waiting
  *             on one future, sharing one callback list)
+ *   L_FANOUT  a link word points at a new container (tuple or list: the
+ *             type of what it pointed at) of 2 to 300 equal items: a
+ *             callback list of 64 equal callbacks, a closure of 16 equal
+ *             cells, the same future or task held over and over
+ *   L_SPRAY   one pointer written into many link words at once (every
+ *             frame slot, every cell): one object found everywhere
  *   L_FAIL    a FAILED record for a link read (it fails on replay)
  *   L_BYTES   libFuzzer's own byte mutations, inside one link read
  *   L_AGENT   META's agent region address moved (0, a region, an object)
@@ -47,17 +53,18 @@
 #include "fuzz/mutator.h"
 #include "fuzz/sampler_check.h"
 #include "fuzz/snapmodel.h"
+#include "pyoffsets.h"
 #include "pytasks.h"
 
 enum {
-    L_TASK, L_OBJ, L_SELF, L_FREED, L_STALE, L_VALUE, L_BYTE, L_SWAP, L_CYCLE, L_SHARE, L_FAIL,
-    L_BYTES, L_AGENT, L_COUNT
+    L_TASK, L_OBJ, L_SELF, L_FREED, L_STALE, L_VALUE, L_BYTE, L_SWAP, L_CYCLE, L_SHARE,
+    L_FANOUT, L_SPRAY, L_FAIL, L_BYTES, L_AGENT, L_COUNT
 };
 
 static const uint8_t WEIGHTS[L_COUNT] = {
     [L_TASK] = 20, [L_OBJ] = 14, [L_SELF] = 8,  [L_FREED] = 8, [L_STALE] = 5,
     [L_VALUE] = 10, [L_BYTE] = 6, [L_SWAP] = 5, [L_CYCLE] = 12, [L_SHARE] = 6,
-    [L_FAIL] = 5,  [L_BYTES] = 5, [L_AGENT] = 2,
+    [L_FANOUT] = 6, [L_SPRAY] = 4, [L_FAIL] = 5, [L_BYTES] = 5, [L_AGENT] = 2,
 };
 
 #define MAX_READS 65536u
@@ -125,6 +132,13 @@ static void links_free(links *L) {
 /* The bytes of a link word in m (NULL if a mutation moved them away). */
 static uint8_t *word_at(const model *m, uint64_t addr) { return model_bytes(m, addr, 8); }
 
+static int set_word(model *m, uint64_t addr, uint64_t v) {
+    uint8_t *p = word_at(m, addr);
+    if (!p) return 0;
+    au_wr64(p, v);
+    return 1;
+}
+
 static uint64_t pick_task(const links *L, rng *r) {
     uint64_t t = L->rec.tasks[below(r, L->rec.ntasks)];
     return below(r, 8) ? t : t + 8 * below(r, 4); /* sometimes a little inside */
@@ -171,6 +185,40 @@ static uint64_t freed_copy(model *m, uint64_t obj, rng *r) {
     return model_find(m, at) != UINT32_MAX ? at : 0;
 }
 
+/* A new container where the link word at w pointed: the type of the old
+ * one, n equal items.  Tuples keep their items inline and lists behind a
+ * pointer, at the same offset up to 3.13: item 0 points at item 1, so the
+ * object reads as either (n - 1 equal items as a list). */
+static int fanout(model *m, const links *L, uint64_t w, rng *r) {
+    const au_py_offsets *o = au_py_offsets_for(m->version);
+    uint8_t *pw = word_at(m, w);
+    if (!o || !pw) return 0;
+    uint64_t old = au_rd64(pw);
+    uint8_t *t = model_bytes(m, old + o->ob_type, 8);
+    if (!t) return 0;
+    static const uint32_t counts[] = {2, 3, 16, 17, 64, 65, 256, 300};
+    uint32_t n = counts[below(r, 8)];
+    uint64_t item = below(r, 3) == 0 && L->rec.ntasks ? pick_task(L, r)
+                    : below(r, 2)                     ? L->objs[below(r, L->nobjs)]
+                                                      : old;
+    uint32_t items = o->tuple_ob_item, len = items + 8 * (n + 1);
+    if (o->list_ob_item + 8 > len) return 0;
+    const mregion *last = &m->regions[m->nregions - 1];
+    uint64_t at = (last->addr + last->len + 4096 + 8 * below(r, 512)) & ~7ull;
+    if (at < last->addr || at > UINT64_MAX - len) return 0;
+    uint8_t *b = xmalloc(len);
+    memset(b, 0, len);
+    au_wr64(b + o->ob_type, au_rd64(t));
+    au_wr64(b + o->var_ob_size, n);
+    for (uint32_t i = 0; i <= n; i++) au_wr64(b + items + 8 * i, item);
+    if (o->list_ob_item == items) au_wr64(b + items, at + items + 8);
+    else au_wr64(b + o->list_ob_item, at + items);
+    model_add_region(m, at, b, len);
+    free(b);
+    model_normalize(m);
+    return model_find(m, at) != UINT32_MAX && set_word(m, w, at);
+}
+
 /* A task's link word, by its offset in the task: the word's address when
  * it is one, else 0. */
 static uint64_t task_word(const links *L, uint64_t task, rng *r) {
@@ -182,12 +230,6 @@ static uint64_t task_word(const links *L, uint64_t task, rng *r) {
     return pick;
 }
 
-static int set_word(model *m, uint64_t addr, uint64_t v) {
-    uint8_t *p = word_at(m, addr);
-    if (!p) return 0;
-    au_wr64(p, v);
-    return 1;
-}
 
 static int mutate_once(model *m, const links *L, rng *r) {
     uint32_t total = 0;
@@ -260,6 +302,24 @@ static int mutate_once(model *m, const links *L, rng *r) {
         if (op == L_SHARE) return pb && set_word(m, fa, au_rd64(pb));
         int done = set_word(m, fa, b); /* a -> b; b -> a: a cycle, or a self link */
         if (pb && a != b) au_wr64(pb, a);
+        return done;
+    }
+    case L_FANOUT:
+        return fanout(m, L, w, r);
+    case L_SPRAY: {
+        /* Into every link word of one read length (32: frame slots), or
+         * into one word in 1 to 16 (any). */
+        uint64_t v = L->rec.ntasks && below(r, 3) == 0 ? pick_task(L, r)
+                     : L->nobjs                         ? L->objs[below(r, L->nobjs)]
+                                                        : w;
+        uint32_t len = below(r, 2) ? 32 : 0, every = 1 + below(r, 16);
+        int done = 0;
+        for (uint32_t i = 0; i < L->nreads; i++) {
+            const sc_read *rd = L->reads[i];
+            if (len ? rd->len != len : below(r, every) != 0) continue;
+            for (uint64_t a = (rd->addr + 7) & ~7ull; a + 8 <= rd->addr + rd->len; a += 8)
+                done |= set_word(m, a, v);
+        }
         return done;
     }
     case L_FAIL: {
