@@ -75,6 +75,7 @@ struct au_tasks {
     au_tasks_limits lim;
     au_anchors anchors;
     uint64_t allocations;
+    uint32_t phase;          /* au_at_phase: a store per step, for observers */
 
     /* The sample being built. */
     au_tasks_result *out;
