@@ -556,7 +556,10 @@ typedef struct au_sampler_stats {
     uint32_t creators;         /* weak links the agent supplied */
     uint32_t pages;            /* pages the asyncio model fetched */
     uint32_t pages_used;       /* of which some read used */
-    uint64_t allocations;      /* heap allocations this sample made */
+    uint64_t allocations;      /* heap allocations this sample made (with
+                                  AU_SAMPLER_RECORD, not counting the
+                                  recording's own and those that re-create
+                                  the reader and the model) */
 } au_sampler_stats;
 
 /* A live process.  Errors as au_memsrc_live_open and au_pyruntime_find

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "elf.h"
+#include "fuzz/check.h"
 #include "fuzz/run_from_workspace.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -37,15 +38,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     au_fuzz_run_from_workspace();
     return 0;
 }
-
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "elf_fuzz: %s:%d: check failed: %s\n", __FILE__, \
-                    __LINE__, #cond);                                       \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 #define PAGE 4096u
 

@@ -32,6 +32,9 @@ gives:
                        --config=fuzz, AFL++ persistent mode under
                        --config=afl.  Needs clang; skipped silently under gcc.
 
+  resolver_afl_mutator.so  with mutator = "...": the target's mutator as
+                       AFL++'s custom mutator (tools/fuzz.sh -e afl uses it).
+
     mkdir -p NEW_DIR
     bazel run --config=fuzz //fuzz:resolver_fuzzer -- NEW_DIR corpus/resolver
     tools/fuzz.sh -t 60 resolver          # what CI runs (libFuzzer)
@@ -58,7 +61,8 @@ def _file_path(label):
         return pkg + "/" + target
     return native.package_name() + "/" + label.lstrip(":")
 
-def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None):
+def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None, mutator = None,
+                   regression_size = "small"):
     """Declares <name>_fuzzer and <name>_regression from one harness.
 
     Args:
@@ -67,6 +71,13 @@ def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None):
       deps: libraries the harness uses.
       corpus: another corpus/ subdirectory to use instead of <name>.
       dict: optional dictionary file (label) passed as -dict= / -x.
+      mutator: optional source in srcs that defines LLVMFuzzerCustomMutator
+        and LLVMFuzzerCustomCrossOver (fuzz/mutator.h): it is also built,
+        with afl_mutator.c, as <name>_afl_mutator.so, which tools/fuzz.sh
+        gives AFL++ as its custom mutator.
+      regression_size: the <name>_regression test's size: "small" (60 s)
+        suits a replay of small inputs; a corpus of whole snapshots replayed
+        under ASan needs "medium" (300 s).
     """
     corpus_name = corpus or name
     corpus_dir = "corpus/" + corpus_name
@@ -87,6 +98,17 @@ def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None):
     tags = ["au_fuzzer", "au_corpus=" + corpus_dir]
     if dict:
         tags.append("au_dict=" + _file_path(dict))
+    if mutator:
+        # Loaded into afl-fuzz itself, so built without AFL's
+        # instrumentation: in the default configuration (fuzz.sh builds it
+        # so), like any other target of //... .
+        native.cc_binary(
+            name = name + "_afl_mutator.so",
+            srcs = [mutator, "afl_mutator.c"],
+            deps = deps,
+            linkshared = True,
+        )
+        tags.append("au_afl_mutator=" + native.package_name() + "/" + name + "_afl_mutator.so")
 
     native.cc_binary(
         name = name + "_fuzzer",
@@ -116,7 +138,7 @@ def au_fuzz_target(name, srcs, deps = [], corpus = None, dict = None):
         data = [corpus_files],
         # A replay of a few hundred small inputs: well under a second, a few
         # under ASan; a replay that hangs should fail within a minute.
-        size = "small",
+        size = regression_size,
         tags = ["au_fuzz_regression"],
     )
 

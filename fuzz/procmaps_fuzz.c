@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz/check.h"
 #include "fuzz/run_from_workspace.h"
 #include "procmaps.h"
 
@@ -34,15 +35,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     au_fuzz_run_from_workspace();
     return 0;
 }
-
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "procmaps_fuzz: %s:%d: check failed: %s\n",     \
-                    __FILE__, __LINE__, #cond);                             \
-            abort();                                                        \
-        }                                                                   \
-    } while (0)
 
 static const char DELETED[] = " (deleted)";
 

@@ -729,7 +729,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     L.bytes = 0;
 
     static session ss; /* 16 KiB of scratch: not on the stack */
-    test_alloc ta = {0, (f >> 6) == 3 ? 1u + a % 64u : 0, 0, 0};
+    test_alloc ta = {.fail_at = (f >> 6) == 3 ? 1u + a % 64u : 0};
     au_allocator al = {ta_realloc, &ta};
     memset(&ss.inner, 0, sizeof ss.inner);
     ss.inner.read = fake_read;

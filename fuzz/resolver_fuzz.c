@@ -146,9 +146,11 @@
 #include <string.h>
 
 #include "asyncunwind.h"
+#include "fuzz/check.h"
 #include "fuzz/no_cov.h"
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
+#include "fuzz/test_alloc.h"
 
 /* The checking code below is not what the fuzzer should explore: NO_COV. */
 
@@ -552,39 +554,11 @@ static au_thread_sample make_sample(au_task *tasks, const au_link *links) {
  * Resolver contexts (one per limits, a small cache) and allocation counting
  * ===================================================================== */
 
-static unsigned long n_allocs;
-
-static void *counting_realloc(void *ud, void *ptr, size_t old_size,
-                              size_t new_size) {
-    (void)ud;
-    (void)old_size;
-    if (new_size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    n_allocs++;
-    return realloc(ptr, new_size);
-}
-
-static const au_allocator counting_alloc = {counting_realloc, NULL};
-
-/* An allocator that refuses once `fail_budget` allocations were made. */
-static unsigned long fail_budget;
-
-static void *failing_realloc(void *ud, void *ptr, size_t old_size,
-                             size_t new_size) {
-    (void)ud;
-    (void)old_size;
-    if (new_size == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (fail_budget == 0) return NULL;
-    fail_budget--;
-    return realloc(ptr, new_size);
-}
-
-static const au_allocator failing_alloc = {failing_realloc, NULL};
+/* The cached contexts allocate through `counting`; check_nomem's through
+ * `failing`, which refuses every call from a chosen one on. */
+static test_alloc counting, failing;
+static const au_allocator counting_alloc = {ta_realloc, &counting};
+static const au_allocator failing_alloc = {ta_realloc, &failing};
 
 #define NSLOTS 16
 static struct {
@@ -667,12 +641,8 @@ NO_COV static void *xmalloc(size_t n) {
 static const au_thread_sample *cur_in; /* for failure reports */
 static const mresult *cur_core, *cur_ref;
 
-NO_COV static void fail(const char *fmt, ...);
+NO_COV static void dump_context(void *ud);
 
-#define CHECK(cond, ...)                  \
-    do {                                  \
-        if (!(cond)) fail(__VA_ARGS__);   \
-    } while (0)
 
 /* Measures every stack (cap 0) and fetches its entries: whole while the
  * running total stays within FETCH_BUDGET, then cut to what is left of it,
@@ -859,17 +829,12 @@ NO_COV static void dump_sample(const au_thread_sample *in) {
                 (unsigned long long)in->links[k].parent);
 }
 
-NO_COV static void fail(const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "\n*** resolver_fuzz: INVARIANT VIOLATED: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
+/* What a failed CHECK prints after its message (check_on_failure). */
+NO_COV static void dump_context(void *ud) {
+    (void)ud;
     if (cur_in) dump_sample(cur_in);
     if (cur_core) dump("au_resolve", cur_core);
     if (cur_ref) dump("reference", cur_ref);
-    abort();
 }
 
 NO_COV static void compare_stats(const char *what, const au_resolver_stats *a,
@@ -1418,14 +1383,15 @@ NO_COV static void shuffle_tasks(void) {
 
 NO_COV static void check_nomem(const au_thread_sample *in,
                                const mresult *mref) {
-    fail_budget = ULONG_MAX;
+    failing.fail_at = 0;
     au_resolver *r = au_resolver_new(&failing_alloc, &S.limits);
     CHECK(r != NULL, "au_resolver_new failed with memory available");
     au_stacks out;
     mresult m;
-    fail_budget = S.nomem - 1;
+    failing.fail_at = failing.calls + S.nomem; /* that call and every later */
+    failing.fail_after = 1;
     int st = au_resolve(r, in, &out);
-    fail_budget = ULONG_MAX;
+    failing.fail_at = 0;
     if (st != AU_ERR_NOMEM) {
         from_core(&m, st, r, in, &out);
         compare("allocation failures allowed vs reference", &m, mref,
@@ -1437,6 +1403,8 @@ NO_COV static void check_nomem(const au_thread_sample *in,
     compare("after allocation failures vs reference", &m, mref, CMP_INDICES);
     mresult_free(&m);
     au_resolver_free(r);
+    CHECK(failing.live == 0, "%lld blocks leaked after allocation failures",
+          (long long)failing.live);
 }
 
 /* Calls with NULL arguments, once. */
@@ -1460,6 +1428,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     au_fuzz_run_from_workspace();
+    check_on_failure(dump_context, NULL);
     return 0;
 }
 
@@ -1498,15 +1467,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         /* Warm repeat: identical, and no allocation at all, neither in
          * au_resolve nor in au_stack_entries. */
-        n_allocs = 0;
+        uint64_t calls0 = counting.calls;
         int st2 = au_resolve(r, &in, &out);
-        unsigned long allocs = n_allocs;
+        uint64_t allocs = counting.calls - calls0;
         from_core(&again, st2, r, &in, &out);
         CHECK(allocs == 0 && again.stats.allocations == 0,
-              "warm repeat allocated (%lu realloc calls, stats %llu)", allocs,
+              "warm repeat allocated (%llu realloc calls, stats %llu)",
+              (unsigned long long)allocs,
               (unsigned long long)again.stats.allocations);
-        CHECK(n_allocs == 0, "au_stack_entries allocated (%lu calls)",
-              n_allocs);
+        CHECK(counting.calls == calls0, "au_stack_entries allocated (%llu calls)",
+              (unsigned long long)(counting.calls - calls0));
         compare("repeat vs first", &again, &core, CMP_EXACT);
         mresult_free(&again);
     }

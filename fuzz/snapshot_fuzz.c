@@ -570,7 +570,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
     /* 1. Allocation failure: the k-th call fails (k = 1..4, or never). */
     {
-        test_alloc ta = {0, 1 + (h >> 7) % 5, 0, 0};
+        test_alloc ta = {.fail_at = 1 + (h >> 7) % 5};
         au_allocator al = {ta_realloc, &ta};
         au_snapshot *s = NULL;
         int rc = au_snapshot_parse(&al, data, size, &s);
@@ -592,7 +592,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     /* 2. The real parse. */
-    test_alloc ta = {0, 0, 0, 0};
+    test_alloc ta = {0};
     au_allocator al = {ta_realloc, &ta};
     au_snapshot *s = (au_snapshot *)&ta; /* must be reset */
     int rc = au_snapshot_parse(&al, data, size, &s);

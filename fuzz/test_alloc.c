@@ -1,40 +1,81 @@
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE under -std=c11 */
+
 #include "fuzz/test_alloc.h"
 
-#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "fuzz/check.h"
 
 #define MAGIC 0x5eedf00dull
+#define BIG_MAGIC 0xb16b10c5ull
+#define BIG ((size_t)1 << 30)
+#define HUGE ((size_t)16 << 30)
+#define FILL_MAX ((size_t)1 << 16)
 
-static void wrong(const char *what, size_t a, size_t b) {
-    fprintf(stderr, "test_alloc: %s (%zu, %zu)\n", what, a, b);
-    abort();
+/* Each block carries its size and a magic word in a 16-byte header; a
+ * big one sits in its own mapping, a page of header before it. */
+static size_t *big_map(size_t size) {
+    size_t total = size + 4096;
+    uint8_t *p = mmap(NULL, total, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    size_t *h = (size_t *)(p + 4096) - 2;
+    h[0] = size;
+    h[1] = BIG_MAGIC;
+    ((size_t *)p)[0] = total;
+    return h;
 }
 
-/* Each block carries its size and a magic word in a 16-byte header. */
+static void free_block(size_t *h) {
+    if (h[1] == BIG_MAGIC) {
+        uint8_t *base = (uint8_t *)(h + 2) - 4096;
+        munmap(base, ((size_t *)base)[0]);
+    } else {
+        free(h);
+    }
+}
+
 void *ta_realloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
     test_alloc *a = ud;
-    if (ptr) {
-        size_t *h = (size_t *)ptr - 2;
-        if (h[0] != old_size) wrong("old_size differs from the block's size", old_size, h[0]);
-        if (h[1] != MAGIC) wrong("not a block of this allocator", old_size, 0);
-    } else if (old_size != 0) {
-        wrong("old_size given for a new block", old_size, 0);
+    size_t *old = ptr ? (size_t *)ptr - 2 : NULL;
+    if (old) {
+        CHECK(old[1] == MAGIC || old[1] == BIG_MAGIC, "test_alloc: not a block of this allocator");
+        CHECK(old[0] == old_size, "test_alloc: old_size %zu, the block has %zu", old_size, old[0]);
+    } else {
+        CHECK(old_size == 0, "test_alloc: old_size %zu for a new block", old_size);
     }
     if (new_size == 0) {
-        if (ptr) {
+        if (old) {
             a->live--;
-            free((size_t *)ptr - 2);
+            free_block(old);
         }
         return NULL;
     }
-    if (++a->calls == a->fail_at) {
+    a->calls++;
+    if (a->fail_at && (a->calls == a->fail_at || (a->fail_after && a->calls > a->fail_at))) {
         a->failed = 1;
         return NULL;
     }
-    size_t *h = realloc(ptr ? (size_t *)ptr - 2 : NULL, new_size + 2 * sizeof(size_t));
-    if (!h) return NULL;
-    if (!ptr) a->live++;
-    h[0] = new_size;
-    h[1] = MAGIC;
+    size_t *h;
+    if (new_size > BIG || (old && old[1] == BIG_MAGIC)) {
+        if (new_size > BIG && new_size > a->big_request) a->big_request = new_size;
+        if (new_size > HUGE || !(h = big_map(new_size))) return NULL;
+        if (old) {
+            memcpy(h + 2, ptr, old_size < new_size ? old_size : new_size);
+            free_block(old);
+        }
+    } else {
+        h = realloc(old, new_size + 2 * sizeof(size_t));
+        if (!h) return NULL;
+        h[0] = new_size;
+        h[1] = MAGIC;
+    }
+    if (!old) a->live++;
+    if (new_size > old_size) {
+        size_t n = new_size - old_size;
+        memset((uint8_t *)(h + 2) + old_size, a->fill, n < FILL_MAX ? n : FILL_MAX);
+    }
     return h + 2;
 }

@@ -56,10 +56,15 @@ tag() {  # prints the value of tag NAME=..., or nothing
 }
 corpus="$(tag au_corpus)"
 dict="$(tag au_dict)"
+afl_mutator="$(tag au_afl_mutator)"  # a structure-aware mutator, for AFL++
 [[ -n "$corpus" ]] || { echo "fuzz.sh: $target is not an au_fuzz_target fuzzer" >&2; exit 2; }
 
 if [[ "$build" == 1 ]]; then
   bazel build --config="$config" "$target"
+  # Loaded into afl-fuzz itself: the default configuration, no AFL.
+  if [[ "$engine" == afl && -n "$afl_mutator" ]]; then
+    bazel build "//${afl_mutator%/*}:${afl_mutator##*/}"
+  fi
 fi
 pkg="${target#//}"
 pkg="${pkg%%:*}"
@@ -103,6 +108,14 @@ if [[ "$engine" == libfuzzer ]]; then
   fi
   grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)' "$log" || true
 else
+  if [[ -n "$afl_mutator" ]]; then
+    lib="$(bazel info bazel-bin 2>/dev/null)/$afl_mutator"
+    [[ -f "$lib" ]] || { echo "fuzz.sh: $lib not built (bazel build //...)" >&2; exit 2; }
+    # Its mutations only, and no trimming: AFL++'s own byte mutations and
+    # cuts would mostly break the container.
+    export AFL_CUSTOM_MUTATOR_LIBRARY="$lib" AFL_CUSTOM_MUTATOR_ONLY=1 AFL_DISABLE_TRIM=1
+    echo "fuzz.sh: custom mutator $afl_mutator"
+  fi
   # AFL_NO_AFFINITY: do not die when other afl-fuzz runs hold the cores.
   rc=0
   AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \

@@ -6,8 +6,10 @@
 #define ASYNCUNWIND_ASYNCCTX_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "agent_region.h"
+#include "bytes.h"
 #include "pyobjects.h"
 #include "pyprivate.h"
 #include "pytasks.h"
@@ -73,6 +75,7 @@ struct au_tasks {
     au_tasks_limits lim;
     au_anchors anchors;
     uint64_t allocations;
+    uint32_t phase;          /* au_at_phase: a store per step, for observers */
 
     /* The sample being built. */
     au_tasks_result *out;
@@ -102,6 +105,7 @@ struct au_tasks {
     uint32_t waiters_cap, slots_cap;
     au_at_code codes[AU_AT_CODE_CACHE];
     uint32_t codes_next;
+    uint8_t window[1024];     /* an object's bytes, when they cross a page */
     uint64_t *agent_items;   /* pyagent.c: the records list's items */
     au_agent_pair *agent_pairs;
     uint32_t agent_items_cap, agent_pairs_cap;
@@ -112,6 +116,37 @@ struct au_tasks {
     uint32_t tkeys_cap, tvals_cap, tstamp_cap;
     uint32_t ttab_slots, tstamp_now; /* slots in use: a power of two */
 };
+
+/* A window on an object's first bytes, read with one page lookup (the
+ * view's pointer, or a copy when the object crosses a page).  Decoding is
+ * done from it before anything else is read: a read that fetches a page
+ * may move the view's pages, and the pointer with them. */
+typedef struct au_win {
+    uint64_t base;
+    uint32_t len;
+    const uint8_t *p; /* NULL: no window, read through the view */
+} au_win;
+
+static inline void au_win_open(au_tasks *t, au_win *w, uint64_t addr, uint32_t len) {
+    w->base = addr;
+    w->len = len;
+    w->p = au_obj_bytes(t->objects, addr, len, t->window);
+}
+
+/* n bytes at addr, from the window when they are in it. */
+static inline int au_win_read(au_tasks *t, const au_win *w, uint64_t addr, void *out, uint32_t n) {
+    if (w->p && addr >= w->base && addr - w->base <= w->len && n <= w->len - (addr - w->base)) {
+        memcpy(out, w->p + (addr - w->base), n);
+        return AU_OK;
+    }
+    return au_view_read(t->view, addr, out, n);
+}
+
+static inline uint64_t au_win_ptr(au_tasks *t, const au_win *w, uint64_t addr) {
+    uint8_t b[8];
+    return au_win_read(t, w, addr, b, 8) == AU_OK ? au_rd64(b) : 0;
+}
+
 
 /* Grow helper counting allocations. */
 int au_at_grow(au_tasks *t, void *pptr, uint32_t *cap, size_t need, size_t elem);

@@ -73,47 +73,43 @@ static int gen_state(const au_py_offsets *o, int8_t s) {
     return G_UNKNOWN;
 }
 
-/* Stack slot `depth` below the top of frame's value stack (1 = top). */
-static int stack_slot(au_tasks *t, uint64_t frame, uint32_t depth, uint64_t *out) {
+/* Where stack slot `depth` below the top of frame's value stack is (1 =
+ * the top), from the frame's window. */
+static int stack_slot_addr(au_tasks *t, const au_win *fw, uint64_t frame, uint32_t depth,
+                           uint64_t *out) {
     const au_py_offsets *o = t->layout.o;
-    au_objects *ob = t->objects;
-    uint64_t addr = 0, v;
-    int rc;
     uint8_t b[8];
     switch (o->stack_kind) {
-    case AU_PY_STACK_TOP_PTR:
-        if ((rc = au_obj_read_ptr(ob, frame, o->frame_stacktop, &v))) return rc;
+    case AU_PY_STACK_TOP_PTR: {
+        uint64_t v = au_win_ptr(t, fw, frame + o->frame_stacktop);
         if (v < frame || v - frame > (1u << 20) || v < 8ull * depth) return AU_ERR_CORRUPT;
-        addr = v - 8ull * depth;
-        break;
+        *out = v - 8ull * depth;
+        return AU_OK;
+    }
     case AU_PY_STACK_BASE_DEPTH: {
-        uint64_t base;
-        if ((rc = au_obj_read_ptr(ob, frame, o->frame_valuestack, &base)) ||
-            (rc = au_view_read(t->view, frame + o->frame_stacktop, b, 4)))
-            return rc;
+        uint64_t base = au_win_ptr(t, fw, frame + o->frame_valuestack);
+        if (!base || au_win_read(t, fw, frame + o->frame_stacktop, b, 4)) return AU_ERR_READ;
         int32_t d = (int32_t)au_rd32(b);
         if (d < (int32_t)depth || d > (1 << 16)) return AU_ERR_CORRUPT;
-        addr = base + 8ull * (uint32_t)(d - (int32_t)depth);
-        break;
+        *out = base + 8ull * (uint32_t)(d - (int32_t)depth);
+        return AU_OK;
     }
     case AU_PY_STACK_LOCALSPLUS_INDEX: {
-        if ((rc = au_view_read(t->view, frame + o->frame_stacktop, b, 4))) return rc;
+        if (au_win_read(t, fw, frame + o->frame_stacktop, b, 4)) return AU_ERR_READ;
         int32_t top = (int32_t)au_rd32(b);
         if (top < (int32_t)depth || top > (1 << 16)) return AU_ERR_CORRUPT;
-        addr = frame + o->frame_header_size + 8ull * (uint32_t)(top - (int32_t)depth);
-        break;
+        *out = frame + o->frame_header_size + 8ull * (uint32_t)(top - (int32_t)depth);
+        return AU_OK;
     }
     default:
         return AU_ERR_UNSUPPORTED;
     }
-    if ((rc = au_view_read(t->view, addr, b, 8))) return rc;
-    *out = au_rd64(b) & ~o->frame_code_tag_mask;
-    return AU_OK;
 }
 
-/* Is the suspended generator whose frame is `frame` (code, instr) in
- * await/yield from?  (yf_kind; the state was checked by the caller.) */
-static int delegating(au_tasks *t, uint64_t frame, uint64_t code, uint64_t instr, int st) {
+/* Is the suspended generator whose frame runs `code` at `instr` in
+ * await/yield from?  (yf_kind; the state was checked by the caller.)  May
+ * read the code object: call it after the frame's window is done with. */
+static int delegating(au_tasks *t, uint64_t code, uint64_t instr, int st) {
     const au_py_offsets *o = t->layout.o;
     uint8_t b[2];
     switch (o->yf_kind) {
@@ -131,7 +127,6 @@ static int delegating(au_tasks *t, uint64_t frame, uint64_t code, uint64_t instr
                                                                 : 2 * ((uint64_t)lasti + 1);
         uint64_t bytes = au_obj_ptr(t->objects, code, o->code_code);
         if (!bytes || au_view_read(t->view, bytes + o->bytes_ob_sval + next, b, 1)) return 0;
-        (void)frame;
         return b[0] == o->yf_op_yield_from;
     }
     default:
@@ -139,8 +134,6 @@ static int delegating(au_tasks *t, uint64_t frame, uint64_t code, uint64_t instr
     }
 }
 
-/* Returns AU_OK, AU_ERR_NOMEM, or AU_ERR_LIMIT when the sample holds
- * MAX_FRAMES_PER_SAMPLE frames already. */
 static int add_found(walk *w, const cursor *c, uint64_t frame, uint64_t code, uint64_t instr,
                      uint64_t gen) {
     au_tasks *t = w->t;
@@ -149,6 +142,13 @@ static int add_found(walk *w, const cursor *c, uint64_t frame, uint64_t code, ui
         return AU_ERR_NOMEM;
     t->found[w->nfr++] = (au_at_found){c->task, c->depth, {frame, code, instr, gen}, gen};
     return AU_OK;
+}
+
+/* Bytes of a frame worth reading at once (<= 3.10: a PyFrameObject of its
+ * own): its fields and the first stack slots. */
+static uint32_t frame_span(const au_py_offsets *o) {
+    uint32_t end = o->frame_header_size + 16 * 8;
+    return end < 1024 ? end : 1024;
 }
 
 /* One step of cursor c: returns 1 when it continues (c->obj updated), 0
@@ -160,45 +160,62 @@ static int step(walk *w, cursor *c) {
     au_objects *ob = t->objects;
     for (uint32_t hop = 0; hop <= MAX_HOPS; hop++) {
         uint64_t obj = c->obj;
-        au_okind k = au_obj_kind(ob, obj);
+        au_win gw;
+        au_win_open(t, &gw, obj, gen_span(o));
+        au_okind k = au_type_kind(ob, au_win_ptr(t, &gw, obj + o->ob_type));
         if (k == AU_OK_ASEND || k == AU_OK_ATHROW || k == AU_OK_CORO_WRAPPER) {
             uint32_t off = k == AU_OK_ASEND    ? p->asend_gen
                            : k == AU_OK_ATHROW ? p->athrow_gen
                                                : p->coro_wrapper_coro;
-            c->obj = au_obj_ptr(ob, obj, off);
-            if (!c->obj) return 0;
+            c->obj = au_win_ptr(t, &gw, obj + off);
+            if (!c->obj || (c->obj & 7)) return 0;
             continue;
         }
         if (k != AU_OK_COROUTINE && k != AU_OK_GENERATOR && k != AU_OK_ASYNC_GENERATOR) return 0;
-        /* The generator's frame and state. */
+        /* The generator's frame (3.11+: inside it, in the same window) and
+         * its state. */
         uint64_t frame;
+        uint8_t b[8];
+        au_win fw;
         int8_t sb;
-        uint8_t b1;
         if (present(o->gen_iframe)) {
             frame = obj + o->gen_iframe;
-            if (au_view_read(t->view, obj + o->gen_state, &b1, 1)) return 0;
-            sb = (int8_t)b1;
+            fw = gw;
+            if (au_win_read(t, &gw, obj + o->gen_state, b, 1)) return 0;
+            sb = (int8_t)b[0];
         } else {
-            frame = au_obj_ptr(ob, obj, o->gen_frame);
-            if (!frame) return 0; /* finished */
-            uint64_t where = o->gen_state_kind == AU_PY_GEN_STATE_FRAME ? frame : obj;
-            if (au_view_read(t->view, where + o->gen_state, &b1, 1)) return 0;
-            sb = (int8_t)b1;
+            frame = au_win_ptr(t, &gw, obj + o->gen_frame);
+            if (!frame || (frame & 7)) return 0; /* finished */
+            if (o->gen_state_kind != AU_PY_GEN_STATE_FRAME &&
+                au_win_read(t, &gw, obj + o->gen_state, b, 1))
+                return 0;
+            sb = (int8_t)b[0];
+            au_win_open(t, &fw, frame, frame_span(o));
+            if (o->gen_state_kind == AU_PY_GEN_STATE_FRAME) {
+                if (au_win_read(t, &fw, frame + o->gen_state, b, 1)) return 0;
+                sb = (int8_t)b[0];
+            }
         }
         int st = gen_state(o, sb);
         if (st == G_FINISHED || st == G_UNKNOWN) return 0;
-        uint64_t code = au_obj_ptr(ob, frame, o->frame_code) & ~o->frame_code_tag_mask;
+        uint64_t code = au_win_ptr(t, &fw, frame + o->frame_code) & ~o->frame_code_tag_mask;
         uint64_t instr;
         if (o->instr_kind <= AU_PY_INSTR_UNIT_LASTI) {
-            uint8_t b[4];
-            if (au_view_read(t->view, frame + o->frame_instr, b, 4)) return 0;
-            instr = (uint64_t)(int64_t)(int32_t)au_rd32(b);
+            if (au_win_read(t, &fw, frame + o->frame_instr, b, 4)) return 0;
             /* 3.9 has no created state: a frame that never ran has
              * f_lasti -1. */
+            instr = (uint64_t)(int64_t)(int32_t)au_rd32(b);
         } else {
-            instr = au_obj_ptr(ob, frame, o->frame_instr);
+            instr = au_win_ptr(t, &fw, frame + o->frame_instr);
         }
         if (!code) return 0;
+        uint64_t slot = 0, yf = 0;
+        int has_slot = st != G_RUNNING && st != G_CREATED &&
+                       stack_slot_addr(t, &fw, frame, o->yf_stack_depth, &slot) == AU_OK;
+        /* The slot is usually in the window: read it before anything
+         * outside the window may move the view's pages. */
+        int slot_read = has_slot && fw.p && slot >= fw.base && slot - fw.base + 8 <= fw.len;
+        if (slot_read) yf = au_rd64(fw.p + (slot - fw.base)) & ~o->frame_code_tag_mask;
         int rc = add_found(w, c, frame, code, instr, present(o->gen_iframe) ? 0 : obj);
         if (rc == AU_ERR_NOMEM) return rc;
         if (rc) {
@@ -206,13 +223,14 @@ static int step(walk *w, cursor *c) {
             return 0;
         }
         c->depth++;
-        if (st == G_RUNNING || st == G_CREATED) return 0;
-        if (!delegating(t, frame, code, instr, st)) return 0;
-        uint64_t yf;
-        if (stack_slot(t, frame, o->yf_stack_depth, &yf) || !yf || (yf & 7)) return 0;
+        if (!has_slot || !delegating(t, code, instr, st)) return 0;
+        if (!slot_read) {
+            if (au_view_read(t->view, slot, b, 8)) return 0;
+            yf = au_rd64(b) & ~o->frame_code_tag_mask;
+        }
         /* A generator awaiting itself is memory changing under us, or a
          * corrupted target; longer loops are bounded by the depth. */
-        if (yf == obj) return 0;
+        if (!yf || (yf & 7) || yf == obj) return 0;
         c->obj = yf;
         return 1;
     }

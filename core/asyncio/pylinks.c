@@ -33,19 +33,21 @@
  * followed, bounded), the list gather keeps, which outlives the callbacks
  * of children that are done.  3.14+ also records, in each task's
  * awaited_by, who gathers it or runs it in a TaskGroup: those are links
- * too.  Duplicates are harmless (the resolver breaks ties).
+ * too.  A child is linked to each holder once, to AU_AT_MAX_PARENTS of
+ * them at most (a real one has one or two; the resolver picks one).
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "asyncctx.h"
 #include "bytes.h"
+#include "internal.h"
 
 #define NONE AU_AT_NONE
 #define MAX_CALLBACKS 64u   /* callbacks looked at per future */
 #define MAX_CLOSURE 16u     /* cells per closure, items per partial */
 #define MAX_HOLDERS 256u    /* objects collected per future */
 #define MAX_DEPTH 4u        /* futures between a child and its holder */
+#define MAX_FUTURES 16u     /* futures looked into per child */
 
 typedef struct held {
     uint64_t obj;
@@ -58,7 +60,10 @@ typedef struct held {
 typedef struct links_ctx {
     au_tasks *t;
     uint32_t nwaiters, nslots;
-    int slots_built;
+    int waiters_built, slots_built;
+    uint64_t seen[MAX_FUTURES]; /* futures looked into for this child */
+    uint32_t nseen;
+    uint32_t first;             /* this child's first link in t->links */
 } links_ctx;
 
 static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
@@ -80,7 +85,8 @@ static uint32_t lower(const au_at_pair *p, uint32_t n, uint64_t key) {
 }
 
 /* Does code object `code` come from asyncio's tasks.py or taskgroups.py?
- * Decided by its co_filename's last two path components. */
+ * Decided by its co_filename's last two path components: 1 or 0, or
+ * AU_ERR_NOMEM. */
 static int asyncio_code(au_tasks *t, uint64_t code) {
     static const char *const files[] = {"asyncio/tasks.py", "asyncio/taskgroups.py"};
     const au_py_offsets *o = t->layout.o;
@@ -93,12 +99,18 @@ static int asyncio_code(au_tasks *t, uint64_t code) {
     const char *s;
     uint32_t n;
     int yes = 0;
-    if (au_obj_str(t->objects, fn, 512, &s, &n) == AU_OK) {
+    int rc = au_obj_str(t->objects, fn, 512, &s, &n);
+    if (rc == AU_OK) {
         for (size_t i = 0; i < sizeof files / sizeof *files && !yes; i++) {
             size_t m = strlen(files[i]);
             yes = n >= m && memcmp(s + n - m, files[i], m) == 0 && (n == m || s[n - m - 1] == '/');
         }
     }
+    if (rc == AU_ERR_NOMEM) return rc;
+    /* Only a verdict on the string itself is kept: a read that failed, or
+     * a sample's string arena that was full, says nothing about later
+     * samples. */
+    if (rc != AU_OK && rc != AU_ERR_CORRUPT) return 0;
     au_at_code *e = &t->codes[t->codes_next];
     t->codes_next = (t->codes_next + 1) % AU_AT_CODE_CACHE;
     *e = (au_at_code){code, fn, (uint8_t)yes};
@@ -111,66 +123,85 @@ static int add_held(held *h, uint32_t *n, uint64_t obj, int s2) {
     return 1;
 }
 
-/* What one callback holds, if asyncio defined it. */
-static void callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
+/* What one callback holds, if asyncio defined it.  AU_OK or AU_ERR_NOMEM. */
+static int callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
     const au_py_offsets *o = t->layout.o;
     const au_py_private *p = &t->priv;
     au_objects *ob = t->objects;
     uint64_t items[MAX_CLOSURE];
     uint32_t k;
+    int yes;
     switch (au_obj_kind(ob, cb)) {
     case AU_OK_FUNCTION: {
-        if (!asyncio_code(t, au_obj_ptr(ob, cb, o->func_code))) return;
+        if ((yes = asyncio_code(t, au_obj_ptr(ob, cb, o->func_code))) <= 0) return yes;
         uint64_t closure = au_obj_ptr(ob, cb, o->func_closure);
-        if (!closure || au_obj_items(ob, closure, items, MAX_CLOSURE, &k)) return;
+        if (!closure || au_obj_items(ob, closure, items, MAX_CLOSURE, &k)) return AU_OK;
         for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) {
             add_held(h, n, items[i], 1);                               /* the cell */
             add_held(h, n, au_obj_ptr(ob, items[i], o->cell_ob_ref), 0); /* its value */
         }
-        return;
+        return AU_OK;
     }
     case AU_OK_METHOD: {
         uint64_t fn = au_obj_ptr(ob, cb, o->method_im_func);
-        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION || !asyncio_code(t, au_obj_ptr(ob, fn, o->func_code)))
-            return;
+        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION) return AU_OK;
+        if ((yes = asyncio_code(t, au_obj_ptr(ob, fn, o->func_code))) <= 0) return yes;
         add_held(h, n, au_obj_ptr(ob, cb, o->method_im_self), 1);
-        return;
+        return AU_OK;
     }
     case AU_OK_PARTIAL: {
         uint64_t fn = au_obj_ptr(ob, cb, p->partial_fn);
-        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION || !asyncio_code(t, au_obj_ptr(ob, fn, o->func_code)))
-            return;
+        if (au_obj_kind(ob, fn) != AU_OK_FUNCTION) return AU_OK;
+        if ((yes = asyncio_code(t, au_obj_ptr(ob, fn, o->func_code))) <= 0) return yes;
         uint64_t args = au_obj_ptr(ob, cb, p->partial_args);
-        if (!args || au_obj_items(ob, args, items, MAX_CLOSURE, &k)) return;
+        if (!args || au_obj_items(ob, args, items, MAX_CLOSURE, &k)) return AU_OK;
         for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) add_held(h, n, items[i], 0);
-        return;
+        return AU_OK;
     }
     default:
-        return; /* a task's wakeup, the program's own callbacks, ... */
+        return AU_OK; /* a task's wakeup, the program's own callbacks, ... */
     }
 }
 
-/* Everything the asyncio-defined callbacks of future `fut` hold. */
-static void holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
-    const au_py_private *p = &t->priv;
+/* Everything the asyncio-defined callbacks of a future hold, given its
+ * callback0 and callbacks list.  AU_OK or AU_ERR_NOMEM. */
+static int callbacks_hold(au_tasks *t, uint64_t cb0, uint64_t list, held *h, uint32_t *n) {
     au_objects *ob = t->objects;
+    int rc;
     *n = 0;
-    uint64_t cb0 = au_obj_ptr(ob, fut, p->fut_callback0);
-    if (cb0) callback_holds(t, cb0, h, n);
-    uint64_t list = au_obj_ptr(ob, fut, p->fut_callbacks);
+    if (cb0 && (rc = callback_holds(t, cb0, h, n))) return rc;
     uint64_t items[MAX_CALLBACKS];
     uint32_t k;
-    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return;
+    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return AU_OK;
     for (uint32_t i = 0; i < k && i < MAX_CALLBACKS; i++) {
         /* Each item is a (callback, context) tuple. */
         uint64_t pair[2];
         uint32_t m;
-        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1) callback_holds(t, pair[0], h, n);
+        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1 &&
+            (rc = callback_holds(t, pair[0], h, n)))
+            return rc;
     }
+    return AU_OK;
 }
 
-static int add_link(au_tasks *t, uint32_t child, uint32_t parent) {
+static int holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
+    const au_py_private *p = &t->priv;
+    return callbacks_hold(t, au_obj_ptr(t->objects, fut, p->fut_callback0),
+                          au_obj_ptr(t->objects, fut, p->fut_callbacks), h, n);
+}
+
+static int add_link(links_ctx *c, uint32_t child, uint32_t parent) {
+    au_tasks *t = c->t;
     if (child == parent) return AU_OK;
+    /* Each holder once, and AU_AT_MAX_PARENTS at most: a child's links
+     * are made while it is looked at, so they are the last ones.  Without
+     * this, a held object found many times (a closure of 16 equal cells,
+     * 64 callbacks, in every frame slot of every task) gave a link per
+     * finding: 90,000 links for 10 tasks from a 38 KB snapshot, growing
+     * with the square of the tasks. */
+    for (uint32_t i = c->first; i < t->nlinks; i++)
+        if (t->links[i].parent == t->tasks[parent].addr) return AU_OK;
+    if (t->nlinks - c->first == AU_AT_MAX_PARENTS) return AU_OK;
     if (au_at_grow(t, &t->links, &t->links_cap, (size_t)t->nlinks + 1, sizeof *t->links))
         return AU_ERR_NOMEM;
     t->links[t->nlinks++] = (au_link){t->tasks[child].addr, t->tasks[parent].addr};
@@ -178,11 +209,28 @@ static int add_link(au_tasks *t, uint32_t child, uint32_t parent) {
 }
 
 /* Every task waiting on future `fut` is a holder of child. */
+/* future -> its waiting tasks, built when a first link needs it (a sample
+ * of idle tasks needs none). */
+static int build_waiters(links_ctx *c) {
+    au_tasks *t = c->t;
+    c->waiters_built = 1;
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        if (!t->tasks[i].waiter) continue;
+        if (au_at_grow(t, &t->waiters, &t->waiters_cap, (size_t)c->nwaiters + 1, sizeof *t->waiters))
+            return AU_ERR_NOMEM;
+        t->waiters[c->nwaiters++] = (au_at_pair){t->tasks[i].waiter, i};
+    }
+    if (c->nwaiters) au_sort(t->waiters, c->nwaiters, sizeof *t->waiters, by_key);
+    return AU_OK;
+}
+
 static int link_waiters(links_ctx *c, uint32_t child, uint64_t fut, int *found) {
+    int rc;
+    if (!c->waiters_built && (rc = build_waiters(c))) return rc;
     const au_at_pair *w = c->t->waiters;
     for (uint32_t i = lower(w, c->nwaiters, fut); i < c->nwaiters && w[i].key == fut; i++) {
         *found = 1;
-        int rc = add_link(c->t, child, (uint32_t)w[i].task);
+        int rc = add_link(c, child, (uint32_t)w[i].task);
         if (rc) return rc;
     }
     return AU_OK;
@@ -207,7 +255,7 @@ static int build_slots(links_ctx *c) {
             }
         }
     }
-    if (c->nslots) qsort(t->slots, c->nslots, sizeof *t->slots, by_key);
+    if (c->nslots) au_sort(t->slots, c->nslots, sizeof *t->slots, by_key);
     return AU_OK;
 }
 
@@ -216,12 +264,20 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
 /* S1 through a future: its waiters, else the futures its own callbacks
  * reach. */
 static int via_future(links_ctx *c, uint32_t child, uint64_t fut, uint32_t depth) {
+    /* Each future once per child, and MAX_FUTURES of them at most: futures
+     * whose callbacks lead back to themselves, or to one another many
+     * times over, made a walk of up to MAX_HOLDERS^MAX_DEPTH steps (a
+     * crafted 38 KB snapshot took seconds a sample, a worse one hours). */
+    for (uint32_t i = 0; i < c->nseen; i++)
+        if (c->seen[i] == fut) return AU_OK;
+    if (c->nseen == MAX_FUTURES) return AU_OK;
+    c->seen[c->nseen++] = fut;
     int found = 0;
     int rc = link_waiters(c, child, fut, &found);
     if (rc || found || depth >= MAX_DEPTH) return rc;
     held h[MAX_HOLDERS];
     uint32_t n;
-    holds_of(c->t, fut, h, &n);
+    if ((rc = holds_of(c->t, fut, h, &n))) return rc;
     for (uint32_t i = 0; i < n; i++)
         if ((rc = link_holder(c, child, &h[i], depth + 1))) return rc;
     return AU_OK;
@@ -238,31 +294,39 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
         uint64_t parent;
         uint32_t p;
         if (au_obj_attr(t->objects, h->obj, "_parent_task", &parent) == AU_OK &&
-            (p = au_at_find(t, parent)) != NONE && (rc = add_link(t, child, p)))
+            (p = au_at_find(t, parent)) != NONE && (rc = add_link(c, child, p)))
             return rc;
     }
     if (!c->slots_built && (rc = build_slots(c))) return rc;
     for (uint32_t i = lower(t->slots, c->nslots, h->obj); i < c->nslots && t->slots[i].key == h->obj; i++)
-        if ((rc = add_link(t, child, (uint32_t)t->slots[i].task))) return rc;
+        if ((rc = add_link(c, child, (uint32_t)t->slots[i].task))) return rc;
     return AU_OK;
 }
 
 /* The children of the _GatheringFuture `fut` (and of gathers nested in
- * it), as strong links to `holder`, the task waiting on it. */
-static int gather_children(links_ctx *c, uint32_t holder, uint64_t fut, uint32_t depth) {
+ * it), as strong links to `holder`, the task waiting on it.  `budget`
+ * bounds the list items looked at over the whole walk: nested gathers
+ * otherwise make MAX_HOLDERS^MAX_DEPTH steps.  These links are for other
+ * children than the one add_link() counts, so they go in directly; a
+ * duplicate (a list naming one task twice) is harmless. */
+static int gather_children(links_ctx *c, uint32_t holder, uint64_t fut, uint32_t depth, uint32_t *budget) {
     au_tasks *t = c->t;
     uint64_t list, items[MAX_HOLDERS];
     uint32_t n;
     if (au_obj_attr(t->objects, fut, "_children", &list) != AU_OK ||
         au_obj_items(t->objects, list, items, MAX_HOLDERS, &n) != AU_OK)
         return AU_OK;
-    for (uint32_t i = 0; i < n && i < MAX_HOLDERS; i++) {
+    for (uint32_t i = 0; i < n && i < MAX_HOLDERS && *budget; i++, (*budget)--) {
         uint32_t k = au_at_find(t, items[i]);
-        int rc = AU_OK;
-        if (k != NONE) rc = add_link(t, k, holder);
-        else if (depth < MAX_DEPTH && au_obj_kind(t->objects, items[i]) == AU_OK_GATHERING_FUTURE)
-            rc = gather_children(c, holder, items[i], depth + 1);
-        if (rc) return rc;
+        if (k != NONE) {
+            if (k == holder) continue;
+            if (au_at_grow(t, &t->links, &t->links_cap, (size_t)t->nlinks + 1, sizeof *t->links))
+                return AU_ERR_NOMEM;
+            t->links[t->nlinks++] = (au_link){t->tasks[k].addr, t->tasks[holder].addr};
+        } else if (depth < MAX_DEPTH && au_obj_kind(t->objects, items[i]) == AU_OK_GATHERING_FUTURE) {
+            int rc = gather_children(c, holder, items[i], depth + 1, budget);
+            if (rc) return rc;
+        }
     }
     return AU_OK;
 }
@@ -283,32 +347,38 @@ static int awaited_by(links_ctx *c, uint32_t child) {
     }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t p = au_at_find(t, objs[i]);
-        int rc = p != NONE ? add_link(t, child, p) : via_future(c, child, objs[i], 1);
+        int rc = p != NONE ? add_link(c, child, p) : via_future(c, child, objs[i], 1);
         if (rc) return rc;
     }
     return AU_OK;
 }
 
 int au_at_links(au_tasks *t) {
-    links_ctx c = {t, 0, 0, 0};
+    links_ctx c;
+    memset(&c, 0, sizeof c);
+    c.t = t;
     int rc;
     t->nlinks = 0;
-    for (uint32_t i = 0; i < t->ntasks; i++) {
-        if (!t->tasks[i].waiter) continue;
-        if (au_at_grow(t, &t->waiters, &t->waiters_cap, (size_t)c.nwaiters + 1, sizeof *t->waiters))
-            return AU_ERR_NOMEM;
-        t->waiters[c.nwaiters++] = (au_at_pair){t->tasks[i].waiter, i};
-    }
-    if (c.nwaiters) qsort(t->waiters, c.nwaiters, sizeof *t->waiters, by_key);
+    /* What every task waits on, in one batch: a gather's future among
+     * them holds its children. */
+    if (au_at_grow(t, &t->scratch, &t->scratch_cap, t->ntasks ? t->ntasks : 1, sizeof *t->scratch))
+        return AU_ERR_NOMEM;
+    for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].waiter;
+    if (au_at_want(t, t->scratch, t->ntasks, 16) == AU_ERR_NOMEM) return AU_ERR_NOMEM;
     for (uint32_t i = 0; i < t->ntasks; i++) {
         held h[MAX_HOLDERS];
         uint32_t n;
-        holds_of(t, t->tasks[i].addr, h, &n);
+        c.nseen = 0;
+        c.first = t->nlinks;
+        /* Most tasks have no callback but their awaiter's wakeup. */
+        if (!t->tasks[i].cb0 && !t->tasks[i].cbs) n = 0;
+        else if ((rc = callbacks_hold(t, t->tasks[i].cb0, t->tasks[i].cbs, h, &n))) return rc;
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
         if (present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;
+        uint32_t budget = MAX_HOLDERS;
         if (t->tasks[i].waiter && au_obj_kind(t->objects, t->tasks[i].waiter) == AU_OK_GATHERING_FUTURE &&
-            (rc = gather_children(&c, i, t->tasks[i].waiter, 0)))
+            (rc = gather_children(&c, i, t->tasks[i].waiter, 0, &budget)))
             return rc;
     }
     return AU_OK;

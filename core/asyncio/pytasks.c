@@ -240,22 +240,24 @@ static int tasks_from_lists(au_tasks *t, const au_pysample *ps) {
 
 /* ---- the tasks ---------------------------------------------------------------- */
 
-static void read_name(au_tasks *t, au_atask *a) {
+/* AU_OK, or AU_ERR_NOMEM: a name that cannot be read is left out, but an
+ * allocation that failed fails the sample, not only the name. */
+static int read_name(au_tasks *t, au_atask *a) {
     au_objects *ob = t->objects;
     const au_py_private *p = &t->priv;
     a->name = NULL;
     a->name_len = 0;
     au_okind k = au_obj_kind(ob, a->name_obj);
-    if (k == AU_OK_STR) {
-        au_obj_str(ob, a->name_obj, NAME_MAX_CP, &a->name, &a->name_len);
-        return;
-    }
+    if (k == AU_OK_STR)
+        return au_obj_str(ob, a->name_obj, NAME_MAX_CP, &a->name, &a->name_len) == AU_ERR_NOMEM
+                   ? AU_ERR_NOMEM
+                   : AU_OK;
     int64_t v;
     /* 3.12+ keeps an unnamed task's counter until get_name() is called. */
     if (k == AU_OK_INT && au_obj_int(ob, a->name_obj, &v) == AU_OK && p->task_name_prefix) {
         char buf[48];
         size_t pl = strlen(p->task_name_prefix);
-        if (pl > 24) return;
+        if (pl > 24) return AU_OK;
         memcpy(buf, p->task_name_prefix, pl);
         char digits[24];
         int nd = 0;
@@ -268,11 +270,14 @@ static void read_name(au_tasks *t, au_atask *a) {
         const char *s;
         uint32_t n;
         /* Names live in the objects' arena, like decoded str names. */
-        if (au_obj_intern(ob, buf, (uint32_t)pl + (uint32_t)nd, &s, &n) == AU_OK) {
+        int rc = au_obj_intern(ob, buf, (uint32_t)pl + (uint32_t)nd, &s, &n);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc == AU_OK) {
             a->name = s;
             a->name_len = n;
         }
     }
+    return AU_OK;
 }
 
 /* Read every candidate; keep the pending tasks. */
@@ -284,24 +289,38 @@ static int read_tasks(au_tasks *t) {
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].addr;
     int rc = au_at_want(t, t->scratch, t->ntasks, p->sizeof_task);
     if (rc == AU_ERR_NOMEM) return rc;
+    /* Each task's fields come from one window on its first bytes: one
+     * page lookup a task, not one a field. */
+    const au_py_offsets *o = t->layout.o;
+    uint32_t ptrs[] = {o->ob_type,       p->fut_loop,      p->task_fut_waiter,
+                       p->task_coro,     p->task_name,     p->fut_callback0,
+                       p->fut_callbacks, p->fut_awaited_by};
+    uint32_t span = au_pr_span_end(ptrs, 8, 8);
+    if (p->fut_state + 4 > span) span = p->fut_state + 4;
+    if (present(p->fut_awaited_by_is_set) && p->fut_awaited_by_is_set + 1 > span)
+        span = p->fut_awaited_by_is_set + 1;
+    if (span > sizeof t->window) return AU_OK; /* an implausible layout */
     uint32_t keep = 0;
     for (uint32_t i = 0; i < t->ntasks; i++) {
         au_atask a = t->tasks[i];
-        if (au_obj_kind(ob, a.addr) != AU_OK_TASK) continue;
-        uint8_t st[4];
-        if (au_view_read(t->view, a.addr + p->fut_state, st, 4) ||
-            (int32_t)au_rd32(st) != p->fut_state_pending)
+        au_win w;
+        uint8_t b[4];
+        au_win_open(t, &w, a.addr, span);
+        if (au_type_kind(ob, au_win_ptr(t, &w, a.addr + o->ob_type)) != AU_OK_TASK ||
+            au_win_read(t, &w, a.addr + p->fut_state, b, 4) ||
+            (int32_t)au_rd32(b) != p->fut_state_pending)
             continue;
         a.flags |= AU_AT_PENDING;
-        a.loop = au_obj_ptr(ob, a.addr, p->fut_loop);
-        a.waiter = au_obj_ptr(ob, a.addr, p->task_fut_waiter);
-        a.coro = au_obj_ptr(ob, a.addr, p->task_coro);
-        a.name_obj = au_obj_ptr(ob, a.addr, p->task_name);
+        a.loop = au_win_ptr(t, &w, a.addr + p->fut_loop);
+        a.waiter = au_win_ptr(t, &w, a.addr + p->task_fut_waiter);
+        a.coro = au_win_ptr(t, &w, a.addr + p->task_coro);
+        a.name_obj = au_win_ptr(t, &w, a.addr + p->task_name);
+        a.cb0 = au_win_ptr(t, &w, a.addr + p->fut_callback0);
+        a.cbs = au_win_ptr(t, &w, a.addr + p->fut_callbacks);
         if (present(p->fut_awaited_by)) {
-            a.awaited_by = au_obj_ptr(ob, a.addr, p->fut_awaited_by);
-            uint8_t b = 0;
-            au_view_read(t->view, a.addr + p->fut_awaited_by_is_set, &b, 1);
-            a.awaited_by_is_set = b != 0;
+            a.awaited_by = au_win_ptr(t, &w, a.addr + p->fut_awaited_by);
+            a.awaited_by_is_set =
+                au_win_read(t, &w, a.addr + p->fut_awaited_by_is_set, b, 1) == AU_OK && b[0] != 0;
         }
         t->tasks[keep++] = a;
     }
@@ -312,7 +331,8 @@ static int read_tasks(au_tasks *t) {
     /* Names: their objects in one batch, then each decoded. */
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].name_obj;
     if ((rc = au_at_want(t, t->scratch, t->ntasks, 64)) == AU_ERR_NOMEM) return rc;
-    for (uint32_t i = 0; i < t->ntasks; i++) read_name(t, &t->tasks[i]);
+    for (uint32_t i = 0; i < t->ntasks; i++)
+        if ((rc = read_name(t, &t->tasks[i]))) return rc;
     return AU_OK;
 }
 
@@ -397,8 +417,10 @@ static int thread_names(au_tasks *t, const au_pysample *ps) {
             if (ps->threads[i].thread_id != (uint64_t)ident) continue;
             uint64_t name;
             if (au_obj_attr(ob, t->items[k].value, "_name", &name) == AU_OK &&
-                au_obj_kind(ob, name) == AU_OK_STR)
-                au_obj_str(ob, name, 256, &t->thread_name[i], &t->thread_name_len[i]);
+                au_obj_kind(ob, name) == AU_OK_STR &&
+                au_obj_str(ob, name, 256, &t->thread_name[i], &t->thread_name_len[i]) ==
+                    AU_ERR_NOMEM)
+                return AU_ERR_NOMEM; /* an allocation that failed fails the sample */
             break;
         }
     }
@@ -425,6 +447,30 @@ static void apply_asyncio_debug(au_tasks *t, uint64_t addr) {
     }
 }
 
+static int sample(au_tasks *t, const au_pysample *ps, uint64_t asyncio_debug) {
+    int rc;
+    t->phase = AU_AT_PHASE_DEBUG;
+    if ((rc = au_view_begin(t->view, 1))) return rc;
+    au_objects_begin(t->objects);
+    apply_asyncio_debug(t, asyncio_debug);
+    if ((rc = table_reset(t, 1024))) return rc;
+    t->phase = AU_AT_PHASE_FIND;
+    rc = t->priv.tasks_kind == AU_PY_TASKS_LLIST ? tasks_from_lists(t, ps) : tasks_from_sets(t);
+    if (rc) return rc;
+    t->phase = AU_AT_PHASE_TASKS;
+    if ((rc = read_tasks(t))) return rc;
+    t->phase = AU_AT_PHASE_THREADS;
+    if ((rc = map_threads(t, ps)) || (rc = thread_names(t, ps))) return rc;
+    t->phase = AU_AT_PHASE_CHAINS;
+    if ((rc = au_at_chains(t))) return rc;
+    t->phase = AU_AT_PHASE_CODE;
+    if (au_at_grow(t, &t->frames, &t->frames_cap, t->nraw ? t->nraw : 1, sizeof *t->frames))
+        return AU_ERR_NOMEM;
+    if ((rc = au_pr_resolve_code(t->reader, t->raw, t->nraw, t->frames))) return rc;
+    t->phase = AU_AT_PHASE_LINKS;
+    return au_at_links(t);
+}
+
 int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asyncio_debug,
                     uint64_t agent, au_tasks_result *out) {
     if (!t || !ps || !out) return AU_ERR_ARG;
@@ -432,27 +478,20 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
     t->out = out;
     t->ntasks = t->nraw = t->nlinks = 0;
     t->allocations = 0;
-    int rc;
-    if ((rc = au_view_begin(t->view, 1))) return rc;
-    au_objects_begin(t->objects);
-    apply_asyncio_debug(t, asyncio_debug);
-    if ((rc = table_reset(t, 1024))) return rc;
-    rc = t->priv.tasks_kind == AU_PY_TASKS_LLIST ? tasks_from_lists(t, ps) : tasks_from_sets(t);
-    if (rc || (rc = read_tasks(t)) || (rc = map_threads(t, ps)) || (rc = thread_names(t, ps)) ||
-        (rc = au_at_chains(t)))
-        return rc;
-    if (au_at_grow(t, &t->frames, &t->frames_cap, t->nraw ? t->nraw : 1, sizeof *t->frames))
-        return AU_ERR_NOMEM;
-    if ((rc = au_pr_resolve_code(t->reader, t->raw, t->nraw, t->frames))) return rc;
-    if ((rc = au_at_links(t))) return rc;
-    if (agent) {
-        int n = au_at_agent(t, agent, pid);
-        if (n == AU_ERR_NOMEM) return n;
-        if (n >= 0) {
+    int rc = sample(t, ps, asyncio_debug);
+    if (!rc && agent) {
+        t->phase = AU_AT_PHASE_AGENT;
+        rc = au_at_agent(t, agent, pid);
+        if (rc >= 0) {
             out->flags |= AU_TR_AGENT;
-            out->creators = (uint32_t)n;
+            out->creators = (uint32_t)rc;
+            rc = AU_OK;
+        } else if (rc != AU_ERR_NOMEM) {
+            rc = AU_OK;
         }
     }
+    t->phase = AU_AT_PHASE_NONE;
+    if (rc) return rc;
     out->ntasks = t->ntasks;
     out->tasks = t->tasks;
     out->nlinks = t->nlinks;
@@ -471,6 +510,8 @@ void au_tasks_get_view_stats(const au_tasks *t, au_view_stats *out) {
 }
 
 uint32_t au_tasks_find(const au_tasks *t, uint64_t addr) { return t ? au_at_find(t, addr) : NONE; }
+
+uint32_t au_tasks_phase(const au_tasks *t) { return t ? t->phase : AU_AT_PHASE_NONE; }
 
 uint64_t au_tasks_allocations(const au_tasks *t) {
     return t ? t->allocations + au_objects_allocations(t->objects) : 0;

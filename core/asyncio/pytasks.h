@@ -58,11 +58,15 @@ typedef struct au_atask {
 #define AU_TR_PARTIAL 0x4u  /* something could not be read: tasks or links
                                may be missing */
 
+/* Strong links kept per child task: distinct holders, the first found. */
+#define AU_AT_MAX_PARENTS 16u
+
 typedef struct au_tasks_result {
     uint32_t flags;
     uint32_t ntasks;
     au_atask *tasks;
-    uint32_t nlinks;         /* strong links, by task address */
+    uint32_t nlinks;         /* strong links, by task address: at most
+                                AU_AT_MAX_PARENTS per task */
     au_link *links;
     uint32_t nframes;
     au_pyframe *frames;      /* coroutine frames, resolved (code, line) */
@@ -101,6 +105,24 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
 
 /* Pages the view fetched and used this sample, and its allocations. */
 void au_tasks_get_view_stats(const au_tasks *t, au_view_stats *out);
+
+/* What a sample is reading, a step at a time (au_tasks_phase).  Nothing in
+ * the core looks at it: it lets a memory source under the model (a
+ * fuzzer's, a test's) tell which reads were for what, e.g. the links. */
+typedef enum au_at_phase {
+    AU_AT_PHASE_NONE = 0,  /* outside au_tasks_sample */
+    AU_AT_PHASE_DEBUG,     /* 3.14+: the target's _AsyncioDebug */
+    AU_AT_PHASE_FIND,      /* the task containers and their entries */
+    AU_AT_PHASE_TASKS,     /* the tasks' own fields and names */
+    AU_AT_PHASE_THREADS,   /* running loops, threading names */
+    AU_AT_PHASE_CHAINS,    /* coroutine chains (pycoro.c) */
+    AU_AT_PHASE_CODE,      /* code objects of coroutine frames */
+    AU_AT_PHASE_LINKS,     /* what links are made of: a task's fut_waiter
+                              and awaited_by, then pylinks.c */
+    AU_AT_PHASE_AGENT,     /* the agent's records (pyagent.c) */
+} au_at_phase;
+
+uint32_t au_tasks_phase(const au_tasks *t);
 
 /* The index in the last result of the task at addr, or UINT32_MAX. */
 uint32_t au_tasks_find(const au_tasks *t, uint64_t addr);

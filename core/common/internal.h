@@ -17,6 +17,11 @@ au_allocator au_alloc_or_libc(const au_allocator *a);
 int au_grow(const au_allocator *a, uint64_t *counter, void **ptr, uint32_t *cap,
             size_t need, size_t elem);
 
+/* Sort n elements of `size` bytes in place by cmp, without allocating
+ * (heapsort; not stable): qsort may allocate, which the hot paths must
+ * not. */
+void au_sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *));
+
 /* The status for errno value err from a failed system call on a process
  * or its /proc files: ESRCH and ENOENT -> AU_ERR_NOPROC (the process is
  * gone or never was), EPERM and EACCES -> AU_ERR_PERM, ENOMEM ->

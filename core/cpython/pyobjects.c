@@ -32,7 +32,7 @@ struct au_objects {
     au_view *view;
     const au_objlayout *l;
     tcache types[AU_OBJ_TYPE_CACHE];
-    uint32_t next_victim;
+    uint32_t next_victim, last_type;
     uint32_t sample;      /* counts au_objects_begin calls (never 0) */
     uint64_t none_addr;   /* Py_None, once met */
     /* This sample's decoded strings, in chunks of CHUNK bytes: a string
@@ -127,6 +127,11 @@ int au_obj_read_ptr(au_objects *ob, uint64_t addr, uint32_t off, uint64_t *out) 
     return rc;
 }
 
+const uint8_t *au_obj_bytes(au_objects *ob, uint64_t addr, uint32_t len, uint8_t *scratch) {
+    if (!aligned(addr)) return NULL;
+    return au_view_bytes(ob->view, addr, len, scratch);
+}
+
 uint64_t au_obj_ptr(au_objects *ob, uint64_t addr, uint32_t off) {
     uint64_t v;
     return au_obj_read_ptr(ob, addr, off, &v) == AU_OK ? v : 0;
@@ -180,12 +185,11 @@ static au_okind classify(au_objects *ob, uint64_t type, uint64_t *name_ptr, uint
 au_okind au_type_kind(au_objects *ob, uint64_t type) {
     if (!aligned(type)) return AU_OK_UNKNOWN;
     const au_py_offsets *o = ob->l->o;
-    uint32_t slot = NONE;
-    for (uint32_t i = 0; i < AU_OBJ_TYPE_CACHE; i++)
-        if (ob->types[i].type == type) {
-            slot = i;
-            break;
-        }
+    /* Most lookups ask for the type asked for last. */
+    uint32_t slot = ob->types[ob->last_type].type == type ? ob->last_type : NONE;
+    for (uint32_t i = 0; slot == NONE && i < AU_OBJ_TYPE_CACHE; i++)
+        if (ob->types[i].type == type) slot = i;
+    if (slot != NONE) ob->last_type = slot;
     if (slot != NONE) {
         /* A type may be freed and its address reused by another: the name
          * pointer and base it was classified by must still be there.
@@ -447,9 +451,12 @@ int au_obj_set_keys(au_objects *ob, uint64_t set, uint64_t *keys, uint32_t cap, 
     if (slots * (uint64_t)esz <= (1u << 20) && (rc = au_view_want(ob->view, &r, 1)) == AU_ERR_NOMEM)
         return rc;
     uint32_t found = 0;
+    uint8_t scratch[64];
     for (uint32_t i = 0; i < slots && found < cap; i++) {
-        uint8_t e[64];
-        if ((rc = au_view_read(ob->view, table + (uint64_t)i * esz, e, esz))) return rc;
+        uint64_t at = table + (uint64_t)i * esz;
+        const uint8_t *e = au_view_bytes(ob->view, at, esz, scratch);
+        if (!e && (rc = au_view_read(ob->view, at, scratch, esz))) return rc;
+        if (!e) e = scratch;
         uint64_t key = au_rd64(e + o->setentry_key);
         int64_t hash = (int64_t)au_rd64(e + o->setentry_hash);
         if (!key || hash == -1) continue; /* empty, or deleted (the dummy) */

@@ -115,6 +115,11 @@ uint64_t au_objects_allocations(const au_objects *ob);
 
 /* ---- single reads ------------------------------------------------------- */
 
+/* The first len bytes of the object at addr, to decode several fields
+ * from one lookup: a pointer into the view, or a copy in scratch (len
+ * bytes); NULL when unreadable (see au_view_bytes). */
+const uint8_t *au_obj_bytes(au_objects *ob, uint64_t addr, uint32_t len, uint8_t *scratch);
+
 /* The pointer-sized field at addr + off; 0 when unreadable. */
 uint64_t au_obj_ptr(au_objects *ob, uint64_t addr, uint32_t off);
 /* Same, with an error status. */

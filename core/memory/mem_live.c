@@ -227,7 +227,7 @@ static int read_chunk(live *l, au_read *reads, uint32_t n) {
         }
         l->sorted[m++] = (sorted_read){r->addr, r->addr + r->len, i};
     }
-    qsort(l->sorted, m, sizeof *l->sorted, by_addr);
+    au_sort(l->sorted, m, sizeof *l->sorted, by_addr);
 
     /* Merge into runs. */
     uint32_t nruns = 0;

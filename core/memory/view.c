@@ -13,6 +13,7 @@
 #define PAGE AU_VIEW_PAGE
 #define NONE UINT32_MAX
 #define MAX_RANGE (1u << 20)
+#define TLB 4096u
 #define MISSING 1 /* check_pages: a page is not fetched (not a status) */
 
 enum {
@@ -23,6 +24,14 @@ enum {
     PG_KEEP = 1u << 4,     /* served a read that was not transient: the
                               next sample prefetches it */
 };
+
+/* One slot of the page table: a probe touches one cache line, not three
+ * arrays (a 10,000-task sample looks pages up some 100,000 times). */
+typedef struct au_vslot {
+    uint64_t key;   /* page number */
+    uint32_t val;   /* index in the page arrays */
+    uint32_t stamp; /* live when equal to the view's stamp */
+} au_vslot;
 
 struct au_view {
     au_allocator alloc;
@@ -39,9 +48,18 @@ struct au_view {
     uint32_t npages;
     uint32_t data_cap, pageno_cap, flags_cap; /* in pages (data: bytes/PAGE) */
 
+    /* The last page looked up at each of TLB places (by page number): most
+     * reads fall on a page read a moment before, and this answers them
+     * with one compare instead of a hash probe.  An entry counts when its
+     * gen is this sample's. */
+    struct {
+        uint64_t pn;
+        uint32_t idx, gen;
+    } tlb[TLB];
+    uint32_t tlb_gen;
+
     /* Page number -> index; a slot counts when its stamp is this sample's. */
-    uint64_t *keys;
-    uint32_t *vals, *stamps;
+    au_vslot *tab;
     uint32_t tab_cap, stamp;
 
     /* Pages the last sample used (au_view_begin's prefetch list), and the
@@ -59,13 +77,19 @@ static int grow(au_view *v, void *pptr, uint32_t *cap, size_t need, size_t elem)
 
 static uint32_t slot_of(const au_view *v, uint64_t pn) {
     uint32_t mask = v->tab_cap - 1, i = (uint32_t)au_mix64(pn) & mask;
-    while (v->stamps[i] == v->stamp && v->keys[i] != pn) i = (i + 1) & mask;
+    while (v->tab[i].stamp == v->stamp && v->tab[i].key != pn) i = (i + 1) & mask;
     return i;
 }
 
-static uint32_t find(const au_view *v, uint64_t pn) {
+static uint32_t find(au_view *v, uint64_t pn) {
+    uint32_t k = (uint32_t)pn & (TLB - 1);
+    if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return v->tlb[k].idx;
     uint32_t i = slot_of(v, pn);
-    return v->stamps[i] == v->stamp ? v->vals[i] : NONE;
+    if (v->tab[i].stamp != v->stamp) return NONE;
+    v->tlb[k].pn = pn;
+    v->tlb[k].idx = v->tab[i].val;
+    v->tlb[k].gen = v->tlb_gen;
+    return v->tab[i].val;
 }
 
 /* Keep the table at most half full for n pages: rebuilt from the page
@@ -74,25 +98,17 @@ static int table_fit(au_view *v, uint32_t n) {
     if ((uint64_t)n * 2 <= v->tab_cap) return AU_OK;
     uint32_t cap = v->tab_cap ? v->tab_cap : 1024;
     while ((uint64_t)cap < (uint64_t)n * 2) cap *= 2;
-    size_t bytes = (size_t)cap * (sizeof *v->keys + sizeof *v->vals + sizeof *v->stamps);
-    void *mem = v->alloc.realloc(v->alloc.ud, NULL, 0, bytes);
+    void *mem = v->alloc.realloc(v->alloc.ud, NULL, 0, (size_t)cap * sizeof *v->tab);
     if (!mem) return AU_ERR_NOMEM;
     v->stats.allocations++;
-    if (v->keys) {
-        size_t old = (size_t)v->tab_cap * (sizeof *v->keys + sizeof *v->vals + sizeof *v->stamps);
-        v->alloc.realloc(v->alloc.ud, v->keys, old, 0);
-    }
-    v->keys = mem;
-    v->vals = (uint32_t *)(v->keys + cap);
-    v->stamps = v->vals + cap;
-    memset(v->stamps, 0, (size_t)cap * sizeof *v->stamps);
+    if (v->tab) v->alloc.realloc(v->alloc.ud, v->tab, (size_t)v->tab_cap * sizeof *v->tab, 0);
+    v->tab = mem;
+    memset(v->tab, 0, (size_t)cap * sizeof *v->tab);
     v->tab_cap = cap;
     v->stamp = 1;
     for (uint32_t i = 0; i < v->npages; i++) {
         uint32_t s = slot_of(v, v->pageno[i]);
-        v->keys[s] = v->pageno[i];
-        v->vals[s] = i;
-        v->stamps[s] = v->stamp;
+        v->tab[s] = (au_vslot){v->pageno[i], i, v->stamp};
     }
     return AU_OK;
 }
@@ -117,8 +133,11 @@ static int room_for(au_view *v, uint32_t more) {
 /* Queue page pn for fetching unless it is known.  Returns AU_OK, or
  * AU_ERR_LIMIT when the sample is at max_pages. */
 static int queue(au_view *v, uint64_t pn, uint32_t *npending) {
+    /* A warm sample asks mostly for pages it has: the TLB knows them. */
+    uint32_t k = (uint32_t)pn & (TLB - 1);
+    if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return AU_OK;
     uint32_t s = slot_of(v, pn);
-    if (v->stamps[s] == v->stamp) return AU_OK;
+    if (v->tab[s].stamp == v->stamp) return AU_OK;
     if (v->npages == v->max_pages) {
         v->stats.limited++;
         return AU_ERR_LIMIT;
@@ -126,9 +145,7 @@ static int queue(au_view *v, uint64_t pn, uint32_t *npending) {
     uint32_t i = v->npages++;
     v->pageno[i] = pn;
     v->flags[i] = 0;
-    v->keys[s] = pn;
-    v->vals[s] = i;
-    v->stamps[s] = v->stamp;
+    v->tab[s] = (au_vslot){pn, i, v->stamp};
     v->pending[(*npending)++] = i;
     return AU_OK;
 }
@@ -249,10 +266,28 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
     return AU_OK;
 }
 
+const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch) {
+    if (!v || v->exact || len == 0 || !valid_range(addr, len)) return NULL;
+    if (!v->exact && (addr + len - 1) / PAGE == addr / PAGE) {
+        uint32_t i = find(v, addr / PAGE);
+        if (i != NONE && (v->flags[i] & PG_OK)) {
+            if (!(v->flags[i] & PG_USED)) v->stats.used++;
+            v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
+            return v->data + (size_t)i * PAGE + addr % PAGE;
+        }
+    }
+    return au_view_read(v, addr, scratch, len) == AU_OK ? scratch : NULL;
+}
+
 const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
     if (!v || v->exact || len == 0 || !valid_range(addr, len) || span(addr, len) != 1) return NULL;
     if (check_pages(v, addr, len) != AU_OK) return NULL;
     return v->data + (size_t)find(v, addr / PAGE) * PAGE + addr % PAGE;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
 }
 
 int au_view_begin(au_view *v, int prefetch) {
@@ -266,9 +301,16 @@ int au_view_begin(au_view *v, int prefetch) {
     v->nprev = 0;
     for (uint32_t i = 0; i < v->npages; i++)
         if (v->flags[i] & PG_KEEP) v->prev[v->nprev++] = v->pageno[i];
+    /* In address order, the prefetch reaches the memory source sorted:
+     * its own sort then takes one pass, and neighbours coalesce. */
+    au_sort(v->prev, v->nprev, sizeof *v->prev, cmp_u64);
     v->npages = 0;
+    if (++v->tlb_gen == 0) {
+        memset(v->tlb, 0, sizeof v->tlb);
+        v->tlb_gen = 1;
+    }
     if (++v->stamp == 0) { /* wrapped: clear the stamps once */
-        memset(v->stamps, 0, (size_t)v->tab_cap * sizeof *v->stamps);
+        for (uint32_t k = 0; k < v->tab_cap; k++) v->tab[k].stamp = 0;
         v->stamp = 1;
     }
     if (!prefetch || v->nprev == 0) return AU_OK;
@@ -322,7 +364,7 @@ void au_view_free(au_view *v) {
     FREE(v->data, v->data_cap, PAGE);
     FREE(v->pageno, v->pageno_cap, sizeof *v->pageno);
     FREE(v->flags, v->flags_cap, sizeof *v->flags);
-    FREE(v->keys, v->tab_cap, sizeof *v->keys + sizeof *v->vals + sizeof *v->stamps);
+    FREE(v->tab, v->tab_cap, sizeof *v->tab);
     FREE(v->prev, v->prev_cap, sizeof *v->prev);
     FREE(v->pending, v->pending_cap, sizeof *v->pending);
     FREE(v->reads, v->reads_cap, sizeof *v->reads);

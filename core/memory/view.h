@@ -85,6 +85,15 @@ int au_view_want(au_view *v, const au_range *ranges, uint32_t n);
  * AU_ERR_LIMIT or AU_ERR_NOMEM. */
 int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len);
 
+/* The len bytes at addr: a pointer into the view when they lie on one page
+ * already fetched, else read (as au_view_read) into scratch, which must
+ * hold len bytes; NULL when they cannot be read.  Valid until the next
+ * call that may fetch.  A caller that decodes several fields of an object
+ * asks once for the object.  Always NULL in exact mode: there the caller
+ * reads the fields it uses one by one, so that a snapshot holds those
+ * bytes and nothing around them (and replays with any window size). */
+const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch);
+
 /* The bytes at addr when all len of them lie on one page already fetched,
  * else NULL; never reads.  Valid until the next call that may fetch. */
 const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len);

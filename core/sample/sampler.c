@@ -46,9 +46,12 @@ typedef struct tname {
  * its name after it started. */
 #define NAME_REFRESH 1024u
 /* Look again for _AsyncioDebug and the agent's region, while one is
- * missing, after this many samples: they appear once _asyncio is imported
- * and once the agent recorded a task. */
+ * missing, after this many samples, doubling each time up to the maximum:
+ * they appear once _asyncio is imported and once the agent recorded a
+ * task, and a target without the agent should not pay a maps read (and
+ * its allocation) every few samples for ever. */
 #define ATTACH_RETRY 64u
+#define ATTACH_RETRY_MAX 8192u
 
 /* The name of the pseudo-thread that holds tasks of loops no thread runs. */
 static const char no_loop_name[] = "(event loops not running)";
@@ -64,10 +67,11 @@ struct au_sampler {
     uint64_t asyncio_debug_addr, agent_addr; /* see au_pyruntime */
     const au_snapshot *snap;
     au_memsrc *base;  /* the live process or the snapshot */
+    int borrowed;     /* base is the caller's (au_sampler_open_snapshot_via) */
     au_memsrc *rec;   /* the last sample's recorder (AU_SAMPLER_RECORD) */
     au_pyreader *reader;
     au_tasks *model;   /* the asyncio model; NULL with AU_SAMPLER_NO_TASKS */
-    uint32_t sample_no, attach_at;
+    uint32_t sample_no, attach_at, attach_every;
 
     au_sample out;
     au_sample_thread *threads;
@@ -130,8 +134,10 @@ static const char *snap_name(const au_sampler *s, uint64_t tid, uint32_t *len) {
     *len = 0;
     for (uint32_t i = 0; tid && i < m->nthreads; i++)
         if (m->threads[i].native_id == tid) {
+            /* An empty name is none, as live_name has it: a recorded
+             * thread without a name must replay without one. */
             *len = m->threads[i].name_len;
-            return m->threads[i].name;
+            return *len ? m->threads[i].name : NULL;
         }
     return NULL;
 }
@@ -273,6 +279,8 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
     if (grow(s, &s->rlinks, &s->rlinks_cap, tr->nlinks ? tr->nlinks : 1, sizeof *s->rlinks))
         return AU_ERR_NOMEM;
     uint32_t nl = 0;
+    /* Likewise, more than max_links links: the rest are left out. */
+    uint32_t max_links = s->opt.resolver.max_links ? s->opt.resolver.max_links : AU_DEFAULT_MAX_LINKS;
     for (uint32_t i = 0; i < nth; i++) {
         s->in[i].links = s->rlinks + nl;
         s->in[i].nlinks = 0;
@@ -281,6 +289,10 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
             uint32_t p = au_tasks_find(s->model, tr->links[l].parent);
             if (c == NONE || p == NONE) continue;
             if (s->tasks[s->order[c]].thread != i || s->tasks[s->order[p]].thread != i) continue;
+            if (s->in[i].nlinks == max_links) {
+                s->out.flags |= AU_SAMPLE_PARTIAL;
+                break;
+            }
             s->rlinks[nl++] = tr->links[l];
             s->in[i].nlinks++;
         }
@@ -307,7 +319,8 @@ static int resolve_threads(au_sampler *s) {
         au_thread_sample *in = &s->in[i];
         in->frames = s->ids + t->first_frame;
         in->nframes = t->nframes;
-        in->tasks = s->rtasks + t->first_task;
+        /* No arithmetic on rtasks when no sample had tasks: it is NULL. */
+        in->tasks = t->ntasks ? s->rtasks + t->first_task : NULL;
         in->ntasks = t->ntasks;
         if (!s->resolvers[i]) {
             s->resolvers[i] = au_resolver_new(&s->alloc, &s->opt.resolver);
@@ -352,7 +365,11 @@ static int open_tasks(au_sampler *s, au_memsrc *mem) {
     /* A snapshot holds exactly what a recorded sample used, so recording
      * and replaying read exact ranges rather than pages (view.h). */
     uint32_t exact = s->snap || (s->opt.flags & AU_SAMPLER_RECORD);
-    au_tasks_limits lim = {s->opt.max_tasks, s->opt.max_coro_frames, s->opt.max_pages, exact};
+    /* The resolver refuses a thread of more than its max_tasks tasks
+     * (AU_ERR_LIMIT), which would fail the sample: read no more. */
+    uint32_t rmax = s->opt.resolver.max_tasks ? s->opt.resolver.max_tasks : AU_DEFAULT_MAX_TASKS;
+    uint32_t max_tasks = s->opt.max_tasks < rmax ? s->opt.max_tasks : rmax;
+    au_tasks_limits lim = {max_tasks, s->opt.max_coro_frames, s->opt.max_pages, exact};
     int rc = au_tasks_new(&s->alloc, s->reader, mem, &lim, &s->model);
     /* A version without an asyncio layout still gets its threads. */
     return rc == AU_ERR_UNSUPPORTED ? AU_OK : rc;
@@ -364,7 +381,9 @@ static void refresh_attachments(au_sampler *s) {
     int want_debug = (s->version_hex >> 16 & 0xff) >= 14 && !s->asyncio_debug_addr;
     int want_agent = !(s->opt.flags & AU_SAMPLER_NO_AGENT) && !s->agent_addr;
     if (!want_debug && !want_agent) return;
-    s->attach_at = s->sample_no + ATTACH_RETRY;
+    s->attach_every = s->attach_every ? s->attach_every * 2 : ATTACH_RETRY;
+    if (s->attach_every > ATTACH_RETRY_MAX) s->attach_every = ATTACH_RETRY_MAX;
+    s->attach_at = s->sample_no + s->attach_every;
     au_pyruntime rt;
     memset(&rt, 0, sizeof rt);
     rt.py_version_hex = s->version_hex;
@@ -423,6 +442,12 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
         uint64_t agent = s->opt.flags & AU_SAMPLER_NO_AGENT ? 0 : s->agent_addr;
         if ((rc = au_tasks_sample(s->model, &ps, s->pid, s->asyncio_debug_addr, agent, &tr))) return rc;
         trp = &tr;
+        /* The model has the reader's code cache name coroutine frames:
+         * what that allocated is this sample's too (stats.reader stays
+         * the threads' and frames' part). */
+        au_pyreader_stats after;
+        au_pyreader_get_stats(s->reader, &after);
+        s->stats.allocations += after.allocations - s->stats.reader.allocations;
         au_view_stats vs;
         au_tasks_get_view_stats(s->model, &vs);
         s->stats.pages = vs.fetched;
@@ -538,6 +563,12 @@ int au_sampler_open_pid(const au_allocator *alloc, int pid, const au_sampler_opt
 
 int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
                              const au_sampler_options *opt, au_sampler **out) {
+    return au_sampler_open_snapshot_via(alloc, snap, NULL, opt, out);
+}
+
+int au_sampler_open_snapshot_via(const au_allocator *alloc, const au_snapshot *snap,
+                                 au_memsrc *mem, const au_sampler_options *opt,
+                                 au_sampler **out) {
     if (!out) return AU_ERR_ARG;
     *out = NULL;
     if (!snap) return AU_ERR_ARG;
@@ -554,7 +585,10 @@ int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
     s->runtime_addr = m->runtime_addr;
     s->asyncio_debug_addr = m->asyncio_debug_addr;
     s->agent_addr = m->agent_addr;
-    if ((rc = au_memsrc_snapshot_open(&s->alloc, snap, &s->base))) {
+    if (mem) {
+        s->base = mem;
+        s->borrowed = 1;
+    } else if ((rc = au_memsrc_snapshot_open(&s->alloc, snap, &s->base))) {
         au_sampler_free(s);
         return rc;
     }
@@ -562,6 +596,14 @@ int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
 }
 
 au_allocator au_sampler_alloc(const au_sampler *s) { return s->alloc; }
+
+const au_thread_sample *au_sampler_thread_input(const au_sampler *s, uint32_t thread) {
+    return s && s->in && thread < s->out.nthreads ? &s->in[thread] : NULL;
+}
+
+uint32_t au_sampler_phase(const au_sampler *s) {
+    return s && s->model ? au_tasks_phase(s->model) : AU_AT_PHASE_NONE;
+}
 
 uint32_t au_sampler_version(const au_sampler *s, int *exact) {
     if (exact) *exact = s ? s->exact : 0;
@@ -599,7 +641,7 @@ void au_sampler_free(au_sampler *s) {
     au_tasks_free(s->model);
     au_pyreader_free(s->reader);
     au_memsrc_destroy(s->rec);
-    au_memsrc_destroy(s->base);
+    if (!s->borrowed) au_memsrc_destroy(s->base);
     for (uint32_t i = 0; s->resolvers && i < s->resolvers_cap; i++) au_resolver_free(s->resolvers[i]);
 #define FREE(p, cap) \
     if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
