@@ -3,49 +3,47 @@
 asyncunwind rebuilds task-aware stacks by reading a Python process from
 outside.  Await links and gather/TaskGroup links live in CPython's own
 objects, but no CPython version records which task *created* a task (the
-weak link).  This agent records it in a shared-memory region that the
-reader finds in /proc/PID/maps and reads with one read call.  The region's
-format and the guarantees are in docs/AGENT.md.
+weak link).  This agent records it in a Python list of weakref pairs, whose
+address it publishes in a small shared-memory region that the reader finds
+in /proc/PID/maps.  The format and the guarantees are in docs/AGENT.md.
 
 Loading: `sitecustomize.py` beside this file installs the import hook of
 `asyncunwind_hook.py` at start-up; this module is imported, and patch()
 called, only when asyncio.base_events (or uvloop) is imported, so a program
 that never uses asyncio never loads it.
 
-Patched: BaseEventLoop.create_task and uvloop.Loop.create_task, which every
-creation path goes through (asyncio.create_task, TaskGroup.create_task,
-ensure_future, eager task factories, an application's own task factory).
-The wrapper captures the current task before calling the original, calls
-it with the caller's arguments untouched, and records the pair if the new
-task is still pending.  Coroutines are never wrapped; the agent holds weak
-references only; nothing it does raises into the application.
+Hooked:
+  3.9-3.13  the `add` of the WeakSet in which the C Task's __init__
+            registers every task (_asyncio._all_tasks, 3.12+:
+            _scheduled_tasks): an instance attribute that does what
+            WeakSet.add does, then appends (the task's weakref from the set,
+            a weakref to the task current on the task's loop).  It runs for
+            every task however it is made (create_task of any loop, a task
+            factory, asyncio.Task(...), an eager task once it suspends).
+  3.14+     tasks are registered in C: BaseEventLoop.create_task and
+            uvloop.Loop.create_task are wrapped instead.
+Coroutines are never wrapped; the agent holds weak references only;
+nothing it does raises into the application.
 """
 
 import sys
 
-FORMAT_VERSION = 1
-MAGIC = b"AUAGNT01"
+FORMAT_VERSION = 2
+MAGIC = b"AUAGNT02"
 HEADER_SIZE = 64
-RECORD_SIZE = 40
 MEMFD_NAME = "asyncunwind-agent"
-# Record slots in the mapping: 40 MiB of sparse memfd, of which a page is
-# backed only once a record lands on it.  ASYNCUNWIND_AGENT_CAPACITY
-# overrides it (1 .. MAX_CAPACITY).
-DEFAULT_CAPACITY = 1 << 20
-MAX_CAPACITY = 1 << 24
-# Slots checked for finished-but-referenced tasks, per record, once the
-# region is full.
-SWEEP = 8
-
-_OFF_USED = 24
-_OFF_GENERATION = 32
+# The header's 64-bit words that change (index = offset / 8).
+_GEN_WORD = 3  # offset 24: generation
+_LIST_WORD = 4  # offset 32: address of the records list
+# Room a new records list has beyond twice its live entries (entries, even).
+FLOOR = 1024
 
 _debug = False
 _engine = None
-_patched = []  # "module.Class" whose create_task is wrapped
+_patched = []  # what is hooked, e.g. "asyncio.BaseEventLoop.create_task"
 _failure = None  # why recording stopped, for _state()
-# The file name of the wrapper's code, as tracebacks show it.
-_WRAPPER_FILE = "<asyncunwind agent>"
+# The file name of the agent's generated code, as tracebacks show it.
+_CODE_FILE = "<asyncunwind agent>"
 
 
 def _log(what):
@@ -61,7 +59,7 @@ def _log(what):
 
 
 def _disable(what):
-    """Stops recording for good (records already written stay valid)."""
+    """Stops recording for good (the pairs already recorded stay valid)."""
     global _failure
     if _engine is not None:
         _engine.disable()
@@ -75,29 +73,22 @@ def _drop_own_frames(task):
     the create_task frame itself; drop the wrapper's frame too, so the
     traceback reads as it does without the agent."""
     tb = task._source_traceback
-    while tb and tb[-1].filename == _WRAPPER_FILE:
+    while tb and tb[-1].filename == _CODE_FILE:
         del tb[-1]
 
 
 # --------------------------------------------------------------------------
-# The shared region
+# The shared region: a header naming the records list
 
-def _capacity():
-    import os
-    try:
-        n = int(os.environ.get("ASYNCUNWIND_AGENT_CAPACITY", ""))
-    except ValueError:  # unset, or not a number: the default
-        return DEFAULT_CAPACITY
-    return n if 1 <= n <= MAX_CAPACITY else DEFAULT_CAPACITY
-
-
-def _new_region(capacity, content=b""):
-    """A fresh shared mapping of a memfd with its header written, after
-    copying `content` (a previous region's bytes, header included) in."""
+def _new_region(generation, records):
+    """A fresh shared mapping of a memfd, one page, with the header written:
+    its pid, `generation` and the address of `records`.  Returns the mapping
+    and a view of its 64-bit words (native order, which is the format's
+    little-endian here)."""
     import mmap
     import os
     import struct
-    size = HEADER_SIZE + RECORD_SIZE * capacity
+    size = mmap.PAGESIZE  # a reader fetching whole pages reads it whole
     fd = os.memfd_create(MEMFD_NAME, os.MFD_CLOEXEC)
     try:
         os.ftruncate(fd, size)
@@ -108,111 +99,162 @@ def _new_region(capacity, content=b""):
                            mmap.PROT_READ | mmap.PROT_WRITE, **kwargs)
     finally:
         os.close(fd)
-    region[:len(content)] = content
-    used, = struct.unpack_from("<I", region, _OFF_USED)
-    generation, = struct.unpack_from("<Q", region, _OFF_GENERATION)
-    struct.pack_into("<8sIIIIIIQ", region, 0, MAGIC, FORMAT_VERSION,
-                     HEADER_SIZE, RECORD_SIZE, capacity, used, os.getpid(),
-                     generation)
-    return region
+    struct.pack_into("<8sIIIIQQ", region, 0, MAGIC, FORMAT_VERSION,
+                     HEADER_SIZE, os.getpid(), 0, generation, id(records))
+    return region, memoryview(region).cast("Q")
 
 
 # --------------------------------------------------------------------------
 # The recorder
 
-# The recorder's code: the slow path, and a factory of create_task
-# wrappers.  It runs with an _Engine's namespace as its globals, which
-# holds the state (a global lookup costs CPython about what a local one
-# does).  The wrapper's parameters and its call of the original are filled
-# in to mirror the original's own signature (see _signature_form): a call
-# then costs no extra packing of arguments, and a wrong call raises the
-# same TypeError, from a function of the same qualified name.  This runs
-# for every task created: it spends as few bytecodes and calls as it can.
+# The recorder's code.  It runs with an _Engine's namespace as its globals,
+# which holds the state (a global lookup costs CPython about what a local
+# one does): `records`, the current list, `extend`, its bound extend, and
+# `limit`, the length beyond which an extend would reallocate its items.
+# The hot paths (add, create_task) run for every task created: they spend
+# as few bytecodes and calls as they can.
 _RECORDER = '''
-def new_slot():
-    """The slow path, when no slot is freed: grow the region; once it is
-    full, free the slots of finished (but still referenced) tasks among
-    the next SWEEP instead.  Returns a slot, or -1: full, or another
-    thread is here (the record is dropped)."""
-    global used, hand, drops
+def new_list(live):
+    """A records list holding the pairs `live` (a flat list), allocated so
+    that extends never reallocate its items until it holds `limit` + 2
+    entries, and the items beyond its length are None: (list, end of the
+    live pairs, where the appended ones start, limit)."""
+    n = 2 + len(live)
+    cap = 2 * n + FLOOR
+    lst = [None] * cap
+    # The first pair names the list itself: a reader that read the address
+    # of a list since freed, whose memory now holds something else, sees
+    # it is not ours.
+    lst[0] = lst[1] = lst
+    lst[2:n] = live
+    # Keeping at least half of the allocation: CPython shrinks it only
+    # below half.  The padding between n and keep stays None.
+    keep = max(n, cap // 2)
+    keep += keep & 1
+    del lst[keep:]
+    return lst, n, keep, cap - 2
+
+
+def compact():
+    """The slow path, when the records list is full: a new list with the
+    pairs whose task and creator are both alive and pending, published in
+    the header; the previous list is kept alive and unchanged until the
+    next compaction (a reader may have read its address).  Returns whether
+    there is room now (no: another thread is compacting, or recording
+    stopped)."""
+    global records, extend, limit, kept_end, fresh, previous, generation
+    global compactions
     try:
         token.pop()
-    except IndexError:
-        drops += 1
-        return -1
+    except IndexError:  # another thread, or a reentrant call, is here
+        return False
     try:
-        if used < capacity:
-            task_refs.append(dead_ref)
-            creator_refs.append(dead_ref)
-            on_death.append(partial(freed_setdefault, used))
-            used += 1
-            words32[USED_INDEX] = used
-            return used - 1
-        h = hand
-        for _ in range(SWEEP):
-            t = task_refs[h]()
-            if t is not None and t.done():
-                # While t is held the task cannot die: empty the record,
-                # then drop the refs it named; no callback can free this
-                # slot a second time.
-                region[HS + RS * h:HS + RS * (h + 1)] = ZERO_RECORD
-                words[GEN_INDEX] = next_generation()
-                task_refs[h] = creator_refs[h] = dead_ref
-                freed_setdefault(h, None)
-            h = (h + 1) % used
-        t = None
-        hand = h
-        if freed:
-            return freed_popitem()[0]
-        drops += 1
-        return -1
+        old = records
+        items = old[:]  # other threads may append to old meanwhile
+        live = []
+        for start, stop in ((2, kept_end), (fresh, len(items) - 1)):
+            for i in range(start, stop, 2):
+                t = items[i]()
+                if t is None:
+                    continue
+                c = items[i + 1]()
+                if c is None:
+                    continue
+                try:
+                    if t.done() or c.done():
+                        continue
+                except Exception:  # not a Future: kept while alive
+                    pass
+                live.append(items[i])
+                live.append(items[i + 1])
+        t = c = None
+        lst, n, keep, lim = new_list(live)
+        # What other threads appended since the copy (lists never shrink).
+        tail = old[len(items):]
+        if len(tail) <= lim - keep:
+            lst.extend(tail)
+        dropped = previous
+        previous = old
+        records, extend, limit, kept_end, fresh = lst, lst.extend, lim, n, keep
+        generation += 1
+        # The address first (one aligned 8-byte store), then the generation.
+        words[LIST_WORD] = id(lst)
+        words[GEN_WORD] = generation
+        compactions += 1
+        if dropped is not None:
+            # The list before the previous one is freed now: the self
+            # reference goes first (it would only be collected later).
+            dropped[0] = dropped[1] = None
+        return True
+    except Exception:
+        disable("compaction failed")
+        return False
     finally:
         token.append(None)
 
 
+def creator_ref(creator):
+    """The slow path for a creator other than the last one: its weakref,
+    remembered (most tasks are created by the same task as the one
+    before)."""
+    global last
+    last = cr = ref(creator)
+    return cr
+
+
+def skipped():
+    """A task whose pair could not be recorded (an object that is not a
+    task, a creator without weakrefs)."""
+    global drops
+    drops += 1
+'''
+
+# 3.9-3.13: the `add` of the WeakSet of all tasks, as an instance attribute
+# of that set.  WeakSet.add's own work (pending removals, then
+# data.add(ref(item, self._remove))) comes first, unchanged, its bound
+# pieces taken from the set; the weakref it adds is the pair's task weakref.
+_ADD = '''
+def add(item):
+    if pending:
+        commit()
+    r = ref(item, remove)
+    data_add(r)
+    try:
+        creator = current_get(item._loop)
+        if creator is not None:
+            if len(records) > limit and not compact():
+                return
+            cr = last
+            if cr() is not creator:
+                cr = creator_ref(creator)
+            extend((r, cr))
+    except Exception:
+        skipped()
+'''
+
+# 3.14+: a create_task wrapper.  Its parameters and its call of the
+# original are filled in to mirror the original's own signature (see
+# _signature_form): a call then costs no extra packing of arguments, and a
+# wrong call raises the same TypeError, from a function of the same
+# qualified name.
+_WRAPPER = '''
 def make_wrapper(orig, debug_loop):
     def create_task({params}):
-        global creator_cache, drops
         try:
-            creator = current_task({loop})  # None once disabled
+            creator = current_task({loop})
         except Exception:
             creator = None
         task = {call}
         if creator is not None:
             try:
-                if not task.done():  # else it finished eagerly
-                    try:
-                        i = freed_popitem()[0] if freed else new_slot()
-                    except KeyError:  # another thread took the last one
-                        i = new_slot()
-                    if i >= 0:
-                        try:
-                            task_ref = wref(task, on_death[i])
-                        except TypeError:  # a task factory's odd future
-                            freed_setdefault(i, None)
-                            drops += 1
-                            i = -1
-                    if i >= 0:
-                        creator_ref, c, d = creator_cache
-                        if creator_ref() is not creator:
-                            creator_ref = wref(creator)
-                            c = _id(creator)
-                            d = _id(creator_ref)
-                            creator_cache = (creator_ref, c, d)
-                        a = _id(task)
-                        b = _id(task_ref)
-                        # One write: a reader racing it sees a check that
-                        # fails.
-                        pack_record(region, HS + RS * i, a, b, c, d,
-                                    _hash((a, b, c, d)))
-                        words[GEN_INDEX] = next_generation()
-                        # The old refs go only now that no record names
-                        # them.
-                        task_refs[i] = task_ref
-                        if creator_refs[i] is not creator_ref:
-                            creator_refs[i] = creator_ref
+                # An eager task that finished at once is left out.
+                if not task.done() and (len(records) <= limit or compact()):
+                    cr = last
+                    if cr() is not creator:
+                        cr = creator_ref(creator)
+                    extend((ref(task), cr))
             except Exception:
-                disable("recording failed")
+                skipped()
         if debug_loop:
             try:
                 if {loop}._debug:
@@ -232,7 +274,7 @@ _GENERIC_FORM = ("*args, **kwargs", "orig(*args, **kwargs)", "args[0]")
 
 
 def _signature_form(orig):
-    """(params, call, loop) for _RECORDER: the original's own parameters
+    """(params, call, loop) for _WRAPPER: the original's own parameters
     when it is a Python function `(self, coro, *, kw=None, ...)` or
     `(self, coro, **kwargs)`, else `(*args, **kwargs)`."""
     import types
@@ -261,129 +303,135 @@ def _signature_form(orig):
 
 
 class _Engine(object):
-    """The recorder's state, in the namespace _RECORDER runs in.
+    """The recorder's state, in the namespace its code runs in.
 
-    Slot i of the region has, beside its record, task_refs[i] and
-    creator_refs[i]: the weakref objects whose ids the record carries.
-    They live as long as the record, so no other object can take their
-    addresses and make a stale record pass the reader's checks.  The task
-    weakref has a callback, made once per slot, that puts the slot into
-    `freed` when the task dies.  The region grows only when `freed` is
-    empty, that is when every used slot holds a task that is still alive
-    (docs/AGENT.md, "Bounds").
+    `records` is a list: [itself, itself, task_ref, creator_ref, ...].  Each
+    pair holds a weakref to a task and one to the task that created it; the
+    list keeps both weakref objects alive, so no other object can take
+    their addresses while a reader may find them there, and a task's
+    weakref refers to None once the task dies, before its memory can be
+    reused.  Pairs are only ever appended (one list.extend, atomic for
+    other threads); compact() replaces the list when it is full.
     """
 
     def __init__(self):
         import _weakref
-        import functools
-        import itertools
         import os
-        import struct
 
         if sys.byteorder != "little":
             raise OSError("the region format is little-endian")
-        self.capacity = capacity = _capacity()
-        region = _new_region(capacity)
-        wref = _weakref.ref
-        freed = {}  # reusable slot -> anything; each dict call is atomic
-        dead_ref = wref(set())  # dead at once: what empty slots hold
-        self.ns = {
+        ns = self.ns = {
             "__builtins__": __builtins__,
-            "on": True,
-            "capacity": capacity,
-            "GEN_INDEX": _OFF_GENERATION // 8,
-            "USED_INDEX": _OFF_USED // 4,
-            "HS": HEADER_SIZE,
-            "RS": RECORD_SIZE,
-            "SWEEP": SWEEP,
-            "ZERO_RECORD": bytes(RECORD_SIZE),
-            # 'q' for the check: Python's hash is signed, and its
-            # two's-complement bytes are those of hash & (2**64 - 1).
-            "pack_record": struct.Struct("<QQQQq").pack_into,
-            "next_generation": itertools.count(1).__next__,
-            "wref": wref,
-            "partial": functools.partial,
-            "_id": id,
-            "_hash": hash,
-            "dead_ref": dead_ref,
-            "task_refs": [],
-            "creator_refs": [],
-            "on_death": [],  # per slot: the task weakref's callback
-            "freed": freed,
-            "freed_popitem": freed.popitem,
-            # setdefault: a fast C call, made by every recorded task that
-            # dies.
-            "freed_setdefault": freed.setdefault,
-            "used": 0,  # slots [0, used) handed out; never decreases
-            "hand": 0,  # where the sweep for finished tasks resumes
+            "FLOOR": FLOOR,
+            "LIST_WORD": _LIST_WORD,
+            "GEN_WORD": _GEN_WORD,
+            "ref": _weakref.ref,
+            "previous": None,
+            # A weakref to the last creator (dead at first).
+            "last": _weakref.ref(set()),
+            "generation": 1,
+            "compactions": 0,
             "drops": 0,
-            # Most tasks are created by the same task as the one before:
-            # its weakref and both ids, in one tuple so that a thread
-            # switch never mixes two creators.
-            "creator_cache": (dead_ref, 0, 0),
-            # A non-blocking lock for the slow path: an empty list means
-            # held (list.pop and list.append are each one atomic call).
+            # A non-blocking lock for compact(): an empty list means held
+            # (list.pop and list.append are each one atomic call).
             "token": [None],
-            # asyncio.tasks.current_task once asyncio is patched; a
-            # function that gives None for any loop until then, and once
-            # disabled.
-            "current_task": {}.get,
             "disable": _disable,
             "drop_own_frames": _drop_own_frames,
+            # Set by hook_weakset (3.9-3.13) or patch_class (3.14+).
+            "current_get": None,
+            "current_task": None,
         }
-        self._set_region(region)
+        exec(compile(_RECORDER, _CODE_FILE, "exec"), ns)
+        lst, n, keep, lim = ns["new_list"]([])
+        ns.update(records=lst, extend=lst.extend, limit=lim, kept_end=n,
+                  fresh=keep)
+        ns["region"], ns["words"] = _new_region(1, lst)
+        self.weakset = None  # the hooked WeakSet (3.9-3.13)
+        self.wrapped = []  # (class, original, inherited) (3.14+)
+        self.enabled = True
         os.register_at_fork(after_in_child=self._after_fork_in_child)
 
-    def _set_region(self, region):
-        """The region, and the views of it the recorder writes through
-        (native order, which the format's little-endian is here)."""
+    def hook_weakset(self, ws, current_tasks):
+        """Sets `add` on the WeakSet ws, in which every task is registered,
+        to one that records its pair; current_tasks maps a loop to the task
+        it runs."""
         ns = self.ns
-        ns["region"] = region
-        ns["words"] = memoryview(region).cast("Q")  # for the generation
-        ns["words32"] = memoryview(region).cast("I")  # for used
+        ns.update(pending=ws._pending_removals, commit=ws._commit_removals,
+                  remove=ws._remove, data_add=ws.data.add,
+                  current_get=current_tasks.get)
+        exec(compile(_ADD, _CODE_FILE, "exec"), ns)
+        add = ns.pop("add")
+        add.__qualname__ = "WeakSet.add"
+        ws.add = add  # an instance attribute: found before the class's
+        self.weakset = ws
 
-    @property
-    def enabled(self):
-        return self.ns["on"]
-
-    def disable(self):
-        self.ns["on"] = False
-        # The wrapper then finds no creator, and records nothing.
-        self.ns["current_task"] = {}.get
-
-    def wrap(self, orig, debug_loop):
-        """A create_task that records the creator around `orig`."""
+    def wrap(self, cls, orig, debug_loop):
+        """Sets on cls a create_task that records its pair around orig."""
         import functools
+        inherited = "create_task" not in cls.__dict__
         params, call, loop = _signature_form(orig)
-        source = _RECORDER.format(params=params, call=call, loop=loop)
-        exec(compile(source, _WRAPPER_FILE, "exec"), self.ns)
+        source = _WRAPPER.format(params=params, call=call, loop=loop)
+        exec(compile(source, _CODE_FILE, "exec"), self.ns)
         create_task = self.ns.pop("make_wrapper")(orig, debug_loop)
         functools.update_wrapper(create_task, orig)
         create_task.__asyncunwind_agent__ = True
-        return create_task
+        cls.create_task = create_task
+        self.wrapped.append((cls, orig, inherited))
+
+    def disable(self):
+        """Puts back what was hooked: nothing more is recorded."""
+        if not self.enabled:
+            return
+        self.enabled = False
+        ws, self.weakset = self.weakset, None
+        if ws is not None:
+            try:
+                del ws.add
+            except Exception:
+                pass
+        for cls, orig, inherited in self.wrapped:
+            try:
+                if inherited:
+                    del cls.create_task
+                else:
+                    cls.create_task = orig
+            except Exception:
+                pass
+        # What still calls a wrapper or the hook finds no creator.
+        self.ns["current_task"] = self.ns["current_get"] = {}.get
 
     def state(self):
         ns = self.ns
-        live = 0
-        for ref in ns["task_refs"]:
-            t = ref()
-            if t is not None and not t.done():
+        records = ns["records"]
+        live = pairs = 0
+        it = iter(records[2:])
+        for r, cr in zip(it, it):
+            if r is None:
+                continue
+            pairs += 1
+            t, c = r(), cr()
+            if (t is not None and c is not None and not t.done() and
+                    not c.done()):
                 live += 1
         region = ns["region"]
         return {
             "region": region,
-            "used": ns["used"],
-            "drops": ns["drops"],
-            "generation": (ns["words"][ns["GEN_INDEX"]]
+            "generation": (ns["words"][_GEN_WORD]
                            if region is not None else None),
-            "freed": len(ns["freed"]),
+            "list": id(records),
+            "entries": len(records),
+            "limit": ns["limit"],
+            "pairs": pairs,
             "live": live,
+            "compactions": ns["compactions"],
+            "drops": ns["drops"],
         }
 
     def _after_fork_in_child(self):
         """The child must never write into the parent's region: it gets its
-        own, with a copy of the records (the same objects at the same
-        addresses), and a fresh lock (the parent's may be held)."""
+        own, naming its own copy of the records list (the same objects live
+        at the same addresses in the child), and a fresh lock (the parent's
+        may be held)."""
         ns = self.ns
         ns["token"] = [None]
         old = ns["region"]
@@ -391,10 +439,9 @@ class _Engine(object):
             return
         ns["region"] = None  # until the child has its own
         try:
-            for view in ("words", "words32"):
-                ns[view].release()  # mmap.close() refuses while exported
-            self._set_region(_new_region(
-                self.capacity, old[:HEADER_SIZE + RECORD_SIZE * ns["used"]]))
+            ns["words"].release()  # mmap.close() refuses while exported
+            ns["region"], ns["words"] = _new_region(ns["generation"],
+                                                    ns["records"])
         except Exception:
             ns["region"] = None
             _disable("no region after fork")
@@ -419,32 +466,41 @@ def _get_engine():
 
 def _patch_class(cls, label, debug_loop):
     engine = _get_engine()
-    if engine is None:
+    if engine is None or not engine.enabled:
         return
     orig = cls.__dict__.get("create_task")
     if orig is None:
         orig = cls.create_task  # inherited (uvloop: the Cython base's)
     if getattr(orig, "__asyncunwind_agent__", False):
         return
-    cls.create_task = engine.wrap(orig, debug_loop)
-    _patched.append(label)
+    engine.wrap(cls, orig, debug_loop)
+    _patched.append(label + ".create_task")
 
 
 def _patch_asyncio(module):
     engine = _get_engine()
-    if engine is None:
+    if engine is None or not engine.enabled:
         return
-    # base_events imports asyncio.tasks, which ends with the C current_task.
-    if engine.enabled:
-        engine.ns["current_task"] = sys.modules["asyncio.tasks"].current_task
-    _patch_class(module.BaseEventLoop, "asyncio.BaseEventLoop", True)
+    # base_events imports asyncio.tasks, which ends with the C module's
+    # containers and functions (the pure-Python ones without _asyncio).
+    tasks = sys.modules["asyncio.tasks"]
+    if sys.version_info >= (3, 14):
+        engine.ns["current_task"] = tasks.current_task
+        _patch_class(module.BaseEventLoop, "asyncio.BaseEventLoop", True)
+        return
+    if engine.weakset is not None:
+        return
+    name = "_scheduled_tasks" if sys.version_info >= (3, 12) else "_all_tasks"
+    engine.hook_weakset(getattr(tasks, name), tasks._current_tasks)
+    _patched.append("asyncio.tasks.%s.add" % name)
 
 
 def _patch_uvloop(module):
-    # uvloop imports asyncio first, so BaseEventLoop is patched already,
-    # unless asyncio was imported before the agent.
+    # uvloop imports asyncio first, so asyncio is patched already, unless
+    # asyncio was imported before the agent.  Before 3.14 uvloop's tasks
+    # are asyncio's, registered in the hooked WeakSet: nothing more to do.
     _safe_patch("asyncio.base_events")
-    if _engine is not None:
+    if _engine is not None and sys.version_info >= (3, 14):
         _patch_class(module.Loop, "uvloop.Loop", False)
 
 
@@ -482,8 +538,9 @@ def patch(name):
 # Debug API (tests; the reader never runs code in the target)
 
 def _state():
-    """The agent's state: what is patched, the region's address, size and
-    counters, and how many recorded tasks are pending now."""
+    """The agent's state: what is hooked, the region's address, the records
+    list and its counters, and how many recorded pairs have both tasks
+    pending now."""
     engine = _engine
     out = {
         "patched": list(_patched),
@@ -503,8 +560,6 @@ def _state():
             del view
         except Exception:
             address = None
-    out.update(address=address,
-               size=HEADER_SIZE + RECORD_SIZE * engine.capacity,
-               capacity=engine.capacity)
+    out.update(address=address, size=len(region) if region else None)
     out.update(st)
     return out

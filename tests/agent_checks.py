@@ -9,17 +9,19 @@ interpreter of tests/pythons.h, or by hand:
 `checks` prints "READY <pid>", then one line per check, "PASS name",
 "SKIP name: why" or "FAIL name: what", then "DONE passed=P failed=F
 skipped=S", and exits 1 if any failed.  Each check asserts real behaviour:
-the region's records are read back as a reader reads them (the mapping
-found in /proc/self/maps and read through /proc/self/mem when /proc is
-there, as in the sid chroot it is not, else the agent's own mapping) and
-validated as the reader validates them.  Checks that need a program of
+the records are read back as a reader reads them (the region found in
+/proc/self/maps, its header, the list it names, its items and their
+weakrefs, through /proc/self/mem when /proc is there, as in the sid chroot
+it is not, else through ctypes) and validated as the reader validates
+them.  Checks that need a program of
 their own (loading, exit, failures) run this interpreter in a subprocess,
 with and without the agent, and compare.
 
 `environ` prints PYTHONPATH and the agent's directory (agent_test.c tests
-the launcher with it).  `serve` is for reading from outside (agent_test.c): it prints "READY
-<pid>", creates a known task tree, prints "RECORD task task_ref creator
-creator_ref" for each record a reader must find, forks a child that
+the launcher with it).  `serve` is for reading from outside (agent_test.c):
+it prints "READY <pid>", "WEAKREF <address of the weakref type>", creates a
+known task tree, prints "RECORD task task_ref creator creator_ref" for each
+record a reader must find, forks a child that
 creates one more task and prints "CHILD <pid>" and the child's record as
 "CHILDRECORD ...", then "SERVING", and sleeps until killed.
 """
@@ -37,10 +39,11 @@ import time
 import traceback
 import weakref
 
-HEADER = struct.Struct("<8sIIIIIIQ")
-RECORD = struct.Struct("<QQQQQ")
-M64 = (1 << 64) - 1
+HEADER = struct.Struct("<8sIIIIQQ")
 VERSION = sys.version_info[:2]
+# PyListObject and PyWeakReference on every default build of 3.9 to 3.15:
+# PyObject_HEAD (refcount, type), then ob_size and ob_item, or wr_object.
+OB_TYPE, LIST_SIZE, LIST_ITEM, WR_OBJECT = 8, 16, 24, 16
 
 HOOK = sys.modules.get("asyncunwind_hook")
 AGENT_DIR = os.path.dirname(os.path.abspath(HOOK.__file__)) if HOOK else None
@@ -65,74 +68,103 @@ def agent():
 
 
 # --------------------------------------------------------------------------
-# Reading the region as a reader does
+# Reading the records as a reader does
 
-def region_bytes():
-    """The bytes of this process's region: [header, used slots]."""
+def peek(addr, n):
+    """n bytes of this process's memory at addr: through /proc/self/mem as
+    a reader outside would, or ctypes where /proc is missing (the sid
+    chroot)."""
+    if os.path.exists("/proc/self/mem"):
+        fd = os.open("/proc/self/mem", os.O_RDONLY)
+        try:
+            return os.pread(fd, n, addr)
+        finally:
+            os.close(fd)
+    import ctypes
+    return ctypes.string_at(addr, n)
+
+
+def word(addr):
+    return struct.unpack("<Q", peek(addr, 8))[0]
+
+
+def region_address():
+    """The address of this process's region: the mapping found in
+    /proc/self/maps whose header pid is ours, else the agent's own."""
     if os.path.exists("/proc/self/maps"):
         spans = []
         with open("/proc/self/maps") as f:
             for line in f:
                 if "/memfd:asyncunwind-agent" in line:
-                    lo, hi = line.split()[0].split("-")
-                    spans.append((int(lo, 16), int(hi, 16)))
-        fd = os.open("/proc/self/mem", os.O_RDONLY)
-        try:
-            for lo, hi in spans:
-                head = os.pread(fd, 64, lo)
-                magic, version, hs, rs, cap, used, pid, gen = \
-                    HEADER.unpack_from(head)
-                if magic == b"AUAGNT01" and pid == os.getpid():
-                    return os.pread(fd, 64 + 40 * used, lo)
-        finally:
-            os.close(fd)
+                    spans.append(int(line.split("-")[0], 16))
+        for lo in spans:
+            h = HEADER.unpack(peek(lo, HEADER.size))
+            if h[0] == b"AUAGNT02" and h[3] == os.getpid():
+                return lo
         raise CheckFailed("no region of pid %d in /proc/self/maps (%d "
                           "agent mappings)" % (os.getpid(), len(spans)))
-    region = agent()._engine.ns["region"]
-    used = struct.unpack_from("<I", region, 24)[0]
-    return bytes(region[:64 + 40 * used])
+    return state()["address"]
 
 
 def header():
-    keys = ("magic", "version", "header_size", "record_size", "capacity",
-            "used", "pid", "generation")
-    return dict(zip(keys, HEADER.unpack_from(region_bytes())))
+    keys = ("magic", "version", "header_size", "pid", "reserved",
+            "generation", "list")
+    return dict(zip(keys, HEADER.unpack(peek(region_address(), HEADER.size))))
 
 
 def records():
-    """Records whose check matches: (slot, task, task_ref, creator,
-    creator_ref)."""
-    data = region_bytes()
+    """(task, task_ref, creator, creator_ref) of every pair of the list the
+    header names that a reader accepts: the list names itself first, both
+    items are weakref objects, and (not checked here: the caller compares)
+    their referents are the tasks."""
+    lst = header()["list"]
+    size, items = struct.unpack("<QQ", peek(lst + LIST_SIZE, 16))
+    expect(size < 1 << 24, "records list of %d items", size)
+    items = struct.unpack("<%dQ" % size, peek(items, 8 * size))
+    expect(items[:2] == (lst, lst), "the records list does not name itself")
+    wref_type = id(weakref.ref)
     out = []
-    for slot in range((len(data) - 64) // 40):
-        t, tr, c, cr, check = RECORD.unpack_from(data, 64 + 40 * slot)
-        if t and hash((t, tr, c, cr)) & M64 == check:
-            out.append((slot, t, tr, c, cr))
+    for i in range(2, size - 1, 2):
+        tr, cr = items[i], items[i + 1]
+        if tr == cr:  # padding
+            continue
+        if word(tr + OB_TYPE) != wref_type or word(cr + OB_TYPE) != wref_type:
+            continue
+        out.append((word(tr + WR_OBJECT), tr, word(cr + WR_OBJECT), cr))
     return out
 
 
-def valid_records_for(task):
-    """The records a reader would accept for `task`: task_ref is a live
-    weakref to it (among the task's weakrefs)."""
-    refs = {id(r) for r in weakref.getweakrefs(task)}
-    return [r for r in records() if r[1] == id(task) and r[2] in refs]
+def valid_records_for(task, by_task=None):
+    """The records a reader accepts for `task`: a weakref whose referent is
+    the task.  `by_task` (from records_by_task()) saves reading them all
+    again when many tasks are checked at once."""
+    if by_task is not None:
+        return by_task.get(id(task), [])
+    return [r for r in records() if r[0] == id(task)]
+
+
+def records_by_task():
+    """records(), by task address."""
+    out = {}
+    for r in records():
+        out.setdefault(r[0], []).append(r)
+    return out
 
 
 def creator_of(task):
     recs = valid_records_for(task)
-    expect(len(recs) <= 1, "%d valid records for one task", len(recs))
-    return recs[0][3] if recs else None
+    expect(len(set(r[2] for r in recs)) <= 1, "%d creators for one task",
+           len(recs))
+    return recs[0][2] if recs else None
 
 
-def expect_created_by(task, creator, what):
-    recs = valid_records_for(task)
+def expect_created_by(task, creator, what, by_task=None):
+    recs = valid_records_for(task, by_task)
     expect(len(recs) == 1, "%s: %d valid records for the task, want 1",
            what, len(recs))
-    slot, t, tr, c, cr = recs[0]
+    t, tr, c, cr = recs[0]
     expect(c == id(creator), "%s: creator 0x%x, want 0x%x", what, c,
            id(creator))
-    expect(cr in {id(r) for r in weakref.getweakrefs(creator)},
-           "%s: creator_ref 0x%x is not a weakref to the creator", what, cr)
 
 
 def expect_no_record(task, what):
@@ -257,21 +289,35 @@ def check_asyncio_imported_first():
             "print(asyncunwind_agent._state()['patched'])\n")
     rc, out, err = run_python(code, flags=["-S"])
     expect(rc == 0 and not err, "rc %d, stderr %r", rc, err)
-    expect("asyncio.BaseEventLoop" in out, "patched: %s", out.strip())
+    expect(hooked() in out, "patched: %s", out.strip())
+
+
+def hooked():
+    """What the agent hooks in this version."""
+    if VERSION >= (3, 14):
+        return "asyncio.BaseEventLoop.create_task"
+    if VERSION >= (3, 12):
+        return "asyncio.tasks._scheduled_tasks.add"
+    return "asyncio.tasks._all_tasks.add"
 
 
 def check_patched_here():
     st = state()
-    expect("asyncio.BaseEventLoop" in st["patched"], "patched: %s",
-           st["patched"])
+    expect(st["patched"] == [hooked()], "patched: %s", st["patched"])
     expect(st["enabled"] and st["failure"] is None, "state %s", st)
     h = header()
-    expect(h["magic"] == b"AUAGNT01" and h["version"] == 1 and
-           h["header_size"] == 64 and h["record_size"] == 40,
-           "header %s", h)
+    expect(h["magic"] == b"AUAGNT02" and h["version"] == 2 and
+           h["header_size"] == 64 and h["reserved"] == 0, "header %s", h)
     expect(h["pid"] == os.getpid(), "pid %d", h["pid"])
-    expect(h["capacity"] == st["capacity"] and h["used"] == st["used"],
+    expect(h["list"] == st["list"] and h["generation"] == st["generation"],
            "header %s vs state %s", h, st)
+    expect(peek(region_address() + 40, 24) == bytes(24),
+           "reserved bytes are not zero")
+    import asyncio.base_events as base_events
+    wrapped = getattr(base_events.BaseEventLoop.create_task,
+                      "__asyncunwind_agent__", False)
+    expect(wrapped == (VERSION >= (3, 14)), "create_task wrapped: %s",
+           wrapped)
 
 
 # --------------------------------------------------------------------------
@@ -412,12 +458,28 @@ def check_app_task_factory():
     asyncio.run(main())
 
 
+def check_direct_task():
+    """asyncio.Task(...) built directly: recorded where the agent hooks the
+    registration of every task (3.9-3.13), not where it wraps create_task
+    (3.14+)."""
+    async def main():
+        me = asyncio.current_task()
+        t = asyncio.Task(_sleep_forever())
+        if VERSION < (3, 14):
+            expect_created_by(t, me, "asyncio.Task(...)")
+        else:
+            expect_no_record(t, "asyncio.Task(...)")
+        t.cancel()
+        await asyncio.gather(t, return_exceptions=True)
+    asyncio.run(main())
+
+
 def check_uvloop():
     try:
         import uvloop
     except ImportError:
         raise Skip("no uvloop in this interpreter")
-    expect("uvloop.Loop" in state()["patched"], "patched: %s",
+    expect("uvloop.Loop.create_task" in state()["patched"], "patched: %s",
            state()["patched"])
 
     async def main():
@@ -468,6 +530,13 @@ def check_no_task_kept_alive():
     expect(refs[0]() is None, "a finished, dropped task is still alive")
 
 
+def list_bound(pending):
+    """The most entries the records list may hold when at most `pending`
+    recorded tasks are pending at each compaction: the pairs kept (and the
+    list's own first pair), twice, plus the agent's floor."""
+    return 2 * (2 + 2 * pending) + agent().FLOOR
+
+
 def check_bounded_after_churn():
     gc.collect()
     before = state()
@@ -482,18 +551,18 @@ def check_bounded_after_churn():
     gc.collect()
     after = state()
     # A batch's tasks are still referenced (by the loop's last callbacks)
-    # while the next is created: two batches of objects alive at most.
-    expect(after["used"] <= max(before["used"], 2 * peak + 4),
-           "used %d after 100k tasks, %d pending at most (was %d)",
-           after["used"], peak, before["used"])
+    # while the next is created: two batches pending at most.
+    bound = max(list_bound(2 * peak), before["entries"])
+    expect(after["entries"] <= bound, "%d entries after 100k tasks, %d "
+           "pending at most (bound %d)", after["entries"], peak, bound)
+    previous = agent()._engine.ns["previous"]
+    expect(len(previous) <= bound, "the previous list has %d entries",
+           len(previous))
+    expect(after["compactions"] >= before["compactions"] + 100,
+           "%d compactions for 100k tasks", after["compactions"] -
+           before["compactions"])
     expect(after["live"] == 0, "%d recorded tasks still pending",
            after["live"])
-    expect(after["freed"] >= min(after["used"], peak),
-           "freed %d of %d: dead tasks' slots not freed", after["freed"],
-           after["used"])
-    ns = agent()._engine.ns
-    expect(len(ns["task_refs"]) == len(ns["creator_refs"]) ==
-           len(ns["on_death"]) == after["used"], "bookkeeping grew")
     expect(after["drops"] == before["drops"], "drops %d", after["drops"])
 
 
@@ -508,9 +577,26 @@ def outcome(fn):
 def check_arguments_and_exceptions():
     """Every call gives what the original create_task gives."""
     import asyncio.base_events as base_events
-    wrapped = base_events.BaseEventLoop.create_task
-    orig = wrapped.__wrapped__
-    expect(getattr(wrapped, "__asyncunwind_agent__", False), "not patched")
+    if VERSION >= (3, 14):
+        wrapped = base_events.BaseEventLoop.create_task
+        orig = wrapped.__wrapped__
+        expect(getattr(wrapped, "__asyncunwind_agent__", False),
+               "not patched")
+
+        def hooked(on):
+            pass
+    else:
+        # create_task is the original; what runs per task is the WeakSet's
+        # add: compare with the class's own.
+        wrapped = orig = base_events.BaseEventLoop.create_task
+        ws = agent()._engine.weakset
+        hook = ws.__dict__["add"]
+
+        def hooked(on):
+            if on:
+                ws.add = hook
+            else:
+                del ws.add
     coros = []
 
     def coro():
@@ -521,8 +607,9 @@ def check_arguments_and_exceptions():
     def both(call, closed=False):
         """call(fn, loop) with the wrapper and with the original."""
         results = []
-        for fn in (wrapped, orig):
+        for fn, on in ((wrapped, True), (orig, False)):
             loop = asyncio.new_event_loop()
+            hooked(on)
             try:
                 if closed:
                     loop.close()
@@ -532,6 +619,7 @@ def check_arguments_and_exceptions():
                     if pending:
                         loop.run_until_complete(asyncio.gather(*pending))
             finally:
+                hooked(True)
                 loop.close()
         for c in coros:
             c.close()
@@ -573,13 +661,14 @@ def check_arguments_and_exceptions():
            "no running event loop" in got[2], "no running loop: %r", got)
 
     # What an application's task factory receives.
-    seen = {wrapped: [], orig: []}
-    for fn in (wrapped, orig):
+    seen = {True: [], False: []}
+    for fn, on in ((wrapped, True), (orig, False)):
         def factory(loop, coro, *args, **kwargs):
-            seen[fn].append((args, sorted(kwargs)))
+            seen[on].append((args, sorted(kwargs)))
             return asyncio.Task(coro, loop=loop)
         loop = asyncio.new_event_loop()
         loop.set_task_factory(factory)
+        hooked(on)
         try:
             loop.run_until_complete(fn(loop, _quick(), name="f"))
             loop.run_until_complete(fn(loop, _quick()))
@@ -588,10 +677,61 @@ def check_arguments_and_exceptions():
                 loop.run_until_complete(
                     fn(loop, _quick(), context=contextvars.copy_context()))
         finally:
+            hooked(True)
             loop.close()
-    expect(seen[wrapped] == seen[orig],
-           "the factory saw %r, with the original %r", seen[wrapped],
-           seen[orig])
+    expect(seen[True] == seen[False],
+           "the factory saw %r, with the original %r", seen[True],
+           seen[False])
+    if VERSION < (3, 14):
+        check_weakset_add(ws, hooked)
+
+
+def check_weakset_add(ws, hooked):
+    """The hooked WeakSet.add does what the class's does: the same errors,
+    objects that are not tasks kept (and not recorded), pending removals
+    committed first."""
+    class Thing(object):
+        pass
+    thing = Thing()
+
+    def add(x):
+        def f():
+            ws.add(x)
+            inside = x in ws
+            ws.discard(x)
+            return inside
+        return f
+    cases = {
+        "not weak-referenceable": add(42),
+        "not a task": add(thing),
+        "no argument": lambda: ws.add(),
+        "two arguments": lambda: ws.add(thing, thing),
+    }
+    for what, call in cases.items():
+        got = outcome(call)
+        hooked(False)
+        try:
+            want = outcome(call)
+        finally:
+            hooked(True)
+        if what.endswith("argument") or what.endswith("arguments"):
+            # Only the function's name in the message may differ.
+            got, want = got[:2], want[:2]
+        expect(got == want, "WeakSet.add, %s: %r, the original %r", what,
+               got, want)
+    # A removal left pending while the set was iterated is committed by
+    # the next add, as WeakSet.add does.
+    other = Thing()
+    ws.add(other)
+    dead = [r for r in ws.data if r() is other]
+    del other
+    gc.collect()
+    ws._pending_removals.extend(dead)
+    ws.data.update(dead)
+    ws.add(thing)
+    expect(not ws._pending_removals and not any(r in ws.data for r in dead),
+           "pending removals left: %r", ws._pending_removals)
+    ws.discard(thing)
 
 
 def check_asyncio_run_many_times():
@@ -606,8 +746,9 @@ def check_asyncio_run_many_times():
         expect(asyncio.run(main()) == 10, "asyncio.run failed")
     gc.collect()
     after = state()
-    expect(after["used"] <= max(before["used"], 12), "used %d (was %d)",
-           after["used"], before["used"])
+    bound = max(before["entries"], list_bound(10))
+    expect(after["entries"] <= bound, "%d entries (bound %d)",
+           after["entries"], bound)
 
 
 def check_debug_traceback():
@@ -629,10 +770,13 @@ def check_threads():
     def worker():
         async def main():
             me = asyncio.current_task()
-            for _ in range(200):
+            for i in range(200):
                 ts = [asyncio.create_task(_quick()) for _ in range(5)]
+                # Read back every 20th round: reading every pair through
+                # /proc/self/mem each round made this check take a minute.
+                by_task = records_by_task() if i % 20 == 0 else {}
                 for t in ts:
-                    if creator_of(t) not in (id(me), None):
+                    if any(r[2] != id(me) for r in by_task.get(id(t), ())):
                         errors.append("wrong creator")
                 await asyncio.gather(*ts)
         try:
@@ -658,7 +802,7 @@ def check_fork():
         held.extend(asyncio.create_task(_sleep_forever()) for _ in range(3))
         await asyncio.sleep(0)
     loop.run_until_complete(parent())
-    before = region_bytes()
+    before = peek(region_address(), 64)
     parent_addr = state()["address"]
     r, w = os.pipe()
     pid = os.fork()
@@ -697,7 +841,8 @@ def check_fork():
         problems = json.loads(f.read() or '["no report"]')
     os.waitpid(pid, 0)
     expect(not problems, "child: %s", problems)
-    expect(region_bytes() == before, "the child changed the parent's region")
+    expect(peek(region_address(), 64) == before,
+           "the child changed the parent's region")
     expect(state()["address"] == parent_addr, "the parent's region moved")
     for t in held:
         t.cancel()
@@ -708,55 +853,72 @@ def check_fork():
 # --------------------------------------------------------------------------
 # Limits and failures, in programs of their own
 
-FULL = """
-import asyncio, gc, asyncunwind_agent as a
-async def forever(): await asyncio.sleep(3600)
-async def quick(): await asyncio.sleep(0)
-async def main():
-    ts = [asyncio.create_task(forever()) for _ in range(20)]
-    await asyncio.sleep(0)
-    st = a._state()
-    print(st["used"], st["drops"], st["live"])
-    for t in ts: t.cancel()
-    await asyncio.gather(*ts, return_exceptions=True)
-    del ts
-    gc.collect()
-    # finished but still referenced: freed when the region is full
-    keep = [asyncio.create_task(quick()) for _ in range(8)]
-    await asyncio.gather(*keep)
-    more = [asyncio.create_task(forever()) for _ in range(4)]
-    st = a._state()
-    print(st["used"], st["drops"], st["live"])
-    for t in more: t.cancel()
-    await asyncio.gather(*more, return_exceptions=True)
-asyncio.run(main())
-print("ok")
-"""
+def check_compaction():
+    """A full records list is replaced by one with the pairs whose tasks
+    are pending, published in the header; the previous list stays as it
+    was until the next compaction, and the one before is let go, its self
+    reference cleared first."""
+    ns = agent()._engine.ns
 
+    async def main():
+        me = asyncio.current_task()
+        held = []
 
-def check_full_region():
-    rc, out, err = run_python(FULL, env={"ASYNCUNWIND_AGENT_CAPACITY": "8"})
-    expect(rc == 0 and not err, "rc %d, stderr %r", rc, err)
-    lines = out.split("\n")
-    used, drops, live = map(int, lines[0].split())
-    expect(used == 8 and drops == 12 and live == 8,
-           "20 pending tasks, 8 slots: used %d drops %d live %d", used, drops,
-           live)
-    used, drops2, live = map(int, lines[1].split())
-    expect(used == 8 and drops2 == drops and live == 4,
-           "finished tasks' slots not reused: used %d drops %d live %d",
-           used, drops2, live)
-    expect(lines[2] == "ok", "output %r", out)
+        def fill():
+            """Creates pending tasks until the list is replaced; returns
+            what the replaced list held just before."""
+            gen = ns["generation"]
+            while True:
+                if len(ns["records"]) > ns["limit"]:
+                    old, snap = ns["records"], ns["records"][:]
+                held.append(asyncio.create_task(_sleep_forever()))
+                if ns["generation"] != gen:
+                    return old, snap
+        first, first_items = fill()
+        expect(ns["previous"] is first and first[:] == first_items,
+               "the previous list changed")
+        second = ns["records"]
+        expect(header()["list"] == id(second) == state()["list"],
+               "the header does not name the new list")
+        by_task = records_by_task()
+        for t in held:
+            expect_created_by(t, me, "pending across a compaction", by_task)
+        # Half of them finish: their pairs go at the next compaction.
+        done = held[::2]
+        del held[::2]
+        for t in done:
+            t.cancel()
+        await asyncio.gather(*done, return_exceptions=True)
+        del done
+        gc.collect()
+        _, second_items = fill()
+        expect(first[0] is None and first[1] is None,
+               "the list before the previous one still names itself")
+        expect(ns["previous"] is second and second[:] == second_items,
+               "the previous list changed")
+        expect(state()["live"] == len(held), "%d live pairs, %d pending",
+               state()["live"], len(held))
+        by_task = records_by_task()
+        for t in held:
+            expect_created_by(t, me, "pending across two compactions",
+                              by_task)
+            t.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
+    asyncio.run(main())
 
 
 FAILING = """
 import asyncio, asyncunwind_agent as a
 def boom(*args): raise ValueError("internal")
-a._engine.ns["pack_record"] = boom
+a._engine.ns["new_list"] = boom
+async def forever(): await asyncio.sleep(3600)
 async def quick(): return 7
 async def main():
-    t = asyncio.create_task(quick())
-    return await t
+    ts = [asyncio.create_task(forever()) for _ in range(a.FLOOR)]
+    r = await asyncio.create_task(quick())
+    for t in ts: t.cancel()
+    await asyncio.gather(*ts, return_exceptions=True)
+    return r, len(asyncio.all_tasks())
 print(asyncio.run(main()), asyncio.run(main()))
 st = a._state()
 print(st["enabled"], st["failure"])
@@ -766,10 +928,11 @@ print(st["enabled"], st["failure"])
 def check_internal_failure_is_silent():
     rc, out, err = run_python(FAILING)
     expect(rc == 0 and err == "", "rc %d, stderr %r", rc, err)
-    expect(out == "7 7\nFalse recording failed\n", "output %r", out)
+    expect(out == "(7, 1) (7, 1)\nFalse compaction failed\n", "output %r",
+           out)
     rc, out, err = run_python(FAILING,
                               env={"ASYNCUNWIND_AGENT_DEBUG": "1"})
-    expect(rc == 0 and "asyncunwind agent: recording failed" in err and
+    expect(rc == 0 and "asyncunwind agent: compaction failed" in err and
            "ValueError: internal" in err, "debug stderr %r", err)
 
 
@@ -830,6 +993,7 @@ CHECKS = [
     check_outside_any_task,
     check_eager_tasks,
     check_app_task_factory,
+    check_direct_task,
     check_uvloop,
     check_no_wrapping,
     check_no_task_kept_alive,
@@ -839,7 +1003,7 @@ CHECKS = [
     check_debug_traceback,
     check_threads,
     check_fork,
-    check_full_region,
+    check_compaction,
     check_internal_failure_is_silent,
     check_exit_behaviour,
 ]
@@ -890,11 +1054,12 @@ def serve():
     def print_record(task, creator, tag="RECORD"):
         recs = valid_records_for(task)
         expect(len(recs) == 1, "no record for %r" % task)
-        slot, t, tr, c, cr = recs[0]
+        t, tr, c, cr = recs[0]
         expect(c == id(creator), "wrong creator")
         print("%s %x %x %x %x" % (tag, t, tr, c, cr), flush=True)
 
     async def main():
+        print("WEAKREF %x" % id(weakref.ref), flush=True)
         me = asyncio.current_task()
         kids = [asyncio.create_task(child(), name="child%d" % i)
                 for i in range(3)]

@@ -19,7 +19,10 @@ Fixtures whose stacks differ with the agent (those with an expected
 agent-path)), as <interp>-<fixture>.agent.snap: those snapshots hold the
 agent's region, and replay its weak links.
 
-Usage: python3 tools/make_golden.py [FIXTURE ...]   (default: all)
+Usage: python3 tools/make_golden.py [--agent-only] [FIXTURE ...]   (default: all)
+
+--agent-only records only the .agent.snap of each fixture (after a change
+of the agent's format, the other snapshots stay as they are).
 
 Run from the workspace root after `bazel build //:asyncunwind`, as root
 (the sid chroot needs it):
@@ -157,7 +160,10 @@ def has_uvloop(chroot, minor):
 def main():
     if not os.path.exists(TOOL):
         sys.exit("build it first: bazel build //:asyncunwind")
-    wanted = sys.argv[1:] or list(FIXTURES)
+    opts = sys.argv[1:]
+    agent_only = "--agent-only" in opts
+    opts = [a for a in opts if a != "--agent-only"]
+    wanted = opts or list(FIXTURES)
     for f in wanted:
         if f not in FIXTURES:
             sys.exit("unknown fixture %s" % f)
@@ -168,7 +174,8 @@ def main():
             args, min_minor, uvloop, busy = FIXTURES[fixture]
             if minor < min_minor or (uvloop and not has_uvloop(chroot, minor)):
                 continue
-            record(name, argv, chroot, fixture, args, busy, False)
+            if not agent_only:
+                record(name, argv, chroot, fixture, args, busy, False)
             noagent = os.path.join(ROOT, "python_fixtures", "expected", fixture + ".noagent.txt")
             if os.path.exists(noagent):
                 record(name, argv, chroot, fixture, args, busy, True)

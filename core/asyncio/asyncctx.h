@@ -106,9 +106,9 @@ struct au_tasks {
     au_at_code codes[AU_AT_CODE_CACHE];
     uint32_t codes_next;
     uint8_t window[1024];     /* an object's bytes, when they cross a page */
-    uint8_t *agent_bytes;    /* pyagent.c: the region as read */
-    au_agent_record *agent_recs;
-    uint32_t agent_bytes_cap, agent_recs_cap;
+    uint64_t *agent_items;   /* pyagent.c: the records list's items */
+    au_agent_pair *agent_pairs;
+    uint32_t agent_items_cap, agent_pairs_cap;
 
     /* Task address -> index, open addressing; slots stamped per sample. */
     uint64_t *tkeys;
@@ -166,8 +166,8 @@ int au_at_chains(au_tasks *t);
 int au_at_links(au_tasks *t);
 
 /* pyagent.c: the agent's weak links into the tasks' creator fields, from
- * the region at addr.  Returns the number of links (>= 0), or
- * AU_ERR_NOMEM; any other failure just yields none. */
+ * the records list that the region at addr names.  Returns the number of
+ * links (>= 0), or AU_ERR_NOMEM; any other failure just yields none. */
 int au_at_agent(au_tasks *t, uint64_t region, int pid);
 
 #endif

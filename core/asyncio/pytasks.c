@@ -574,8 +574,8 @@ void au_tasks_free(au_tasks *t) {
     FREE(t->found, t->found_cap);
     FREE(t->waiters, t->waiters_cap);
     FREE(t->slots, t->slots_cap);
-    FREE(t->agent_bytes, t->agent_bytes_cap);
-    FREE(t->agent_recs, t->agent_recs_cap);
+    FREE(t->agent_items, t->agent_items_cap);
+    FREE(t->agent_pairs, t->agent_pairs_cap);
 #undef FREE
     a.realloc(a.ud, t, sizeof *t, 0);
 }

@@ -393,18 +393,26 @@ int au_obj_int(au_objects *ob, uint64_t addr, int64_t *out) {
 
 /* ---- tuple, list ---------------------------------------------------------- */
 
-int au_obj_items(au_objects *ob, uint64_t addr, uint64_t *items, uint32_t cap, uint32_t *n) {
+int au_obj_seq(au_objects *ob, uint64_t addr, uint64_t *base, uint64_t *size) {
     const au_py_offsets *o = ob->l->o;
-    *n = 0;
+    *base = *size = 0;
     au_okind k = au_obj_kind(ob, addr);
     if (k != AU_OK_TUPLE && k != AU_OK_LIST) return AU_ERR_CORRUPT;
-    uint64_t size;
-    int rc = au_obj_read_ptr(ob, addr, o->var_ob_size, &size);
+    int rc = au_obj_read_ptr(ob, addr, o->var_ob_size, size);
+    if (rc) return rc;
+    if (*size >> 60) return AU_ERR_CORRUPT; /* a negative Py_ssize_t */
+    *base = addr + o->tuple_ob_item;
+    if (k == AU_OK_LIST && (rc = au_obj_read_ptr(ob, addr, o->list_ob_item, base))) return rc;
+    if (*size && !aligned(*base)) return AU_ERR_CORRUPT;
+    return AU_OK;
+}
+
+int au_obj_items(au_objects *ob, uint64_t addr, uint64_t *items, uint32_t cap, uint32_t *n) {
+    *n = 0;
+    uint64_t base, size;
+    int rc = au_obj_seq(ob, addr, &base, &size);
     if (rc) return rc;
     if (size > AU_OBJ_MAX_TUPLE) return AU_ERR_LIMIT;
-    uint64_t base = addr + o->tuple_ob_item;
-    if (k == AU_OK_LIST && (rc = au_obj_read_ptr(ob, addr, o->list_ob_item, &base))) return rc;
-    if (size && !aligned(base)) return AU_ERR_CORRUPT;
     uint32_t take = size < cap ? (uint32_t)size : cap;
     for (uint32_t i = 0; i < take; i++) {
         uint8_t b[8];

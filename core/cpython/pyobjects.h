@@ -150,6 +150,11 @@ int au_obj_int(au_objects *ob, uint64_t addr, int64_t *out);
 
 /* ---- containers --------------------------------------------------------- */
 
+/* Where the items of a tuple or list are (*base, an array of *size
+ * pointers), for callers that batch the read of a long one themselves and
+ * bound *size by their own limit. */
+int au_obj_seq(au_objects *ob, uint64_t addr, uint64_t *base, uint64_t *size);
+
 /* Items of a tuple or list: at most cap written to items, *n = how many
  * the object has (bounded by AU_OBJ_MAX_TUPLE). */
 int au_obj_items(au_objects *ob, uint64_t addr, uint64_t *items, uint32_t cap, uint32_t *n);
