@@ -11,6 +11,11 @@
  *     given (the public allocator hook, counted here) nor by its own count,
  *   - find all 1,001 tasks (the idle ones and the main task), none partial.
  *
+ * Each interpreter runs it twice: without the agent, and with it (agent/,
+ * first on PYTHONPATH), where the warm sample also reads the agent's
+ * header, records list and 2,000 weakrefs, and must give each of the 1,000
+ * tasks its creator, the main task, within the same bounds.
+ *
  * Counters only, never timings (bench/task_bench.c times the same sample).
  * A missing interpreter is a skip with its reason, or a failure with
  * CI=true (tests/pythons.h).
@@ -50,7 +55,8 @@ static void *counting_realloc(void *ud, void *ptr, size_t old, size_t size) {
 
 typedef struct test_case {
     const py_interp *interp;
-    char name[64];
+    int agent; /* started with the agent, whose weak links must show */
+    char name[80];
 } test_case;
 
 static void test_warm_sample_bounds(void **state) {
@@ -60,7 +66,10 @@ static void test_warm_sample_bounds(void **state) {
     snprintf(count, sizeof count, "%u", NTASKS);
     const char *args[] = {count, NULL};
     py_proc proc;
-    if (py_spawn_fixture(tc->interp, FIXTURE, args, &proc) != 0) fail_msg("%s", proc.error);
+    py_spawn_opts opts = {0};
+    opts.agent_dir = tc->agent ? "agent" : NULL;
+    if (py_spawn_fixture_opts(tc->interp, FIXTURE, args, &opts, &proc) != 0)
+        fail_msg("%s", proc.error);
     if (py_wait_sleeping(&proc, SETTLE_MS) != 0) {
         py_kill(&proc);
         fail_msg("%s", proc.error);
@@ -81,13 +90,13 @@ static void test_warm_sample_bounds(void **state) {
         uint64_t heap = allocs - before;
         au_sampler_stats st;
         au_sampler_get_stats(s, &st);
-        uint32_t depth = 0;
+        uint32_t depth = 0, created = st.creators;
         for (uint32_t i = 0; i < smp->ntasks; i++)
             if (smp->tasks[i].nframes > depth) depth = smp->tasks[i].nframes;
-        print_message("%s warm sample %d: %u tasks (depth %u), %llu syscalls, %llu pages "
-                      "touched, %u fetched for %u used, %llu bytes; allocations: %llu "
-                      "(hook), %llu (stats)\n",
-                      tc->interp->name, k + 1, smp->ntasks, depth,
+        print_message("%s warm sample %d: %u tasks (depth %u, %u with a creator), %llu "
+                      "syscalls, %llu pages touched, %u fetched for %u used, %llu bytes; "
+                      "allocations: %llu (hook), %llu (stats)\n",
+                      tc->name, k + 1, smp->ntasks, depth, created,
                       (unsigned long long)st.mem.syscalls, (unsigned long long)st.mem.pages,
                       st.pages, st.pages_used, (unsigned long long)st.mem.bytes,
                       (unsigned long long)heap, (unsigned long long)st.allocations);
@@ -96,6 +105,7 @@ static void test_warm_sample_bounds(void **state) {
         assert_false(smp->flags & AU_SAMPLE_PARTIAL);
         assert_int_equal(smp->ntasks, NTASKS + 1);
         assert_true(depth >= 1 && depth <= MAX_DEPTH);
+        assert_int_equal(created, tc->agent ? NTASKS : 0);
         /* The bounds. */
         assert_true(st.mem.syscalls <= MAX_SYSCALLS);
         assert_true(st.pages_used > 0);
@@ -110,16 +120,18 @@ static void test_warm_sample_bounds(void **state) {
 int main(void) {
     size_t n;
     const py_interp *interps = py_interpreters(&n);
-    test_case *cases = calloc(n ? n : 1, sizeof *cases);
-    struct CMUnitTest *tests = calloc(n ? n : 1, sizeof *tests);
+    test_case *cases = calloc(2 * n + 1, sizeof *cases);
+    struct CMUnitTest *tests = calloc(2 * n + 1, sizeof *tests);
     if (cases == NULL || tests == NULL) return 2;
-    for (size_t i = 0; i < n; i++) {
-        cases[i].interp = &interps[i];
-        snprintf(cases[i].name, sizeof cases[i].name, "warm_sample_bounds/%s", interps[i].name);
-        tests[i] = (struct CMUnitTest){cases[i].name, test_warm_sample_bounds, NULL, NULL,
-                                       &cases[i]};
+    for (size_t i = 0; i < 2 * n; i++) {
+        test_case *c = &cases[i];
+        c->interp = &interps[i / 2];
+        c->agent = (int)(i % 2);
+        snprintf(c->name, sizeof c->name, "warm_sample_bounds/%s%s", c->interp->name,
+                 c->agent ? "/agent" : "");
+        tests[i] = (struct CMUnitTest){c->name, test_warm_sample_bounds, NULL, NULL, c};
     }
-    int failed = _cmocka_run_group_tests("task_counters", tests, n, NULL, NULL);
+    int failed = _cmocka_run_group_tests("task_counters", tests, 2 * n, NULL, NULL);
     free(tests);
     free(cases);
     return failed;
