@@ -5,17 +5,19 @@
  *
  * Which bytes are link bytes is learnt by running the sampler on the input
  * (sc_record) through a memory source that tags every read with what the
- * asyncio model was reading at the time (au_sampler_phase): reads made in
- * AU_AT_PHASE_LINKS are a task's fut_waiter (the await link) and
- * awaited_by with its is_set flag (3.14+), then everything pylinks.c
- * follows: fut_callback0, the fut_callbacks list and its (callback,
- * context) tuples, the callbacks' types, functions and code objects'
- * filenames, closures and their cells, functools.partial's args, bound
- * methods' __self__, the futures in between, and the local slots of
- * coroutine frames.  Reads made in AU_AT_PHASE_AGENT (the agent's records,
- * once pyagent.c lands) are link bytes too: nothing here needs to change
- * for them, and the agent's region address in META is mutated already
- * (L_AGENT) — that is where its records are fed.
+ * asyncio model was reading at the time (au_sampler_phase).  Reads made in
+ * AU_AT_PHASE_LINKS are everything pylinks.c follows: fut_callback0, the
+ * fut_callbacks list and its (callback, context) tuples, the callbacks'
+ * types, functions and code objects' filenames, closures and their cells,
+ * functools.partial's args, bound methods' __self__, the futures in
+ * between, gathers' _children, TaskGroups' _parent_task, and the local
+ * slots of coroutine frames.  Reads made in AU_AT_PHASE_AGENT (the agent's
+ * header, its records list, the list's items and the weakrefs they name)
+ * are link bytes too, and the agent's region address in META is mutated
+ * (L_AGENT).  A task's own fields (fut_waiter, the callbacks, 3.14+
+ * awaited_by) are read with the task, through one window (asyncctx.h),
+ * before the link phase: the pointer words (and zeros) of each task's
+ * first TASK_SPAN bytes past its header are link words too.
  *
  * One to four of, each confined to those bytes (or to a copy it adds):
  *   L_TASK    a link word points at a task (another, or its own)
@@ -107,6 +109,18 @@ static void find_links(const uint8_t *orig, size_t size, const model *m, links *
         for (uint64_t a = (r->addr + 7) & ~7ull; a + 8 <= r->addr + r->len && L->nwords < MAX_WORDS;
              a += 8)
             L->words[L->nwords++] = a;
+    }
+    /* A task's own pointer fields (fut_waiter above all), past its object
+     * header: the model reads them with the task, before the link phase.
+     * A word counts when it is 0 or points at an object of the snapshot. */
+    for (uint32_t j = 0; j < L->rec.ntasks; j++) {
+        uint64_t t = L->rec.tasks[j];
+        for (uint64_t a = t + 16; a + 8 <= t + TASK_SPAN && L->nwords < MAX_WORDS; a += 8) {
+            const uint8_t *p = model_bytes(m, a, 8);
+            if (!p) break;
+            uint64_t v = au_rd64(p);
+            if (v == 0 || (!(v & 7) && model_find(m, v) != UINT32_MAX)) L->words[L->nwords++] = a;
+        }
     }
     L->objs = xmalloc(((size_t)L->nwords + L->rec.ntasks + 1) * sizeof *L->objs);
     for (uint32_t i = 0; i < L->nwords; i++) {
