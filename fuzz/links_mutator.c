@@ -252,6 +252,8 @@ static int mutate_once(model *m, const links *L, rng *r) {
     int op = 0;
     while (x >= WEIGHTS[op]) x -= WEIGHTS[op++];
     if (!L->nwords && op != L_CYCLE && op != L_SHARE && op != L_AGENT) return 0;
+    /* Words can come from tasks alone, with no read of the link phase. */
+    if (!L->nreads && (op == L_BYTE || op == L_FAIL || op == L_BYTES)) return 0;
     uint64_t w = L->nwords ? L->words[below(r, L->nwords)] : 0;
     switch (op) {
     case L_TASK:
