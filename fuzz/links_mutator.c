@@ -402,11 +402,7 @@ size_t LLVMFuzzerCustomCrossOver(const uint8_t *d1, size_t s1, const uint8_t *d2
                                  uint8_t *out, size_t max_out, unsigned int seed) {
     rng r = {seed * 0xbf58476d1ce4e5b9ull + s1 + s2};
     model a, b;
-    if (model_parse(d1, s1, &a) != 0) return 0;
-    if (model_parse(d2, s2, &b) != 0) {
-        model_free(&a);
-        return 0;
-    }
+    if (model_parse_pair(d1, s1, d2, s2, &a, &b) != 0) return 0;
     /* Where both hold a region at the same place, of the same length, B's
      * differing bytes come over in runs: two corruptions of one snapshot
      * become one. */

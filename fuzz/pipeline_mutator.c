@@ -359,11 +359,7 @@ size_t LLVMFuzzerCustomCrossOver(const uint8_t *d1, size_t s1, const uint8_t *d2
                                  uint8_t *out, size_t max_out, unsigned int seed) {
     rng r = {seed * 0xbf58476d1ce4e5b9ull + s1 + s2};
     model a, b;
-    if (model_parse(d1, s1, &a) != 0) return 0;
-    if (model_parse(d2, s2, &b) != 0) {
-        model_free(&a);
-        return 0;
-    }
+    if (model_parse_pair(d1, s1, d2, s2, &a, &b) != 0) return 0;
     /* B's regions join A's where they fit (normalize drops overlaps). */
     uint32_t keep = 1 + below(&r, 3); /* take 1/keep of them */
     for (uint32_t i = 0; i < b.nregions; i++)

@@ -29,6 +29,19 @@ void model_free(model *m) {
     memset(m, 0, sizeof *m);
 }
 
+int model_parse_pair(const uint8_t *d1, size_t s1, const uint8_t *d2, size_t s2, model *a,
+                     model *b) {
+    if (model_parse(d1, s1, a) != 0) {
+        memset(b, 0, sizeof *b);
+        return -1;
+    }
+    if (model_parse(d2, s2, b) != 0) {
+        model_free(a);
+        return -1;
+    }
+    return 0;
+}
+
 mregion *model_add_region(model *m, uint64_t addr, const uint8_t *bytes, uint32_t len) {
     if (m->nregions == m->regions_cap) {
         m->regions_cap = m->regions_cap * 2 + 8;

@@ -45,6 +45,9 @@ typedef struct model {
 /* 0 when data is a valid snapshot (m filled), -1 otherwise (m empty). */
 int model_parse(const uint8_t *data, size_t size, model *m);
 void model_free(model *m);
+/* Both, for a cross-over: 0 when both parse, else -1 with both empty. */
+int model_parse_pair(const uint8_t *d1, size_t s1, const uint8_t *d2, size_t s2, model *a,
+                     model *b);
 
 /* A copy of bytes (zeros when NULL) at addr; normalize afterwards. */
 mregion *model_add_region(model *m, uint64_t addr, const uint8_t *bytes, uint32_t len);
