@@ -108,14 +108,20 @@ static int next_line(line_reader *r, char *out, size_t cap, long deadline) {
 
 /* Runs agent_checks.py with args (NULL-terminated) under p, the agent first
  * on its PYTHONPATH. */
-static int spawn_agent_fixture(const py_interp *p, const char *const *args,
-                               py_proc *proc) {
+/* Starts agent_checks.py `args` under p with the agent, and r reading its
+ * output; fails the test when it does not start. */
+static void spawn_agent_fixture(const py_interp *p, const char *const *args,
+                                py_proc *proc, line_reader *r) {
   static const char *const env[] = {"PYTHONDONTWRITEBYTECODE=1", NULL};
   py_spawn_opts opts = {0};
   opts.env = env;
   opts.agent_dir = AGENT_DIR;
   opts.writable_tmp = 1;
-  return py_spawn_fixture_opts(p, CHECKS, args, &opts, proc);
+  if (py_spawn_fixture_opts(p, CHECKS, args, &opts, proc) != 0) {
+    fail_msg("%s: %s", p->name, proc->error);
+  }
+  memset(r, 0, sizeof *r);
+  r->fd = proc->out_fd;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -127,12 +133,8 @@ static void run_checks(const py_interp *p, const char *const *args,
                        int *passed, int *failed, int *skipped,
                        int *uvloop_skipped) {
   py_proc proc;
-  if (spawn_agent_fixture(p, args, &proc) != 0) {
-    fail_msg("%s: %s", p->name, proc.error);
-  }
   static line_reader r;
-  memset(&r, 0, sizeof r);
-  r.fd = proc.out_fd;
+  spawn_agent_fixture(p, args, &proc, &r);
   long deadline = now_ms() + CHECKS_TIMEOUT_MS;
   static char line[8192], failures[16384];
   failures[0] = '\0';
@@ -286,12 +288,8 @@ static void test_from_outside(void **state) {
   PY_REQUIRE(p);
   static const char *const args[] = {"serve", NULL};
   py_proc proc;
-  if (spawn_agent_fixture(p, args, &proc) != 0) {
-    fail_msg("%s: %s", p->name, proc.error);
-  }
   static line_reader r;
-  memset(&r, 0, sizeof r);
-  r.fd = proc.out_fd;
+  spawn_agent_fixture(p, args, &proc, &r);
   long deadline = now_ms() + SERVE_TIMEOUT_MS;
   expected recs[16], child_rec = {{0}};
   int nrecs = 0, have_child_rec = 0, serving = 0;

@@ -127,10 +127,12 @@ typedef struct au_win {
     const uint8_t *p; /* NULL: no window, read through the view */
 } au_win;
 
+/* A span longer than t->window (offsets the target's _AsyncioDebug
+ * published, say) gets no window: its fields are read one by one. */
 static inline void au_win_open(au_tasks *t, au_win *w, uint64_t addr, uint32_t len) {
     w->base = addr;
     w->len = len;
-    w->p = au_obj_bytes(t->objects, addr, len, t->window);
+    w->p = len <= sizeof t->window ? au_obj_bytes(t->objects, addr, len, t->window) : NULL;
 }
 
 /* n bytes at addr, from the window when they are in it. */

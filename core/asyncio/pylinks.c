@@ -208,7 +208,6 @@ static int add_link(links_ctx *c, uint32_t child, uint32_t parent) {
     return AU_OK;
 }
 
-/* Every task waiting on future `fut` is a holder of child. */
 /* future -> its waiting tasks, built when a first link needs it (a sample
  * of idle tasks needs none). */
 static int build_waiters(links_ctx *c) {
@@ -224,14 +223,14 @@ static int build_waiters(links_ctx *c) {
     return AU_OK;
 }
 
+/* Every task waiting on future `fut` is a holder of child. */
 static int link_waiters(links_ctx *c, uint32_t child, uint64_t fut, int *found) {
     int rc;
     if (!c->waiters_built && (rc = build_waiters(c))) return rc;
     const au_at_pair *w = c->t->waiters;
     for (uint32_t i = lower(w, c->nwaiters, fut); i < c->nwaiters && w[i].key == fut; i++) {
         *found = 1;
-        int rc = add_link(c, child, (uint32_t)w[i].task);
-        if (rc) return rc;
+        if ((rc = add_link(c, child, (uint32_t)w[i].task))) return rc;
     }
     return AU_OK;
 }

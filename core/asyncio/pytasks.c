@@ -299,7 +299,6 @@ static int read_tasks(au_tasks *t) {
     if (p->fut_state + 4 > span) span = p->fut_state + 4;
     if (present(p->fut_awaited_by_is_set) && p->fut_awaited_by_is_set + 1 > span)
         span = p->fut_awaited_by_is_set + 1;
-    if (span > sizeof t->window) return AU_OK; /* an implausible layout */
     uint32_t keep = 0;
     for (uint32_t i = 0; i < t->ntasks; i++) {
         au_atask a = t->tasks[i];
