@@ -470,6 +470,8 @@ typedef struct au_sampler au_sampler;
 #define AU_SAMPLER_NO_AGENT 0x2u /* ignore the agent's records (no weak links) */
 #define AU_SAMPLER_RECORD 0x4u   /* keep what each sample reads, so that
                                     au_sampler_write_snapshot can write it */
+#define AU_SAMPLER_CPU_STATE 0x8u /* flag threads on CPU (AU_THREAD_ON_CPU)
+                                     from /proc/PID/task/TID/stat */
 
 /* Zero fields take the defaults. */
 typedef struct au_sampler_options {
@@ -614,6 +616,76 @@ int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *
  * AU_ERR_NOMEM. */
 int au_render(au_sampler *s, const au_sample *sample, uint32_t format,
               int (*write)(void *ud, const void *buf, size_t len), void *ud);
+
+/* ---------------------------------------------------------------------------
+ * Profiles: many samples aggregated into one stack table.
+ *
+ * A profile interns each distinct frame (qualified name, file, line), task
+ * name and thread once, and each distinct stack once with its count, so a
+ * long record costs memory in proportion to what it saw, not to how long it
+ * ran.  Its limits bound that too: once a table is full, further new stacks
+ * are counted under one "[dropped: profile full]" stack and in
+ * au_profile_stats.dropped, never by growing.
+ *
+ * Stacks are the sampler's (au_sample_stack_entries), root first, under a
+ * root entry naming their thread.  Writers turn a profile into the formats
+ * flame-graph tools open (docs/OUTPUTS.md).
+ * ------------------------------------------------------------------------ */
+typedef struct au_profile au_profile;
+
+/* Zero fields take the defaults. */
+typedef struct au_profile_limits {
+    uint32_t max_stacks;       /* distinct stacks (default 1 << 18) */
+    uint32_t max_names;        /* distinct frames, tasks and threads
+                                  (default 1 << 18) */
+    uint64_t max_text_bytes;   /* interned text (default 64 MiB) */
+    uint32_t max_depth;        /* entries kept per stack; a deeper stack
+                                  keeps its root side (default 2048) */
+    uint32_t unused;
+} au_profile_limits;
+
+/* au_profile_add flags */
+#define AU_PROFILE_CPU 0x1u /* cpu mode: only threads flagged
+                               AU_THREAD_ON_CPU in the sample, and of their
+                               stacks only the running task's (or the bare
+                               thread stack) */
+
+/* au_sample_thread.flags, set by the sampler with AU_SAMPLER_CPU_STATE:
+ * the kernel reported the thread running or runnable (state R in
+ * /proc/PID/task/TID/stat) when the sample was taken. */
+#define AU_THREAD_ON_CPU 0x100u
+
+int au_profile_new(const au_allocator *alloc, const au_profile_limits *lim, au_profile **out);
+void au_profile_free(au_profile *p);
+
+/* Count every stack of `sample` (taken by `s`, whose last sample it must
+ * be) `weight` times.  AU_ERR_NOMEM leaves the profile as it was before
+ * the call. */
+int au_profile_add(au_profile *p, au_sampler *s, const au_sample *sample, uint32_t flags,
+                   uint64_t weight);
+
+typedef struct au_profile_stats {
+    uint64_t samples;          /* au_profile_add calls that succeeded */
+    uint64_t stacks_added;     /* stacks counted (before weights) */
+    uint64_t dropped;          /* of those, counted under "[dropped]" */
+    uint32_t stacks;           /* distinct stacks held */
+    uint32_t names;            /* distinct names held */
+    uint64_t text_bytes;       /* interned text held */
+    uint64_t heap_bytes;       /* everything the profile holds */
+} au_profile_stats;
+void au_profile_get_stats(const au_profile *p, au_profile_stats *st);
+
+/* Output formats of a profile (AU_FORMAT_COLLAPSED as for a sample, with
+ * each stack's count). */
+#define AU_FORMAT_SPEEDSCOPE 2u /* speedscope's file format, one "sampled"
+                                   profile per thread */
+#define AU_FORMAT_SVG 3u        /* a self-contained interactive flame graph */
+
+/* `title` (may be NULL) names the profile in the output: the command
+ * line, say.  Returns AU_OK, AU_ERR_IO when write() fails, AU_ERR_ARG or
+ * AU_ERR_NOMEM. */
+int au_profile_write(const au_profile *p, uint32_t format, const char *title,
+                     int (*write)(void *ud, const void *buf, size_t len), void *ud);
 
 #ifdef __cplusplus
 }
