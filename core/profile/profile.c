@@ -191,6 +191,12 @@ static void rebuild_indices(au_profile *p) {
 
 /* ---- names --------------------------------------------------------------- */
 
+/* No room for a new stack (one slot stays free for the dropped stack
+ * until it exists). */
+static int stacks_full(const au_profile *p) {
+    return p->nstacks >= p->max_stacks - (p->dropped_stack == NONE);
+}
+
 typedef struct name_key {
     uint32_t kind, flags;
     uint64_t id; /* part of the key only where text cannot name it */
@@ -216,7 +222,9 @@ static int name_equal(const au_profile *p, const name_rec *r, const name_key *k)
 }
 
 /* The index of the name k, interning it if new.  NONE when a limit is
- * reached (the stack is then dropped); *rc set on allocation failure. */
+ * reached (the stack is then dropped); *rc set on allocation failure.
+ * Once the stack table is full, new names could only serve new stacks,
+ * which would be dropped: they are looked up, never added. */
 static uint32_t intern(au_profile *p, const name_key *k, int *rc) {
     uint64_t h = name_hash(k);
     if (p->name_ix.mask) {
@@ -228,6 +236,7 @@ static uint32_t intern(au_profile *p, const name_key *k, int *rc) {
         }
     }
     uint64_t bytes = (uint64_t)k->text_len + k->file_len;
+    if (stacks_full(p)) return NONE;
     if (p->nnames >= p->max_names || p->text_len + bytes > p->max_text) return NONE;
     /* Limits were checked above, so growing fails only for want of memory. */
     if ((*rc = grow32(p, (void **)&p->names, &p->names_cap, p->nnames + 1ull, p->max_names,
