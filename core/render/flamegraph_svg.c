@@ -5,7 +5,7 @@
  *
  * The profile's stacks are merged into a tree (a frame per distinct path
  * from the root, children in the order first seen, so the output is
- * deterministic), laid out with the root at the bottom, one row per
+ * deterministic; the tree grows as it meets new paths), laid out with the root at the bottom, one row per
  * depth, each frame as wide as its share of the samples.  Frames narrower
  * than 0.1 px at full width are left out, with everything above them, as
  * flamegraph.pl does: they could not be seen or clicked.
@@ -57,35 +57,57 @@ static void tree_free(tree *t) {
     if (t->slots) t->a.realloc(t->a.ud, t->slots, ((size_t)t->mask + 1) * sizeof *t->slots, 0);
 }
 
-/* Nodes come from the stacks' entries, whose total the pool bounds, so the
- * tables are sized once and never grow. */
-static int tree_init(tree *t, au_allocator a, uint64_t max_nodes) {
+/* Room for one more node: the node array and its index (at most half
+ * full) double together, and the index is refilled from the nodes. */
+static int tree_reserve(tree *t) {
+    if (t->n < t->cap) return AU_OK;
+    if (t->cap >= UINT32_MAX / 4) return AU_ERR_LIMIT;
+    uint32_t ncap = t->cap ? t->cap * 2 : 256, size = ncap * 2;
+    node *nodes = t->a.realloc(t->a.ud, t->nodes, (size_t)t->cap * sizeof *nodes,
+                               (size_t)ncap * sizeof *nodes);
+    if (!nodes) return AU_ERR_NOMEM;
+    t->nodes = nodes;
+    t->cap = ncap;
+    uint32_t *slots = t->a.realloc(t->a.ud, NULL, 0, (size_t)size * sizeof *slots);
+    if (!slots) return AU_ERR_NOMEM;
+    if (t->slots) t->a.realloc(t->a.ud, t->slots, ((size_t)t->mask + 1) * sizeof *t->slots, 0);
+    t->slots = slots;
+    t->mask = size - 1;
+    memset(slots, 0, (size_t)size * sizeof *slots);
+    for (uint32_t k = 1; k < t->n; k++) {
+        uint32_t i = (uint32_t)child_hash(t->nodes[k].parent, t->nodes[k].name) & t->mask;
+        while (slots[i]) i = (i + 1) & t->mask;
+        slots[i] = k + 1;
+    }
+    return AU_OK;
+}
+
+static int tree_init(tree *t, au_allocator a) {
     memset(t, 0, sizeof *t);
     t->a = a;
-    if (max_nodes > UINT32_MAX / 4) return AU_ERR_LIMIT;
-    uint64_t size = 64;
-    while (size < max_nodes * 2) size *= 2;
-    t->cap = (uint32_t)max_nodes;
-    t->nodes = a.realloc(a.ud, NULL, 0, (size_t)t->cap * sizeof *t->nodes);
-    t->slots = a.realloc(a.ud, NULL, 0, (size_t)size * sizeof *t->slots);
-    t->mask = (uint32_t)(size - 1);
-    if (!t->nodes || !t->slots) {
+    int rc = tree_reserve(t);
+    if (rc != AU_OK) {
         tree_free(t);
-        return AU_ERR_NOMEM;
+        return rc;
     }
-    memset(t->slots, 0, (size_t)size * sizeof *t->slots);
     node root = {NONE, NONE, NONE, NONE, NONE, 0, 0, 0};
     t->nodes[t->n++] = root;
     return AU_OK;
 }
 
-static uint32_t tree_child(tree *t, uint32_t parent, uint32_t name) {
+/* The child of `parent` named `name`, added if new; NONE with *rc set when
+ * memory runs out. */
+static uint32_t tree_child(tree *t, uint32_t parent, uint32_t name, int *rc) {
     uint32_t i = (uint32_t)child_hash(parent, name) & t->mask;
     for (; t->slots[i]; i = (i + 1) & t->mask) {
         const node *c = &t->nodes[t->slots[i] - 1];
         if (c->parent == parent && c->name == name) return t->slots[i] - 1;
     }
-    if (t->n == t->cap) return NONE; /* cannot happen: sized from the pool */
+    if (t->n == t->cap) {
+        if ((*rc = tree_reserve(t)) != AU_OK) return NONE;
+        i = (uint32_t)child_hash(parent, name) & t->mask; /* the index was rebuilt */
+        while (t->slots[i]) i = (i + 1) & t->mask;
+    }
     uint32_t k = t->n++;
     node *c = &t->nodes[k], *p = &t->nodes[parent];
     c->name = name;
@@ -104,13 +126,7 @@ static uint32_t tree_child(tree *t, uint32_t parent, uint32_t name) {
 
 static int tree_build(tree *t, const au_profile *p) {
     uint32_t ns = au_profile_nstacks(p);
-    uint64_t entries = 1;
-    for (uint32_t i = 0; i < ns; i++) {
-        const uint32_t *ids;
-        uint32_t n;
-        if (au_profile_stack(p, i, &ids, &n)) entries += n;
-    }
-    int rc = tree_init(t, au_profile_alloc(p), entries);
+    int rc = tree_init(t, au_profile_alloc(p));
     if (rc != AU_OK) return rc;
     for (uint32_t i = 0; i < ns; i++) {
         const uint32_t *ids;
@@ -119,9 +135,13 @@ static int tree_build(tree *t, const au_profile *p) {
         if (!count) continue;
         t->nodes[0].total += count;
         uint32_t cur = 0;
-        for (uint32_t j = 0; j < n && cur != NONE; j++) {
-            cur = tree_child(t, cur, ids[j]);
-            if (cur != NONE) t->nodes[cur].total += count;
+        for (uint32_t j = 0; j < n; j++) {
+            cur = tree_child(t, cur, ids[j], &rc);
+            if (cur == NONE) {
+                tree_free(t);
+                return rc;
+            }
+            t->nodes[cur].total += count;
         }
     }
     /* Parents come before their children, so one pass in index order
