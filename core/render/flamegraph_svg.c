@@ -296,7 +296,7 @@ int au_profile_write_svg(const au_profile *p, const char *title, au_out *o) {
     au_out_num(o, " viewBox=\"0 0 %llu", WIDTH);
     au_out_num(o, " %llu\"", height);
     au_out_num(o, " data-total=\"%llu\">\n", (unsigned long long)total);
-    au_out_str(o, FLAMEGRAPH_STYLE);
+    for (const char *const *l = flamegraph_style; *l; l++) au_out_str(o, *l);
     au_out_str(o, "<rect width=\"100%\" height=\"100%\" fill=\"#f8f8f4\"/>\n");
     au_out_num(o, "<text id=\"title\" x=\"%llu\" y=\"24\">", WIDTH / 2);
     if (title) au_out_xml(o, title, strlen(title));
@@ -313,7 +313,7 @@ int au_profile_write_svg(const au_profile *p, const char *title, au_out *o) {
     for (uint32_t k = 0; k < t.n && o->rc == AU_OK; k++)
         if ((double)t.nodes[k].total >= min_total && t.nodes[k].total) put_frame(o, p, &t, k, scale, height);
     au_out_str(o, "</g>\n<script type=\"text/ecmascript\"><![CDATA[\n");
-    au_out_str(o, FLAMEGRAPH_SCRIPT);
+    for (const char *const *l = flamegraph_script; *l; l++) au_out_str(o, *l);
     au_out_str(o, "]]></script>\n</svg>\n");
     tree_free(&t);
     return AU_OK;
