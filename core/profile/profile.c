@@ -491,16 +491,17 @@ static int count_stack(au_profile *p, uint32_t n, uint32_t *nhits) {
     return hit(p, nhits, st);
 }
 
+#define ON_CPU_STACK (AU_STACK_RUNNING | AU_STACK_THREAD_ONLY)
+
 /* In cpu mode, which stacks of thread t count: the running task's or the
- * bare thread's; when the thread is on CPU between tasks (the event loop's
- * own code), none is, and the loop's frames (the root side every stack
- * shares, up to the first task) count instead.  Returns the number of
- * entries to keep of stack k: all, a prefix, or 0 for none. */
-static int cpu_keeps(const au_sample *smp, const au_sample_thread *t, uint32_t k) {
-    if (smp->stacks[k].flags & (AU_STACK_RUNNING | AU_STACK_THREAD_ONLY)) return 1;
-    for (uint32_t j = t->first_stack; j < t->first_stack + t->nstacks; j++)
-        if (smp->stacks[j].flags & (AU_STACK_RUNNING | AU_STACK_THREAD_ONLY)) return 0;
-    return k == t->first_stack ? -1 : 0; /* -1: the root side only */
+ * bare thread's.  When the thread is on CPU between tasks (the event
+ * loop's own code), none is, and the loop's frames (the root side every
+ * stack shares, up to the first task) count once instead, from its first
+ * stack.  Returns 1 to keep stack k whole, -1 for its root side only, 0
+ * to skip it. */
+static int cpu_keeps(const au_sample *smp, const au_sample_thread *t, uint32_t k, int any_running) {
+    if (smp->stacks[k].flags & ON_CPU_STACK) return 1;
+    return !any_running && k == t->first_stack ? -1 : 0;
 }
 
 static int add_thread(au_profile *p, au_sampler *s, const au_sample *smp, uint32_t ti,
@@ -515,8 +516,11 @@ static int add_thread(au_profile *p, au_sampler *s, const au_sample *smp, uint32
     }
     if (t->first_stack > smp->nstacks || t->nstacks > smp->nstacks - t->first_stack)
         return AU_ERR_ARG;
+    int any_running = 0;
+    for (uint32_t k = t->first_stack; (flags & AU_PROFILE_CPU) && k < t->first_stack + t->nstacks; k++)
+        any_running |= (smp->stacks[k].flags & ON_CPU_STACK) != 0;
     for (uint32_t k = t->first_stack; k < t->first_stack + t->nstacks; k++) {
-        int keep = (flags & AU_PROFILE_CPU) ? cpu_keeps(smp, t, k) : 1;
+        int keep = (flags & AU_PROFILE_CPU) ? cpu_keeps(smp, t, k, any_running) : 1;
         if (!keep) continue;
         uint32_t ne = 0;
         if ((rc = fetch_entries(p, s, k, &ne)) != AU_OK) return rc;
