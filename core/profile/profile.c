@@ -19,8 +19,9 @@
  *
  * Limits are checked before anything grows, and growth is clamped to them,
  * so memory never exceeds what the limits allow.  A stack that does not
- * fit (too many stacks, names or text) is counted under one fixed stack,
- * "[dropped: profile full]", whose name and slot are reserved up front.
+ * fit (too many stacks, names, text or entries) is counted under one fixed
+ * stack, "[dropped: profile full]", whose name, slot and entry are
+ * reserved up front.
  */
 #include <string.h>
 
@@ -33,6 +34,7 @@
 #define DEFAULT_MAX_NAMES (1u << 18)
 #define DEFAULT_MAX_TEXT (64ull << 20)
 #define DEFAULT_MAX_DEPTH 2048u
+#define DEFAULT_MAX_ENTRIES (1u << 24)
 /* Bounds whatever the caller asks: indices stay in uint32 and hash
  * indices (twice the table) in memory a 64-bit host can address. */
 #define HARD_MAX_ENTRIES (1u << 28)
@@ -69,6 +71,7 @@ struct au_profile {
     uint64_t allocations;
     uint32_t max_stacks, max_names, max_depth;
     uint64_t max_text;
+    uint64_t max_pool; /* entries of all stacks */
 
     name_rec *names;
     uint32_t nnames, names_cap;
@@ -336,11 +339,10 @@ static uint32_t find_stack(au_profile *p, const uint32_t *ids, uint32_t n, int i
     /* One slot stays free for the dropped stack until it exists. */
     uint32_t room = p->max_stacks - (p->dropped_stack == NONE && !is_dropped);
     if (p->nstacks >= room) return NONE;
-    /* The pool is bounded by the stack limit times the depth limit. */
-    uint64_t pool_max = (uint64_t)p->max_stacks * (p->max_depth + 2);
+    if (p->pool_len + n > p->max_pool - (p->dropped_stack == NONE && !is_dropped)) return NONE;
     if ((*rc = grow32(p, (void **)&p->stacks, &p->stacks_cap, p->nstacks + 1ull, p->max_stacks,
                       sizeof *p->stacks)) != AU_OK ||
-        (*rc = grow(p, (void **)&p->pool, &p->pool_cap, p->pool_len + n, pool_max,
+        (*rc = grow(p, (void **)&p->pool, &p->pool_cap, p->pool_len + n, p->max_pool,
                     sizeof *p->pool)) != AU_OK)
         return NONE;
     if (hindex_reserve(p, &p->stack_ix, p->nstacks + 1, rc))
@@ -592,6 +594,11 @@ int au_profile_new(const au_allocator *alloc, const au_profile_limits *lim, au_p
     p->max_names = limit32(l.max_names, DEFAULT_MAX_NAMES, 2, HARD_MAX_ENTRIES);
     p->max_depth = limit32(l.max_depth, DEFAULT_MAX_DEPTH, 1, HARD_MAX_DEPTH);
     p->max_text = l.max_text_bytes ? l.max_text_bytes : DEFAULT_MAX_TEXT;
+    /* Room for the dropped stack (one entry) at least; a pool larger than
+     * every stack at its deepest could never fill. */
+    p->max_pool = limit32(l.max_entries, DEFAULT_MAX_ENTRIES, 1, UINT32_MAX);
+    if (p->max_pool > (uint64_t)p->max_stacks * (p->max_depth + 2))
+        p->max_pool = (uint64_t)p->max_stacks * (p->max_depth + 2);
     if (p->max_text < sizeof DROPPED) p->max_text = sizeof DROPPED;
     p->dropped_stack = NONE;
     int rc = AU_OK;
