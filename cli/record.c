@@ -256,9 +256,9 @@ static void end_command(pid_t pid) {
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
 
 static void print_time(FILE *f, uint64_t ns) {
-    if (ns < 10000) fprintf(f, "%.2f us", (double)ns / 1e3);
-    else if (ns < 10000000) fprintf(f, "%.1f us", (double)ns / 1e3);
-    else fprintf(f, "%.1f ms", (double)ns / 1e6);
+    if (ns < 1000) fprintf(f, "%llu ns", (unsigned long long)ns);
+    else if (ns < 1000000) fprintf(f, "%.1f us", (double)ns / 1e3);
+    else fprintf(f, "%.2f ms", (double)ns / 1e6);
 }
 
 static void status_line(void *ud, const au_session_stats *st) {
@@ -281,6 +281,8 @@ static void print_stats(const au_session_stats *st, const au_profile_stats *ps, 
             (unsigned long long)st->samples, pct(st->errors, st->samples));
     fprintf(stderr, "  sample time   min ");
     print_time(stderr, st->time_min_ns);
+    fprintf(stderr, ", avg ");
+    print_time(stderr, st->samples ? st->time_total_ns / st->samples : 0);
     fprintf(stderr, ", median ");
     print_time(stderr, st->time_median_ns);
     fprintf(stderr, ", max ");
