@@ -72,6 +72,9 @@ expect_exit 5 "no Python process was sampled" -- "$tool" record -d 2 -- sleep 0.
 
 agent_dir=$(env XDG_CACHE_HOME="$tmp/cache" "$tool" agent-path)
 
+# stop PID: kill a fixture started by start, quietly.
+stop() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
 # start NAME ARGV...: run a fixture, wait for READY, set $pid.
 start() {
   local name=$1
@@ -92,7 +95,7 @@ start() {
 record() {
   local name=$1
   shift
-  "$tool" record -o "$tmp/$name.txt" "$@" 2>"$tmp/$name.err" </dev/null
+  "$tool" record -o "$tmp/$name.txt" "$@" 2>"$tmp/$name.err" </dev/null >/dev/null
   local rc=$?
   [ "$rc" -eq 0 ] && ok || bad "$name: record exited $rc: $(cat "$tmp/$name.err")"
 }
@@ -142,12 +145,12 @@ run_interp() {
   # wall mode: idle tasks count; cpu mode: a sleeping program has none.
   record "$name-seedcpu" --pid "$pid" --duration 0.5 --cpu
   wont "$tmp/$name-seedcpu.txt" "func_not_awaited|func_awaited" "$name --cpu: idle tasks"
-  kill -9 "$pid"
+  stop "$pid"
 
   start "$name-children" "$@" "$dir/children.py"
   record "$name-children" --pid "$pid" --subprocesses --duration 1
   check_children "$name-children"
-  kill -9 "$pid"
+  stop "$pid"
 
   start "$name-oncpu" "$@" "$dir/on_cpu.py"
   record "$name-oncpu" --pid "$pid" --duration 1 --cpu
@@ -156,7 +159,7 @@ run_interp() {
   wont "$tmp/$name-oncpu.txt" "cpu-idle|cpu-spinner-child" "$name --cpu: idle tasks"
   record "$name-onwall" --pid "$pid" --duration 0.3
   want "$tmp/$name-onwall.txt" "\[cpu-idle-2\];idle_two" "$name wall: idle tasks"
-  kill -9 "$pid"
+  stop "$pid"
 }
 
 for v in 3.9 3.10 3.11 3.12 3.13; do
@@ -235,7 +238,7 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
     want "$tmp/sig.err" "stopped by a signal" "SIG$sig"
     want "$tmp/sig.txt" ";spin \(" "SIG$sig: stacks written"
   done
-  kill -9 "$pid"
+  stop "$pid"
 
   # The target killed mid-record: the record ends, with the data so far.
   "$tool" record -o "$tmp/killed.txt" -d 60 -- "$py312" "$fixtures/cpu_bound.py" >"$tmp/killed.out" 2>"$tmp/killed.err" </dev/null &
@@ -243,7 +246,7 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
   pids+=("$rpid")
   for _ in $(seq 200); do grep -q READY "$tmp/killed.out" && break; sleep 0.05; done
   sleep 0.5
-  kill -9 "$(awk '/READY/ {print $2}' "$tmp/killed.out")"
+  kill -9 "$(awk '/READY/ {print $2}' "$tmp/killed.out")" 2>/dev/null
   wait "$rpid"
   rc=$?
   [ "$rc" -eq 0 ] && ok || bad "killed target: record exited $rc: $(cat "$tmp/killed.err")"

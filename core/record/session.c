@@ -206,12 +206,17 @@ static void scan(au_session *s, uint64_t now) {
 
 /* ---- sampling ---------------------------------------------------------------- */
 
-/* One sample of target i into the profile. */
-static int sample_one(au_session *s, uint32_t i) {
+/* One sample of target i into the profile.  *exited is set when the
+ * process turned out to be gone: that is its end, not an error. */
+static int sample_one(au_session *s, uint32_t i, int *exited) {
     target *t = &s->targets[i];
     uint64_t t0 = now_ns();
     const au_sample *smp;
     int rc = au_sampler_sample(t->sampler, &smp);
+    if (rc == AU_ERR_NOPROC && gone(t->pid)) {
+        *exited = 1;
+        return AU_OK;
+    }
     if (rc == AU_OK) {
         uint32_t pflags = s->opt.flags & AU_SESSION_CPU ? AU_PROFILE_CPU : 0;
         rc = au_profile_add(s->profile, t->sampler, smp, pflags, 1);
@@ -286,12 +291,17 @@ int au_session_run(au_session *s) {
             s->next_progress = now + o->progress_ns;
         }
         uint32_t sampled = 0;
-        for (uint32_t i = 0; i < s->ntargets && rc == AU_OK; i++)
+        for (uint32_t i = 0; i < s->ntargets && rc == AU_OK;) {
+            int exited = 0;
             if (s->targets[i].state == ACTIVE) {
-                rc = sample_one(s, i);
+                rc = sample_one(s, i, &exited);
                 sampled++;
             }
+            if (exited) drop(s, i); /* moves the last target to i */
+            else i++;
+        }
         if (rc) break;
+        if (!s->ntargets) continue; /* the top of the loop ends the run */
         if (!sampled) {
             /* Nothing to sample until a scan finds something. */
             due = s->next_scan;
