@@ -197,8 +197,16 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
   # The command is ended with the record (nothing left running).
   if pgrep -f "$fixtures/seed.py" >/dev/null; then bad "the command outlived its record"; else ok; fi
 
-  # --subprocesses from the start of the tree.
-  record launch-children --duration 5 --subprocesses -- "$py312" "$fixtures/children.py"
+  # --subprocesses from the start of the tree, ended by SIGINT once the
+  # whole tree is ready (the parent prints READY after its children).
+  "$tool" record -o "$tmp/launch-children.txt" -d 60 --subprocesses -- "$py312" "$fixtures/children.py" \
+    >"$tmp/launch-children.out" 2>"$tmp/launch-children.err" </dev/null &
+  rpid=$!
+  pids+=("$rpid")
+  for _ in $(seq 600); do grep -q READY "$tmp/launch-children.out" && break; sleep 0.05; done
+  sleep 0.5
+  kill -INT "$rpid"
+  wait "$rpid" && ok || bad "launch-children: record failed: $(cat "$tmp/launch-children.err")"
   check_children launch-children
 
   # Formats from -o's extension and from --format: the same stacks.
