@@ -7,6 +7,7 @@
 #     python_fixtures/children.py (a parent, two children, a grandchild);
 #   - --cpu on on_cpu.py / cpu_bound.py: only what runs on a CPU (3.9 and
 #     3.10 keep no TID: this is the pthread -> TID map at work);
+#   - a target that forks and execs, followed;
 #   - the end of a record: the duration, SIGINT, SIGTERM, the target killed
 #     mid-record; each writes what was collected, and the statistics.
 #
@@ -208,6 +209,23 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
   kill -INT "$rpid"
   wait "$rpid" && ok || bad "launch-children: record failed: $(cat "$tmp/launch-children.err")"
   check_children launch-children
+
+  # A target that forks and execs (the same executable, same pid): the
+  # forked child followed, the exec'd program opened again.
+  for py in "$py312" "$py39"; do
+    "$tool" record -o "$tmp/forkexec.txt" -d 60 --subprocesses -- "$py" "$fixtures/fork_exec.py" \
+      >"$tmp/forkexec.out" 2>"$tmp/forkexec.err" </dev/null &
+    rpid=$!
+    pids+=("$rpid")
+    for _ in $(seq 600); do grep -q READY "$tmp/forkexec.out" && break; sleep 0.05; done
+    sleep 0.5
+    kill -INT "$rpid"
+    wait "$rpid" && ok || bad "fork_exec: record failed: $(cat "$tmp/forkexec.err")"
+    want "$tmp/forkexec.txt" ";\[before-exec\];before_exec \(" "$py fork_exec: before the exec"
+    want "$tmp/forkexec.txt" ";\[forked-child\];forked_wait \(" "$py fork_exec: the forked child"
+    want "$tmp/forkexec.txt" "$seed_under_parent" "$py fork_exec: after the exec"
+    want "$tmp/forkexec.err" "; 2 processes sampled" "$py fork_exec: two processes"
+  done
 
   # Formats from -o's extension and from --format: the same stacks.
   "$tool" record -o "$tmp/fmt.json" -d 0.5 -- "$py312" "$fixtures/seed.py" 2>"$tmp/fmt.err" >/dev/null

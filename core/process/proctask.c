@@ -98,9 +98,9 @@ static int read_small(const char *path, char *buf, size_t cap, size_t *len) {
     return status;
 }
 
-int au_proc_thread_state(int pid, uint64_t tid, char *state) {
+int au_proc_stat(int pid, uint64_t tid, char *state, uint64_t *startstack) {
     if (pid <= 0 || tid == 0 || tid > INT32_MAX || !state) return AU_ERR_ARG;
-    char path[64], text[512];
+    char path[64], text[1024];
     size_t len;
     snprintf(path, sizeof path, "/proc/%d/task/%llu/stat", pid, (unsigned long long)tid);
     int rc = read_small(path, text, sizeof text, &len);
@@ -113,7 +113,25 @@ int au_proc_thread_state(int pid, uint64_t tid, char *state) {
         close_paren[2] < 'A' || close_paren[2] > 'z')
         return AU_ERR_FORMAT;
     *state = close_paren[2];
+    if (!startstack) return AU_OK;
+    /* Field 28 is the 26th after the name; fields are decimal numbers
+     * (some signed) separated by single spaces. */
+    const char *p = close_paren + 2, *end = text + len;
+    for (int field = 3; field < 28 && p < end; p++)
+        if (*p == ' ') field++;
+    uint64_t v = 0;
+    int digits = 0;
+    while (p < end && *p >= '0' && *p <= '9' && digits < 20) {
+        v = v * 10 + (uint64_t)(*p++ - '0');
+        digits++;
+    }
+    if (!digits) return AU_ERR_FORMAT;
+    *startstack = v;
     return AU_OK;
+}
+
+int au_proc_thread_state(int pid, uint64_t tid, char *state) {
+    return au_proc_stat(pid, tid, state, NULL);
 }
 
 int au_proc_children(int pid, int *out, uint32_t cap, uint32_t *n) {

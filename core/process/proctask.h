@@ -35,6 +35,14 @@ int au_proc_tasks(int pid, uint64_t *tids, uint32_t cap, uint32_t *n);
 int au_proc_thread_state(int pid, uint64_t tid, char *state);
 
 /*
+ * au_proc_thread_state, and also field 28 of the stat file (the start of
+ * the main stack) into *startstack when it is not NULL: a new value after
+ * every exec, wherever the kernel randomises the stack, even when the new
+ * image is the same executable.  AU_ERR_FORMAT when the field is absent.
+ */
+int au_proc_stat(int pid, uint64_t tid, char *state, uint64_t *startstack);
+
+/*
  * The children of pid: every pid listed in /proc/PID/task/TID/children
  * for each of its threads (a child belongs to the thread that forked it),
  * at most cap, appended to out from out[*n] on.  Returns AU_OK;

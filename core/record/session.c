@@ -46,6 +46,7 @@ typedef struct target {
     uint32_t state;
     au_sampler *sampler;
     au_map_file_id exe;      /* of the image last opened or tried */
+    uint64_t stack;          /* its stack's start: an exec changes it */
     uint64_t retry_at;       /* PENDING: monotonic ns of the next try */
     uint64_t backoff;
     uint32_t fails_in_row;
@@ -118,15 +119,18 @@ static int tracked(const au_session *s, int pid) {
     return 0;
 }
 
-/* A process that is gone or a zombie (its memory is gone with it). */
-static int gone(int pid) {
+/* A process that is gone or a zombie (its memory is gone with it); else
+ * its stack start in *stack (0 when unknown). */
+static int gone(int pid, uint64_t *stack) {
     char state;
-    int rc = au_proc_thread_state(pid, (uint64_t)pid, &state);
+    *stack = 0;
+    int rc = au_proc_stat(pid, (uint64_t)pid, &state, stack);
     return rc == AU_ERR_NOPROC || (rc == AU_OK && (state == 'Z' || state == 'X'));
 }
 
 static int try_open(au_session *s, target *t) {
     au_proc_exe_id(t->pid, &t->exe);
+    gone(t->pid, &t->stack);
     int rc = au_sampler_open_pid(&s->alloc, t->pid, &s->opt.sampler, &t->sampler);
     if (rc == AU_OK) {
         t->state = ACTIVE;
@@ -156,7 +160,8 @@ int au_session_add_pid(au_session *s, int pid, uint32_t flags) {
     if (rc && !(flags & AU_SESSION_WAIT)) return rc;
     if (rc == AU_ERR_NOMEM) return rc;
     if (rc) {
-        if (gone(pid)) return AU_ERR_NOPROC;
+        uint64_t stack;
+        if (gone(pid, &stack)) return AU_ERR_NOPROC;
         make_pending(t, now_ns() + s->opt.scan_ns, s->opt.scan_ns);
     }
     s->ntargets++;
@@ -172,16 +177,22 @@ static void drop(au_session *s, uint32_t i) {
 static void scan(au_session *s, uint64_t now) {
     for (uint32_t i = 0; i < s->ntargets;) {
         target *t = &s->targets[i];
-        if (gone(t->pid)) {
+        uint64_t stack;
+        if (gone(t->pid, &stack)) {
             drop(s, i);
             continue;
         }
         au_map_file_id exe;
         int exe_ok = au_proc_exe_id(t->pid, &exe) == AU_OK;
-        int exec_d = exe_ok && t->exe.inode && (exe.inode != t->exe.inode || exe.dev_major != t->exe.dev_major ||
-                                exe.dev_minor != t->exe.dev_minor);
-        /* A new image: the sampler's view of the old one is worthless. */
-        if (exec_d) make_pending(t, now, s->opt.scan_ns);
+        int exec_d = (exe_ok && t->exe.inode &&
+                      (exe.inode != t->exe.inode || exe.dev_major != t->exe.dev_major ||
+                       exe.dev_minor != t->exe.dev_minor)) ||
+                     (stack && t->stack && stack != t->stack);
+        /* A new image (an exec, perhaps of the same executable): the
+         * sampler's view of the old one is worthless.  So is a sampler
+         * that fails sample after sample, whatever the cause. */
+        if (exec_d || (t->state == ACTIVE && t->fails_in_row >= FAILS_BEFORE_CHECK))
+            make_pending(t, now, s->opt.scan_ns);
         if (t->state == PENDING && now >= t->retry_at) {
             if (try_open(s, t) != AU_OK) {
                 t->retry_at = now + t->backoff;
@@ -207,15 +218,26 @@ static void scan(au_session *s, uint64_t now) {
 /* ---- sampling ---------------------------------------------------------------- */
 
 /* One sample of target i into the profile.  *exited is set when the
- * process turned out to be gone: that is its end, not an error. */
+ * process turned out to be gone: that is its end, not an error; one that
+ * exec'd goes back to PENDING, to be opened again at once. */
 static int sample_one(au_session *s, uint32_t i, int *exited) {
     target *t = &s->targets[i];
     uint64_t t0 = now_ns();
     const au_sample *smp;
     int rc = au_sampler_sample(t->sampler, &smp);
-    if (rc == AU_ERR_NOPROC && gone(t->pid)) {
-        *exited = 1;
-        return AU_OK;
+    if (rc != AU_OK && rc != AU_ERR_NOMEM) {
+        /* A failure may be the process's end or an exec: neither is an
+         * error of the sample.  (Three system calls, on failures only.) */
+        uint64_t stack;
+        if (gone(t->pid, &stack)) {
+            *exited = 1;
+            return AU_OK;
+        }
+        if (stack && t->stack && stack != t->stack) {
+            make_pending(t, now_ns(), s->opt.scan_ns);
+            s->next_scan = 0;
+            return AU_OK;
+        }
     }
     if (rc == AU_OK) {
         uint32_t pflags = s->opt.flags & AU_SESSION_CPU ? AU_PROFILE_CPU : 0;
