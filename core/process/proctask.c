@@ -98,13 +98,8 @@ static int read_small(const char *path, char *buf, size_t cap, size_t *len) {
     return status;
 }
 
-int au_proc_stat(int pid, uint64_t tid, char *state, uint64_t *startstack) {
-    if (pid <= 0 || tid == 0 || tid > INT32_MAX || !state) return AU_ERR_ARG;
-    char path[64], text[1024];
-    size_t len;
-    snprintf(path, sizeof path, "/proc/%d/task/%llu/stat", pid, (unsigned long long)tid);
-    int rc = read_small(path, text, sizeof text, &len);
-    if (rc) return rc;
+/* The state (and field 28) of stat text. */
+static int parse_stat(const char *text, size_t len, char *state, uint64_t *startstack) {
     const char *close_paren = NULL;
     for (size_t i = 0; i < len; i++)
         if (text[i] == ')') close_paren = text + i;
@@ -128,6 +123,82 @@ int au_proc_stat(int pid, uint64_t tid, char *state, uint64_t *startstack) {
     if (!digits) return AU_ERR_FORMAT;
     *startstack = v;
     return AU_OK;
+}
+
+static void stat_path(char *path, size_t cap, int pid, uint64_t tid) {
+    snprintf(path, cap, "/proc/%d/task/%llu/stat", pid, (unsigned long long)tid);
+}
+
+int au_proc_stat(int pid, uint64_t tid, char *state, uint64_t *startstack) {
+    if (pid <= 0 || tid == 0 || tid > INT32_MAX || !state) return AU_ERR_ARG;
+    char path[64], text[1024];
+    size_t len;
+    stat_path(path, sizeof path, pid, tid);
+    int rc = read_small(path, text, sizeof text, &len);
+    return rc ? rc : parse_stat(text, len, state, startstack);
+}
+
+/* pread of a whole small file at offset 0: the kernel generates a /proc
+ * stat file anew for each read from its start. */
+static int pread_small(int fd, char *buf, size_t cap, size_t *len) {
+    *len = 0;
+    uint32_t eintr = 0;
+    for (;;) {
+        ssize_t r = pread(fd, buf, cap - 1, 0);
+        if (r >= 0) {
+            *len = (size_t)r;
+            buf[r] = 0;
+            return AU_OK;
+        }
+        if (errno != EINTR || ++eintr >= MAX_EINTR) return au_status_from_errno(errno, AU_ERR_IO);
+    }
+}
+
+int au_stat_cache_state(au_stat_cache *c, int pid, uint64_t tid, char *state) {
+    if (!c || pid <= 0 || tid == 0 || tid > INT32_MAX || !state) return AU_ERR_ARG;
+    char text[1024];
+    size_t len;
+    c->clock++;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (c->e[i].tid != tid) continue;
+        if (pread_small(c->e[i].fd, text, sizeof text, &len) == AU_OK) {
+            c->e[i].used = c->clock;
+            return parse_stat(text, len, state, NULL);
+        }
+        /* The thread ended (the file now fails, ESRCH), even if a new
+         * thread took its TID: open again below. */
+        close(c->e[i].fd);
+        c->e[i] = c->e[--c->n];
+        break;
+    }
+    char path[64];
+    stat_path(path, sizeof path, pid, tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return au_status_from_errno(errno, AU_ERR_IO);
+    int rc = pread_small(fd, text, sizeof text, &len);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    /* Keep the descriptor, in place of the least recently used one when
+     * the cache is full. */
+    uint32_t slot = c->n;
+    if (slot == AU_STAT_FDS) {
+        slot = 0;
+        for (uint32_t i = 1; i < c->n; i++)
+            if (c->clock - c->e[i].used > c->clock - c->e[slot].used) slot = i;
+        close(c->e[slot].fd);
+    } else {
+        c->n++;
+    }
+    c->e[slot] = (au_stat_fd){tid, fd, c->clock};
+    return parse_stat(text, len, state, NULL);
+}
+
+void au_stat_cache_close(au_stat_cache *c) {
+    if (!c) return;
+    for (uint32_t i = 0; i < c->n; i++) close(c->e[i].fd);
+    c->n = 0;
 }
 
 int au_proc_thread_state(int pid, uint64_t tid, char *state) {

@@ -43,6 +43,26 @@ int au_proc_thread_state(int pid, uint64_t tid, char *state);
 int au_proc_stat(int pid, uint64_t tid, char *state, uint64_t *startstack);
 
 /*
+ * au_proc_thread_state through descriptors kept open: one pread a call
+ * instead of open, read and close, for the AU_STAT_FDS threads most
+ * recently asked about (few, so that many processes sampled at once stay
+ * far from the descriptor limit).  A zeroed cache is empty;
+ * au_stat_cache_close closes what it holds.
+ */
+#define AU_STAT_FDS 8u
+typedef struct au_stat_fd {
+    uint64_t tid;
+    int fd;
+    uint32_t used;
+} au_stat_fd;
+typedef struct au_stat_cache {
+    au_stat_fd e[AU_STAT_FDS];
+    uint32_t n, clock;
+} au_stat_cache;
+int au_stat_cache_state(au_stat_cache *c, int pid, uint64_t tid, char *state);
+void au_stat_cache_close(au_stat_cache *c);
+
+/*
  * The children of pid: every pid listed in /proc/PID/task/TID/children
  * for each of its threads (a child belongs to the thread that forked it),
  * at most cap, appended to out from out[*n] on.  Returns AU_OK;

@@ -267,7 +267,11 @@ static int sample_one(au_session *s, uint32_t i, int *exited) {
 
 static void finish_stats(au_session *s, uint64_t now) {
     s->st.elapsed_ns = now - s->start;
-    s->st.time_median_ns = au_timehist_median(&s->hist);
+    /* A bucket's lower bound may be under the least value it holds. */
+    uint64_t med = au_timehist_median(&s->hist);
+    if (med < s->st.time_min_ns) med = s->st.time_min_ns;
+    if (med > s->st.time_max_ns) med = s->st.time_max_ns;
+    s->st.time_median_ns = med;
     s->st.tasks_min = s->tasks_min == UINT64_MAX ? 0 : s->tasks_min;
     uint32_t active = 0;
     for (uint32_t i = 0; i < s->ntargets; i++) active += s->targets[i].state == ACTIVE;

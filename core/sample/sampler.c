@@ -98,7 +98,8 @@ struct au_sampler {
     tname *names;
     uint32_t names_cap, nnames;
 
-    au_tid_map tid_map; /* AU_SAMPLER_CPU_STATE before 3.11 */
+    au_tid_map tid_map;     /* AU_SAMPLER_CPU_STATE before 3.11 */
+    au_stat_cache stat_fds; /* AU_SAMPLER_CPU_STATE */
 };
 
 static int grow(au_sampler *s, void *pptr, uint32_t *cap, size_t need, size_t elem) {
@@ -170,15 +171,15 @@ static void find_tids(au_sampler *s) {
     }
 }
 
-/* AU_THREAD_ON_CPU from the kernel's state of each thread.  One /proc
- * read per thread, only when asked for: it costs three system calls. */
+/* AU_THREAD_ON_CPU from the kernel's state of each thread: one /proc read
+ * per thread, only when asked for (a pread on a descriptor kept open). */
 static void mark_on_cpu(au_sampler *s) {
     if (s->version_hex < 0x030b0000u) find_tids(s);
     for (uint32_t i = 0; i < s->out.nthreads; i++) {
         au_sample_thread *t = &s->threads[i];
         char state;
         if (!t->native_id) continue;
-        int rc = au_proc_thread_state(s->pid, t->native_id, &state);
+        int rc = au_stat_cache_state(&s->stat_fds, s->pid, t->native_id, &state);
         if (rc == AU_OK && state == 'R') t->flags |= AU_THREAD_ON_CPU;
         /* A TID from the pthread map that is no thread of the target: the
          * map is stale (or was wrong); search again. */
@@ -687,6 +688,7 @@ void au_sampler_free(au_sampler *s) {
     au_pyreader_free(s->reader);
     au_memsrc_destroy(s->rec);
     if (!s->borrowed) au_memsrc_destroy(s->base);
+    au_stat_cache_close(&s->stat_fds);
     for (uint32_t i = 0; s->resolvers && i < s->resolvers_cap; i++) au_resolver_free(s->resolvers[i]);
 #define FREE(p, cap) \
     if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
