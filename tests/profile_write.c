@@ -3,9 +3,12 @@
  * so the output tests need no live process.
  *
  *   profile_write FORMAT [--cpu] [--title T] [--repeat N] SNAPSHOT...
+ *   profile_write FORMAT [--title T] --pid PID --samples N
  *
  * FORMAT is collapsed, speedscope or svg; the result goes to stdout.  Each
- * snapshot is replayed N times (default 1) and added with weight 1.
+ * snapshot is replayed N times (default 1) and added with weight 1; a live
+ * process is sampled N times, back to back (a test driver, not a
+ * profiler: `asyncunwind record` is that).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +65,19 @@ static int add_snapshot(au_profile *p, const char *path, uint32_t flags, unsigne
     return rc != AU_OK;
 }
 
+static int add_live(au_profile *p, int pid, unsigned samples) {
+    au_sampler *s = NULL;
+    int rc = au_sampler_open_pid(NULL, pid, NULL, &s);
+    for (unsigned i = 0; rc == AU_OK && i < samples; i++) {
+        const au_sample *smp;
+        rc = au_sampler_sample(s, &smp);
+        if (rc == AU_OK) rc = au_profile_add(p, s, smp, 0, 1);
+    }
+    if (rc != AU_OK) fprintf(stderr, "profile_write: pid %d: %s\n", pid, au_status_str(rc));
+    au_sampler_free(s);
+    return rc != AU_OK;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: profile_write collapsed|speedscope|svg [--cpu] [--title T] "
@@ -86,6 +102,10 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--cpu")) flags |= AU_PROFILE_CPU;
         else if (!strcmp(argv[i], "--title") && i + 1 < argc) title = argv[++i];
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--pid") && i + 3 < argc && !strcmp(argv[i + 2], "--samples")) {
+            failed |= add_live(p, atoi(argv[i + 1]), (unsigned)atoi(argv[i + 3]));
+            i += 3;
+        }
         else failed |= add_snapshot(p, argv[i], flags, repeat);
     }
     int rc = failed ? AU_OK : au_profile_write(p, format, title, to_stdout, NULL);

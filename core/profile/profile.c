@@ -37,6 +37,7 @@
  * indices (twice the table) in memory a 64-bit host can address. */
 #define HARD_MAX_ENTRIES (1u << 28)
 #define HARD_MAX_DEPTH (1u << 20)
+#define FRAME_HINTS 1024u /* a power of two */
 
 static const char DROPPED[] = "[dropped: profile full]";
 static const char TRUNCATED[] = "[truncated]";
@@ -84,6 +85,17 @@ struct au_profile {
     hindex stack_ix;
     uint32_t dropped_stack; /* NONE until first used */
     uint32_t dropped_name;
+
+    /* The last name each code location was interned as, direct-mapped by
+     * (code address, line): a repeated frame then costs a compare of its
+     * text instead of hashing it.  Entries are hints, always checked
+     * against the name's text, so a code object freed and its address
+     * reused, or a name undone by AU_ERR_NOMEM, cannot mislead. */
+    struct frame_hint {
+        uint64_t code_addr;
+        int32_t line;
+        uint32_t name; /* + 1; 0 = empty */
+    } hints[FRAME_HINTS];
 
     /* Scratch of one au_profile_add: the entries of one stack, its name
      * indices, and the stack index of every stack of the sample. */
@@ -191,6 +203,12 @@ static void rebuild_indices(au_profile *p) {
 
 /* ---- names --------------------------------------------------------------- */
 
+/* No room for a new stack (one slot stays free for the dropped stack
+ * until it exists). */
+static int stacks_full(const au_profile *p) {
+    return p->nstacks >= p->max_stacks - (p->dropped_stack == NONE);
+}
+
 typedef struct name_key {
     uint32_t kind, flags;
     uint64_t id; /* part of the key only where text cannot name it */
@@ -216,7 +234,9 @@ static int name_equal(const au_profile *p, const name_rec *r, const name_key *k)
 }
 
 /* The index of the name k, interning it if new.  NONE when a limit is
- * reached (the stack is then dropped); *rc set on allocation failure. */
+ * reached (the stack is then dropped); *rc set on allocation failure.
+ * Once the stack table is full, new names could only serve new stacks,
+ * which would be dropped: they are looked up, never added. */
 static uint32_t intern(au_profile *p, const name_key *k, int *rc) {
     uint64_t h = name_hash(k);
     if (p->name_ix.mask) {
@@ -228,6 +248,7 @@ static uint32_t intern(au_profile *p, const name_key *k, int *rc) {
         }
     }
     uint64_t bytes = (uint64_t)k->text_len + k->file_len;
+    if (stacks_full(p)) return NONE;
     if (p->nnames >= p->max_names || p->text_len + bytes > p->max_text) return NONE;
     /* Limits were checked above, so growing fails only for want of memory. */
     if ((*rc = grow32(p, (void **)&p->names, &p->names_cap, p->nnames + 1ull, p->max_names,
@@ -351,6 +372,31 @@ static int reserve_ids(au_profile *p, uint64_t n) {
     return grow32(p, (void **)&p->ids, &p->ids_cap, n, HARD_MAX_DEPTH + 4ull, sizeof *p->ids);
 }
 
+/* The name of a frame with a known qualname: its hint when the hint's
+ * text matches, else interned (and hinted). */
+static uint32_t intern_frame(au_profile *p, const au_sample_frame *f, int *rc) {
+    struct frame_hint *h =
+        &p->hints[au_mix64(f->code_addr ^ (uint64_t)(uint32_t)f->line << 48) & (FRAME_HINTS - 1)];
+    uint32_t flen = f->filename ? f->filename_len : 0;
+    int32_t line = f->line < 0 ? -1 : f->line;
+    if (h->name && h->code_addr == f->code_addr && h->line == line && h->name - 1 < p->nnames) {
+        const name_rec *r = &p->names[h->name - 1];
+        if (r->kind == AU_PNAME_FRAME && r->has_text && r->line == line && r->id == 0 &&
+            r->text_len == f->qualname_len && r->file_len == flen &&
+            memcmp(p->text + r->text_off, f->qualname, f->qualname_len) == 0 &&
+            (!flen || memcmp(p->text + r->text_off + r->text_len, f->filename, flen) == 0))
+            return h->name - 1;
+    }
+    name_key k = frame_key(f);
+    uint32_t id = intern(p, &k, rc);
+    if (id != NONE) {
+        h->code_addr = f->code_addr;
+        h->line = line;
+        h->name = id + 1;
+    }
+    return id;
+}
+
 /* Append name k to the stack being built; 0 when a limit was hit. */
 static int push(au_profile *p, uint32_t *n, const name_key *k, int *rc) {
     uint32_t id = intern(p, k, rc);
@@ -385,6 +431,12 @@ static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_threa
         switch (x->kind) {
         case AU_ENTRY_FRAME:
             if (x->id >= smp->nframes) continue;
+            if (smp->frames[x->id].qualname) {
+                uint32_t id = intern_frame(p, &smp->frames[x->id], rc);
+                if (id == NONE) return 0;
+                p->ids[n++] = id;
+                continue;
+            }
             k = frame_key(&smp->frames[x->id]);
             break;
         case AU_ENTRY_TASK:
