@@ -696,7 +696,10 @@ int au_profile_write(const au_profile *p, uint32_t format, const char *title,
  * deadline, so sleep overshoot never accumulates).  A sample that ends past
  * the next deadline is "long": the next one starts at once, due at the
  * next deadline still ahead, so missed deadlines are skipped rather than
- * caught up in a burst.
+ * caught up in a burst.  Linux lets a sleep end up to the thread's timer
+ * slack late (50 us by default): a host that samples at short intervals
+ * should lower it (prctl(PR_SET_TIMERSLACK)), as the CLI does; the core
+ * does not change its caller's thread settings.
  *
  * It survives what a target does: a target that exits ends (and the
  * session with the last one); a target that exec's is opened again; a

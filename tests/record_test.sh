@@ -234,6 +234,10 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
     bad "fmt.json is not speedscope's: $(head -c 300 "$tmp/fmt.json")"
   "$tool" record -o "$tmp/fmt.out" --format speedscope -d 0.5 -- "$py312" "$fixtures/seed.py" 2>"$tmp/fmt.err" >/dev/null
   want "$tmp/fmt.err" "wrote .*fmt.out \(speedscope\)" "--format speedscope"
+  "$tool" record -o "$tmp/fmt.svg" -d 1 -- "$py312" "$fixtures/seed.py" 2>"$tmp/fmt.err" >/dev/null
+  want "$tmp/fmt.err" "wrote .*fmt.svg \(svg\)" "format from .svg"
+  want "$tmp/fmt.svg" "<svg" "svg output"
+  want "$tmp/fmt.svg" "func_not_awaited" "svg output: the seed's frames"
   "$tool" record -o "$tmp/fmt.folded" -d 0.5 -- "$py312" "$fixtures/seed.py" 2>"$tmp/fmt.err" >/dev/null
   want "$tmp/fmt.err" "wrote .*fmt.folded \(collapsed\)" "collapsed by default"
 
