@@ -471,7 +471,9 @@ typedef struct au_sampler au_sampler;
 #define AU_SAMPLER_RECORD 0x4u   /* keep what each sample reads, so that
                                     au_sampler_write_snapshot can write it */
 #define AU_SAMPLER_CPU_STATE 0x8u /* flag threads on CPU (AU_THREAD_ON_CPU)
-                                     from /proc/PID/task/TID/stat */
+                                     from /proc/PID/task/TID/stat; on
+                                     3.9/3.10 this finds threads' TIDs
+                                     too (docs/CLI.md, record) */
 
 /* Zero fields take the defaults. */
 typedef struct au_sampler_options {
@@ -511,7 +513,8 @@ typedef struct au_sample_task {
 } au_sample_task;
 
 typedef struct au_sample_thread {
-    uint64_t native_id;    /* Linux TID (0 when not known: 3.9/3.10) */
+    uint64_t native_id;    /* Linux TID (0 when not known: 3.9/3.10
+                              without AU_SAMPLER_CPU_STATE) */
     uint64_t thread_id;    /* pthread id */
     const char *name;      /* the kernel's name of the thread, or NULL */
     uint32_t name_len;
@@ -713,7 +716,10 @@ typedef struct au_session au_session;
 /* au_session_options.flags */
 #define AU_SESSION_CPU 0x1u      /* cpu mode: AU_SAMPLER_CPU_STATE, and
                                     AU_PROFILE_CPU into the profile */
-#define AU_SESSION_CHILDREN 0x2u /* follow descendants of the targets */
+#define AU_SESSION_CHILDREN 0x2u /* follow descendants of the targets (and
+                                    find TIDs on 3.9/3.10, see
+                                    AU_SAMPLER_CPU_STATE, so that threads
+                                    of different processes stay apart) */
 
 /* Why au_session_run returned (au_session_stats.end). */
 #define AU_SESSION_END_DURATION 1u /* the duration elapsed */

@@ -225,6 +225,10 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
     want "$tmp/forkexec.txt" ";\[forked-child\];forked_wait \(" "$py fork_exec: the forked child"
     want "$tmp/forkexec.txt" "$seed_under_parent" "$py fork_exec: after the exec"
     want "$tmp/forkexec.err" "; 2 processes sampled" "$py fork_exec: two processes"
+    # Each process's threads under their own roots (TIDs, on 3.9 too).
+    r1=$(grep "\[forked-child\]" "$tmp/forkexec.txt" | head -1 | cut -d';' -f1)
+    r2=$(grep "\[before-exec\]" "$tmp/forkexec.txt" | head -1 | cut -d';' -f1)
+    [ -n "$r1" ] && [ "$r1" != "$r2" ] && ok || bad "$py fork_exec: one root for both processes: '$r1' '$r2'"
   done
 
   # Formats from -o's extension and from --format: the same stacks.
