@@ -724,7 +724,8 @@ typedef struct au_session au_session;
 /* Why au_session_run returned (au_session_stats.end). */
 #define AU_SESSION_END_DURATION 1u /* the duration elapsed */
 #define AU_SESSION_END_STOPPED 2u  /* the stop callback said so */
-#define AU_SESSION_END_GONE 3u     /* no target process is left */
+#define AU_SESSION_END_GONE 3u     /* every process added is gone, and no
+                                      child found is sampled any more */
 
 typedef struct au_session_stats {
     uint64_t samples;       /* samples taken (one per process per tick) */

@@ -231,6 +231,19 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
     [ -n "$r1" ] && [ "$r1" != "$r2" ] && ok || bad "$py fork_exec: one root for both processes: '$r1' '$r2'"
   done
 
+  # A child that is not Python, left running, does not keep the record
+  # going once the target exited.
+  t0=$(date +%s)
+  "$tool" record -o "$tmp/helper.txt" -d 30 --subprocesses -- "$py312" -c \
+    'import subprocess, time; print(subprocess.Popen(["sleep", "30"]).pid, flush=True); time.sleep(1)' \
+    >"$tmp/helper.out" 2>"$tmp/helper.err" </dev/null
+  t1=$(date +%s)
+  helper=$(head -1 "$tmp/helper.out")
+  [ -n "$helper" ] && pids+=("$helper")
+  [ $((t1 - t0)) -lt 15 ] && ok || bad "a non-Python child kept the record going ($((t1 - t0)) s)"
+  want "$tmp/helper.err" "the target exited; 1 process sampled" "non-Python child"
+  [ -n "$helper" ] && kill "$helper" 2>/dev/null
+
   # Formats from -o's extension and from --format: the same stacks.
   "$tool" record -o "$tmp/fmt.json" -d 0.5 -- "$py312" "$fixtures/seed.py" 2>"$tmp/fmt.err" >/dev/null
   want "$tmp/fmt.err" "wrote .*fmt.json \(speedscope\)" "format from .json"
@@ -238,7 +251,9 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
     bad "fmt.json is not speedscope's: $(head -c 300 "$tmp/fmt.json")"
   "$tool" record -o "$tmp/fmt.out" --format speedscope -d 0.5 -- "$py312" "$fixtures/seed.py" 2>"$tmp/fmt.err" >/dev/null
   want "$tmp/fmt.err" "wrote .*fmt.out \(speedscope\)" "--format speedscope"
-  "$tool" record -o "$tmp/fmt.svg" -d 1 -- "$py312" "$fixtures/seed.py" 2>"$tmp/fmt.err" >/dev/null
+  start fmtseed "$py312" "$fixtures/seed.py"
+  "$tool" record -o "$tmp/fmt.svg" -d 0.5 --pid "$pid" 2>"$tmp/fmt.err" >/dev/null
+  stop "$pid"
   want "$tmp/fmt.err" "wrote .*fmt.svg \(svg\)" "format from .svg"
   want "$tmp/fmt.svg" "<svg" "svg output"
   want "$tmp/fmt.svg" "func_not_awaited" "svg output: the seed's frames"

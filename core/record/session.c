@@ -31,6 +31,7 @@
 #define DEFAULT_SCAN 100000000ull       /* 100 ms */
 #define DEFAULT_PROGRESS 250000000ull   /* 250 ms */
 #define DEFAULT_MAX_PROCESSES 64u
+#define MAX_MAX_PROCESSES 4096u
 /* Back-off of a pending target: from one scan, doubling, up to this. */
 #define MAX_BACKOFF 1600000000ull       /* 1.6 s */
 /* Failed samples in a row after which a target is checked at once for an
@@ -51,6 +52,7 @@ typedef struct target {
     uint64_t backoff;
     uint32_t fails_in_row;
     uint32_t seen;           /* was ever ACTIVE */
+    uint32_t child;          /* found by a scan, not given by the caller */
 } target;
 
 struct au_session {
@@ -92,6 +94,7 @@ int au_session_new(const au_allocator *alloc, const au_session_options *opt,
     if (!s->opt.scan_ns) s->opt.scan_ns = DEFAULT_SCAN;
     if (!s->opt.progress_ns) s->opt.progress_ns = DEFAULT_PROGRESS;
     if (!s->opt.max_processes) s->opt.max_processes = DEFAULT_MAX_PROCESSES;
+    if (s->opt.max_processes > MAX_MAX_PROCESSES) s->opt.max_processes = MAX_MAX_PROCESSES;
     /* With children, also in wall mode: a forked child's threads have
      * its parent's pthread ids, and on 3.9/3.10 only their TIDs tell the
      * two processes' threads apart in the profile. */
@@ -153,13 +156,14 @@ static void make_pending(target *t, uint64_t now, uint64_t first_backoff) {
     t->retry_at = now;
 }
 
-int au_session_add_pid(au_session *s, int pid, uint32_t flags) {
+static int add_target(au_session *s, int pid, uint32_t flags, uint32_t child) {
     if (!s || pid <= 0) return AU_ERR_ARG;
     if (tracked(s, pid)) return AU_OK;
     if (s->ntargets == s->opt.max_processes) return AU_ERR_LIMIT;
     target *t = &s->targets[s->ntargets];
     memset(t, 0, sizeof *t);
     t->pid = pid;
+    t->child = child;
     int rc = try_open(s, t);
     if (rc && !(flags & AU_SESSION_WAIT)) return rc;
     if (rc == AU_ERR_NOMEM) return rc;
@@ -170,6 +174,19 @@ int au_session_add_pid(au_session *s, int pid, uint32_t flags) {
     }
     s->ntargets++;
     return AU_OK;
+}
+
+int au_session_add_pid(au_session *s, int pid, uint32_t flags) {
+    return add_target(s, pid, flags, 0);
+}
+
+/* The record goes on while a process given by the caller is followed
+ * (sampled or not yet Python), or any process is sampled: a child that
+ * is not Python (a helper left running) does not keep it alive alone. */
+static int any_left(const au_session *s) {
+    for (uint32_t i = 0; i < s->ntargets; i++)
+        if (!s->targets[i].child || s->targets[i].state == ACTIVE) return 1;
+    return 0;
 }
 
 static void drop(au_session *s, uint32_t i) {
@@ -215,7 +232,7 @@ static void scan(au_session *s, uint64_t now) {
         au_proc_children(s->targets[i].pid, kids, MAX_CHILDREN, &nk);
         for (uint32_t k = 0; k < nk; k++)
             if (!tracked(s, kids[k]) && s->ntargets < s->opt.max_processes)
-                au_session_add_pid(s, kids[k], AU_SESSION_WAIT);
+                add_target(s, kids[k], AU_SESSION_WAIT, 1);
     }
 }
 
@@ -311,7 +328,7 @@ int au_session_run(au_session *s) {
             scan(s, now);
             s->next_scan = now + o->scan_ns;
         }
-        if (!s->ntargets) {
+        if (!any_left(s)) {
             s->st.end = AU_SESSION_END_GONE;
             break;
         }
@@ -331,7 +348,7 @@ int au_session_run(au_session *s) {
             else i++;
         }
         if (rc) break;
-        if (!s->ntargets) continue; /* the top of the loop ends the run */
+        if (!any_left(s)) continue; /* the top of the loop ends the run */
         if (!sampled) {
             /* Nothing to sample until a scan finds something. */
             due = s->next_scan;
