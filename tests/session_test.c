@@ -8,6 +8,8 @@
  *     interval shorter than a sample every tick is long), the stop
  *     callback, the target killed mid-record (an end, not an error), and
  *     the statistics against the profile's;
+ *   - /proc: a thread's state past a name full of parentheses, the task
+ *     list, children appearing and disappearing;
  *   - the time histogram's median, within its 1/32 precision. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -18,12 +20,16 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "asyncunwind.h"
+#include "proctask.h"
 #include "pythons.h"
 #include "timehist.h"
 
@@ -314,6 +320,54 @@ static void test_session(void **state) {
     au_profile_free(prof);
 }
 
+/* ---- /proc: threads, states, children -------------------------------------- */
+
+static void test_proctask(void **state) {
+    (void)state;
+    int pid = getpid();
+    uint64_t self = (uint64_t)syscall(SYS_gettid);
+    /* A thread name with the characters that could fool a parser: the
+     * state is after the last ')'. */
+    char old[16] = {0};
+    prctl(PR_GET_NAME, old, 0, 0, 0);
+    prctl(PR_SET_NAME, "a) S (b) Z", 0, 0, 0);
+    char st = 0;
+    uint64_t stack = 0;
+    assert_int_equal(au_proc_stat(pid, self, &st, &stack), AU_OK);
+    assert_int_equal(st, 'R'); /* this thread, reading its own state */
+    assert_true(stack != 0);
+    prctl(PR_SET_NAME, old, 0, 0, 0);
+    assert_int_equal(au_proc_thread_state(pid, 0x7ffffffe, &st), AU_ERR_NOPROC);
+    assert_int_equal(au_proc_thread_state(0x7fffffff, 1, &st), AU_ERR_NOPROC);
+
+    uint64_t tids[64];
+    uint32_t n = 0, found = 0;
+    assert_int_equal(au_proc_tasks(pid, tids, 64, &n), AU_OK);
+    for (uint32_t i = 0; i < n; i++) found += tids[i] == self;
+    assert_int_equal(found, 1);
+    assert_int_equal(au_proc_tasks(pid, tids, 0, &n), AU_ERR_LIMIT);
+
+    /* A child, sleeping, in the children list; none once reaped. */
+    pid_t kid = fork();
+    if (kid == 0) {
+        pause();
+        _exit(0);
+    }
+    int kids[16];
+    n = 0;
+    int rc = au_proc_children(pid, kids, 16, &n);
+    found = 0;
+    for (uint32_t i = 0; i < n; i++) found += kids[i] == kid;
+    kill(kid, SIGKILL);
+    waitpid(kid, NULL, 0);
+    if (rc == AU_ERR_UNSUPPORTED) skip(); /* a kernel without children files */
+    assert_int_equal(rc, AU_OK);
+    assert_int_equal(found, 1);
+    n = 0;
+    assert_int_equal(au_proc_children(pid, kids, 16, &n), AU_OK);
+    for (uint32_t i = 0; i < n; i++) assert_int_not_equal(kids[i], kid);
+}
+
 /* ---- the time histogram ------------------------------------------------------ */
 
 static void test_timehist(void **state) {
@@ -357,6 +411,7 @@ static void test_timehist(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timehist),
+        cmocka_unit_test(test_proctask),
         cmocka_unit_test(test_session),
         cmocka_unit_test(test_cpu_churn),
         cmocka_unit_test(test_cpu_pyenv_3_9),
