@@ -644,7 +644,8 @@ typedef struct au_profile_limits {
     uint64_t max_text_bytes;   /* interned text (default 64 MiB) */
     uint32_t max_depth;        /* entries kept per stack; a deeper stack
                                   keeps its root side (default 2048) */
-    uint32_t unused;
+    uint32_t max_entries;      /* entries of all distinct stacks together
+                                  (default 1 << 24, 4 bytes each) */
 } au_profile_limits;
 
 /* au_profile_add flags */

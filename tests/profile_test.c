@@ -4,7 +4,8 @@
  *   - every snapshot's profile, written collapsed, carries exactly the
  *     stacks of its recorded dump (NAME.collapsed), with counts multiplied;
  *   - names and stacks are interned once (counts derived from the dump);
- *   - limits: new stacks past a full table go to "[dropped: profile full]"
+ *   - limits (stacks, names, text, entries, depth): new stacks past a full
+ *     table go to "[dropped: profile full]"
  *     and memory stops growing; deep stacks keep their root side;
  *   - cpu mode keeps only threads on CPU, and of those the running task;
  *   - adding a stack seen before allocates nothing (a counting allocator);
@@ -393,6 +394,16 @@ static void test_name_and_text_limits_drop(void **state) {
     assert_true(st.text_bytes <= 32);
     assert_int_equal(st.dropped, st.stacks_added);
     assert_int_equal(st.stacks, 1);
+    au_profile_free(p);
+    /* Few entries: as many whole stacks as fit in them (one entry kept
+     * for the dropped stack), the rest dropped. */
+    uint64_t len0 = au_sample_stack_entries(r.s, 0, NULL, 0) + 1; /* + thread */
+    au_profile_limits el = {0, 0, 0, 0, (uint32_t)(2 * len0 + 1)};
+    assert_int_equal(au_profile_new(NULL, &el, &p), AU_OK);
+    assert_int_equal(au_profile_add(p, r.s, r.smp, 0, 1), AU_OK);
+    au_profile_get_stats(p, &st);
+    assert_int_equal(st.stacks, 3); /* two stacks of len0 entries, and dropped */
+    assert_int_equal(st.dropped, st.stacks_added - 2);
     au_profile_free(p);
     replay_close(&r);
 }

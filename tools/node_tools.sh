@@ -5,7 +5,9 @@
 #                    files, and it ships the file format's JSON schema
 #   ajv              validates a speedscope file against that schema
 #   playwright-core  drives Debian's chromium (headless) to load the app and
-#                    the SVG flame graph; it brings no browser of its own
+#                    the SVG flame graph; it brings no browser of its own.
+#                    1.60 is the last that runs on Node 18 (Debian 12's
+#                    nodejs); later ones want Node 20
 #
 # Location: $ASYNCUNWIND_NODE_ROOT, default /var/lib/asyncunwind/node, outside
 # the work tree like the sid chroot: every clone and CI run on the machine
@@ -14,7 +16,7 @@
 set -euo pipefail
 
 ROOT="${ASYNCUNWIND_NODE_ROOT:-/var/lib/asyncunwind/node}"
-PKGS=(speedscope@1.25.0 ajv@8.20.0 playwright-core@1.65.1)
+PKGS=(speedscope@1.25.0 ajv@8.20.0 playwright-core@1.60.0)
 STAMP="$ROOT/.asyncunwind-node-complete"
 
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "${PKGS[*]}" ]]; then

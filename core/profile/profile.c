@@ -19,8 +19,9 @@
  *
  * Limits are checked before anything grows, and growth is clamped to them,
  * so memory never exceeds what the limits allow.  A stack that does not
- * fit (too many stacks, names or text) is counted under one fixed stack,
- * "[dropped: profile full]", whose name and slot are reserved up front.
+ * fit (too many stacks, names, text or entries) is counted under one fixed
+ * stack, "[dropped: profile full]", whose name, slot and entry are
+ * reserved up front.
  */
 #include <string.h>
 
@@ -33,6 +34,7 @@
 #define DEFAULT_MAX_NAMES (1u << 18)
 #define DEFAULT_MAX_TEXT (64ull << 20)
 #define DEFAULT_MAX_DEPTH 2048u
+#define DEFAULT_MAX_ENTRIES (1u << 24)
 /* Bounds whatever the caller asks: indices stay in uint32 and hash
  * indices (twice the table) in memory a 64-bit host can address. */
 #define HARD_MAX_ENTRIES (1u << 28)
@@ -69,6 +71,7 @@ struct au_profile {
     uint64_t allocations;
     uint32_t max_stacks, max_names, max_depth;
     uint64_t max_text;
+    uint64_t max_pool; /* entries of all stacks */
 
     name_rec *names;
     uint32_t nnames, names_cap;
@@ -336,11 +339,10 @@ static uint32_t find_stack(au_profile *p, const uint32_t *ids, uint32_t n, int i
     /* One slot stays free for the dropped stack until it exists. */
     uint32_t room = p->max_stacks - (p->dropped_stack == NONE && !is_dropped);
     if (p->nstacks >= room) return NONE;
-    /* The pool is bounded by the stack limit times the depth limit. */
-    uint64_t pool_max = (uint64_t)p->max_stacks * (p->max_depth + 2);
+    if (p->pool_len + n > p->max_pool - (p->dropped_stack == NONE && !is_dropped)) return NONE;
     if ((*rc = grow32(p, (void **)&p->stacks, &p->stacks_cap, p->nstacks + 1ull, p->max_stacks,
                       sizeof *p->stacks)) != AU_OK ||
-        (*rc = grow(p, (void **)&p->pool, &p->pool_cap, p->pool_len + n, pool_max,
+        (*rc = grow(p, (void **)&p->pool, &p->pool_cap, p->pool_len + n, p->max_pool,
                     sizeof *p->pool)) != AU_OK)
         return NONE;
     if (hindex_reserve(p, &p->stack_ix, p->nstacks + 1, rc))
@@ -491,16 +493,17 @@ static int count_stack(au_profile *p, uint32_t n, uint32_t *nhits) {
     return hit(p, nhits, st);
 }
 
+#define ON_CPU_STACK (AU_STACK_RUNNING | AU_STACK_THREAD_ONLY)
+
 /* In cpu mode, which stacks of thread t count: the running task's or the
- * bare thread's; when the thread is on CPU between tasks (the event loop's
- * own code), none is, and the loop's frames (the root side every stack
- * shares, up to the first task) count instead.  Returns the number of
- * entries to keep of stack k: all, a prefix, or 0 for none. */
-static int cpu_keeps(const au_sample *smp, const au_sample_thread *t, uint32_t k) {
-    if (smp->stacks[k].flags & (AU_STACK_RUNNING | AU_STACK_THREAD_ONLY)) return 1;
-    for (uint32_t j = t->first_stack; j < t->first_stack + t->nstacks; j++)
-        if (smp->stacks[j].flags & (AU_STACK_RUNNING | AU_STACK_THREAD_ONLY)) return 0;
-    return k == t->first_stack ? -1 : 0; /* -1: the root side only */
+ * bare thread's.  When the thread is on CPU between tasks (the event
+ * loop's own code), none is, and the loop's frames (the root side every
+ * stack shares, up to the first task) count once instead, from its first
+ * stack.  Returns 1 to keep stack k whole, -1 for its root side only, 0
+ * to skip it. */
+static int cpu_keeps(const au_sample *smp, const au_sample_thread *t, uint32_t k, int any_running) {
+    if (smp->stacks[k].flags & ON_CPU_STACK) return 1;
+    return !any_running && k == t->first_stack ? -1 : 0;
 }
 
 static int add_thread(au_profile *p, au_sampler *s, const au_sample *smp, uint32_t ti,
@@ -515,8 +518,11 @@ static int add_thread(au_profile *p, au_sampler *s, const au_sample *smp, uint32
     }
     if (t->first_stack > smp->nstacks || t->nstacks > smp->nstacks - t->first_stack)
         return AU_ERR_ARG;
+    int any_running = 0;
+    for (uint32_t k = t->first_stack; (flags & AU_PROFILE_CPU) && k < t->first_stack + t->nstacks; k++)
+        any_running |= (smp->stacks[k].flags & ON_CPU_STACK) != 0;
     for (uint32_t k = t->first_stack; k < t->first_stack + t->nstacks; k++) {
-        int keep = (flags & AU_PROFILE_CPU) ? cpu_keeps(smp, t, k) : 1;
+        int keep = (flags & AU_PROFILE_CPU) ? cpu_keeps(smp, t, k, any_running) : 1;
         if (!keep) continue;
         uint32_t ne = 0;
         if ((rc = fetch_entries(p, s, k, &ne)) != AU_OK) return rc;
@@ -588,6 +594,11 @@ int au_profile_new(const au_allocator *alloc, const au_profile_limits *lim, au_p
     p->max_names = limit32(l.max_names, DEFAULT_MAX_NAMES, 2, HARD_MAX_ENTRIES);
     p->max_depth = limit32(l.max_depth, DEFAULT_MAX_DEPTH, 1, HARD_MAX_DEPTH);
     p->max_text = l.max_text_bytes ? l.max_text_bytes : DEFAULT_MAX_TEXT;
+    /* Room for the dropped stack (one entry) at least; a pool larger than
+     * every stack at its deepest could never fill. */
+    p->max_pool = limit32(l.max_entries, DEFAULT_MAX_ENTRIES, 1, UINT32_MAX);
+    if (p->max_pool > (uint64_t)p->max_stacks * (p->max_depth + 2))
+        p->max_pool = (uint64_t)p->max_stacks * (p->max_depth + 2);
     if (p->max_text < sizeof DROPPED) p->max_text = sizeof DROPPED;
     p->dropped_stack = NONE;
     int rc = AU_OK;

@@ -43,8 +43,8 @@ void au_profile_name(const au_profile *p, uint32_t i, au_pname *out);
 uint32_t au_profile_nstacks(const au_profile *p);
 /* Stack `i` (< au_profile_nstacks), root first: *names gets its name
  * indices (the first a THREAD, or the dropped MARK alone), *n their number;
- * returns its count.  A stack may have count 0 (a sample added it, then
- * AU_ERR_NOMEM was undone); writers skip those. */
+ * returns its count.  A stack added only with weight 0 has count 0;
+ * writers skip those. */
 uint64_t au_profile_stack(const au_profile *p, uint32_t i, const uint32_t **names, uint32_t *n);
 
 /* Heap allocations the profile has made since it was created. */

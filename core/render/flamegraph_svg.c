@@ -29,6 +29,7 @@
 #define BOTTOM 34
 #define CHAR_PX 7   /* the estimated width of a 12 px Verdana character */
 #define MIN_PX 0.1
+#define TITLE_CHARS 90 /* 17 px characters between the two buttons */
 
 typedef struct node {
     uint32_t name;       /* NONE for the root, "all" */
@@ -241,6 +242,20 @@ static void put_label(au_out *o, const au_pname *n, int is_root, double px) {
     au_out_str(o, "..");
 }
 
+/* The title, cut to what fits between the buttons (a command line can be
+ * long); never inside a UTF-8 character. */
+static void put_title(au_out *o, const char *title) {
+    size_t len = strlen(title), i = 0;
+    long chars = 0;
+    while (i < len && chars < TITLE_CHARS) {
+        size_t k = au_utf8_len((const unsigned char *)title + i, len - i);
+        i += k ? k : 1;
+        chars++;
+    }
+    au_out_xml(o, title, i);
+    if (i < len) au_out_str(o, "..");
+}
+
 static void put_frame(au_out *o, const au_profile *p, const tree *t, uint32_t k,
                       double scale, uint32_t height) {
     const node *nd = &t->nodes[k];
@@ -296,10 +311,10 @@ int au_profile_write_svg(const au_profile *p, const char *title, au_out *o) {
     au_out_num(o, " viewBox=\"0 0 %llu", WIDTH);
     au_out_num(o, " %llu\"", height);
     au_out_num(o, " data-total=\"%llu\">\n", (unsigned long long)total);
-    au_out_str(o, FLAMEGRAPH_STYLE);
+    for (const char *const *l = flamegraph_style; *l; l++) au_out_str(o, *l);
     au_out_str(o, "<rect width=\"100%\" height=\"100%\" fill=\"#f8f8f4\"/>\n");
     au_out_num(o, "<text id=\"title\" x=\"%llu\" y=\"24\">", WIDTH / 2);
-    if (title) au_out_xml(o, title, strlen(title));
+    if (title) put_title(o, title);
     else au_out_str(o, "asyncunwind flame graph");
     au_out_num(o, " (%llu samples)</text>\n", (unsigned long long)total);
     au_out_str(o, "<text id=\"unzoom\" class=\"btn hid\" x=\"10\" y=\"24\">Reset Zoom</text>\n");
@@ -313,7 +328,7 @@ int au_profile_write_svg(const au_profile *p, const char *title, au_out *o) {
     for (uint32_t k = 0; k < t.n && o->rc == AU_OK; k++)
         if ((double)t.nodes[k].total >= min_total && t.nodes[k].total) put_frame(o, p, &t, k, scale, height);
     au_out_str(o, "</g>\n<script type=\"text/ecmascript\"><![CDATA[\n");
-    au_out_str(o, FLAMEGRAPH_SCRIPT);
+    for (const char *const *l = flamegraph_script; *l; l++) au_out_str(o, *l);
     au_out_str(o, "]]></script>\n</svg>\n");
     tree_free(&t);
     return AU_OK;
