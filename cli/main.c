@@ -5,6 +5,8 @@
  *   asyncunwind snapshot --pid PID -o FILE [--format text|collapsed] [--no-agent]
  *   asyncunwind replay FILE [--format text|collapsed]
  *   asyncunwind agent-path
+ *   asyncunwind record [options] (--pid PID | -- COMMAND ARGS...)   (record.c)
+ *   asyncunwind --version
  *
  * Exit codes are documented in docs/CLI.md and --help; each error prints
  * one line saying what failed and, where it helps, a second with a hint.
@@ -29,6 +31,9 @@ static const char usage[] =
     "down to the leaf, with its coroutine frames.\n"
     "\n"
     "commands:\n"
+    "  record (--pid PID | -- COMMAND [ARGS...])\n"
+    "                            sample at an interval into a profile (flame graph,\n"
+    "                            speedscope, collapsed); asyncunwind record --help\n"
     "  dump --pid PID            print one sample of every thread's stacks\n"
     "  snapshot --pid PID -o FILE\n"
     "                            take one sample and record everything it read\n"
@@ -46,6 +51,7 @@ static const char usage[] =
     "                            frames and [tasks] joined by ';', then a count of 1\n"
     "      --no-agent            ignore the agent's records (no 'created by' links)\n"
     "  -h, --help                this help\n"
+    "      --version             the program's version\n"
     "\n"
     "exit codes:\n"
     "  0  success\n"
@@ -54,7 +60,10 @@ static const char usage[] =
     "  4  permission denied (ptrace)\n"
     "  5  not a Python process, or an unsupported Python version\n"
     "  6  the target could not be read (it changed or exited meanwhile)\n"
-    "  7  a file could not be read or written, or is not a valid snapshot\n";
+    "  7  a file could not be read or written, or is not a valid snapshot\n"
+    "  8  record: COMMAND could not be started\n";
+
+const char cli_version[] = "asyncunwind 0.10 (CPython 3.9-3.15)";
 
 static int exit_code(int status) {
     switch (status) {
@@ -136,6 +145,12 @@ static int parse(int argc, char **argv, options *o) {
 }
 
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        puts(cli_version);
+        return AU_EXIT_OK;
+    }
+    /* record has options of its own, and a COMMAND after "--". */
+    if (argc >= 2 && !strcmp(argv[1], "record")) return cli_record(argc - 1, argv + 1);
     options o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? AU_EXIT_OK : rc;
@@ -156,5 +171,5 @@ int main(int argc, char **argv) {
         if (o.pid || o.output || o.file || o.no_agent) return usage_error("agent-path takes no arguments");
         return cli_agent_path();
     }
-    return usage_error("unknown command (dump, snapshot, replay, agent-path)");
+    return usage_error("unknown command (record, dump, snapshot, replay, agent-path)");
 }
