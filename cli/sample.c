@@ -71,6 +71,11 @@ int cli_live(int pid, int format, const char *output, int no_agent, unsigned att
     cli_retry retry;
     rc = cli_sample_consistent(s, attempts, &smp, &retry);
     int exit = AU_EXIT_OK;
+    /* For bench/dump_retry.sh: how many attempts this dump took. */
+    const char *stats = getenv("ASYNCUNWIND_RETRY_STATS");
+    if (stats && *stats == '1')
+        fprintf(stderr, "asyncunwind: retry stats: attempts %u, %u ms, partial %d\n",
+                retry.attempts, retry.ms, retry.partial);
     if (rc == AU_OK && retry.partial)
         fprintf(stderr,
                 "asyncunwind: warning: the process changed while it was read: every sample "
