@@ -66,7 +66,9 @@ static const char usage[] =
     "  4  permission denied (ptrace)\n"
     "  5  not a Python process, or an unsupported Python version\n"
     "  6  the target could not be read (it changed or exited meanwhile)\n"
-    "  7  a file could not be read or written, or is not a valid snapshot\n";
+    "  7  a file could not be read or written, or is not a valid snapshot\n"
+    "(a sample still partial after every attempt is printed, with a warning:\n"
+    "exit code 0)\n";
 
 static int exit_code(int status) {
     switch (status) {

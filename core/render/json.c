@@ -204,8 +204,8 @@ int au_render_json(au_sampler *s, const au_sample *smp,
         au_task_tree t;
         rc = au_task_tree_build(&t, s, smp, th);
         for (uint32_t i = t.first; rc == AU_OK && i < t.first + t.n; i++) {
-            if (i != written) { /* not grouped as documented: refuse */
-                rc = AU_ERR_CORRUPT;
+            if (i != written) { /* not a sample of this sampler's: refuse */
+                rc = AU_ERR_ARG;
                 break;
             }
             if (written++) au_out_puts(&o, ",");
@@ -213,7 +213,7 @@ int au_render_json(au_sampler *s, const au_sample *smp,
         }
         au_task_tree_free(&t);
     }
-    if (rc == AU_OK && written != smp->ntasks) rc = AU_ERR_CORRUPT;
+    if (rc == AU_OK && written != smp->ntasks) rc = AU_ERR_ARG;
     au_out_puts(&o, "],\"frames\":[");
     for (uint32_t f = 0; f < smp->nframes; f++) {
         if (f) au_out_puts(&o, ",");
