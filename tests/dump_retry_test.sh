@@ -5,10 +5,11 @@
 # slowest and most often partial) and 3.13.
 #
 # Each dump is a new process, so each is cold, as a user's is.  Asserted:
-#  - with --attempts 1, on 3.9, the fixture really makes dumps partial
-#    (at least 5 of 50: about 37% were, measured 200 at a time), so the
-#    bound below tests something; each such dump still prints, exits 0 and
-#    says on stderr that it is partial;
+#  - with --attempts 1, on 3.9, the fixture really makes dumps partial, so
+#    the bound below tests something: at least 1 of 100 (30-37% were on a
+#    shared machine; the bound stays safe if an idle machine reads faster
+#    and sees far fewer); each such dump still prints, exits 0 and says
+#    on stderr that it is partial;
 #  - with the default retries, at most 1 of 50 dumps is partial on each
 #    interpreter (0 of 200 were measured on 3.9, 3.12 and 3.13; a dump
 #    fails only if every attempt in 500 ms is partial), and none fails.
@@ -42,7 +43,7 @@ dumps() {
   shift
   partial=0
   failed=0
-  for _ in $(seq $N); do
+  for _ in $(seq "$N"); do
     "$tool" dump --pid "$pid" "$@" >"$tmp/out" 2>"$tmp/err"
     local rc=$?
     if [ $rc -ne 0 ] || [ ! -s "$tmp/out" ]; then
@@ -65,8 +66,8 @@ for v in 3.9 3.13; do
   for _ in $(seq 400); do grep -q READY "$tmp/ready" && break; sleep 0.05; done
   grep -q READY "$tmp/ready" || { bad "$v: churn.py never READY: $(cat "$tmp/stderr")"; continue; }
   if [ "$v" = 3.9 ]; then
-    dumps "$v --attempts 1" --attempts 1
-    [ "$partial" -ge 5 ] && ok || bad "$v: only $partial of $N single-attempt dumps partial: the fixture does not churn"
+    N=100 dumps "$v --attempts 1" --attempts 1
+    [ "$partial" -ge 1 ] && ok || bad "$v: none of 100 single-attempt dumps partial: the fixture does not churn"
     [ "$failed" -eq 0 ] && ok || bad "$v: $failed single-attempt dumps failed"
   fi
   dumps "$v retrying"
