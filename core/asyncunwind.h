@@ -614,6 +614,20 @@ int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *
  * ------------------------------------------------------------------------ */
 #define AU_FORMAT_TEXT 0u
 #define AU_FORMAT_COLLAPSED 1u
+/* AU_FORMAT_TREE: per thread, its task tree in the spirit of Python
+ * 3.14's `python -m asyncio pstree`: each task under its parent, the edge
+ * marked await, strong (gather, TaskGroup, wait, ...) or weak (created
+ * by), with the task's coroutine frames; tasks that await each other in a
+ * cycle (a deadlock) are printed as a cycle, not refused.  Depth is
+ * bounded (AU_TREE_MAX_DEPTH levels; deeper tasks are counted, not
+ * printed).  AU_FORMAT_JSON: the whole sample (threads, frames, tasks with
+ * their parent and link, stacks) as one JSON document whose schema is
+ * docs/schema/sample.schema.json (docs/JSON.md); it holds the tree too.
+ * Names from the target are escaped so that the output is valid UTF-8
+ * JSON whatever bytes they hold.  (2 and 3 are profile formats, below.) */
+#define AU_FORMAT_TREE 4u
+#define AU_FORMAT_JSON 5u
+#define AU_TREE_MAX_DEPTH 256u
 
 /* Returns AU_OK, AU_ERR_IO when write() fails (non-zero), AU_ERR_ARG or
  * AU_ERR_NOMEM. */

@@ -4,8 +4,9 @@
  * The input is a snapshot file (docs/SNAPSHOT.md).  It is parsed, and the
  * sampler replays it (au_sampler_open_snapshot_via, through `watchmem`, a
  * memory source that counts and checks every read), samples it, writes
- * out every stack (au_sample_stack_entries) and renders it in both formats
- * (au_render), exactly as `asyncunwind replay` does, then checks.
+ * out every stack (au_sample_stack_entries) and renders it in every format
+ * (au_render: text, collapsed, tree, JSON, the last checked to be valid
+ * JSON by fuzz/json_syntax.c), as `asyncunwind replay` does, then checks.
  *
  * ---------------------------------------------------------------------------
  * Options.  The low bits of META time_ns choose them (0 = the default):
@@ -119,6 +120,7 @@
 #include "asyncunwind.h"
 #include "bytes.h"
 #include "fuzz/check.h"
+#include "fuzz/json_syntax.h"
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
 #include "fuzz/snapmodel.h"
@@ -1007,6 +1009,23 @@ static void take(run *R, int rc, const au_sample *smp, uint64_t calls0, uint64_t
         }
         CHECK(lines == want && (lines == 0 || end[-1] == '\n'),
               "collapsed: %" PRIu64 " lines, %" PRIu64 " stacks and stackless threads", lines, want);
+    }
+    /* The tree and JSON formats: bounded, and JSON valid whatever bytes
+     * the corrupted target gave its names. */
+    for (uint32_t fmt = AU_FORMAT_TREE; fmt <= AU_FORMAT_JSON; fmt++) {
+        text t = {0};
+        sink k = {&t, RENDER_CAP, 0, 0};
+        uint64_t before = R->ta.calls;
+        int rrc = au_render(R->s, smp, fmt, sink_write, &k);
+        int refused = R->ta.fail_at > before && R->ta.fail_at <= R->ta.calls;
+        CHECK(rrc == AU_OK || (rrc == AU_ERR_IO && t.len + 4096 >= RENDER_CAP) ||
+                  (rrc == AU_ERR_NOMEM && refused),
+              "au_render(format %u): %d", fmt, rrc);
+        if (rrc == AU_OK && fmt == AU_FORMAT_JSON) {
+            size_t bad = json_syntax_error(t.s, t.len);
+            CHECK(bad == 0, "JSON output invalid at byte %zu of %zu", bad - 1, t.len);
+        }
+        text_free(&t);
     }
     {
         text t = {0};

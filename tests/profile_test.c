@@ -26,7 +26,7 @@
 #include <cmocka.h>
 
 #include "asyncunwind.h"
-#include "outbuf.h"
+#include "render_out.h"
 #include "profile.h"
 
 #define GOLDEN "corpus/golden/"

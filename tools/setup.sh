@@ -19,6 +19,8 @@ packages=(
   afl++               # --config=afl: afl-clang-fast, afl-fuzz, libAFLDriver.a
   python3             # third_party/remote_coverage_tools/lcov_merger.py,
                       # tools/make_golden.py, python_fixtures/check_expected.py
+  python3-jsonschema  # tests/check_sample_json.py: --format json against
+                      # docs/schema/sample.schema.json
   debootstrap         # tools/sid_chroot.sh: sid chroot with CPython 3.14/3.15
   util-linux          # unshare, setpriv, chroot: the live and CLI tests
   chromium            # tests/profile_outputs_test.sh: opens the SVG flame

@@ -171,21 +171,21 @@ static void put_colour(au_out *o, const au_pname *n, int is_root) {
     else if (n->kind == AU_PNAME_TASK) r = 60 + v1 * 50 / 255, g = 130 + v2 * 60 / 255, b = 215 + v3 * 40 / 255;
     else if (n->kind == AU_PNAME_FRAME) r = 205 + v1 * 50 / 255, g = v2 * 190 / 255, b = v3 * 55 / 255;
     else r = 200, g = 110 + v1 * 40 / 255, b = 140 + v2 * 40 / 255;
-    au_out_num(o, "rgb(%llu,", r);
-    au_out_num(o, "%llu,", g);
-    au_out_num(o, "%llu)", b);
+    au_out_putf(o, "rgb(%llu,", r);
+    au_out_putf(o, "%llu,", g);
+    au_out_putf(o, "%llu)", b);
 }
 
 /* A fixed-point number with two decimals (values are small and >= 0). */
 static void put_fixed(au_out *o, double v) {
     unsigned long long c = (unsigned long long)(v * 100 + 0.5);
-    au_out_num(o, "%llu", c / 100);
-    au_out_num(o, ".%02llu", c % 100);
+    au_out_putf(o, "%llu", c / 100);
+    au_out_putf(o, ".%02llu", c % 100);
 }
 
 static void put_percent(au_out *o, uint64_t part, uint64_t total) {
     put_fixed(o, total ? (double)part * 100.0 / (double)total : 0);
-    au_out_str(o, "%");
+    au_out_puts(o, "%");
 }
 
 /* The head of a label: the first bytes written, the rest only noted. */
@@ -211,7 +211,7 @@ static void put_label(au_out *o, const au_pname *n, int is_root, double px) {
     long fit = (long)((px - 6) / CHAR_PX);
     if (fit < 3) return;
     if (is_root) {
-        au_out_str(o, "all");
+        au_out_puts(o, "all");
         return;
     }
     /* Only the first characters can show: keep the name's first bytes. */
@@ -239,7 +239,7 @@ static void put_label(au_out *o, const au_pname *n, int is_root, double px) {
         i += k ? k : 1;
     }
     au_out_xml(o, text, i);
-    au_out_str(o, "..");
+    au_out_puts(o, "..");
 }
 
 /* The title, cut to what fits between the buttons (a command line can be
@@ -253,7 +253,7 @@ static void put_title(au_out *o, const char *title) {
         chars++;
     }
     au_out_xml(o, title, i);
-    if (i < len) au_out_str(o, "..");
+    if (i < len) au_out_puts(o, "..");
 }
 
 static void put_frame(au_out *o, const au_profile *p, const tree *t, uint32_t k,
@@ -266,35 +266,35 @@ static void put_frame(au_out *o, const au_profile *p, const tree *t, uint32_t k,
     double x = PAD + (double)nd->x * scale, w = (double)nd->total * scale;
     uint32_t y = height - BOTTOM - (nd->depth + 1) * ROW;
     static const char *const kinds[] = {"h", "c", "t", "m", "m"};
-    au_out_str(o, "<g class=\"f\" data-k=\"");
-    au_out_str(o, is_root ? "r" : kinds[n.kind <= AU_PNAME_MARK ? n.kind : AU_PNAME_MARK]);
-    au_out_num(o, "\" data-x=\"%llu\"", (unsigned long long)nd->x);
-    au_out_num(o, " data-s=\"%llu\" data-n=\"", (unsigned long long)nd->total);
-    if (is_root) au_out_str(o, "all");
+    au_out_puts(o, "<g class=\"f\" data-k=\"");
+    au_out_puts(o, is_root ? "r" : kinds[n.kind <= AU_PNAME_MARK ? n.kind : AU_PNAME_MARK]);
+    au_out_putf(o, "\" data-x=\"%llu\"", (unsigned long long)nd->x);
+    au_out_putf(o, " data-s=\"%llu\" data-n=\"", (unsigned long long)nd->total);
+    if (is_root) au_out_puts(o, "all");
     else au_pname_put(o, &n, AU_ESC_XML, 0);
-    au_out_str(o, "\"");
+    au_out_puts(o, "\"");
     if (!is_root && n.kind == AU_PNAME_FRAME && n.text) {
-        au_out_str(o, " data-l=\"");
+        au_out_puts(o, " data-l=\"");
         au_pname_put_location(o, &n, AU_ESC_XML);
-        au_out_str(o, "\"");
+        au_out_puts(o, "\"");
     }
-    au_out_str(o, "><title>");
-    if (is_root) au_out_str(o, "all");
+    au_out_puts(o, "><title>");
+    if (is_root) au_out_puts(o, "all");
     else au_pname_put(o, &n, AU_ESC_XML, 1);
-    au_out_num(o, "\n%llu samples, ", (unsigned long long)nd->total);
+    au_out_putf(o, "\n%llu samples, ", (unsigned long long)nd->total);
     put_percent(o, nd->total, t->nodes[0].total);
-    au_out_str(o, "</title><rect x=\"");
+    au_out_puts(o, "</title><rect x=\"");
     put_fixed(o, x);
-    au_out_str(o, "\" y=\"");
-    au_out_num(o, "%llu\" width=\"", y);
+    au_out_puts(o, "\" y=\"");
+    au_out_putf(o, "%llu\" width=\"", y);
     put_fixed(o, w);
-    au_out_num(o, "\" height=\"%llu\" rx=\"2\" fill=\"", ROW - 1);
+    au_out_putf(o, "\" height=\"%llu\" rx=\"2\" fill=\"", ROW - 1);
     put_colour(o, &n, is_root);
-    au_out_str(o, "\"/><text x=\"");
+    au_out_puts(o, "\"/><text x=\"");
     put_fixed(o, x + 3);
-    au_out_num(o, "\" y=\"%llu\">", y + 11);
+    au_out_putf(o, "\" y=\"%llu\">", y + 11);
     put_label(o, &n, is_root, w);
-    au_out_str(o, "</text></g>\n");
+    au_out_puts(o, "</text></g>\n");
 }
 
 int au_profile_write_svg(const au_profile *p, const char *title, au_out *o) {
@@ -304,32 +304,32 @@ int au_profile_write_svg(const au_profile *p, const char *title, au_out *o) {
     uint64_t total = t.nodes[0].total;
     uint32_t height = TOP + (t.max_depth + 1) * ROW + BOTTOM;
     double scale = total ? (double)(WIDTH - 2 * PAD) / (double)total : 0;
-    au_out_str(o, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
+    au_out_puts(o, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
                   "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\"");
-    au_out_num(o, " width=\"%llu\"", WIDTH);
-    au_out_num(o, " height=\"%llu\"", height);
-    au_out_num(o, " viewBox=\"0 0 %llu", WIDTH);
-    au_out_num(o, " %llu\"", height);
-    au_out_num(o, " data-total=\"%llu\">\n", (unsigned long long)total);
-    for (const char *const *l = flamegraph_style; *l; l++) au_out_str(o, *l);
-    au_out_str(o, "<rect width=\"100%\" height=\"100%\" fill=\"#f8f8f4\"/>\n");
-    au_out_num(o, "<text id=\"title\" x=\"%llu\" y=\"24\">", WIDTH / 2);
+    au_out_putf(o, " width=\"%llu\"", WIDTH);
+    au_out_putf(o, " height=\"%llu\"", height);
+    au_out_putf(o, " viewBox=\"0 0 %llu", WIDTH);
+    au_out_putf(o, " %llu\"", height);
+    au_out_putf(o, " data-total=\"%llu\">\n", (unsigned long long)total);
+    for (const char *const *l = flamegraph_style; *l; l++) au_out_puts(o, *l);
+    au_out_puts(o, "<rect width=\"100%\" height=\"100%\" fill=\"#f8f8f4\"/>\n");
+    au_out_putf(o, "<text id=\"title\" x=\"%llu\" y=\"24\">", WIDTH / 2);
     if (title) put_title(o, title);
-    else au_out_str(o, "asyncunwind flame graph");
-    au_out_num(o, " (%llu samples)</text>\n", (unsigned long long)total);
-    au_out_str(o, "<text id=\"unzoom\" class=\"btn hid\" x=\"10\" y=\"24\">Reset Zoom</text>\n");
-    au_out_num(o, "<text id=\"search\" class=\"btn\" x=\"%llu\" y=\"24\">Search</text>\n",
+    else au_out_puts(o, "asyncunwind flame graph");
+    au_out_putf(o, " (%llu samples)</text>\n", (unsigned long long)total);
+    au_out_puts(o, "<text id=\"unzoom\" class=\"btn hid\" x=\"10\" y=\"24\">Reset Zoom</text>\n");
+    au_out_putf(o, "<text id=\"search\" class=\"btn\" x=\"%llu\" y=\"24\">Search</text>\n",
                WIDTH - 110);
-    au_out_num(o, "<text id=\"details\" x=\"10\" y=\"%llu\"> </text>\n", height - 12);
-    au_out_num(o, "<text id=\"matched\" x=\"%llu\"", WIDTH - 110);
-    au_out_num(o, " y=\"%llu\"> </text>\n", height - 12);
-    au_out_str(o, "<g id=\"frames\">\n");
+    au_out_putf(o, "<text id=\"details\" x=\"10\" y=\"%llu\"> </text>\n", height - 12);
+    au_out_putf(o, "<text id=\"matched\" x=\"%llu\"", WIDTH - 110);
+    au_out_putf(o, " y=\"%llu\"> </text>\n", height - 12);
+    au_out_puts(o, "<g id=\"frames\">\n");
     double min_total = scale > 0 ? MIN_PX / scale : 0;
     for (uint32_t k = 0; k < t.n && o->rc == AU_OK; k++)
         if ((double)t.nodes[k].total >= min_total && t.nodes[k].total) put_frame(o, p, &t, k, scale, height);
-    au_out_str(o, "</g>\n<script type=\"text/ecmascript\"><![CDATA[\n");
-    for (const char *const *l = flamegraph_script; *l; l++) au_out_str(o, *l);
-    au_out_str(o, "]]></script>\n</svg>\n");
+    au_out_puts(o, "</g>\n<script type=\"text/ecmascript\"><![CDATA[\n");
+    for (const char *const *l = flamegraph_script; *l; l++) au_out_puts(o, *l);
+    au_out_puts(o, "]]></script>\n</svg>\n");
     tree_free(&t);
     return AU_OK;
 }

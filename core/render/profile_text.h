@@ -4,7 +4,7 @@
 #ifndef ASYNCUNWIND_PROFILE_TEXT_H
 #define ASYNCUNWIND_PROFILE_TEXT_H
 
-#include "outbuf.h"
+#include "render_out.h"
 #include "profile.h"
 
 /* How target text is escaped. */

@@ -5,13 +5,13 @@
  *
  * Every name is written the way dump's collapsed form writes it, so one
  * stack reads the same in every output; target text is escaped for each
- * format (outbuf.h).
+ * format (render_out.h).
  */
 #include <string.h>
 
 #include "asyncunwind.h"
 #include "internal.h"
-#include "outbuf.h"
+#include "render_out.h"
 #include "profile.h"
 #include "profile_text.h"
 
@@ -25,47 +25,47 @@ void au_out_esc(au_out *o, const char *s, size_t n, au_esc esc) {
 
 void au_pname_put_location(au_out *o, const au_pname *n, au_esc esc) {
     if (n->file) au_out_esc(o, n->file, n->file_len, esc);
-    if (n->line >= 0) au_out_num(o, ":%llu", (unsigned long long)n->line);
-    else au_out_str(o, ":?");
+    if (n->line >= 0) au_out_putf(o, ":%llu", (unsigned long long)n->line);
+    else au_out_puts(o, ":?");
 }
 
 static void put_task_name(au_out *o, const au_pname *n, au_esc esc) {
     if (n->text_len) au_out_esc(o, n->text, n->text_len, esc);
-    else au_out_num(o, "<task 0x%llx>", (unsigned long long)n->id);
+    else au_out_putf(o, "<task 0x%llx>", (unsigned long long)n->id);
 }
 
 void au_pname_put(au_out *o, const au_pname *n, au_esc esc, int with_file) {
     switch (n->kind) {
     case AU_PNAME_THREAD:
-        au_out_num(o, n->flags & AU_PNAME_NATIVE ? "thread %llu" : "thread 0x%llx",
+        au_out_putf(o, n->flags & AU_PNAME_NATIVE ? "thread %llu" : "thread 0x%llx",
                    (unsigned long long)n->id);
         if (n->text) {
-            au_out_str(o, " (");
+            au_out_puts(o, " (");
             au_out_esc(o, n->text, n->text_len, esc);
-            au_out_str(o, ")");
+            au_out_puts(o, ")");
         }
         break;
     case AU_PNAME_FRAME:
         if (!n->text) {
-            au_out_num(o, "<unknown> (0x%llx)", (unsigned long long)n->id);
+            au_out_putf(o, "<unknown> (0x%llx)", (unsigned long long)n->id);
             break;
         }
         au_out_esc(o, n->text, n->text_len, esc);
         if (with_file) {
-            au_out_str(o, " (");
+            au_out_puts(o, " (");
             au_pname_put_location(o, n, esc);
-            au_out_str(o, ")");
+            au_out_puts(o, ")");
         }
         break;
     case AU_PNAME_TASK:
-        au_out_str(o, "[");
+        au_out_puts(o, "[");
         put_task_name(o, n, esc);
-        au_out_str(o, "]");
+        au_out_puts(o, "]");
         break;
     case AU_PNAME_CYCLE:
-        au_out_str(o, "[cycle -> ");
+        au_out_puts(o, "[cycle -> ");
         put_task_name(o, n, esc);
-        au_out_str(o, "]");
+        au_out_puts(o, "]");
         break;
     default:
         au_out_esc(o, n->text ? n->text : "", n->text_len, esc);
@@ -87,7 +87,7 @@ static int write_collapsed(const au_profile *p, au_out *o) {
             if (j) au_out_put(o, ";", 1);
             au_pname_put(o, &nm, AU_ESC_COLLAPSED, 1);
         }
-        au_out_num(o, " %llu\n", (unsigned long long)count);
+        au_out_putf(o, " %llu\n", (unsigned long long)count);
     }
     return AU_OK;
 }
@@ -112,10 +112,10 @@ static int write_speedscope(const au_profile *p, const char *title, au_out *o) {
         if (order) a.realloc(a.ud, order, ((size_t)ns + 1) * sizeof *order, 0);
         return AU_ERR_NOMEM;
     }
-    au_out_str(o, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
+    au_out_puts(o, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","
                   "\"exporter\":\"asyncunwind\",\"name\":\"");
     au_out_json(o, title ? title : "asyncunwind", title ? strlen(title) : 11);
-    au_out_str(o, "\",\"activeProfileIndex\":0,\"shared\":{\"frames\":[");
+    au_out_puts(o, "\",\"activeProfileIndex\":0,\"shared\":{\"frames\":[");
     uint32_t nf = 0;
     for (uint32_t i = 0; i < nn; i++) {
         au_pname nm;
@@ -123,18 +123,18 @@ static int write_speedscope(const au_profile *p, const char *title, au_out *o) {
         frame[i] = NONE;
         if (nm.kind == AU_PNAME_THREAD) continue;
         frame[i] = nf;
-        au_out_str(o, nf++ ? ",\n{\"name\":\"" : "\n{\"name\":\"");
+        au_out_puts(o, nf++ ? ",\n{\"name\":\"" : "\n{\"name\":\"");
         au_pname_put(o, &nm, AU_ESC_JSON, 0);
-        au_out_str(o, "\"");
+        au_out_puts(o, "\"");
         if (nm.kind == AU_PNAME_FRAME && nm.file) {
-            au_out_str(o, ",\"file\":\"");
+            au_out_puts(o, ",\"file\":\"");
             au_out_json(o, nm.file, nm.file_len);
-            au_out_str(o, "\"");
-            if (nm.line >= 0) au_out_num(o, ",\"line\":%llu", (unsigned long long)nm.line);
+            au_out_puts(o, "\"");
+            if (nm.line >= 0) au_out_putf(o, ",\"line\":%llu", (unsigned long long)nm.line);
         }
-        au_out_str(o, "}");
+        au_out_puts(o, "}");
     }
-    au_out_str(o, "]},\"profiles\":[");
+    au_out_puts(o, "]},\"profiles\":[");
     uint32_t no = 0;
     for (uint32_t i = 0; i < ns; i++) {
         const uint32_t *ids;
@@ -156,30 +156,30 @@ static int write_speedscope(const au_profile *p, const char *title, au_out *o) {
         au_profile_name(p, root, &nm);
         /* A thread root is the profile's name, not a frame. */
         uint32_t skip = nm.kind == AU_PNAME_THREAD;
-        au_out_str(o, nprof ? ",\n{\"type\":\"sampled\",\"name\":\"" : "\n{\"type\":\"sampled\",\"name\":\"");
+        au_out_puts(o, nprof ? ",\n{\"type\":\"sampled\",\"name\":\"" : "\n{\"type\":\"sampled\",\"name\":\"");
         au_pname_put(o, &nm, AU_ESC_JSON, 0);
-        au_out_num(o, "\",\"unit\":\"none\",\"startValue\":0,\"endValue\":%llu,\"samples\":[",
+        au_out_putf(o, "\",\"unit\":\"none\",\"startValue\":0,\"endValue\":%llu,\"samples\":[",
                    (unsigned long long)total);
         for (uint32_t k = g; k < end; k++) {
             const uint32_t *ids;
             uint32_t n;
             au_profile_stack(p, (uint32_t)order[k], &ids, &n);
-            au_out_str(o, k > g ? ",\n[" : "\n[");
+            au_out_puts(o, k > g ? ",\n[" : "\n[");
             for (uint32_t j = skip; j < n; j++)
-                au_out_num(o, j > skip ? ",%llu" : "%llu", (unsigned long long)frame[ids[j]]);
-            au_out_str(o, "]");
+                au_out_putf(o, j > skip ? ",%llu" : "%llu", (unsigned long long)frame[ids[j]]);
+            au_out_puts(o, "]");
         }
-        au_out_str(o, "],\"weights\":[");
+        au_out_puts(o, "],\"weights\":[");
         for (uint32_t k = g; k < end; k++) {
             const uint32_t *ids;
             uint32_t n;
-            au_out_num(o, k > g ? ",%llu" : "%llu",
+            au_out_putf(o, k > g ? ",%llu" : "%llu",
                        (unsigned long long)au_profile_stack(p, (uint32_t)order[k], &ids, &n));
         }
-        au_out_str(o, "]}");
+        au_out_puts(o, "]}");
         g = end;
     }
-    au_out_str(o, "]}\n");
+    au_out_puts(o, "]}\n");
     a.realloc(a.ud, frame, ((size_t)nn + 1) * sizeof *frame, 0);
     a.realloc(a.ud, order, ((size_t)ns + 1) * sizeof *order, 0);
     return AU_OK;
