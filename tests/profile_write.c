@@ -2,13 +2,14 @@
  * profile_write: aggregate snapshots into one profile and write it out,
  * so the output tests need no live process.
  *
- *   profile_write FORMAT [--cpu] [--title T] [--repeat N] SNAPSHOT...
+ *   profile_write FORMAT [--cpu] [--stats] [--title T] [--repeat N] SNAPSHOT...
  *   profile_write FORMAT [--title T] --pid PID --samples N
  *
  * FORMAT is collapsed, speedscope or svg; the result goes to stdout.  Each
  * snapshot is replayed N times (default 1) and added with weight 1; a live
  * process is sampled N times, back to back (a test driver, not a
- * profiler: `asyncunwind record` is that).
+ * profiler: `asyncunwind record` is that).  --stats prints the profile's
+ * au_profile_stats to stderr.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,12 +95,14 @@ int main(int argc, char **argv) {
     }
     uint32_t flags = 0;
     unsigned repeat = 1;
+    int stats = 0;
     const char *title = NULL;
     au_profile *p;
     if (au_profile_new(NULL, NULL, &p) != AU_OK) return 1;
     int failed = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--cpu")) flags |= AU_PROFILE_CPU;
+        else if (!strcmp(argv[i], "--stats")) stats = 1;
         else if (!strcmp(argv[i], "--title") && i + 1 < argc) title = argv[++i];
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = (unsigned)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--pid") && i + 3 < argc && !strcmp(argv[i + 2], "--samples")) {
@@ -109,6 +112,16 @@ int main(int argc, char **argv) {
         else failed |= add_snapshot(p, argv[i], flags, repeat);
     }
     int rc = failed ? AU_OK : au_profile_write(p, format, title, to_stdout, NULL);
+    if (stats) {
+        au_profile_stats st;
+        au_profile_get_stats(p, &st);
+        fprintf(stderr,
+                "samples %llu, stacks added %llu, dropped %llu, distinct stacks %u, names %u, "
+                "text %llu bytes, heap %llu bytes\n",
+                (unsigned long long)st.samples, (unsigned long long)st.stacks_added,
+                (unsigned long long)st.dropped, st.stacks, st.names,
+                (unsigned long long)st.text_bytes, (unsigned long long)st.heap_bytes);
+    }
     if (rc != AU_OK) fprintf(stderr, "profile_write: %s\n", au_status_str(rc));
     au_profile_free(p);
     return failed || rc != AU_OK || fflush(stdout) != 0;
