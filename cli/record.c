@@ -44,7 +44,9 @@ static const char record_usage[] =
     "\n"
     "options:\n"
     "  -p, --pid PID          record a running process\n"
-    "  -o, --output FILE      where the profile goes (default: stdout, collapsed)\n"
+    "  -o, --output FILE      where the profile goes (default: stdout, collapsed);\n"
+    "                         '-' is stdout.  Up to 4 times: the same profile in\n"
+    "                         each file, in the format of its extension\n"
     "  -f, --format FORMAT    collapsed: one line per stack with its count, for\n"
     "                         flamegraph.pl, inferno, speedscope;\n"
     "                         speedscope: speedscope's JSON;\n"
@@ -86,9 +88,14 @@ static int should_stop(void *ud) {
     return stop_requested != 0;
 }
 
+/* One record, several files: a flame graph to open and collapsed stacks to
+ * read in the terminal, say (the quick start does both). */
+#define MAX_OUTPUTS 4
+
 typedef struct record_opts {
     int pid;
-    const char *output;
+    const char *outputs[MAX_OUTPUTS]; /* "-": stdout */
+    int noutputs;
     int format; /* -1: guess */
     uint64_t interval_ns, duration_ns;
     int cpu, no_agent, subprocesses;
@@ -159,7 +166,10 @@ static int parse(int argc, char **argv, record_opts *o) {
             o->pid = (int)v;
             break;
         }
-        case 'o': o->output = optarg; break;
+        case 'o':
+            if (o->noutputs == MAX_OUTPUTS) return usage_error("-o is given at most 4 times");
+            o->outputs[o->noutputs++] = optarg;
+            break;
         case 'f':
             if (!strcmp(optarg, "collapsed")) o->format = AU_FORMAT_COLLAPSED;
             else if (!strcmp(optarg, "speedscope")) o->format = AU_FORMAT_SPEEDSCOPE;
@@ -185,6 +195,12 @@ static int parse(int argc, char **argv, record_opts *o) {
     if (optind < argc) o->cmd = argv + optind;
     if (o->pid && o->cmd) return usage_error("give --pid PID or -- COMMAND, not both");
     if (!o->pid && !o->cmd) return usage_error("what to record: --pid PID or -- COMMAND [ARGS...]");
+    if (o->noutputs > 1 && o->format >= 0)
+        return usage_error("with several -o, each file's extension chooses its format, not --format");
+    int stdouts = 0;
+    for (int i = 0; i < o->noutputs; i++) stdouts += !strcmp(o->outputs[i], "-");
+    if (stdouts > 1) return usage_error("-o - (stdout) is given once");
+    if (!o->noutputs) o->outputs[o->noutputs++] = "-";
     return 0;
 }
 
@@ -305,6 +321,15 @@ static int file_write(void *ud, const void *buf, size_t len) {
     return fwrite(buf, 1, len, (FILE *)ud) == len ? 0 : -1;
 }
 
+/* Closes the files among out[0..n) (not stdout); non-zero when one failed
+ * (a full disk shows at the last flush). */
+static int close_outputs(FILE **out, int n) {
+    int failed = 0;
+    for (int i = 0; i < n; i++)
+        if (out[i] && out[i] != stdout && fclose(out[i]) != 0) failed = 1;
+    return failed;
+}
+
 /* "asyncunwind record ARGS" as one line: the profile's title. */
 static void make_title(char *buf, size_t cap, int argc, char **argv) {
     size_t at = (size_t)snprintf(buf, cap, "asyncunwind");
@@ -315,19 +340,24 @@ int cli_record(int argc, char **argv) {
     record_opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? AU_EXIT_OK : rc;
-    uint32_t format = o.format >= 0 ? (uint32_t)o.format : guess_format(o.output);
-
-    /* The output first: a path that cannot be written fails before the
+    /* The outputs first: a path that cannot be written fails before the
      * record, not after it. */
-    FILE *out = stdout;
-    if (o.output && !(out = fopen(o.output, "we"))) {
-        fprintf(stderr, "asyncunwind: cannot write %s: %s\n", o.output, strerror(errno));
-        return AU_EXIT_FILE;
+    FILE *out[MAX_OUTPUTS] = {NULL};
+    uint32_t format[MAX_OUTPUTS];
+    for (int i = 0; i < o.noutputs; i++) {
+        int std = !strcmp(o.outputs[i], "-");
+        format[i] = o.format >= 0 ? (uint32_t)o.format : guess_format(std ? NULL : o.outputs[i]);
+        out[i] = std ? stdout : fopen(o.outputs[i], "we");
+        if (!out[i]) {
+            fprintf(stderr, "asyncunwind: cannot write %s: %s\n", o.outputs[i], strerror(errno));
+            close_outputs(out, o.noutputs);
+            return AU_EXIT_FILE;
+        }
     }
 
     au_profile *profile = NULL;
     if ((rc = au_profile_new(NULL, NULL, &profile))) {
-        if (out != stdout) fclose(out);
+        close_outputs(out, o.noutputs);
         return cli_fail("cannot create the profile", rc);
     }
     au_session_options so;
@@ -342,7 +372,7 @@ int cli_record(int argc, char **argv) {
     au_session *session = NULL;
     if ((rc = au_session_new(NULL, &so, profile, &session))) {
         au_profile_free(profile);
-        if (out != stdout) fclose(out);
+        close_outputs(out, o.noutputs);
         return cli_fail("cannot start the record", rc);
     }
 
@@ -394,14 +424,17 @@ int cli_record(int argc, char **argv) {
     print_stats(&st, &ps, so.interval_ns);
     char title[512];
     make_title(title, sizeof title, argc, argv);
-    int wrc = au_profile_write(profile, format, title, file_write, out);
-    if (wrc == AU_OK && fflush(out) != 0) wrc = AU_ERR_IO;
-    if (wrc) {
-        fprintf(stderr, "asyncunwind: cannot write %s: %s\n", o.output ? o.output : "the profile",
-                au_status_str(wrc));
-        exit = AU_EXIT_FILE;
-    } else if (o.output) {
-        fprintf(stderr, "  wrote %s (%s)\n", o.output, format_name(format));
+    for (int i = 0; i < o.noutputs; i++) {
+        int std = out[i] == stdout;
+        int wrc = au_profile_write(profile, format[i], title, file_write, out[i]);
+        if (wrc == AU_OK && fflush(out[i]) != 0) wrc = AU_ERR_IO;
+        if (wrc) {
+            fprintf(stderr, "asyncunwind: cannot write %s: %s\n", std ? "the profile" : o.outputs[i],
+                    au_status_str(wrc));
+            exit = AU_EXIT_FILE;
+        } else if (!std) {
+            fprintf(stderr, "  wrote %s (%s)\n", o.outputs[i], format_name(format[i]));
+        }
     }
     if (!exit && !st.processes_seen) {
         fprintf(stderr, "asyncunwind: no Python process was sampled\n"
@@ -413,6 +446,6 @@ done:
     if (child > 0) end_command(child);
     au_session_free(session);
     au_profile_free(profile);
-    if (out != stdout && fclose(out) != 0 && !exit) exit = AU_EXIT_FILE;
+    if (close_outputs(out, o.noutputs) && !exit) exit = AU_EXIT_FILE;
     return exit;
 }

@@ -667,6 +667,9 @@ typedef struct au_profile_limits {
                                AU_THREAD_ON_CPU in the sample, and of their
                                stacks only the running task's (or the bare
                                thread stack) */
+#define AU_PROFILE_PROCESS 0x2u /* a root entry "process PID" above the
+                                   thread: samples of several processes
+                                   (record --subprocesses) stay apart */
 
 /* au_sample_thread.flags, set by the sampler with AU_SAMPLER_CPU_STATE:
  * the kernel reported the thread running or runnable (state R in

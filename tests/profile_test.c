@@ -247,6 +247,56 @@ static void test_interning(void **state) {
     replay_close(&r);
 }
 
+/* AU_PROFILE_PROCESS: samples of two processes (record --subprocesses)
+ * stay apart under a "process PID" root, in every format; without it the
+ * stacks are exactly the dump's. */
+static void test_process_root(void **state) {
+    (void)state;
+    replay a, b;
+    replay_open(&a, GOLDEN "pyenv-3.12-seed.agent.snap");
+    replay_open(&b, GOLDEN "pyenv-3.9-seed.agent.snap");
+    assert_int_not_equal(a.smp->pid, b.smp->pid);
+    au_profile *p;
+    assert_int_equal(au_profile_new(NULL, NULL, &p), AU_OK);
+    assert_int_equal(au_profile_add(p, a.s, a.smp, AU_PROFILE_PROCESS, 1), AU_OK);
+    assert_int_equal(au_profile_add(p, b.s, b.smp, AU_PROFILE_PROCESS, 2), AU_OK);
+    assert_int_equal(au_profile_add(p, b.s, b.smp, 0x80, 1), AU_ERR_ARG);
+    char *out = write_profile(p, AU_FORMAT_COLLAPSED);
+    char pa[64], pb[64];
+    snprintf(pa, sizeof pa, "process %d;thread ", a.smp->pid);
+    snprintf(pb, sizeof pb, "process %d;thread ", b.smp->pid);
+    size_t na = 0, nb = 0;
+    for (char *sv = NULL, *l = strtok_r(out, "\n", &sv); l; l = strtok_r(NULL, "\n", &sv)) {
+        int in_a = !strncmp(l, pa, strlen(pa)), in_b = !strncmp(l, pb, strlen(pb));
+        assert_true(in_a || in_b);
+        if (strstr(l, ";parent (") && strstr(l, ";[Task-not_awaited];func_not_awaited (")) {
+            /* counts: 1 for a's sample, 2 for b's */
+            assert_string_equal(strrchr(l, ' '), in_a ? " 1" : " 2");
+            na += in_a, nb += in_b;
+        }
+    }
+    assert_int_equal(na, 1);
+    assert_int_equal(nb, 1);
+    free(out);
+    /* speedscope: one profile per process and thread, named after both;
+     * neither is a frame. */
+    out = write_profile(p, AU_FORMAT_SPEEDSCOPE);
+    snprintf(pa, sizeof pa, "\"name\":\"process %d thread ", a.smp->pid);
+    snprintf(pb, sizeof pb, "\"name\":\"process %d thread ", b.smp->pid);
+    assert_non_null(strstr(out, pa));
+    assert_non_null(strstr(out, pb));
+    assert_null(strstr(out, "{\"name\":\"process "));
+    assert_null(strstr(out, "4294967295"));
+    free(out);
+    out = write_profile(p, AU_FORMAT_SVG);
+    snprintf(pa, sizeof pa, "process %d", a.smp->pid);
+    assert_non_null(strstr(out, pa));
+    free(out);
+    au_profile_free(p);
+    replay_close(&a);
+    replay_close(&b);
+}
+
 /* ---- allocation ---------------------------------------------------------- */
 
 static void test_repeat_add_allocates_nothing(void **state) {
@@ -558,6 +608,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_golden),
         cmocka_unit_test(test_interning),
+        cmocka_unit_test(test_process_root),
         cmocka_unit_test(test_repeat_add_allocates_nothing),
         cmocka_unit_test(test_nomem_leaves_profile_unchanged),
         cmocka_unit_test(test_stack_limit_drops),

@@ -63,6 +63,9 @@ expect_exit 0 "record (--pid PID | -- COMMAND" -- "$tool" --help
 expect_exit 2 "what to record" -- "$tool" record
 expect_exit 2 "not both" -- "$tool" record --pid 1 -- true
 expect_exit 2 "collapsed, speedscope or svg" -- "$tool" record --format xml --pid 1
+expect_exit 2 "each file's extension chooses" -- "$tool" record --format svg -o a.svg -o b.txt --pid 1
+expect_exit 2 "is given once" -- "$tool" record -o - -o - --pid 1
+expect_exit 2 "at most 4 times" -- "$tool" record -o 1 -o 2 -o 3 -o 4 -o 5 --pid 1
 expect_exit 2 "--interval takes a time" -- "$tool" record --interval 1parsec --pid 1
 expect_exit 2 "--duration takes a positive time" -- "$tool" record --duration 0 --pid 1
 expect_exit 3 "no such process" -- "$tool" record --pid 2147483647
@@ -123,6 +126,9 @@ check_children() {
   for c in 0 1 0.0; do want "$tmp/$name.txt" "$(children_pattern "$c")" "$name: child-$c"; done
   want "$tmp/$name.txt" ";\[parent-waiter\];parent_wait \(" "$name: the parent"
   want "$tmp/$name.err" "; 4 processes sampled" "$name: four processes"
+  # each stack under its process, then its thread
+  wont "$tmp/$name.txt" "^thread " "$name: a stack without its process"
+  want "$tmp/$name.txt" "^process [0-9]+;thread [0-9a-fx]+ " "$name: process roots"
 }
 
 # ---- every interpreter: --pid and --subprocesses -------------------------------
@@ -259,6 +265,13 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
   want "$tmp/fmt.svg" "func_not_awaited" "svg output: the seed's frames"
   "$tool" record -o "$tmp/fmt.folded" -d 0.5 -- "$py312" "$fixtures/seed.py" 2>"$tmp/fmt.err" >/dev/null
   want "$tmp/fmt.err" "wrote .*fmt.folded \(collapsed\)" "collapsed by default"
+  # Several outputs of one record: a flame graph, and the stacks on stdout.
+  start multiseed env PYTHONPATH="$agent_dir" "$py312" "$fixtures/seed.py"
+  "$tool" record -o "$tmp/multi.svg" -o - -d 0.5 --pid "$pid" 2>"$tmp/multi.err" >"$tmp/multi.out"
+  stop "$pid"
+  want "$tmp/multi.err" "wrote .*multi.svg \(svg\)" "-o twice: the svg"
+  want "$tmp/multi.svg" "func_not_awaited" "-o twice: the svg's frames"
+  want "$tmp/multi.out" "$seed_under_parent" "-o twice: the stacks on stdout"
 
   # The duration is honoured: -d 1 on a target that lives on.
   start cpubound "$py312" "$fixtures/cpu_bound.py"

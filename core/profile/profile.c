@@ -414,13 +414,16 @@ static const char *partial_note(uint32_t flags) {
 }
 
 /* Intern the names of entries e[0..ne) under thread t into p->ids, in
- * the order dump's collapsed form prints them (render.c): the thread, its
+ * the order dump's collapsed form prints them (render.c): the process
+ * (AU_PROFILE_PROCESS), the thread, its
  * frames, a partial-stack note before the first task (or at the end), the
  * tasks and their frames.  Returns the length, or 0 when a limit was hit. */
 static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_thread *t,
-                      const au_entry *e, uint32_t ne, int *rc) {
+                      uint32_t flags, const au_entry *e, uint32_t ne, int *rc) {
     uint32_t n = 0;
-    name_key k = thread_key(t);
+    name_key k = {AU_PNAME_PROCESS, 0, (uint64_t)(uint32_t)smp->pid, "", "", 0, 0, -1, 0};
+    if ((flags & AU_PROFILE_PROCESS) && !push(p, &n, &k, rc)) return 0;
+    k = thread_key(t);
     if (!push(p, &n, &k, rc)) return 0;
     const char *note = partial_note(t->flags);
     int in_tasks = 0;
@@ -513,7 +516,7 @@ static int add_thread(au_profile *p, au_sampler *s, const au_sample *smp, uint32
     if ((flags & AU_PROFILE_CPU) && !(t->flags & AU_THREAD_ON_CPU)) return AU_OK;
     if (t->nstacks == 0) { /* a thread without Python frames, as dump shows it */
         if ((rc = reserve_ids(p, 4)) != AU_OK) return rc;
-        uint32_t n = build(p, smp, t, NULL, 0, &rc);
+        uint32_t n = build(p, smp, t, flags, NULL, 0, &rc);
         return rc != AU_OK ? rc : count_stack(p, n, nhits);
     }
     if (t->first_stack > smp->nstacks || t->nstacks > smp->nstacks - t->first_stack)
@@ -531,7 +534,7 @@ static int add_thread(au_profile *p, au_sampler *s, const au_sample *smp, uint32
             while (i < ne && p->entries[i].kind == AU_ENTRY_FRAME) i++;
             ne = i;
         }
-        uint32_t n = build(p, smp, t, p->entries, ne, &rc);
+        uint32_t n = build(p, smp, t, flags, p->entries, ne, &rc);
         if (rc != AU_OK) return rc;
         if ((rc = count_stack(p, n, nhits)) != AU_OK) return rc;
     }
@@ -540,8 +543,10 @@ static int add_thread(au_profile *p, au_sampler *s, const au_sample *smp, uint32
 
 int au_profile_add(au_profile *p, au_sampler *s, const au_sample *smp, uint32_t flags,
                    uint64_t weight) {
-    if (!p || !s || !smp || (smp->nthreads && !smp->threads) || flags & ~AU_PROFILE_CPU)
+    if (!p || !s || !smp || (smp->nthreads && !smp->threads) ||
+        flags & ~(AU_PROFILE_CPU | AU_PROFILE_PROCESS))
         return AU_ERR_ARG;
+
     uint32_t nnames = p->nnames, nstacks = p->nstacks, dstack = p->dropped_stack;
     uint64_t text_len = p->text_len, pool_len = p->pool_len;
     uint32_t nhits = 0;

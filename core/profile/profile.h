@@ -17,6 +17,8 @@ typedef enum au_pname_kind {
     AU_PNAME_CYCLE = 3,  /* the chain returns to the task named by text/id */
     AU_PNAME_MARK = 4,   /* a fixed note, text as is: "[truncated]",
                             "[partial stack]", "[dropped: profile full]" */
+    AU_PNAME_PROCESS = 5, /* above the thread with AU_PROFILE_PROCESS: id is
+                             the pid */
 } au_pname_kind;
 
 #define AU_PNAME_NATIVE 0x1u /* THREAD: id is the Linux TID */

@@ -262,6 +262,7 @@ static int sample_one(au_session *s, uint32_t i, int *exited) {
     }
     if (rc == AU_OK) {
         uint32_t pflags = s->opt.flags & AU_SESSION_CPU ? AU_PROFILE_CPU : 0;
+        if (s->opt.flags & AU_SESSION_CHILDREN) pflags |= AU_PROFILE_PROCESS;
         rc = au_profile_add(s->profile, t->sampler, smp, pflags, 1);
         if (rc == AU_ERR_NOMEM) return rc;
     }

@@ -62,6 +62,9 @@ void au_pname_put(au_out *o, const au_pname *n, au_esc esc, int with_file) {
         put_task_name(o, n, esc);
         au_out_puts(o, "]");
         break;
+    case AU_PNAME_PROCESS:
+        au_out_putf(o, "process %llu", (unsigned long long)n->id);
+        break;
     case AU_PNAME_CYCLE:
         au_out_puts(o, "[cycle -> ");
         put_task_name(o, n, esc);
@@ -92,21 +95,53 @@ static int write_collapsed(const au_profile *p, au_out *o) {
     return AU_OK;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+/* A stack by the profile it goes to: its leading process and thread
+ * names (NONE where absent), then its index. */
+typedef struct group_key {
+    uint32_t process, thread, stack, lead;
+} group_key;
+
+static int cmp_group(const void *a, const void *b) {
+    const group_key *x = a, *y = b;
+    if (x->process != y->process) return x->process < y->process ? -1 : 1;
+    if (x->thread != y->thread) return x->thread < y->thread ? -1 : 1;
+    return x->stack < y->stack ? -1 : x->stack > y->stack;
 }
 
-/* speedscope's file format: every name but the threads is a shared frame;
- * each thread is a "sampled" profile whose samples are its stacks without
- * the thread (root first, as the format wants) and whose weights are their
- * counts.  The dropped stack, having no thread, is a profile of its own. */
+static uint32_t name_kind(const au_profile *p, uint32_t id) {
+    au_pname nm;
+    au_profile_name(p, id, &nm);
+    return nm.kind;
+}
+
+/* Its key: a stack starts with a process (AU_PROFILE_PROCESS) and a thread,
+ * a thread, or neither (the dropped stack). */
+static group_key group_of(const au_profile *p, uint32_t stack, const uint32_t *ids, uint32_t n) {
+    group_key k = {NONE, NONE, stack, 0};
+    if (k.lead < n && name_kind(p, ids[k.lead]) == AU_PNAME_PROCESS) k.process = ids[k.lead++];
+    if (k.lead < n && name_kind(p, ids[k.lead]) == AU_PNAME_THREAD) k.thread = ids[k.lead++];
+    return k;
+}
+
+static void put_group_name(au_out *o, const au_profile *p, const group_key *k, const uint32_t *ids) {
+    for (uint32_t i = 0; i < (k->lead ? k->lead : 1); i++) {
+        au_pname nm;
+        au_profile_name(p, ids[i], &nm);
+        if (i) au_out_puts(o, " ");
+        au_pname_put(o, &nm, AU_ESC_JSON, 0);
+    }
+}
+
+/* speedscope's file format: every name but the processes and threads is a
+ * shared frame; each thread (of each process) is a "sampled" profile whose
+ * samples are its stacks without them (root first, as the format wants)
+ * and whose weights are their counts.  The dropped stack, having no
+ * thread, is a profile of its own. */
 static int write_speedscope(const au_profile *p, const char *title, au_out *o) {
     au_allocator a = au_profile_alloc(p);
     uint32_t nn = au_profile_nnames(p), ns = au_profile_nstacks(p);
     uint32_t *frame = a.realloc(a.ud, NULL, 0, ((size_t)nn + 1) * sizeof *frame);
-    /* stacks by their root: root << 32 | stack index */
-    uint64_t *order = a.realloc(a.ud, NULL, 0, ((size_t)ns + 1) * sizeof *order);
+    group_key *order = a.realloc(a.ud, NULL, 0, ((size_t)ns + 1) * sizeof *order);
     if (!frame || !order) {
         if (frame) a.realloc(a.ud, frame, ((size_t)nn + 1) * sizeof *frame, 0);
         if (order) a.realloc(a.ud, order, ((size_t)ns + 1) * sizeof *order, 0);
@@ -121,7 +156,7 @@ static int write_speedscope(const au_profile *p, const char *title, au_out *o) {
         au_pname nm;
         au_profile_name(p, i, &nm);
         frame[i] = NONE;
-        if (nm.kind == AU_PNAME_THREAD) continue;
+        if (nm.kind == AU_PNAME_THREAD || nm.kind == AU_PNAME_PROCESS) continue;
         frame[i] = nf;
         au_out_puts(o, nf++ ? ",\n{\"name\":\"" : "\n{\"name\":\"");
         au_pname_put(o, &nm, AU_ESC_JSON, 0);
@@ -139,31 +174,31 @@ static int write_speedscope(const au_profile *p, const char *title, au_out *o) {
     for (uint32_t i = 0; i < ns; i++) {
         const uint32_t *ids;
         uint32_t n;
-        if (au_profile_stack(p, i, &ids, &n) && n)
-            order[no++] = (uint64_t)ids[0] << 32 | i;
+        if (au_profile_stack(p, i, &ids, &n) && n) order[no++] = group_of(p, i, ids, n);
     }
-    au_sort(order, no, sizeof *order, cmp_u64);
+    au_sort(order, no, sizeof *order, cmp_group);
     for (uint32_t g = 0, nprof = 0; g < no && o->rc == AU_OK; nprof++) {
-        uint32_t root = (uint32_t)(order[g] >> 32), end = g;
+        uint32_t end = g;
         uint64_t total = 0;
-        while (end < no && (uint32_t)(order[end] >> 32) == root) {
+        while (end < no && !cmp_group(&(group_key){order[g].process, order[g].thread, 0, 0},
+                                      &(group_key){order[end].process, order[end].thread, 0, 0})) {
             const uint32_t *ids;
             uint32_t n;
-            total += au_profile_stack(p, (uint32_t)order[end], &ids, &n);
+            total += au_profile_stack(p, order[end].stack, &ids, &n);
             end++;
         }
-        au_pname nm;
-        au_profile_name(p, root, &nm);
-        /* A thread root is the profile's name, not a frame. */
-        uint32_t skip = nm.kind == AU_PNAME_THREAD;
+        const uint32_t *first;
+        uint32_t nfirst;
+        au_profile_stack(p, order[g].stack, &first, &nfirst);
+        /* The process and thread are the profile's name, not frames. */
         au_out_puts(o, nprof ? ",\n{\"type\":\"sampled\",\"name\":\"" : "\n{\"type\":\"sampled\",\"name\":\"");
-        au_pname_put(o, &nm, AU_ESC_JSON, 0);
+        put_group_name(o, p, &order[g], first);
         au_out_putf(o, "\",\"unit\":\"none\",\"startValue\":0,\"endValue\":%llu,\"samples\":[",
                    (unsigned long long)total);
         for (uint32_t k = g; k < end; k++) {
             const uint32_t *ids;
-            uint32_t n;
-            au_profile_stack(p, (uint32_t)order[k], &ids, &n);
+            uint32_t n, skip = order[k].lead;
+            au_profile_stack(p, order[k].stack, &ids, &n);
             au_out_puts(o, k > g ? ",\n[" : "\n[");
             for (uint32_t j = skip; j < n; j++)
                 au_out_putf(o, j > skip ? ",%llu" : "%llu", (unsigned long long)frame[ids[j]]);
@@ -174,7 +209,7 @@ static int write_speedscope(const au_profile *p, const char *title, au_out *o) {
             const uint32_t *ids;
             uint32_t n;
             au_out_putf(o, k > g ? ",%llu" : "%llu",
-                       (unsigned long long)au_profile_stack(p, (uint32_t)order[k], &ids, &n));
+                       (unsigned long long)au_profile_stack(p, order[k].stack, &ids, &n));
         }
         au_out_puts(o, "]}");
         g = end;
