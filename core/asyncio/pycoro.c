@@ -285,7 +285,9 @@ int au_at_chains(au_tasks *t) {
     for (uint32_t level = 0; w.ncur && level <= t->lim.max_coro_frames; level++) {
         if ((rc = want_level(&w)) == AU_ERR_NOMEM) return rc;
         uint32_t keep = 0;
+        uint32_t span = gen_span(t->layout.o), d = t->ahead;
         for (uint32_t i = 0; i < w.ncur; i++) {
+            if (d && i + d < w.ncur) au_at_prefetch(t, t->cur[i + d].obj, span);
             cursor c = t->cur[i];
             int more = step(&w, &c);
             if (more < 0) return more;

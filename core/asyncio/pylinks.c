@@ -365,6 +365,12 @@ int au_at_links(au_tasks *t) {
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].waiter;
     if (au_at_want(t, t->scratch, t->ntasks, 16) == AU_ERR_NOMEM) return AU_ERR_NOMEM;
     for (uint32_t i = 0; i < t->ntasks; i++) {
+        if (t->ahead && i + t->ahead < t->ntasks) {
+            au_at_prefetch(t, t->tasks[i + t->ahead].waiter, 16);
+            au_at_tprefetch(t, t->tasks[i + t->ahead].waiter);
+        }
+        /* Whether it awaits a task, once here, for the sampler. */
+        t->tasks[i].waiter_task = au_at_find(t, t->tasks[i].waiter);
         held h[MAX_HOLDERS];
         uint32_t n;
         c.nseen = 0;

@@ -48,6 +48,8 @@ typedef struct au_atask {
     uint32_t thread;      /* index into the pysample's threads, or NONE */
     uint32_t first_frame; /* its coroutine frames in au_tasks_result.frames, */
     uint32_t nframes;     /*   outermost first */
+    uint32_t waiter_task; /* the index of the task `waiter` is, or
+                             UINT32_MAX: the sampler's await links */
     uint8_t awaited_by_is_set;
     uint8_t unused[3];
 } au_atask;

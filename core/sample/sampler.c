@@ -270,7 +270,7 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
         r->name_len = a->name_len;
         r->nframes = o->nframes;
         r->frames = s->ids + o->first_frame;
-        r->awaits = au_tasks_find(s->model, a->waiter) != NONE ? a->waiter : 0;
+        r->awaits = a->waiter_task != NONE ? a->waiter : 0;
         r->creator = a->creator;
         r->flags = o->flags;
     }
