@@ -96,6 +96,8 @@ struct au_tasks {
     uint32_t nraw, raw_cap, raw_gen_cap, frames_cap;
     au_link *links;
     uint32_t nlinks, links_cap;
+    uint32_t *link_tasks;    /* per link: child and parent task indices */
+    uint32_t link_tasks_cap;
     uint64_t *thread_loop;
     uint32_t thread_loop_cap;
     const char **thread_name;

@@ -93,18 +93,19 @@ static int table_fit(au_tasks *t) {
     return AU_OK;
 }
 
-/* Add a candidate task address once; returns its index, or NONE when it
- * is invalid or over the limit.  *nomem is set on AU_ERR_NOMEM. */
-static uint32_t add_candidate(au_tasks *t, uint64_t addr, int *nomem) {
+/* Append a candidate task address, without looking for it first: a list
+ * walk (3.14+) finds each task once, and the duplicates a corrupted list
+ * may hold are dropped when read_tasks builds the table (looking each
+ * address up as it is found was a cache miss a task at 10,000 tasks).
+ * Returns its index, or NONE when it is invalid or over the limit.
+ * *nomem is set on AU_ERR_NOMEM. */
+static uint32_t append_candidate(au_tasks *t, uint64_t addr, int *nomem) {
     if (!addr || (addr & 7)) return NONE;
-    uint32_t known = au_at_find(t, addr);
-    if (known != NONE) return known;
     if (t->ntasks == t->lim.max_tasks) {
         t->out->flags |= AU_TR_PARTIAL;
         return NONE;
     }
-    if (table_fit(t) ||
-        au_at_grow(t, &t->tasks, &t->tasks_cap, (size_t)t->ntasks + 1, sizeof *t->tasks)) {
+    if (au_at_grow(t, &t->tasks, &t->tasks_cap, (size_t)t->ntasks + 1, sizeof *t->tasks)) {
         *nomem = 1;
         return NONE;
     }
@@ -113,7 +114,21 @@ static uint32_t add_candidate(au_tasks *t, uint64_t addr, int *nomem) {
     t->tasks[i].addr = addr;
     t->tasks[i].thread = NONE;
     t->tasks[i].waiter_task = NONE;
-    table_put(t, i);
+    return i;
+}
+
+/* Add a candidate task address once (a set's entries: a task may be in
+ * two sets); returns its index, or NONE as append_candidate. */
+static uint32_t add_candidate(au_tasks *t, uint64_t addr, int *nomem) {
+    if (!addr || (addr & 7)) return NONE;
+    uint32_t known = au_at_find(t, addr);
+    if (known != NONE) return known;
+    if (table_fit(t)) {
+        *nomem = 1;
+        return NONE;
+    }
+    uint32_t i = append_candidate(t, addr, nomem);
+    if (i != NONE) table_put(t, i);
     return i;
 }
 
@@ -222,8 +237,13 @@ static int walk_list(au_tasks *t, uint64_t head, int *nomem) {
     const au_py_offsets *o = t->layout.o;
     const au_py_private *p = &t->priv;
     uint64_t node = au_obj_ptr(t->objects, head, o->llist_next);
-    /* Bounded by the task limit; a list that loops back to a node other
-     * than its head ends there too, since that task is already known. */
+    /* Bounded by the task limit.  A list that loops back to a node other
+     * than its head (corrupt, or changing under the walk) ends once the
+     * loop is seen: Brent's method compares each node with one saved at
+     * doubling intervals, so the walk stops within twice the list's
+     * length, and read_tasks drops the tasks added twice. */
+    uint64_t mark = node;
+    uint32_t power = 1, steps = 0;
     for (uint32_t i = 0; node && node != head && i <= t->lim.max_tasks; i++) {
         /* A list is a chain of misses, one node after the other.  The
          * previous sample walked the same list in the same order, and its
@@ -231,14 +251,16 @@ static int walk_list(au_tasks *t, uint64_t head, int *nomem) {
          * where the walk will likely be a few nodes on. */
         uint32_t at = t->ntasks + t->ahead;
         if (t->ahead && at < t->prev_ntasks) au_at_prefetch(t, t->tasks[at].addr + p->task_node, 16);
-        uint64_t task = node - p->task_node;
-        uint32_t before = t->ntasks;
-        uint32_t k = add_candidate(t, task, nomem);
-        if (*nomem) return AU_ERR_NOMEM;
-        if (k == NONE || t->ntasks == before) break;
+        if (append_candidate(t, node - p->task_node, nomem) == NONE) break;
         node = au_obj_ptr(t->objects, node, o->llist_next);
+        if (node == mark) break;
+        if (++steps == power) {
+            mark = node;
+            power = power < (1u << 30) ? power * 2 : power;
+            steps = 0;
+        }
     }
-    return AU_OK;
+    return *nomem ? AU_ERR_NOMEM : AU_OK;
 }
 
 static int tasks_from_lists(au_tasks *t, const au_pysample *ps) {
@@ -340,12 +362,18 @@ static int read_tasks(au_tasks *t) {
         t->tasks[keep++] = a;
     }
     t->ntasks = keep;
-    /* Rebuild the index: tasks moved. */
+    /* Rebuild the index (tasks moved), dropping a task listed twice. */
     if ((rc = table_reset(t, t->ntasks))) return rc;
+    keep = 0;
     for (uint32_t i = 0; i < t->ntasks; i++) {
         if (d && i + d < t->ntasks) au_at_tprefetch(t, t->tasks[i + d].addr);
-        table_put(t, i);
+        uint32_t s = tslot(t, t->tasks[i].addr);
+        if (t->ttab[s].stamp == t->tstamp_now) continue;
+        t->tasks[keep] = t->tasks[i];
+        t->ttab[s] = (au_at_tslot){t->tasks[i].addr, keep, t->tstamp_now};
+        keep++;
     }
+    t->ntasks = keep;
     /* Names: their objects in one batch, then each decoded. */
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].name_obj;
     if ((rc = au_at_want(t, t->scratch, t->ntasks, 64)) == AU_ERR_NOMEM) return rc;
@@ -520,6 +548,7 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
     out->tasks = t->tasks;
     out->nlinks = t->nlinks;
     out->links = t->links;
+    out->link_tasks = t->link_tasks;
     out->nframes = t->nraw;
     out->frames = t->frames;
     out->thread_loop = t->thread_loop;
@@ -532,8 +561,6 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
 void au_tasks_get_view_stats(const au_tasks *t, au_view_stats *out) {
     if (t && out) au_view_get_stats(t->view, out);
 }
-
-uint32_t au_tasks_find(const au_tasks *t, uint64_t addr) { return t ? au_at_find(t, addr) : NONE; }
 
 uint32_t au_tasks_phase(const au_tasks *t) { return t ? t->phase : AU_AT_PHASE_NONE; }
 
@@ -585,6 +612,7 @@ void au_tasks_free(au_tasks *t) {
     FREE(t->raw_gen, t->raw_gen_cap);
     FREE(t->frames, t->frames_cap);
     FREE(t->links, t->links_cap);
+    FREE(t->link_tasks, t->link_tasks_cap);
     FREE(t->thread_loop, t->thread_loop_cap);
     FREE(t->thread_name, t->thread_name_cap);
     FREE(t->thread_name_len, t->thread_name_len_cap);

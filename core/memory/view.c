@@ -140,8 +140,8 @@ static int queue(au_view *v, uint64_t pn, uint32_t *npending) {
     uint32_t k = (uint32_t)pn & (TLB - 1);
     if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return AU_OK;
     uint32_t s = slot_of(v, pn);
+    /* Known or queued now, the reads that follow find it in the TLB. */
     if (v->tab[s].stamp == v->stamp) {
-        /* Known: the reads that follow find it in the TLB. */
         v->tlb[k].pn = pn;
         v->tlb[k].idx = v->tab[s].val;
         v->tlb[k].gen = v->tlb_gen;
@@ -155,6 +155,9 @@ static int queue(au_view *v, uint64_t pn, uint32_t *npending) {
     v->pageno[i] = pn;
     v->flags[i] = 0;
     v->tab[s] = (au_vslot){pn, i, v->stamp};
+    v->tlb[k].pn = pn;
+    v->tlb[k].idx = i;
+    v->tlb[k].gen = v->tlb_gen;
     v->pending[(*npending)++] = i;
     return AU_OK;
 }
@@ -360,8 +363,13 @@ int au_view_begin(au_view *v, int prefetch) {
     uint32_t n = v->nprev < v->max_pages ? v->nprev : v->max_pages;
     if (room_for(v, n) || grow(v, &v->pending, &v->pending_cap, n, sizeof *v->pending))
         return AU_ERR_NOMEM;
-    uint32_t npending = 0;
-    for (uint32_t k = 0; k < n; k++) queue(v, v->prev[k], &npending);
+    uint32_t npending = 0, mask = v->tab_cap - 1;
+    for (uint32_t k = 0; k < n; k++) {
+        /* The table is cold here (the last sample's pages went through the
+         * cache since): its slots are hinted a few pages ahead. */
+        if (k + 8 < n) AU_PREFETCH(&v->tab[(uint32_t)au_mix64(v->prev[k + 8]) & mask]);
+        queue(v, v->prev[k], &npending);
+    }
     return fetch(v, npending, PG_PREFETCH);
 }
 
