@@ -315,7 +315,7 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
         r->name_len = a->name_len;
         r->nframes = o->nframes;
         r->frames = s->ids + o->first_frame;
-        r->awaits = au_tasks_find(s->model, a->waiter) != NONE ? a->waiter : 0;
+        r->awaits = a->waiter_task != NONE ? a->waiter : 0;
         r->creator = a->creator;
         r->flags = o->flags;
     }
@@ -330,9 +330,8 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
         s->in[i].links = s->rlinks + nl;
         s->in[i].nlinks = 0;
         for (uint32_t l = 0; l < tr->nlinks; l++) {
-            uint32_t c = au_tasks_find(s->model, tr->links[l].child);
-            uint32_t p = au_tasks_find(s->model, tr->links[l].parent);
-            if (c == NONE || p == NONE) continue;
+            uint32_t c = tr->link_tasks[2 * l], p = tr->link_tasks[2 * l + 1];
+            if (c >= n || p >= n) continue;
             if (s->tasks[s->order[c]].thread != i || s->tasks[s->order[p]].thread != i) continue;
             if (s->in[i].nlinks == max_links) {
                 s->out.flags |= AU_SAMPLE_PARTIAL;
