@@ -73,6 +73,7 @@ struct au_sampler {
     au_pyreader *reader;
     au_tasks *model;   /* the asyncio model; NULL with AU_SAMPLER_NO_TASKS */
     uint32_t sample_no, attach_at, attach_every;
+    uint32_t seen_tasks;       /* a sample has found tasks */
 
     au_sample out;
     au_sample_thread *threads;
@@ -502,6 +503,15 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
         if (tr.flags & AU_TR_PARTIAL) s->out.flags |= AU_SAMPLE_PARTIAL;
     }
     if ((rc = take_threads(s, &ps, trp))) return rc;
+    /* The agent publishes its region when it records the first task, so
+     * the first sample with tasks is when it is worth a look: without
+     * this, a record that starts with the process would wait out the
+     * backoff (hundreds of samples) with every creator missing. */
+    if (trp && tr.ntasks && !s->seen_tasks) {
+        s->seen_tasks = 1;
+        s->attach_every = 0;
+        s->attach_at = s->sample_no + 1;
+    }
     if ((s->opt.flags & AU_SAMPLER_CPU_STATE) && !s->snap) mark_on_cpu(s);
     if (grow(s, &s->in, &s->in_cap, s->out.nthreads ? s->out.nthreads : 1, sizeof *s->in))
         return AU_ERR_NOMEM;
