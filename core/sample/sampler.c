@@ -504,13 +504,16 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
     }
     if ((rc = take_threads(s, &ps, trp))) return rc;
     /* The agent publishes its region when it records the first task, so
-     * the first sample with tasks is when it is worth a look: without
-     * this, a record that starts with the process would wait out the
-     * backoff (hundreds of samples) with every creator missing. */
+     * the first sample with tasks is when it is worth a look, for the next
+     * sample: without this, a record that starts with the process would
+     * wait out the backoff (hundreds of samples) with every creator
+     * missing.  Looked for now, so that the cost stays in this (cold)
+     * sample. */
     if (trp && tr.ntasks && !s->seen_tasks) {
         s->seen_tasks = 1;
         s->attach_every = 0;
-        s->attach_at = s->sample_no + 1;
+        s->attach_at = s->sample_no;
+        refresh_attachments(s);
     }
     if ((s->opt.flags & AU_SAMPLER_CPU_STATE) && !s->snap) mark_on_cpu(s);
     if (grow(s, &s->in, &s->in_cap, s->out.nthreads ? s->out.nthreads : 1, sizeof *s->in))
