@@ -1067,12 +1067,19 @@ def serve():
             print_record(k, me)
         await asyncio.sleep(0.05)  # the children create the grandchildren
         parent = os.getpid()
+        # The child's lines come before the parent's SERVING: the parent
+        # waits on this pipe, which the child writes to (or closes, by
+        # exiting) once it printed, however slow the machine is.
+        done_r, done_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # a loop of its own (the child has no running loop)
+            os.close(done_r)
+
             async def in_child():
                 t = asyncio.create_task(child_of_child(), name="in-child")
                 print_record(t, asyncio.current_task(), "CHILDRECORD")
                 print("CHILDDONE", flush=True)
+                os.write(done_w, b"x")
                 while os.getppid() == parent:  # until the parent is killed
                     time.sleep(0.05)
             try:
@@ -1082,7 +1089,9 @@ def serve():
                     "\n", " | "), flush=True)
             finally:
                 os._exit(0)
-        await asyncio.sleep(0.2)  # let the child print first
+        os.close(done_w)
+        os.read(done_r, 1)  # blocks the loop briefly: every task is asleep
+        os.close(done_r)
         print("CHILD %d" % pid, flush=True)
         print("SERVING", flush=True)
         await asyncio.sleep(3600)
