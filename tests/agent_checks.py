@@ -117,10 +117,16 @@ def records():
     header names that a reader accepts: the list names itself first, both
     items are weakref objects, and (not checked here: the caller compares)
     their referents are the tasks."""
-    lst = header()["list"]
-    size, items = struct.unpack("<QQ", peek(lst + LIST_SIZE, 16))
-    expect(size < 1 << 24, "records list of %d items", size)
-    items = struct.unpack("<%dQ" % size, peek(items, 8 * size))
+    for _ in range(100):
+        h = header()
+        lst = h["list"]
+        size, items = struct.unpack("<QQ", peek(lst + LIST_SIZE, 16))
+        expect(size < 1 << 24, "records list of %d items", size)
+        items = struct.unpack("<%dQ" % size, peek(items, 8 * size))
+        # Other threads may have compacted twice meanwhile, freeing the
+        # list read: read again, as a reader's next sample would.
+        if header()["generation"] == h["generation"]:
+            break
     expect(items[:2] == (lst, lst), "the records list does not name itself")
     wref_type = id(weakref.ref)
     out = []
@@ -1067,12 +1073,18 @@ def serve():
             print_record(k, me)
         await asyncio.sleep(0.05)  # the children create the grandchildren
         parent = os.getpid()
+        # The child says on this pipe when it has printed (a fixed sleep
+        # was too short on a loaded machine).
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # a loop of its own (the child has no running loop)
+            os.close(ready_r)
+
             async def in_child():
                 t = asyncio.create_task(child_of_child(), name="in-child")
                 print_record(t, asyncio.current_task(), "CHILDRECORD")
                 print("CHILDDONE", flush=True)
+                os.close(ready_w)
                 while os.getppid() == parent:  # until the parent is killed
                     time.sleep(0.05)
             try:
@@ -1082,7 +1094,9 @@ def serve():
                     "\n", " | "), flush=True)
             finally:
                 os._exit(0)
-        await asyncio.sleep(0.2)  # let the child print first
+        os.close(ready_w)
+        os.read(ready_r, 1)  # b"" once the child has printed, or died
+        os.close(ready_r)
         print("CHILD %d" % pid, flush=True)
         print("SERVING", flush=True)
         await asyncio.sleep(3600)
