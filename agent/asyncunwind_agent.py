@@ -153,12 +153,7 @@ def compact():
         items = old[:]  # other threads may append to old meanwhile
         live = []
         for start, stop in ((2, kept_end), (fresh, len(items) - 1)):
-            # Most of the tasks are gone by now: the pairs whose task is
-            # alive are found in C (weakref calls mapped over the list),
-            # and only those take the Python steps below.
-            alive = map(is_not, map(call_ref, items[start:stop:2]),
-                        repeat(None))
-            for i in compress(range(start, stop, 2), alive):
+            for i in range(start, stop, 2):
                 t = items[i]()
                 if t is None:
                     continue
@@ -408,8 +403,6 @@ class _Engine(object):
 
     def __init__(self):
         import _weakref
-        import itertools
-        import operator
         import os
 
         if sys.byteorder != "little":
@@ -420,10 +413,6 @@ class _Engine(object):
             "LIST_WORD": _LIST_WORD,
             "GEN_WORD": _GEN_WORD,
             "ref": _weakref.ref,
-            "call_ref": _weakref.ref.__call__,
-            "is_not": operator.is_not,
-            "repeat": itertools.repeat,
-            "compress": itertools.compress,
             "previous": None,
             # A weakref to the last creator (dead at first).
             "last": _weakref.ref(set()),
