@@ -1073,18 +1073,19 @@ def serve():
             print_record(k, me)
         await asyncio.sleep(0.05)  # the children create the grandchildren
         parent = os.getpid()
-        # The child says on this pipe when it has printed (a fixed sleep
-        # was too short on a loaded machine).
-        ready_r, ready_w = os.pipe()
+        # The child's lines come before the parent's SERVING: the parent
+        # waits on this pipe, which the child writes to (or closes, by
+        # exiting) once it printed, however slow the machine is.
+        done_r, done_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # a loop of its own (the child has no running loop)
-            os.close(ready_r)
+            os.close(done_r)
 
             async def in_child():
                 t = asyncio.create_task(child_of_child(), name="in-child")
                 print_record(t, asyncio.current_task(), "CHILDRECORD")
                 print("CHILDDONE", flush=True)
-                os.close(ready_w)
+                os.write(done_w, b"x")
                 while os.getppid() == parent:  # until the parent is killed
                     time.sleep(0.05)
             try:
@@ -1094,9 +1095,9 @@ def serve():
                     "\n", " | "), flush=True)
             finally:
                 os._exit(0)
-        os.close(ready_w)
-        os.read(ready_r, 1)  # b"" once the child has printed, or died
-        os.close(ready_r)
+        os.close(done_w)
+        os.read(done_r, 1)  # blocks the loop briefly: every task is asleep
+        os.close(done_r)
         print("CHILD %d" % pid, flush=True)
         print("SERVING", flush=True)
         await asyncio.sleep(3600)
