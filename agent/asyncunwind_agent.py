@@ -202,6 +202,19 @@ def creator_ref(creator):
     return cr
 
 
+def record_unless_done(task, creator):
+    """An application's task factory made the task: its pair, unless the
+    task is done already (an eager task that finished at once)."""
+    try:
+        if not task.done() and (len(records) <= limit or compact()):
+            cr = last
+            if cr() is not creator:
+                cr = creator_ref(creator)
+            extend((ref(task), cr))
+    except Exception:
+        skipped()
+
+
 def skipped():
     """A task whose pair could not be recorded (an object that is not a
     task, a creator without weakrefs)."""
@@ -232,11 +245,59 @@ def add(item):
         skipped()
 '''
 
-# 3.14+: a create_task wrapper.  Its parameters and its call of the
-# original are filled in to mirror the original's own signature (see
-# _signature_form): a call then costs no extra packing of arguments, and a
-# wrong call raises the same TypeError, from a function of the same
-# qualified name.
+# 3.14+, asyncio's loops: BaseEventLoop.create_task itself, replaced by
+# one that does what the original does (the original's names are checked
+# first, see _inlinable) and records the pair in the same frame.  A wrapper
+# around the original would cost a second Python frame per task.  The
+# creator is taken before the task is made: an eager task runs inside
+# Task() as the current task.  In debug mode the source traceback's last
+# frame is this function's, which is dropped as the original drops its own.
+_INLINE = '''
+def make_create_task(tasks):
+    def create_task(self, coro, **kwargs):
+        self._check_closed()
+        try:
+            creator = current_task(self)
+        except Exception:
+            creator = None
+        if self._task_factory is not None:
+            task = self._task_factory(self, coro, **kwargs)
+            if creator is not None:
+                record_unless_done(task, creator)
+            try:
+                return task
+            finally:
+                del task
+        task = tasks.Task(coro, loop=self, **kwargs)
+        if task._source_traceback:
+            del task._source_traceback[-1]
+        if creator is not None:
+            try:
+                # Without keywords (eager_start=) the task cannot be done.
+                if kwargs and task.done():
+                    pass
+                elif len(records) <= limit or compact():
+                    cr = last
+                    if cr() is not creator:
+                        cr = creator_ref(creator)
+                    extend((ref(task), cr))
+            except Exception:
+                skipped()
+        try:
+            return task
+        finally:
+            # As CPython 3.14 does (gh-128552): no frame of ours keeps the
+            # task alive through its exception's traceback.
+            del task
+    return create_task
+'''
+
+# 3.14+, other loops (uvloop's, whose create_task is Cython) and an asyncio
+# whose create_task is not the one _INLINE mirrors: a wrapper.  Its
+# parameters and its call of the original are filled in to mirror the
+# original's own signature (see _signature_form): a call then costs no
+# extra packing of arguments, and a wrong call raises the same TypeError,
+# from a function of the same qualified name.
 _WRAPPER = '''
 def make_wrapper(orig, debug_loop):
     def create_task({params}):
@@ -264,42 +325,68 @@ def make_wrapper(orig, debug_loop):
         try:
             return task
         finally:
-            # As CPython 3.14 does (gh-128552): no frame of ours keeps the
-            # task alive through its exception's traceback.
             del task
     return create_task
 '''
+
+# The names BaseEventLoop.create_task uses on 3.14 and 3.15, in order: the
+# function _INLINE mirrors.  Another original is wrapped instead.
+_INLINED_NAMES = ("_check_closed", "_task_factory", "tasks", "Task",
+                  "_source_traceback")
+
+
+def _inlinable(orig):
+    """Whether orig is the `(self, coro, **kwargs)` create_task, using
+    exactly the names of the one _INLINE does the work of."""
+    import types
+    if type(orig) is not types.FunctionType:
+        return False
+    code = orig.__code__
+    return (code.co_names == _INLINED_NAMES and code.co_argcount == 2 and
+            code.co_kwonlyargcount == 0 and
+            code.co_varnames[:3] == ("self", "coro", "kwargs") and
+            code.co_flags & 0x0C == 0x08 and not orig.__defaults__ and
+            not getattr(code, "co_posonlyargcount", 0) and
+            "tasks" in orig.__globals__)
+
 
 _GENERIC_FORM = ("*args, **kwargs", "orig(*args, **kwargs)", "args[0]")
 
 
 def _signature_form(orig):
     """(params, call, loop) for _WRAPPER: the original's own parameters
-    when it is a Python function `(self, coro, *, kw=None, ...)` or
-    `(self, coro, **kwargs)`, else `(*args, **kwargs)`."""
-    import types
-    if type(orig) is not types.FunctionType:
+    when it is a function, in Python or compiled by Cython (uvloop's),
+    `(self, coro, *, kw=None, ...)` or `(self, coro, **kwargs)`, else
+    `(*args, **kwargs)`.  Keywords left at None are not passed on: the
+    original then takes the cheaper positional call."""
+    code = getattr(orig, "__code__", None)
+    try:
+        n, k = code.co_argcount, code.co_kwonlyargcount
+        names = tuple(code.co_varnames[:n + k])
+        flags = code.co_flags
+        plain = (n == 2 and names[:2] == ("self", "coro") and
+                 not flags & 0x04 and
+                 not getattr(code, "co_posonlyargcount", 0) and
+                 not orig.__defaults__ and
+                 (orig.__kwdefaults__ or {}) == dict.fromkeys(names[2:]))
+    except Exception:  # not a function, or an unusual one
         return _GENERIC_FORM
-    code = orig.__code__
-    n, k = code.co_argcount, code.co_kwonlyargcount
-    names = code.co_varnames[:n + k]
-    star_args, star_kwargs = code.co_flags & 0x04, code.co_flags & 0x08
-    if (n != 2 or names[:2] != ("self", "coro") or star_args or
-            getattr(code, "co_posonlyargcount", 0) or orig.__defaults__ or
-            (orig.__kwdefaults__ or {}) != dict.fromkeys(names[2:])):
+    if not plain:
         return _GENERIC_FORM
-    if star_kwargs:
+    if flags & 0x08:
         if k:
             return _GENERIC_FORM
         kwargs = code.co_varnames[n]
         return ("self, coro, **%s" % kwargs,
                 "orig(self, coro, **%s) if %s else orig(self, coro)"
                 % (kwargs, kwargs), "self")
-    params, call = "self, coro", "orig(self, coro"
-    if k:
-        params += ", *, " + ", ".join("%s=None" % x for x in names[2:])
-        call += ", " + ", ".join("%s=%s" % (x, x) for x in names[2:])
-    return params, call + ")", "self"
+    if not k:
+        return "self, coro", "orig(self, coro)", "self"
+    kw = names[2:]
+    return ("self, coro, *, " + ", ".join("%s=None" % x for x in kw),
+            "orig(self, coro) if %s else orig(self, coro, %s)"
+            % (" and ".join("%s is None" % x for x in kw),
+               ", ".join("%s=%s" % (x, x) for x in kw)), "self")
 
 
 class _Engine(object):
@@ -365,14 +452,21 @@ class _Engine(object):
         ws.add = add  # an instance attribute: found before the class's
         self.weakset = ws
 
-    def wrap(self, cls, orig, debug_loop):
-        """Sets on cls a create_task that records its pair around orig."""
+    def wrap(self, cls, orig, base_loop):
+        """Sets on cls a create_task that records its pair: for asyncio's
+        BaseEventLoop (base_loop), one that does the original's work itself
+        if orig is the one _INLINE mirrors, else a wrapper around orig."""
         import functools
         inherited = "create_task" not in cls.__dict__
-        params, call, loop = _signature_form(orig)
-        source = _WRAPPER.format(params=params, call=call, loop=loop)
-        exec(compile(source, _CODE_FILE, "exec"), self.ns)
-        create_task = self.ns.pop("make_wrapper")(orig, debug_loop)
+        if base_loop and _inlinable(orig):
+            exec(compile(_INLINE, _CODE_FILE, "exec"), self.ns)
+            create_task = self.ns.pop("make_create_task")(
+                orig.__globals__["tasks"])
+        else:
+            params, call, loop = _signature_form(orig)
+            source = _WRAPPER.format(params=params, call=call, loop=loop)
+            exec(compile(source, _CODE_FILE, "exec"), self.ns)
+            create_task = self.ns.pop("make_wrapper")(orig, base_loop)
         functools.update_wrapper(create_task, orig)
         create_task.__asyncunwind_agent__ = True
         cls.create_task = create_task
@@ -464,7 +558,7 @@ def _get_engine():
     return _engine
 
 
-def _patch_class(cls, label, debug_loop):
+def _patch_class(cls, label, base_loop):
     engine = _get_engine()
     if engine is None or not engine.enabled:
         return
@@ -473,7 +567,7 @@ def _patch_class(cls, label, debug_loop):
         orig = cls.create_task  # inherited (uvloop: the Cython base's)
     if getattr(orig, "__asyncunwind_agent__", False):
         return
-    engine.wrap(cls, orig, debug_loop)
+    engine.wrap(cls, orig, base_loop)
     _patched.append(label + ".create_task")
 
 

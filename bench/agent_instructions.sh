@@ -48,7 +48,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 count() {  # PYTHON PYTHONPATH N -> instructions of one run
   rm -f "$tmp/cg.out"
-  "${run[@]}" env -u PYTHONPATH ${2:+PYTHONPATH=$2} PYTHONDONTWRITEBYTECODE=1 \
+  "${run[@]}" env -u PYTHONPATH ${2:+PYTHONPATH=$2} PYTHONDONTWRITEBYTECODE=1 PYTHONHASHSEED=0 \
     valgrind --tool=callgrind --callgrind-out-file="$out_inside" -q \
     "$1" "$script" --child "$workload" "$3" 1 cpu >/dev/null 2>&1
   sed -n 's/^summary: //p; s/^totals: //p' "$tmp/cg.out" | head -n1

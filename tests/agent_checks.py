@@ -117,10 +117,16 @@ def records():
     header names that a reader accepts: the list names itself first, both
     items are weakref objects, and (not checked here: the caller compares)
     their referents are the tasks."""
-    lst = header()["list"]
-    size, items = struct.unpack("<QQ", peek(lst + LIST_SIZE, 16))
-    expect(size < 1 << 24, "records list of %d items", size)
-    items = struct.unpack("<%dQ" % size, peek(items, 8 * size))
+    for _ in range(100):
+        h = header()
+        lst = h["list"]
+        size, items = struct.unpack("<QQ", peek(lst + LIST_SIZE, 16))
+        expect(size < 1 << 24, "records list of %d items", size)
+        items = struct.unpack("<%dQ" % size, peek(items, 8 * size))
+        # Other threads may have compacted twice meanwhile, freeing the
+        # list read: read again, as a reader's next sample would.
+        if header()["generation"] == h["generation"]:
+            break
     expect(items[:2] == (lst, lst), "the records list does not name itself")
     wref_type = id(weakref.ref)
     out = []
