@@ -54,3 +54,8 @@ fi
 # $ASYNCUNWIND_SID_ROOT.
 as_root env ASYNCUNWIND_SID_ROOT="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}" \
   "$(cd "$(dirname "$0")" && pwd)/sid_chroot.sh"
+
+# Debian's austin in that chroot, for the side-by-side benchmark
+# (bench/austin_compare.sh); idempotent, ~0.1 s when present.
+as_root env ASYNCUNWIND_SID_ROOT="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}" \
+  "$(cd "$(dirname "$0")" && pwd)/sid_austin.sh"

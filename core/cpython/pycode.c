@@ -527,7 +527,11 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
         r->stats.code_misses++;
         r->pending[nmiss++] = r->pending[k];
     }
+    /* A code object's names are read once, then cached: the next sample's
+     * prefetch has no use for them. */
+    int was = au_pr_hints_pause(r, 0);
     int rc = fetch_missing(r, nmiss);
+    au_pr_hints_pause(r, was);
     if (rc) return rc;
     /* 3. Frames. */
     for (uint32_t i = 0; i < n; i++) {

@@ -5,15 +5,164 @@
  * batch and allocation counters of au_pyreader_stats see every read and
  * allocation.  This file calls nothing else of the model.
  */
+#include <string.h>
+
 #include "asyncunwind.h"
 #include "internal.h"
 #include "pyreader.h"
+
+#define PENDING 1 /* hinted_batch: a read left for the source (not a status) */
 
 int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
     return au_grow(&r->alloc, &r->stats.allocations, (void **)pptr, cap, need, elem);
 }
 
+/* ---- the warm path ---------------------------------------------------- */
+
+/* The prefetched range holding [addr, addr+len), if any.  Reads mostly
+ * come in the order they came last time, so the search starts where the
+ * last one succeeded. */
+static const au_hint *hint_for(au_pyreader *r, uint64_t addr, uint32_t len) {
+    for (uint32_t k = 0, i = r->hint_at; k < r->nhints; k++, i = i + 1 == r->nhints ? 0 : i + 1) {
+        const au_hint *h = &r->hints[i];
+        if (h->ok && addr >= h->addr && addr - h->addr <= h->len &&
+            len <= h->len - (addr - h->addr)) {
+            r->hint_at = i;
+            return h;
+        }
+    }
+    return NULL;
+}
+
+/* Note a successful read for the next sample's prefetch.  Best effort: a
+ * read not recorded is read the chained way next time, which is slower,
+ * never wrong.  The hints array grows with this one, so that swapping the
+ * two at the next sample's start allocates nothing. */
+static void record(au_pyreader *r, uint64_t addr, uint32_t len) {
+    if (len == 0 || addr + len < addr) return;
+    /* A read that overlaps or touches one recorded before joins it: both
+     * were read, so their union is readable, and the memory source sends
+     * disjoint ranges in one system call but stages overlapping ones in
+     * another (3.9's frame windows overlap). */
+    for (uint32_t i = r->nnext; i-- > 0;) {
+        au_hint *h = &r->next[i];
+        uint64_t end = addr + len, hend = h->addr + h->len;
+        if (addr > hend || end < h->addr) continue;
+        uint64_t lo = addr < h->addr ? addr : h->addr, hi = end > hend ? end : hend;
+        if (hi - lo - h->len > AU_PR_MAX_HINT_BYTES - r->next_bytes) return;
+        r->next_bytes += hi - lo - h->len;
+        h->addr = lo;
+        h->len = (uint32_t)(hi - lo);
+        return;
+    }
+    if (r->nnext == AU_PR_MAX_HINTS || len > AU_PR_MAX_HINT_BYTES - r->next_bytes) return;
+    if (au_pr_grow(r, &r->next, &r->next_cap, (size_t)r->nnext + 1, sizeof *r->next) ||
+        au_pr_grow(r, &r->hints, &r->hints_cap, (size_t)r->nnext + 1, sizeof *r->hints))
+        return;
+    r->next[r->nnext++] = (au_hint){addr, len, 0, 0};
+    r->next_bytes += len;
+}
+
+int au_pr_hints_begin(au_pyreader *r) {
+    au_hint *h = r->hints;
+    uint32_t cap = r->hints_cap;
+    r->hints = r->next;
+    r->hints_cap = r->next_cap;
+    r->nhints = r->nnext;
+    r->next = h;
+    r->next_cap = cap;
+    r->nnext = 0;
+    r->next_bytes = 0;
+    r->hint_at = 0;
+    r->recording = 1;
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < r->nhints; i++) {
+        r->hints[i].off = (uint32_t)total;
+        r->hints[i].ok = 0;
+        total += r->hints[i].len;
+    }
+    if (r->nhints == 0) return AU_OK;
+    /* au_pr_hints_end sized both buffers for this. */
+    if (au_pr_grow(r, &r->hintbuf, &r->hintbuf_cap, (size_t)total, 1) ||
+        au_pr_grow(r, &r->miss, &r->miss_cap, r->nhints, sizeof *r->miss)) {
+        r->nhints = 0;
+        return AU_ERR_NOMEM;
+    }
+    for (uint32_t i = 0; i < r->nhints; i++)
+        r->miss[i] = (au_read){r->hints[i].addr, r->hintbuf + r->hints[i].off, r->hints[i].len,
+                               AU_OK};
+    r->stats.batches++;
+    r->mem->read(r->mem, r->miss, r->nhints);
+    for (uint32_t i = 0; i < r->nhints; i++) r->hints[i].ok = r->miss[i].status == AU_OK;
+    return AU_OK;
+}
+
+void au_pr_hints_end(au_pyreader *r) {
+    r->recording = 0;
+    /* Room for the next sample's prefetch, allocated now, in a sample that
+     * read something new, rather than in the warm one that follows. */
+    if (r->nnext && !au_pr_grow(r, &r->hintbuf, &r->hintbuf_cap, (size_t)r->next_bytes, 1))
+        au_pr_grow(r, &r->miss, &r->miss_cap, r->nnext, sizeof *r->miss);
+}
+
+int au_pr_hints_pause(au_pyreader *r, int recording) {
+    int was = r->recording;
+    r->recording = recording;
+    return was;
+}
+
+void au_pr_hint_widen_last(au_pyreader *r, uint64_t addr, uint32_t len) {
+    if (!r->recording || r->nnext == 0) return;
+    au_hint *h = &r->next[r->nnext - 1];
+    if (h->addr != addr || len <= h->len || addr + len < addr ||
+        len - h->len > AU_PR_MAX_HINT_BYTES - r->next_bytes)
+        return;
+    r->next_bytes += len - h->len;
+    h->len = len;
+}
+
+/* A batch while recording: reads inside a prefetched range are copied from
+ * it, the rest go to the source in one batch (none when all hit), and
+ * every read that succeeded is recorded. */
+static int hinted_batch(au_pyreader *r, uint32_t n) {
+    au_read *reads = r->reads;
+    uint32_t nmiss = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        au_read *rd = &reads[i];
+        const au_hint *h = rd->len && rd->buf ? hint_for(r, rd->addr, rd->len) : NULL;
+        if (h) {
+            memcpy(rd->buf, r->hintbuf + h->off + (rd->addr - h->addr), rd->len);
+            rd->status = AU_OK;
+        } else {
+            rd->status = PENDING;
+            nmiss++;
+        }
+    }
+    int rc = AU_OK;
+    if (nmiss) {
+        if (au_pr_grow(r, &r->miss, &r->miss_cap, nmiss, sizeof *r->miss)) {
+            for (uint32_t i = 0; i < n; i++)
+                if (reads[i].status == PENDING) reads[i].status = AU_ERR_NOMEM;
+            return AU_ERR_NOMEM;
+        }
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (reads[i].status == PENDING) r->miss[m++] = reads[i];
+        r->stats.batches++;
+        r->mem->read(r->mem, r->miss, m);
+        m = 0;
+        for (uint32_t i = 0; i < n; i++)
+            if (reads[i].status == PENDING) reads[i].status = r->miss[m++].status;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (reads[i].status == AU_OK) record(r, reads[i].addr, reads[i].len);
+        else if (rc == AU_OK) rc = reads[i].status;
+    }
+    return rc;
+}
+
 int au_pr_batch(au_pyreader *r, uint32_t n) {
+    if (r->recording) return hinted_batch(r, n);
     r->stats.batches++;
     return r->mem->read(r->mem, r->reads, n);
 }
