@@ -74,6 +74,7 @@ int au_pr_hints_begin(au_pyreader *r) {
     r->nnext = 0;
     r->next_bytes = 0;
     r->hint_at = 0;
+    r->prefetch_failed = 0;
     r->recording = 1;
     uint64_t total = 0;
     for (uint32_t i = 0; i < r->nhints; i++) {
@@ -93,7 +94,10 @@ int au_pr_hints_begin(au_pyreader *r) {
                                AU_OK};
     r->stats.batches++;
     r->mem->read(r->mem, r->miss, r->nhints);
-    for (uint32_t i = 0; i < r->nhints; i++) r->hints[i].ok = r->miss[i].status == AU_OK;
+    for (uint32_t i = 0; i < r->nhints; i++) {
+        r->hints[i].ok = r->miss[i].status == AU_OK;
+        r->prefetch_failed += !r->hints[i].ok;
+    }
     return AU_OK;
 }
 

@@ -130,6 +130,10 @@ struct au_pyreader {
     au_read *miss;        /* the reads of a batch no hint served */
     uint32_t miss_cap;
     uint32_t hint_at;     /* where the last hint lookup succeeded */
+    uint32_t prefetch_failed; /* prefetched ranges that failed this sample:
+                                 a guess that missed (a widened chunk that a
+                                 snapshot does not hold, memory freed since),
+                                 not a failed read of the sample's */
     int recording;        /* inside au_pyreader_sample: record and serve */
 };
 

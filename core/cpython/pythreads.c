@@ -319,7 +319,10 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
     au_pr_hints_end(r);
     au_mem_stats now = r->mem->stats;
     r->stats.mem.requests = now.requests - before.requests;
-    r->stats.mem.failures = now.failures - before.failures;
+    /* A prefetched range that failed was a guess, not a read the sample
+     * needed: the sample's failures are the others. */
+    uint64_t failed = now.failures - before.failures;
+    r->stats.mem.failures = failed > r->prefetch_failed ? failed - r->prefetch_failed : 0;
     r->stats.mem.syscalls = now.syscalls - before.syscalls;
     r->stats.mem.bytes = now.bytes - before.bytes;
     r->stats.mem.pages = now.pages - before.pages;
