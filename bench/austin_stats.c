@@ -6,10 +6,12 @@
  * spinning on CPU in its innermost frame) under an interpreter of
  * tests/pythons.h, or attaches to --pid, then samples every thread with
  * au_pyreader_sample() at a fixed interval for a fixed duration, timing
- * each sample with CLOCK_MONOTONIC.  Like austin, it sleeps until the next
- * tick (start of this sample + interval) and, when a sample overruns the
- * interval, starts the next one at once; the sleep uses the thread's timer
- * slack as austin's nanosleep does (see --timer-slack-ns).
+ * each sample with CLOCK_MONOTONIC.  Sample k is due at start + k x
+ * interval (clock_nanosleep, TIMER_ABSTIME), the sampler's timing rule of
+ * issue 10: a sample that overruns starts the next one at once, and
+ * deadlines missed by more than an interval (a stall) are dropped and
+ * counted; the sleep uses the thread's timer slack, as austin's does (see
+ * --timer-slack-ns).  Interval 0 samples back to back.
  *
  * Printed per target: interval, duration, number of samples, per-sample time
  * min/avg/max and median/p99 (us), samples per second achieved, the share of
@@ -68,6 +70,7 @@ typedef struct options {
 
 typedef struct result {
     uint64_t nsamples, errors, partial, long_samples, expected_ok;
+    uint64_t missed; /* deadlines dropped after a stall */
     uint64_t syscalls, pages, bytes, requests;
     uint64_t first_ns;
     uint32_t min_depth, max_depth;
@@ -227,6 +230,7 @@ static int measure(int pid, const options *o, uint32_t expect_frames, au_pyrunti
     const uint64_t start = mono_ns();
     const uint64_t stop = start + (uint64_t)(o->seconds * 1e9);
     uint64_t last_end = start;
+    uint64_t deadline = start; /* of the sample being taken */
     int lost = 0;
     while (!g_stop) {
         uint64_t t0 = mono_ns();
@@ -288,11 +292,22 @@ static int measure(int pid, const options *o, uint32_t expect_frames, au_pyrunti
                 }
             }
         }
-        /* The next tick is one interval after this sample started; an
-         * overrun starts the next sample at once. */
-        uint64_t next = t0 + o->interval_ns;
+        /* Sample k is due at start + k x interval, an absolute deadline,
+         * so sleep overshoot and timer slack do not add up over samples.
+         * A sample that ends past its successor's deadline starts that one
+         * at once; deadlines missed by more than a whole interval (the
+         * sampler was descheduled) are dropped, not caught up in a burst. */
+        if (o->interval_ns == 0) continue;
+        deadline += o->interval_ns;
+        uint64_t now = mono_ns();
+        if (now > deadline + o->interval_ns) {
+            uint64_t behind = (now - deadline) / o->interval_ns;
+            res->missed += behind;
+            deadline += behind * o->interval_ns;
+        }
+        uint64_t next = deadline;
         if (next > stop) next = stop;
-        if (next > mono_ns()) {
+        if (next > now) {
             struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
                    !g_stop) {
@@ -351,6 +366,9 @@ static void report(const char *label, int pid, const au_pyruntime *rt, const opt
            (double)mx / 1e3);
     printf("  Sampling time (median/p99)  : %.1f/%.1f us\n", med / 1e3, p99 / 1e3);
     printf("  Samples per second          : %.1f (target %.1f)\n", rate, target);
+    if (o->interval_ns)
+        printf("  Nominal rate reached        : %.1f %% (%llu deadlines dropped after stalls)\n",
+               target > 0 ? 100.0 * rate / target : 0.0, (unsigned long long)res->missed);
     printf("  Long sampling rate          : %llu/%llu (%.2f %%) samples took longer than the "
            "sampling interval to collect\n",
            (unsigned long long)res->long_samples, (unsigned long long)n,
@@ -380,7 +398,7 @@ static void report(const char *label, int pid, const au_pyruntime *rt, const opt
     printf("RESULT target=%s version=%s interval_us=%.0f seconds=%.3f samples=%llu "
            "min_us=%.2f avg_us=%.2f max_us=%.2f median_us=%.2f p99_us=%.2f rate=%.1f "
            "long_pct=%.3f error_pct=%.3f expected_pct=%.3f syscalls=%.2f pages=%.2f "
-           "bytes=%.0f reads=%.2f cpu_pct=%.1f nivcsw=%ld load=%.2f\n",
+           "bytes=%.0f reads=%.2f cpu_pct=%.1f nivcsw=%ld load=%.2f missed=%llu\n",
            label, ver, (double)o->interval_ns / 1e3, res->elapsed_s, (unsigned long long)n,
            (double)mn / 1e3, avg / 1e3, (double)mx / 1e3, med / 1e3, p99 / 1e3, rate,
            100.0 * (double)res->long_samples / dn, 100.0 * (double)res->errors / dn,
@@ -388,7 +406,7 @@ static void report(const char *label, int pid, const au_pyruntime *rt, const opt
            (double)res->syscalls / dn, (double)res->pages / dn, (double)res->bytes / dn,
            (double)res->requests / dn,
            res->elapsed_s > 0 ? 100.0 * res->cpu_s / res->elapsed_s : 0.0, res->nivcsw,
-           load0);
+           load0, (unsigned long long)res->missed);
     fflush(stdout);
 }
 

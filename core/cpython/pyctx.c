@@ -13,54 +13,72 @@
 
 #define PENDING 1 /* hinted_batch: a read left for the source (not a status) */
 
-int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
+int au_pr_grow_slow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
     return au_grow(&r->alloc, &r->stats.allocations, (void **)pptr, cap, need, elem);
 }
 
 /* ---- the warm path ---------------------------------------------------- */
 
-/* The prefetched range holding [addr, addr+len), if any.  Reads mostly
- * come in the order they came last time, so the search starts where the
- * last one succeeded. */
-static const au_hint *hint_for(au_pyreader *r, uint64_t addr, uint32_t len) {
-    for (uint32_t k = 0, i = r->hint_at; k < r->nhints; k++, i = i + 1 == r->nhints ? 0 : i + 1) {
-        const au_hint *h = &r->hints[i];
-        if (h->ok && addr >= h->addr && addr - h->addr <= h->len &&
-            len <= h->len - (addr - h->addr)) {
-            r->hint_at = i;
-            return h;
-        }
+/* The prefetched range holding [addr, addr+len), if any.  The ranges are
+ * sorted and disjoint (add_range keeps them so), so a binary search finds
+ * the only candidate. */
+static const au_hint *hint_for(const au_pyreader *r, uint64_t addr, uint32_t len) {
+    uint32_t lo = 0, hi = r->nhints;
+    while (lo < hi) { /* the first range starting after addr */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->hints[mid].addr <= addr) lo = mid + 1;
+        else hi = mid;
     }
-    return NULL;
+    if (lo == 0) return NULL;
+    const au_hint *h = &r->hints[lo - 1];
+    if (!h->ok || addr - h->addr > h->len || len > h->len - (addr - h->addr)) return NULL;
+    return h;
 }
 
-/* Note a successful read for the next sample's prefetch.  Best effort: a
- * read not recorded is read the chained way next time, which is slower,
- * never wrong.  The hints array grows with this one, so that swapping the
- * two at the next sample's start allocates nothing. */
-static void record(au_pyreader *r, uint64_t addr, uint32_t len) {
+/* Add [addr, addr+len) to the next sample's prefetch list, which stays
+ * sorted by address and disjoint: a range that overlaps or touches others
+ * joins them (the memory source sends disjoint ranges in one system call
+ * but stages overlapping ones in another, and 3.9's frame windows overlap),
+ * and a list in order is sorted in one pass when the prefetch goes out.
+ * Best effort: a range not added is read the chained way next time, which
+ * is slower, never wrong.  The hints array grows with this one, so that
+ * swapping the two at the next sample's start allocates nothing. */
+static void add_range(au_pyreader *r, uint64_t addr, uint32_t len) {
     if (len == 0 || addr + len < addr) return;
-    /* A read that overlaps or touches one recorded before joins it: both
-     * were read, so their union is readable, and the memory source sends
-     * disjoint ranges in one system call but stages overlapping ones in
-     * another (3.9's frame windows overlap). */
-    for (uint32_t i = r->nnext; i-- > 0;) {
-        au_hint *h = &r->next[i];
-        uint64_t end = addr + len, hend = h->addr + h->len;
-        if (addr > hend || end < h->addr) continue;
-        uint64_t lo = addr < h->addr ? addr : h->addr, hi = end > hend ? end : hend;
-        if (hi - lo - h->len > AU_PR_MAX_HINT_BYTES - r->next_bytes) return;
-        r->next_bytes += hi - lo - h->len;
-        h->addr = lo;
-        h->len = (uint32_t)(hi - lo);
-        return;
+    uint64_t end = addr + len;
+    uint32_t lo = 0, hi = r->nnext;
+    while (lo < hi) { /* the first range ending at or after addr */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->next[mid].addr + r->next[mid].len < addr) lo = mid + 1;
+        else hi = mid;
     }
-    if (r->nnext == AU_PR_MAX_HINTS || len > AU_PR_MAX_HINT_BYTES - r->next_bytes) return;
-    if (au_pr_grow(r, &r->next, &r->next_cap, (size_t)r->nnext + 1, sizeof *r->next) ||
-        au_pr_grow(r, &r->hints, &r->hints_cap, (size_t)r->nnext + 1, sizeof *r->hints))
+    if (lo < r->nnext && r->next[lo].addr <= addr && end <= r->next[lo].addr + r->next[lo].len)
+        return; /* the usual case in a warm sample: read last time too */
+    /* next[lo, k) overlap or touch the new range: they become one. */
+    uint32_t k = lo;
+    uint64_t ulo = addr, uhi = end, had = 0;
+    while (k < r->nnext && r->next[k].addr <= end) {
+        const au_hint *h = &r->next[k];
+        if (h->addr < ulo) ulo = h->addr;
+        if (h->addr + h->len > uhi) uhi = h->addr + h->len;
+        had += h->len;
+        k++;
+    }
+    if (uhi - ulo > AU_PR_MAX_HINT_BYTES || uhi - ulo - had > AU_PR_MAX_HINT_BYTES - r->next_bytes)
         return;
-    r->next[r->nnext++] = (au_hint){addr, len, 0, 0};
-    r->next_bytes += len;
+    if (k == lo) { /* nothing joined: insert at lo */
+        if (r->nnext == AU_PR_MAX_HINTS ||
+            au_pr_grow(r, &r->next, &r->next_cap, (size_t)r->nnext + 1, sizeof *r->next) ||
+            au_pr_grow(r, &r->hints, &r->hints_cap, (size_t)r->nnext + 1, sizeof *r->hints))
+            return;
+        memmove(&r->next[lo + 1], &r->next[lo], (size_t)(r->nnext - lo) * sizeof *r->next);
+        r->nnext++;
+    } else if (k > lo + 1) { /* next[lo+1, k) fold into next[lo] */
+        memmove(&r->next[lo + 1], &r->next[k], (size_t)(r->nnext - k) * sizeof *r->next);
+        r->nnext -= k - lo - 1;
+    }
+    r->next[lo] = (au_hint){ulo, (uint32_t)(uhi - ulo), 0, 0};
+    r->next_bytes += uhi - ulo - had;
 }
 
 int au_pr_hints_begin(au_pyreader *r) {
@@ -73,7 +91,6 @@ int au_pr_hints_begin(au_pyreader *r) {
     r->next_cap = cap;
     r->nnext = 0;
     r->next_bytes = 0;
-    r->hint_at = 0;
     r->prefetch_failed = 0;
     r->recording = 1;
     uint64_t total = 0;
@@ -97,6 +114,9 @@ int au_pr_hints_begin(au_pyreader *r) {
     for (uint32_t i = 0; i < r->nhints; i++) {
         r->hints[i].ok = r->miss[i].status == AU_OK;
         r->prefetch_failed += !r->hints[i].ok;
+        /* A guess that failed once (a snapshot holds no more of a chunk
+         * than its frames) is not made again by this reader. */
+        r->no_widen |= !r->hints[i].ok;
     }
     return AU_OK;
 }
@@ -115,14 +135,8 @@ int au_pr_hints_pause(au_pyreader *r, int recording) {
     return was;
 }
 
-void au_pr_hint_widen_last(au_pyreader *r, uint64_t addr, uint32_t len) {
-    if (!r->recording || r->nnext == 0) return;
-    au_hint *h = &r->next[r->nnext - 1];
-    if (h->addr != addr || len <= h->len || addr + len < addr ||
-        len - h->len > AU_PR_MAX_HINT_BYTES - r->next_bytes)
-        return;
-    r->next_bytes += len - h->len;
-    h->len = len;
+void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len) {
+    if (r->recording && !r->no_widen) add_range(r, addr, len);
 }
 
 /* A batch while recording: reads inside a prefetched range are copied from
@@ -159,7 +173,7 @@ static int hinted_batch(au_pyreader *r, uint32_t n) {
             if (reads[i].status == PENDING) reads[i].status = r->miss[m++].status;
     }
     for (uint32_t i = 0; i < n; i++) {
-        if (reads[i].status == AU_OK) record(r, reads[i].addr, reads[i].len);
+        if (reads[i].status == AU_OK) add_range(r, reads[i].addr, reads[i].len);
         else if (rc == AU_OK) rc = reads[i].status;
     }
     return rc;

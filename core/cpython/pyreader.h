@@ -68,7 +68,8 @@ typedef struct au_codeentry {
 } au_codeentry;
 
 /* A range the previous sample read, prefetched by this one (the warm
- * path, pyctx.c): off is its place in hintbuf. */
+ * path, pyctx.c): off is its place in hintbuf.  A list of them is sorted
+ * by address and disjoint. */
 typedef struct au_hint {
     uint64_t addr;
     uint32_t len, off;
@@ -129,20 +130,25 @@ struct au_pyreader {
     uint64_t next_bytes;
     au_read *miss;        /* the reads of a batch no hint served */
     uint32_t miss_cap;
-    uint32_t hint_at;     /* where the last hint lookup succeeded */
     uint32_t prefetch_failed; /* prefetched ranges that failed this sample:
                                  a guess that missed (a widened chunk that a
                                  snapshot does not hold, memory freed since),
                                  not a failed read of the sample's */
     int recording;        /* inside au_pyreader_sample: record and serve */
+    int no_widen;         /* a widened range failed: guess no more */
 };
 
 /* ---- pyctx.c: buffers and reads, used by every file of the model ------ */
 
 static inline int au_pr_present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
 
-/* Grow helper that counts allocations in the sample's stats. */
-int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem);
+/* Grow helper that counts allocations in the sample's stats.  Inline for
+ * the usual answer, "there is room": the frame walk asks once per frame. */
+int au_pr_grow_slow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem);
+static inline int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need,
+                             size_t elem) {
+    return need <= *cap ? AU_OK : au_pr_grow_slow(r, pptr, cap, need, elem);
+}
 
 /* Issue the batch reads[0..n) and count it.  Returns the source's status
  * (each read has its own). */
@@ -167,9 +173,11 @@ void au_pr_hints_end(au_pyreader *r);
  * repeat (a code object's names, fetched once); returns the previous
  * setting, to restore. */
 int au_pr_hints_pause(au_pyreader *r, int recording);
-/* The last range recorded may be len bytes long next time (a datastack
- * chunk whose top moves up and down within the chunk). */
-void au_pr_hint_widen_last(au_pyreader *r, uint64_t addr, uint32_t len);
+/* A guess: the next sample may read [addr, addr+len), which this one did
+ * not read in full (a datastack chunk whose top moves up and down within
+ * the chunk).  Prefetched with the rest; if it fails, this reader stops
+ * guessing. */
+void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len);
 
 /* Read `len` bytes at addr into the start of r->buf (one read). */
 int au_pr_read(au_pyreader *r, uint64_t addr, uint32_t len);

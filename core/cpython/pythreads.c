@@ -69,7 +69,7 @@ static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *n
     uint64_t end = (top + PAGE - 1) & ~(uint64_t)(PAGE - 1);
     if (size > AU_PR_MAX_CHUNK_BYTES) size = AU_PR_MAX_CHUNK_BYTES;
     if (end - chunk > size) end = chunk + size;
-    if (end > top) au_pr_hint_widen_last(r, chunk, (uint32_t)(end - chunk));
+    if (end > top) au_pr_hint_widen(r, chunk, (uint32_t)(end - chunk));
     uint64_t prev = au_rd64(r->spanbuf + o->chunk_previous);
     uint32_t hdr = o->chunk_data;
     while (prev && *nspans < AU_PR_MAX_CHUNKS) {
