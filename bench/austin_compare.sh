@@ -14,6 +14,8 @@
 # Printed: every run in austin's form (samples, samples/s, per-sample
 # min/avg/max and, for asyncunwind, median; long samples; error rate), then
 # the medians over the repetitions and the ratios asyncunwind / austin.
+# asyncunwind keeps absolute deadlines (start + k x interval) and catches
+# up after a late wake-up; austin sleeps one interval after each sample.
 # austin prints no median of its own, so its column shows "-".  Timings on
 # a machine shared with other work are noisy: the load average is printed
 # with each run, and the medians are what to quote.
@@ -195,18 +197,23 @@ for r in rows:
     if r["tool"] not in tools:
         tools.append(r["tool"])
 print("Medians over the repetitions (per-sample times in us):")
-print("%-26s %9s %9s %22s %8s %10s %9s %9s" % ("tool", "interval", "samples", "min/avg/max",
-      "median", "samples/s", "long %", "errors %"))
+print("%-26s %9s %9s %22s %8s %10s %9s %9s %9s" % ("tool", "interval", "samples", "min/avg/max",
+      "median", "samples/s", "long %", "errors %", "late %"))
 for iv in ("0", "100"):
     for t in tools:
         if med(t, iv, "samples") is None:
             continue
         md = med(t, iv, "median_us")
-        print("%-26s %9s %9.0f %22s %8s %10.1f %9.2f %9.3f" % (
+        late = [100.0 * float(r["late"]) / float(r["samples"]) for r in rows
+                if r["tool"] == t and r["interval_us"] == iv and "late" in r]
+        late = "%.1f" % statistics.median(late) if late and iv != "0" else "-"
+        print("%-26s %9s %9.0f %22s %8s %10.1f %9.2f %9.3f %9s" % (
             t, "max" if iv == "0" else iv + " us", med(t, iv, "samples"),
             "%.1f/%.1f/%.0f" % (med(t, iv, "min_us"), med(t, iv, "avg_us"), med(t, iv, "max_us")),
             "-" if md is None or md < 0 else "%.1f" % md, med(t, iv, "rate"),
-            med(t, iv, "long_pct"), med(t, iv, "error_pct")))
+            med(t, iv, "long_pct"), med(t, iv, "error_pct"), late))
+print("(late %: samples that started more than an interval after their deadline, then caught up;"
+      " austin does not report it)")
 print()
 for iv in ("0", "100"):
     a = med("austin", iv, "rate")
