@@ -80,7 +80,7 @@ typedef struct result {
     struct { uint32_t nthreads, nframes, flags; uint64_t count; } odd[4];
     uint32_t nodd;
     double elapsed_s;
-    double cpu_s;
+    double cpu_s, user_s; /* user_s: of cpu_s, in user space */
     long nivcsw;
     uint64_t *dur; /* ns per sample */
     size_t dur_cap;
@@ -323,6 +323,7 @@ static int measure(int pid, const options *o, uint32_t expect_frames, au_pyrunti
     res->elapsed_s = (double)(last_end - start) / 1e9;
     res->cpu_s = tv_s(ru1.ru_utime) + tv_s(ru1.ru_stime) - tv_s(ru0.ru_utime) -
                  tv_s(ru0.ru_stime);
+    res->user_s = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime);
     res->nivcsw = ru1.ru_nivcsw - ru0.ru_nivcsw;
     if (res->min_depth == UINT32_MAX) res->min_depth = 0;
     au_pyreader_free(r);
@@ -398,9 +399,10 @@ static void report(const char *label, int pid, const au_pyruntime *rt, const opt
            (double)res->syscalls / dn, (double)res->pages / dn, (double)res->bytes / dn,
            (double)res->requests / dn);
     printf("  First sample (cold cache)   : %.1f us\n", (double)res->first_ns / 1e3);
-    printf("  Sampler CPU                 : %.1f %% of one core, %ld involuntary context "
-           "switches\n",
-           res->elapsed_s > 0 ? 100.0 * res->cpu_s / res->elapsed_s : 0.0, res->nivcsw);
+    printf("  Sampler CPU                 : %.1f %% of one core (%.0f %% of it in user space), "
+           "%ld involuntary context switches\n",
+           res->elapsed_s > 0 ? 100.0 * res->cpu_s / res->elapsed_s : 0.0,
+           res->cpu_s > 0 ? 100.0 * res->user_s / res->cpu_s : 0.0, res->nivcsw);
     printf("  Load average (1 min)        : %.2f at start, %.2f at end\n", load0, load1);
     printf("RESULT target=%s version=%s interval_us=%.0f seconds=%.3f samples=%llu "
            "min_us=%.2f avg_us=%.2f max_us=%.2f median_us=%.2f p99_us=%.2f rate=%.1f "
