@@ -27,8 +27,9 @@
 # Usage: bench/austin_compare.sh [--seconds S] [--reps N] [--pyenv VER]
 #                                [--record] [--cpu-target C] [--cpu-sampler C]
 #                                [--nice N]
-#   defaults: 3 s, 3 repetitions; the target runs on CPU 0 and the sampler
-#   under test on CPU 1 (taskset), so each tool has the target's other CPU.
+#   defaults: 3 s, 3 repetitions; no CPU pinning (on a machine shared with
+#   other work, a pinned sampler waits for its CPU while another is idle);
+#   --cpu-target and --cpu-sampler pin with taskset.
 #   --nice N runs both samplers at niceness N (e.g. -10 on a machine busy
 #   with other work: the same for both tools, so the comparison stays fair).
 # Needs root (chroot, mount); ASYNCUNWIND_SID_ROOT overrides the chroot.
@@ -38,8 +39,8 @@ seconds=3
 reps=3
 pyenv_ver=
 record=
-cpu_target=0
-cpu_sampler=1
+cpu_target=
+cpu_sampler=
 nice_n=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -98,10 +99,13 @@ if ! mountpoint -q "$root/proc"; then
     mounted=1
 fi
 
+# taskset -c C, or nothing without C.
+pin() { if [ -n "$1" ]; then echo taskset -c "$1"; fi; }
+
 # The fixture: 37 recursions + <module>, main, spin = 40 frames.
 start_fixture() { # $1: output file; then the command
     local f=$1; shift
-    taskset -c "$cpu_target" "$@" 37 >"$f" 2>&1 &
+    $(pin "$cpu_target") "$@" 37 >"$f" 2>&1 &
     local p=$!
     for _ in $(seq 1 100); do
         grep -q '^READY' "$f" 2>/dev/null && break
@@ -115,15 +119,16 @@ pid=$(start_fixture "$work/fixture.out" /usr/sbin/chroot "$root" /usr/bin/python
     "$inside/cpu_bound.py")
 pyver=$(/usr/sbin/chroot "$root" /usr/bin/python3.13 -V 2>&1)
 echo "cpu_bound.py (40 frames) under sid's $pyver in $root, pid $pid; $seconds s per run, $reps repetitions"
-echo "target on CPU $cpu_target, samplers on CPU $cpu_sampler at niceness $nice_n; $(nproc) CPUs; the machine may be shared (load is printed per run)"
+echo "target on CPU ${cpu_target:-any}, samplers on CPU ${cpu_sampler:-any} at niceness $nice_n; $(nproc) CPUs; the machine may be shared (load is printed per run)"
 echo "austin: $(/usr/sbin/chroot "$root" /opt/austin/usr/bin/austin --version 2>&1 | head -n1)"
 
 # One run of austin; its statistics (stderr, ANSI colours stripped) become
 # one RESULT line like austin_stats's.
 run_austin() { # $1 interval (us), $2 rep
     local f="$out/austin-i$1-r$2.txt"
-    nice -n "$nice_n" taskset -c "$cpu_sampler" /usr/sbin/chroot "$root" /opt/austin/usr/bin/austin \
-        -i "$1" -x "$seconds" -p "$pid" -o /dev/null 2>&1 |
+    # `times` adds the subshell's children's CPU time (austin's) at the end.
+    (nice -n "$nice_n" $(pin "$cpu_sampler") /usr/sbin/chroot "$root" \
+        /opt/austin/usr/bin/austin -i "$1" -x "$seconds" -p "$pid" -o /dev/null 2>&1; times) |
         sed 's/\x1b\[[0-9;]*m//g' >"$f" || true
     python3 - "$f" "$1" "$(cut -d' ' -f1 /proc/loadavg)" <<'EOF'
 import re, sys
@@ -138,16 +143,18 @@ mn, avg, mx = grab(r"Frame sampling \(min/avg/max\) : (\d+)/(\d+)/(\d+)")
 lng, n = grab(r"Long sampling rate : (\d+)/(\d+)")
 err, n2 = grab(r"Error rate : (\d+)/(\d+)")
 n = int(n)
+cpu = re.findall(r"^(\d+)m([\d.]+)s (\d+)m([\d.]+)s$", text, re.M)
+cpu_s = sum(60 * int(a) + float(b) for a, b in (cpu[-1][0:2], cpu[-1][2:4])) if cpu else 0
 print("RESULT tool=austin interval_us=%s seconds=%s samples=%d min_us=%s avg_us=%s max_us=%s "
-      "median_us=-1 rate=%.1f long_pct=%.3f error_pct=%.3f load=%s"
+      "median_us=-1 rate=%.1f long_pct=%.3f error_pct=%.3f load=%s cpu_pct=%.1f"
       % (sys.argv[2], dur, n, mn, avg, mx, n / float(dur), 100.0 * int(lng) / max(n, 1),
-         100.0 * int(err) / max(int(n2), 1), sys.argv[3]))
+         100.0 * int(err) / max(int(n2), 1), sys.argv[3], 100.0 * cpu_s / float(dur)))
 EOF
 }
 
 run_ours() { # $1 interval (us), $2 rep, $3 pid, $4 label
     local f="$out/au-$4-i$1-r$2.txt"
-    nice -n "$nice_n" taskset -c "$cpu_sampler" "$stats_bin" --pid "$3" --interval-us "$1" --seconds "$seconds" >"$f" ||
+    nice -n "$nice_n" $(pin "$cpu_sampler") "$stats_bin" --pid "$3" --interval-us "$1" --seconds "$seconds" >"$f" ||
         die "austin_stats failed: $(cat "$f")"
     sed -n 's/^RESULT target=[^ ]* /RESULT tool=asyncunwind-'"$4"' /p' "$f"
 }
@@ -155,7 +162,7 @@ run_ours() { # $1 interval (us), $2 rep, $3 pid, $4 label
 run_record() { # $1 interval (us), $2 rep
     local f="$out/record-i$1-r$2.txt"
     echo "# asyncunwind record --pid $pid --interval ${1}us --duration ${seconds}s (rep $2)"
-    nice -n "$nice_n" taskset -c "$cpu_sampler" "$cli_bin" record --pid "$pid" --interval "${1}us" \
+    nice -n "$nice_n" $(pin "$cpu_sampler") "$cli_bin" record --pid "$pid" --interval "${1}us" \
         --duration "${seconds}s" --format collapsed -o "$out/record.collapsed" >"$f" 2>&1 || true
     sed 's/^/#   /' "$f"
 }
@@ -197,8 +204,9 @@ for r in rows:
     if r["tool"] not in tools:
         tools.append(r["tool"])
 print("Medians over the repetitions (per-sample times in us):")
-print("%-26s %9s %9s %22s %8s %10s %9s %9s %9s" % ("tool", "interval", "samples", "min/avg/max",
-      "median", "samples/s", "long %", "errors %", "late %"))
+print("%-26s %9s %9s %22s %8s %10s %9s %9s %9s %8s %12s" % ("tool", "interval", "samples",
+      "min/avg/max", "median", "samples/s", "long %", "errors %", "late %", "CPU %",
+      "samples/CPUs"))
 for iv in ("0", "100"):
     for t in tools:
         if med(t, iv, "samples") is None:
@@ -207,13 +215,19 @@ for iv in ("0", "100"):
         late = [100.0 * float(r["late"]) / float(r["samples"]) for r in rows
                 if r["tool"] == t and r["interval_us"] == iv and "late" in r]
         late = "%.1f" % statistics.median(late) if late and iv != "0" else "-"
-        print("%-26s %9s %9.0f %22s %8s %10.1f %9.2f %9.3f %9s" % (
+        cpu = med(t, iv, "cpu_pct")
+        per_cpu = [float(r["samples"]) / (float(r["cpu_pct"]) / 100 * float(r["seconds"]))
+                   for r in rows if r["tool"] == t and r["interval_us"] == iv
+                   and float(r.get("cpu_pct", 0)) > 0]
+        per_cpu = "%.0f" % statistics.median(per_cpu) if per_cpu else "-"
+        print("%-26s %9s %9.0f %22s %8s %10.1f %9.2f %9.3f %9s %8.1f %12s" % (
             t, "max" if iv == "0" else iv + " us", med(t, iv, "samples"),
             "%.1f/%.1f/%.0f" % (med(t, iv, "min_us"), med(t, iv, "avg_us"), med(t, iv, "max_us")),
             "-" if md is None or md < 0 else "%.1f" % md, med(t, iv, "rate"),
-            med(t, iv, "long_pct"), med(t, iv, "error_pct"), late))
+            med(t, iv, "long_pct"), med(t, iv, "error_pct"), late, cpu or 0, per_cpu))
 print("(late %: samples that started more than an interval after their deadline, then caught up;"
-      " austin does not report it)")
+      " austin does not report it.\n CPU %: of one core, user + system; samples/CPUs: samples per"
+      " CPU-second the sampler got, which depends less on other load than samples/s)")
 print()
 for iv in ("0", "100"):
     a = med("austin", iv, "rate")
@@ -223,6 +237,15 @@ for iv in ("0", "100"):
         r = med(t, iv, "rate")
         line = "%s / austin, %s: %.1fx the samples/s" % (
             t, "maximum rate" if iv == "0" else "100 us", r / a)
+        if iv == "0":
+            pc = {}
+            for tool in ("austin", t):
+                v = [float(x["samples"]) / (float(x["cpu_pct"]) / 100 * float(x["seconds"]))
+                     for x in rows if x["tool"] == tool and x["interval_us"] == iv
+                     and float(x.get("cpu_pct", 0)) > 0]
+                pc[tool] = statistics.median(v) if v else 0
+            if pc["austin"]:
+                line += ", %.1fx the samples per CPU-second" % (pc[t] / pc["austin"])
         if iv == "100":
             line += " (%.1f %% of the nominal 10,000/s; austin %.1f %%)" % (r / 100.0, a / 100.0)
         print(line)
