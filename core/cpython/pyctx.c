@@ -43,7 +43,7 @@ static const au_hint *hint_for(const au_pyreader *r, uint64_t addr, uint32_t len
  * Best effort: a range not added is read the chained way next time, which
  * is slower, never wrong.  The hints array grows with this one, so that
  * swapping the two at the next sample's start allocates nothing. */
-static void add_range(au_pyreader *r, uint64_t addr, uint32_t len) {
+static void add_range(au_pyreader *r, uint64_t addr, uint32_t len, int guess) {
     if (len == 0 || addr + len < addr) return;
     uint64_t end = addr + len;
     uint32_t lo = 0, hi = r->nnext;
@@ -59,6 +59,7 @@ static void add_range(au_pyreader *r, uint64_t addr, uint32_t len) {
     uint64_t ulo = addr, uhi = end, had = 0;
     while (k < r->nnext && r->next[k].addr <= end) {
         const au_hint *h = &r->next[k];
+        guess |= h->guess;
         if (h->addr < ulo) ulo = h->addr;
         if (h->addr + h->len > uhi) uhi = h->addr + h->len;
         had += h->len;
@@ -77,7 +78,7 @@ static void add_range(au_pyreader *r, uint64_t addr, uint32_t len) {
         memmove(&r->next[lo + 1], &r->next[k], (size_t)(r->nnext - k) * sizeof *r->next);
         r->nnext -= k - lo - 1;
     }
-    r->next[lo] = (au_hint){ulo, (uint32_t)(uhi - ulo), 0, 0};
+    r->next[lo] = (au_hint){ulo, (uint32_t)(uhi - ulo), 0, 0, guess};
     r->next_bytes += uhi - ulo - had;
 }
 
@@ -100,11 +101,12 @@ int au_pr_hints_begin(au_pyreader *r) {
         total += r->hints[i].len;
     }
     if (r->nhints == 0) return AU_OK;
-    /* au_pr_hints_end sized both buffers for this. */
+    /* au_pr_hints_end sized both buffers for this.  Without them the
+     * sample goes the chained way: the prefetch is an optimisation. */
     if (au_pr_grow(r, &r->hintbuf, &r->hintbuf_cap, (size_t)total, 1) ||
         au_pr_grow(r, &r->miss, &r->miss_cap, r->nhints, sizeof *r->miss)) {
         r->nhints = 0;
-        return AU_ERR_NOMEM;
+        return AU_OK;
     }
     for (uint32_t i = 0; i < r->nhints; i++)
         r->miss[i] = (au_read){r->hints[i].addr, r->hintbuf + r->hints[i].off, r->hints[i].len,
@@ -116,7 +118,8 @@ int au_pr_hints_begin(au_pyreader *r) {
         r->prefetch_failed += !r->hints[i].ok;
         /* A guess that failed once (a snapshot holds no more of a chunk
          * than its frames) is not made again by this reader. */
-        r->no_widen |= !r->hints[i].ok;
+        if (!r->hints[i].ok && r->hints[i].guess && r->miss[i].status != AU_ERR_NOMEM)
+            r->no_widen = 1;
     }
     return AU_OK;
 }
@@ -136,7 +139,7 @@ int au_pr_hints_pause(au_pyreader *r, int recording) {
 }
 
 void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len) {
-    if (r->recording && !r->no_widen) add_range(r, addr, len);
+    if (r->recording && !r->no_widen) add_range(r, addr, len, 1);
 }
 
 /* A batch while recording: reads inside a prefetched range are copied from
@@ -173,7 +176,7 @@ static int hinted_batch(au_pyreader *r, uint32_t n) {
             if (reads[i].status == PENDING) reads[i].status = r->miss[m++].status;
     }
     for (uint32_t i = 0; i < n; i++) {
-        if (reads[i].status == AU_OK) add_range(r, reads[i].addr, reads[i].len);
+        if (reads[i].status == AU_OK) add_range(r, reads[i].addr, reads[i].len, 0);
         else if (rc == AU_OK) rc = reads[i].status;
     }
     return rc;

@@ -73,7 +73,8 @@ typedef struct au_codeentry {
 typedef struct au_hint {
     uint64_t addr;
     uint32_t len, off;
-    int ok; /* prefetched successfully this sample */
+    int ok;    /* prefetched successfully this sample */
+    int guess; /* holds bytes no sample read (au_pr_hint_widen) */
 } au_hint;
 
 /* A datastack span copied from the target (3.11+). */
@@ -167,7 +168,7 @@ uint32_t au_pr_span_end(const uint32_t *offs, int n, uint32_t width);
  * trusted more than a read made then.  au_pr_hints_end stops recording
  * and sizes the buffers for the next sample, so that a warm sample whose
  * reads match the previous one's allocates nothing. */
-int au_pr_hints_begin(au_pyreader *r);
+int au_pr_hints_begin(au_pyreader *r); /* AU_OK: the prefetch is best effort */
 void au_pr_hints_end(au_pyreader *r);
 /* Recording on (1) or off (0) for reads that the next sample will not
  * repeat (a code object's names, fetched once); returns the previous
