@@ -22,7 +22,7 @@ int au_pr_grow_slow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size
 /* The prefetched range holding [addr, addr+len), if any.  The ranges are
  * sorted and disjoint (add_range keeps them so), so a binary search finds
  * the only candidate. */
-static const au_hint *hint_for(const au_pyreader *r, uint64_t addr, uint32_t len) {
+static au_hint *hint_for(au_pyreader *r, uint64_t addr, uint32_t len) {
     uint32_t lo = 0, hi = r->nhints;
     while (lo < hi) { /* the first range starting after addr */
         uint32_t mid = lo + (hi - lo) / 2;
@@ -30,7 +30,7 @@ static const au_hint *hint_for(const au_pyreader *r, uint64_t addr, uint32_t len
         else hi = mid;
     }
     if (lo == 0) return NULL;
-    const au_hint *h = &r->hints[lo - 1];
+    au_hint *h = &r->hints[lo - 1];
     if (!h->ok || addr - h->addr > h->len || len > h->len - (addr - h->addr)) return NULL;
     return h;
 }
@@ -78,7 +78,7 @@ static void add_range(au_pyreader *r, uint64_t addr, uint32_t len, int guess) {
         memmove(&r->next[lo + 1], &r->next[k], (size_t)(r->nnext - k) * sizeof *r->next);
         r->nnext -= k - lo - 1;
     }
-    r->next[lo] = (au_hint){ulo, (uint32_t)(uhi - ulo), 0, 0, guess};
+    r->next[lo] = (au_hint){ulo, (uint32_t)(uhi - ulo), 0, 0, guess, 0};
     r->next_bytes += uhi - ulo - had;
 }
 
@@ -98,6 +98,7 @@ int au_pr_hints_begin(au_pyreader *r) {
     for (uint32_t i = 0; i < r->nhints; i++) {
         r->hints[i].off = (uint32_t)total;
         r->hints[i].ok = 0;
+        r->hints[i].used = 0;
         total += r->hints[i].len;
     }
     if (r->nhints == 0) return AU_OK;
@@ -125,6 +126,11 @@ int au_pr_hints_begin(au_pyreader *r) {
 }
 
 void au_pr_hints_end(au_pyreader *r) {
+    /* The prefetched ranges that served a read are wanted again, whole (a
+     * widened chunk stays widened); in order, they mostly append. */
+    for (uint32_t i = 0; i < r->nhints; i++)
+        if (r->hints[i].used) add_range(r, r->hints[i].addr, r->hints[i].len, r->hints[i].guess);
+    r->nhints = 0;
     r->recording = 0;
     /* Room for the next sample's prefetch, allocated now, in a sample that
      * read something new, rather than in the warm one that follows. */
@@ -143,17 +149,19 @@ void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len) {
 }
 
 /* A batch while recording: reads inside a prefetched range are copied from
- * it, the rest go to the source in one batch (none when all hit), and
- * every read that succeeded is recorded. */
+ * it (and the range is marked for the next sample), the rest go to the
+ * source in one batch (none when all hit) and are recorded when they
+ * succeed. */
 static int hinted_batch(au_pyreader *r, uint32_t n) {
     au_read *reads = r->reads;
     uint32_t nmiss = 0;
     for (uint32_t i = 0; i < n; i++) {
         au_read *rd = &reads[i];
-        const au_hint *h = rd->len && rd->buf ? hint_for(r, rd->addr, rd->len) : NULL;
+        au_hint *h = rd->len && rd->buf ? hint_for(r, rd->addr, rd->len) : NULL;
         if (h) {
             memcpy(rd->buf, r->hintbuf + h->off + (rd->addr - h->addr), rd->len);
             rd->status = AU_OK;
+            h->used = 1;
         } else {
             rd->status = PENDING;
             nmiss++;
@@ -172,13 +180,13 @@ static int hinted_batch(au_pyreader *r, uint32_t n) {
         r->stats.batches++;
         r->mem->read(r->mem, r->miss, m);
         m = 0;
-        for (uint32_t i = 0; i < n; i++)
-            if (reads[i].status == PENDING) reads[i].status = r->miss[m++].status;
+        for (uint32_t i = 0; i < n; i++) {
+            if (reads[i].status != PENDING) continue;
+            reads[i].status = r->miss[m++].status;
+            if (reads[i].status == AU_OK) add_range(r, reads[i].addr, reads[i].len, 0);
+        }
     }
-    for (uint32_t i = 0; i < n; i++) {
-        if (reads[i].status == AU_OK) add_range(r, reads[i].addr, reads[i].len, 0);
-        else if (rc == AU_OK) rc = reads[i].status;
-    }
+    for (uint32_t i = 0; i < n && rc == AU_OK; i++) rc = reads[i].status;
     return rc;
 }
 

@@ -75,6 +75,7 @@ typedef struct au_hint {
     uint32_t len, off;
     int ok;    /* prefetched successfully this sample */
     int guess; /* holds bytes no sample read (au_pr_hint_widen) */
+    int used;  /* served a read this sample: prefetch it next time too */
 } au_hint;
 
 /* A datastack span copied from the target (3.11+). */
