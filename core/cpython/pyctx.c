@@ -127,9 +127,23 @@ int au_pr_hints_begin(au_pyreader *r) {
 
 void au_pr_hints_end(au_pyreader *r) {
     /* The prefetched ranges that served a read are wanted again, whole (a
-     * widened chunk stays widened); in order, they mostly append. */
-    for (uint32_t i = 0; i < r->nhints; i++)
-        if (r->hints[i].used) add_range(r, r->hints[i].addr, r->hints[i].len, r->hints[i].guess);
+     * widened chunk stays widened).  When nothing else was read, the usual
+     * warm sample, they are the next list as they stand: sorted, disjoint,
+     * within the bounds (they were within them last time). */
+    if (r->nnext == 0) {
+        /* The two arrays grow together (add_range), so next has room. */
+        for (uint32_t i = 0; i < r->nhints && r->nnext < r->next_cap; i++) {
+            if (!r->hints[i].used) continue;
+            r->next[r->nnext] = r->hints[i];
+            r->next[r->nnext].used = 0;
+            r->next_bytes += r->hints[i].len;
+            r->nnext++;
+        }
+    } else {
+        for (uint32_t i = 0; i < r->nhints; i++)
+            if (r->hints[i].used)
+                add_range(r, r->hints[i].addr, r->hints[i].len, r->hints[i].guess);
+    }
     r->nhints = 0;
     r->recording = 0;
     /* Room for the next sample's prefetch, allocated now, in a sample that
@@ -145,7 +159,12 @@ int au_pr_hints_pause(au_pyreader *r, int recording) {
 }
 
 void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len) {
-    if (r->recording && !r->no_widen) add_range(r, addr, len, 1);
+    if (!r->recording || r->no_widen) return;
+    /* Inside a range prefetched this sample: that range served the read
+     * being widened, so it is carried to the next sample anyway. */
+    au_hint *h = hint_for(r, addr, len);
+    if (h && h->used) return;
+    add_range(r, addr, len, 1);
 }
 
 /* A batch while recording: reads inside a prefetched range are copied from
