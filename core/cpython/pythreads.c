@@ -21,6 +21,7 @@
 
 #define NONE UINT32_MAX
 #define PAGE 4096u
+#define WIDEN_SLACK 2048u /* bytes past a chunk's top the next sample reads */
 
 
 /* ---- datastack chunks (3.11+) ----------------------------------------- */
@@ -63,10 +64,13 @@ static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *n
     if (rc == AU_ERR_NOMEM) return rc;
     if (rc) return AU_OK;
     /* The top moves with every call and return: let the next sample's
-     * prefetch cover the chunk up to the end of top's page, within the
-     * chunk's size, so that a stack a little deeper still hits. */
+     * prefetch cover a little more of the chunk, so that a stack a few
+     * frames deeper still hits.  Not past the end of top's page (another
+     * page costs as much as another read) nor by more than WIDEN_SLACK
+     * (every byte is copied, every sample), and within the chunk. */
     uint64_t size = au_rd64(r->spanbuf + o->chunk_size);
     uint64_t end = (top + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+    if (end - top > WIDEN_SLACK) end = top + WIDEN_SLACK;
     if (size > AU_PR_MAX_CHUNK_BYTES) size = AU_PR_MAX_CHUNK_BYTES;
     if (end - chunk > size) end = chunk + size;
     if (end > top) au_pr_hint_widen(r, chunk, (uint32_t)(end - chunk));
