@@ -85,16 +85,16 @@ static void remove_dir(const char *dir) {
     rmdir(dir);
 }
 
-int cli_agent_path(void) {
+int cli_agent_dir(char *dir, size_t cap) {
     /* base is at most PATH_MAX - 64 bytes (cache_base checks), so every
      * name below fits. */
-    char base[PATH_MAX - 64], dir[PATH_MAX], tmp[PATH_MAX], marker[PATH_MAX + 16];
+    char base[PATH_MAX - 64], tmp[PATH_MAX], marker[PATH_MAX + 16];
     if (cache_base(base, sizeof base) != 0) {
         fprintf(stderr, "asyncunwind: no directory to write the agent to\n"
                         "hint: set XDG_CACHE_HOME or HOME to a directory you own\n");
         return AU_EXIT_FILE;
     }
-    if (snprintf(dir, sizeof dir, "%s/agent-%s", base, cli_agent_files_hash) >= (int)sizeof dir ||
+    if (snprintf(dir, cap, "%s/agent-%s", base, cli_agent_files_hash) >= (int)cap ||
         snprintf(marker, sizeof marker, "%s/%s", dir, MARKER) >= (int)sizeof marker) {
         fprintf(stderr, "asyncunwind: the cache path is too long: %s\n", base);
         return AU_EXIT_FILE;
@@ -119,6 +119,13 @@ int cli_agent_path(void) {
         }
         remove_dir(tmp); /* when another run renamed its copy first */
     }
+    return AU_EXIT_OK;
+}
+
+int cli_agent_path(void) {
+    char dir[PATH_MAX];
+    int rc = cli_agent_dir(dir, sizeof dir);
+    if (rc) return rc;
     printf("%s\n", dir);
     return fflush(stdout) == 0 ? AU_EXIT_OK : AU_EXIT_FILE;
 }

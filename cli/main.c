@@ -1,10 +1,14 @@
 /*
  * asyncunwind: the command-line tool.
  *
- *   asyncunwind dump --pid PID [--format text|collapsed] [--no-agent]
- *   asyncunwind snapshot --pid PID -o FILE [--format text|collapsed] [--no-agent]
- *   asyncunwind replay FILE [--format text|collapsed]
+ *   asyncunwind dump --pid PID [--format text|collapsed|tree|json] [--no-agent]
+ *                    [--attempts N]
+ *   asyncunwind tree --pid PID [--format text|json] [--no-agent] [--attempts N]
+ *   asyncunwind snapshot --pid PID -o FILE [--format ...] [--no-agent]
+ *   asyncunwind replay FILE [--format text|collapsed|tree|json]
  *   asyncunwind agent-path
+ *   asyncunwind record [options] (--pid PID | -- COMMAND ARGS...)   (record.c)
+ *   asyncunwind --version
  *
  * Exit codes are documented in docs/CLI.md and --help; each error prints
  * one line saying what failed and, where it helps, a second with a hint.
@@ -29,7 +33,13 @@ static const char usage[] =
     "down to the leaf, with its coroutine frames.\n"
     "\n"
     "commands:\n"
+    "  record (--pid PID | -- COMMAND [ARGS...])\n"
+    "                            sample at an interval into a profile (flame graph,\n"
+    "                            speedscope, collapsed); asyncunwind record --help\n"
     "  dump --pid PID            print one sample of every thread's stacks\n"
+    "  tree --pid PID            print each thread's task tree: every task under\n"
+    "                            its parent, edges marked [await], [strong] or\n"
+    "                            [weak], a deadlock shown as a cycle\n"
     "  snapshot --pid PID -o FILE\n"
     "                            take one sample and record everything it read\n"
     "                            into FILE (docs/SNAPSHOT.md); prints the sample\n"
@@ -43,9 +53,17 @@ static const char usage[] =
     "  -o, --output FILE         where snapshot writes (required for snapshot)\n"
     "  -f, --format FORMAT       text (default): per stack, outermost frame first;\n"
     "                            collapsed: one line per stack, root first,\n"
-    "                            frames and [tasks] joined by ';', then a count of 1\n"
+    "                            frames and [tasks] joined by ';', then a count of 1;\n"
+    "                            tree: the task trees (what `tree` prints);\n"
+    "                            json: the whole sample, tree included\n"
+    "                            (docs/JSON.md)\n"
     "      --no-agent            ignore the agent's records (no 'created by' links)\n"
+    "      --attempts N          dump, tree, snapshot: while a sample is partial\n"
+    "                            (the process changed under the reads), take\n"
+    "                            another, up to N samples (default 20) and 500 ms;\n"
+    "                            1 takes exactly one\n"
     "  -h, --help                this help\n"
+    "      --version             the program's version\n"
     "\n"
     "exit codes:\n"
     "  0  success\n"
@@ -54,7 +72,12 @@ static const char usage[] =
     "  4  permission denied (ptrace)\n"
     "  5  not a Python process, or an unsupported Python version\n"
     "  6  the target could not be read (it changed or exited meanwhile)\n"
-    "  7  a file could not be read or written, or is not a valid snapshot\n";
+    "  7  a file could not be read or written, or is not a valid snapshot\n"
+    "  8  record: COMMAND could not be started\n"
+    "(a sample still partial after every attempt is printed, with a warning:\n"
+    "exit code 0)\n";
+
+const char cli_version[] = "asyncunwind 0.10 (CPython 3.9-3.15)";
 
 static int exit_code(int status) {
     switch (status) {
@@ -89,13 +112,15 @@ typedef struct options {
     int pid;
     int format;
     int no_agent;
+    unsigned attempts;
 } options;
 
 static int parse(int argc, char **argv, options *o) {
     static const struct option longs[] = {
         {"pid", required_argument, NULL, 'p'},    {"output", required_argument, NULL, 'o'},
         {"format", required_argument, NULL, 'f'}, {"help", no_argument, NULL, 'h'},
-        {"no-agent", no_argument, NULL, 'A'},     {NULL, 0, NULL, 0},
+        {"no-agent", no_argument, NULL, 'A'},     {"attempts", required_argument, NULL, 'N'},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->format = CLI_FORMAT_TEXT;
@@ -122,9 +147,20 @@ static int parse(int argc, char **argv, options *o) {
         case 'f':
             if (!strcmp(optarg, "text")) o->format = CLI_FORMAT_TEXT;
             else if (!strcmp(optarg, "collapsed")) o->format = CLI_FORMAT_COLLAPSED;
-            else return usage_error("--format is text or collapsed");
+            else if (!strcmp(optarg, "tree")) o->format = CLI_FORMAT_TREE;
+            else if (!strcmp(optarg, "json")) o->format = CLI_FORMAT_JSON;
+            else return usage_error("--format is text, collapsed, tree or json");
             break;
         case 'A': o->no_agent = 1; break;
+        case 'N': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || *end || optarg[0] == '-' || v < 1 || v > 1000)
+                return usage_error("--attempts needs a number from 1 to 1000");
+            o->attempts = (unsigned)v;
+            break;
+        }
         case 'h': fputs(usage, stdout); return -1;
         case ':': return usage_error("an option is missing its value");
         default: return usage_error("unknown option");
@@ -136,25 +172,39 @@ static int parse(int argc, char **argv, options *o) {
 }
 
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        puts(cli_version);
+        return AU_EXIT_OK;
+    }
+    /* record has options of its own, and a COMMAND after "--". */
+    if (argc >= 2 && !strcmp(argv[1], "record")) return cli_record(argc - 1, argv + 1);
     options o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc < 0 ? AU_EXIT_OK : rc;
+    if (!strcmp(o.command, "tree")) {
+        /* tree is dump with the tree as its text form */
+        if (o.format == CLI_FORMAT_TEXT || o.format == CLI_FORMAT_TREE) o.format = CLI_FORMAT_TREE;
+        else if (o.format != CLI_FORMAT_JSON) return usage_error("tree's --format is text or json");
+        o.command = "dump";
+    }
     if (!strcmp(o.command, "dump") || !strcmp(o.command, "snapshot")) {
         int snap = o.command[0] == 's';
         if (!o.pid) return usage_error("--pid is required");
         if (o.file) return usage_error("unexpected argument");
         if (snap && !o.output) return usage_error("snapshot needs -o FILE");
         if (!snap && o.output) return usage_error("-o is for snapshot");
-        return cli_live(o.pid, o.format, snap ? o.output : NULL, o.no_agent);
+        return cli_live(o.pid, o.format, snap ? o.output : NULL, o.no_agent,
+                        o.attempts ? o.attempts : CLI_RETRY_ATTEMPTS);
     }
     if (!strcmp(o.command, "replay")) {
         if (!o.file) return usage_error("replay needs a snapshot FILE");
-        if (o.pid || o.output || o.no_agent) return usage_error("replay takes only FILE and --format");
+        if (o.pid || o.output || o.no_agent || o.attempts)
+            return usage_error("replay takes only FILE and --format");
         return cli_replay(o.file, o.format);
     }
     if (!strcmp(o.command, "agent-path")) {
-        if (o.pid || o.output || o.file || o.no_agent) return usage_error("agent-path takes no arguments");
+        if (o.pid || o.output || o.file || o.no_agent || o.attempts) return usage_error("agent-path takes no arguments");
         return cli_agent_path();
     }
-    return usage_error("unknown command (dump, snapshot, replay, agent-path)");
+    return usage_error("unknown command (record, dump, tree, snapshot, replay, agent-path)");
 }

@@ -22,7 +22,12 @@ static int file_write(void *ud, const void *buf, size_t len) {
 }
 
 static uint32_t render_format(int format) {
-    return format == CLI_FORMAT_COLLAPSED ? AU_FORMAT_COLLAPSED : AU_FORMAT_TEXT;
+    switch (format) {
+    case CLI_FORMAT_COLLAPSED: return AU_FORMAT_COLLAPSED;
+    case CLI_FORMAT_TREE: return AU_FORMAT_TREE;
+    case CLI_FORMAT_JSON: return AU_FORMAT_JSON;
+    default: return AU_FORMAT_TEXT;
+    }
 }
 
 /* Why the process cannot be sampled, as the user should read it. */
@@ -54,7 +59,7 @@ static int print_sample(au_sampler *s, const au_sample *smp, int format) {
     return AU_EXIT_OK;
 }
 
-int cli_live(int pid, int format, const char *output, int no_agent) {
+int cli_live(int pid, int format, const char *output, int no_agent, unsigned attempts) {
     au_sampler_options opt;
     memset(&opt, 0, sizeof opt);
     if (output) opt.flags |= AU_SAMPLER_RECORD;
@@ -63,8 +68,21 @@ int cli_live(int pid, int format, const char *output, int no_agent) {
     int rc = au_sampler_open_pid(NULL, pid, &opt, &s);
     if (rc) return open_failed(pid, rc);
     const au_sample *smp;
-    rc = au_sampler_sample(s, &smp);
+    cli_retry retry;
+    rc = cli_sample_consistent(s, attempts, &smp, &retry);
     int exit = AU_EXIT_OK;
+    /* For bench/dump_retry.sh: how many attempts this dump took. */
+    const char *stats = getenv("ASYNCUNWIND_RETRY_STATS");
+    if (stats && *stats == '1')
+        fprintf(stderr, "asyncunwind: retry stats: attempts %u, %u ms, partial %d\n",
+                retry.attempts, retry.ms, retry.partial);
+    if (rc == AU_OK && retry.partial)
+        fprintf(stderr,
+                "asyncunwind: warning: the process changed while it was read: every sample "
+                "was partial (%u attempts in %u ms); printing the last one\n"
+                "hint: parts that could not be read are marked; try again, or raise "
+                "--attempts\n",
+                retry.attempts, retry.ms);
     if (rc) {
         exit = cli_fail("cannot take a sample", rc);
     } else {

@@ -471,7 +471,9 @@ typedef struct au_sampler au_sampler;
 #define AU_SAMPLER_RECORD 0x4u   /* keep what each sample reads, so that
                                     au_sampler_write_snapshot can write it */
 #define AU_SAMPLER_CPU_STATE 0x8u /* flag threads on CPU (AU_THREAD_ON_CPU)
-                                     from /proc/PID/task/TID/stat */
+                                     from /proc/PID/task/TID/stat; on
+                                     3.9/3.10 this finds threads' TIDs
+                                     too (docs/CLI.md, record) */
 
 /* Zero fields take the defaults. */
 typedef struct au_sampler_options {
@@ -511,7 +513,8 @@ typedef struct au_sample_task {
 } au_sample_task;
 
 typedef struct au_sample_thread {
-    uint64_t native_id;    /* Linux TID (0 when not known: 3.9/3.10) */
+    uint64_t native_id;    /* Linux TID (0 when not known: 3.9/3.10
+                              without AU_SAMPLER_CPU_STATE) */
     uint64_t thread_id;    /* pthread id */
     const char *name;      /* the kernel's name of the thread, or NULL */
     uint32_t name_len;
@@ -611,6 +614,20 @@ int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *
  * ------------------------------------------------------------------------ */
 #define AU_FORMAT_TEXT 0u
 #define AU_FORMAT_COLLAPSED 1u
+/* AU_FORMAT_TREE: per thread, its task tree in the spirit of Python
+ * 3.14's `python -m asyncio pstree`: each task under its parent, the edge
+ * marked await, strong (gather, TaskGroup, wait, ...) or weak (created
+ * by), with the task's coroutine frames; tasks that await each other in a
+ * cycle (a deadlock) are printed as a cycle, not refused.  Depth is
+ * bounded (AU_TREE_MAX_DEPTH levels; deeper tasks are counted, not
+ * printed).  AU_FORMAT_JSON: the whole sample (threads, frames, tasks with
+ * their parent and link, stacks) as one JSON document whose schema is
+ * docs/schema/sample.schema.json (docs/JSON.md); it holds the tree too.
+ * Names from the target are escaped so that the output is valid UTF-8
+ * JSON whatever bytes they hold.  (2 and 3 are profile formats, below.) */
+#define AU_FORMAT_TREE 4u
+#define AU_FORMAT_JSON 5u
+#define AU_TREE_MAX_DEPTH 256u
 
 /* Returns AU_OK, AU_ERR_IO when write() fails (non-zero), AU_ERR_ARG or
  * AU_ERR_NOMEM. */
@@ -641,7 +658,8 @@ typedef struct au_profile_limits {
     uint64_t max_text_bytes;   /* interned text (default 64 MiB) */
     uint32_t max_depth;        /* entries kept per stack; a deeper stack
                                   keeps its root side (default 2048) */
-    uint32_t unused;
+    uint32_t max_entries;      /* entries of all distinct stacks together
+                                  (default 1 << 24, 4 bytes each) */
 } au_profile_limits;
 
 /* au_profile_add flags */
@@ -649,6 +667,9 @@ typedef struct au_profile_limits {
                                AU_THREAD_ON_CPU in the sample, and of their
                                stacks only the running task's (or the bare
                                thread stack) */
+#define AU_PROFILE_PROCESS 0x2u /* a root entry "process PID" above the
+                                   thread: samples of several processes
+                                   (record --subprocesses) stay apart */
 
 /* au_sample_thread.flags, set by the sampler with AU_SAMPLER_CPU_STATE:
  * the kernel reported the thread running or runnable (state R in
@@ -686,6 +707,99 @@ void au_profile_get_stats(const au_profile *p, au_profile_stats *st);
  * AU_ERR_NOMEM. */
 int au_profile_write(const au_profile *p, uint32_t format, const char *title,
                      int (*write)(void *ud, const void *buf, size_t len), void *ud);
+
+/* ---------------------------------------------------------------------------
+ * Recording: the sampler in a loop, into a profile.
+ *
+ * A session samples one or more processes at a fixed interval until a
+ * stop condition, and counts every sample into a profile.  Sample k is due
+ * at start + k x interval (CLOCK_MONOTONIC, slept to with an absolute
+ * deadline, so sleep overshoot never accumulates).  A sample that ends past
+ * the next deadline is "long": the next one starts at once, due at the
+ * next deadline still ahead, so missed deadlines are skipped rather than
+ * caught up in a burst.  Linux lets a sleep end up to the thread's timer
+ * slack late (50 us by default): a host that samples at short intervals
+ * should lower it (prctl(PR_SET_TIMERSLACK)), as the CLI does; the core
+ * does not change its caller's thread settings.
+ *
+ * It survives what a target does: a target that exits ends (and the
+ * session with the last one); a target that exec's is opened again; a
+ * sample that fails is counted as an error and the next one is taken.
+ * With AU_SESSION_CHILDREN it also follows every descendant process that
+ * appears, each with its own sampler, into the same profile.
+ * docs/CLI.md (record) describes the choices.
+ * ------------------------------------------------------------------------ */
+typedef struct au_session au_session;
+
+/* au_session_options.flags */
+#define AU_SESSION_CPU 0x1u      /* cpu mode: AU_SAMPLER_CPU_STATE, and
+                                    AU_PROFILE_CPU into the profile */
+#define AU_SESSION_CHILDREN 0x2u /* follow descendants of the targets (and
+                                    find TIDs on 3.9/3.10, see
+                                    AU_SAMPLER_CPU_STATE, so that threads
+                                    of different processes stay apart) */
+
+/* Why au_session_run returned (au_session_stats.end). */
+#define AU_SESSION_END_DURATION 1u /* the duration elapsed */
+#define AU_SESSION_END_STOPPED 2u  /* the stop callback said so */
+#define AU_SESSION_END_GONE 3u     /* every process added is gone, and no
+                                      child found is sampled any more */
+
+typedef struct au_session_stats {
+    uint64_t samples;       /* samples taken (one per process per tick) */
+    uint64_t errors;        /* of which failed: nothing counted */
+    uint64_t ticks;         /* sampling rounds over every process */
+    uint64_t long_ticks;    /* rounds that ended past the next deadline */
+    uint64_t time_min_ns, time_median_ns, time_max_ns; /* per sample, taken
+                               and counted; the median within 1/32 */
+    uint64_t time_total_ns;
+    uint64_t tasks_min, tasks_max, tasks_total; /* tasks per good sample */
+    uint64_t elapsed_ns;    /* since the run started */
+    uint32_t processes;     /* processes being sampled now */
+    uint32_t processes_seen;/* processes sampled at least once */
+    uint32_t end;           /* AU_SESSION_END_*, 0 while running */
+    uint32_t unused;
+} au_session_stats;
+
+/* Zero fields take the defaults. */
+typedef struct au_session_options {
+    uint64_t interval_ns;   /* between sample deadlines (default 1 ms) */
+    uint64_t duration_ns;   /* 0: until stopped or every target is gone */
+    uint64_t scan_ns;       /* how often to look for new children, and for
+                               targets that exec'd or are not Python yet
+                               (default 100 ms) */
+    uint64_t progress_ns;   /* how often to call progress (default 250 ms) */
+    uint32_t flags;         /* AU_SESSION_* */
+    uint32_t max_processes; /* sampled at once (default 64) */
+    au_sampler_options sampler; /* for every process's sampler */
+    /* Polled before every tick and after an interrupted sleep; non-zero
+     * ends the run (a signal handler's flag, say).  May be NULL. */
+    int (*stop)(void *ud);
+    /* Called every progress_ns with the statistics so far.  May be NULL. */
+    void (*progress)(void *ud, const au_session_stats *st);
+    void *ud;
+} au_session_options;
+
+/* The session borrows profile (it must outlive the session). */
+int au_session_new(const au_allocator *alloc, const au_session_options *opt,
+                   au_profile *profile, au_session **out);
+void au_session_free(au_session *s);
+
+/* au_session_add_pid flags */
+#define AU_SESSION_WAIT 0x1u /* the process may not run Python yet (just
+                                launched): keep trying to open it each
+                                scan instead of failing */
+
+/* Add a process to sample.  Without AU_SESSION_WAIT, errors as
+ * au_sampler_open_pid; AU_ERR_LIMIT past max_processes. */
+int au_session_add_pid(au_session *s, int pid, uint32_t flags);
+
+/* Sample until the duration elapses, stop() says so, or no target is
+ * left.  Returns AU_OK, or AU_ERR_NOMEM when the profile or a sampler
+ * could not allocate (what was counted stays in the profile). */
+int au_session_run(au_session *s);
+
+void au_session_get_stats(const au_session *s, au_session_stats *st);
 
 #ifdef __cplusplus
 }

@@ -4,8 +4,9 @@
  * The input is a snapshot file (docs/SNAPSHOT.md).  It is parsed, and the
  * sampler replays it (au_sampler_open_snapshot_via, through `watchmem`, a
  * memory source that counts and checks every read), samples it, writes
- * out every stack (au_sample_stack_entries) and renders it in both formats
- * (au_render), exactly as `asyncunwind replay` does, then checks.
+ * out every stack (au_sample_stack_entries) and renders it in every format
+ * (au_render: text, collapsed, tree, JSON, the last checked to be valid
+ * JSON by fuzz/json_syntax.c), as `asyncunwind replay` does, then checks.
  *
  * ---------------------------------------------------------------------------
  * Options.  The low bits of META time_ns choose them (0 = the default):
@@ -91,6 +92,9 @@
  *   render   both formats render; the collapsed form has one line per
  *            stack (and per thread without one), each ending in " 1"; a
  *            writer that fails gives AU_ERR_IO;
+ *   profile  the sample in a profile (default and tiny limits, wall and cpu
+ *            mode) counts every stack once per weight; each writer's output
+ *            is valid UTF-8, and the SVG holds one script and one CDATA end;
  *   determinism  A and B agree byte for byte (renders, samples, stats);
  *            A's second sample (warm caches) agrees with its first, names
  *            and lines compared where both resolved (a sample fetches at
@@ -116,10 +120,12 @@
 #include "asyncunwind.h"
 #include "bytes.h"
 #include "fuzz/check.h"
+#include "fuzz/json_syntax.h"
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
 #include "fuzz/snapmodel.h"
 #include "fuzz/test_alloc.h"
+#include "profile.h"
 #include "pytasks.h"
 #include "sampler.h"
 
@@ -473,6 +479,98 @@ typedef struct run {
     au_sampler *s;
     int open_rc;
 } run;
+
+/* How often `needle` occurs in t, which holds no NUL (XML text cannot). */
+static uint64_t occurrences(const text *t, const char *needle) {
+    uint64_t n = 0;
+    for (const char *p = t->s; p && (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+/* The sample in a profile (core/profile/), twice: with the default limits
+ * and with tiny ones, in wall mode and in cpu mode with every thread
+ * flagged on CPU; then each writer.  Every stack counts (a full table
+ * counts it as dropped), counts add up, and every output is valid UTF-8
+ * whatever the names hold; the SVG keeps its one script. */
+static void check_profile(run *R, const au_sample *smp, uint64_t want) {
+    static const au_profile_limits tiny = {4, 16, 256, 8, 0};
+    for (int v = 0; v < 2; v++) {
+        uint64_t before = R->ta.calls;
+        au_profile *p = NULL;
+        int rc = au_profile_new(&R->al, v ? &tiny : NULL, &p);
+#define REFUSED (R->ta.fail_at > before && R->ta.fail_at <= R->ta.calls)
+        CHECK(rc == AU_OK || (rc == AU_ERR_NOMEM && REFUSED), "au_profile_new: %d", rc);
+        if (rc != AU_OK) continue;
+        rc = au_profile_add(p, R->s, smp, 0, 3);
+        CHECK(rc == AU_OK || (rc == AU_ERR_NOMEM && REFUSED), "au_profile_add: %d", rc);
+        au_profile_stats st;
+        au_profile_get_stats(p, &st);
+        if (rc == AU_OK) {
+            CHECK(st.stacks_added == want && st.samples == 1,
+                  "profile: %" PRIu64 " stacks added, the sample has %" PRIu64, st.stacks_added,
+                  want);
+            uint64_t total = 0;
+            for (uint32_t i = 0; i < au_profile_nstacks(p); i++) {
+                const uint32_t *ids;
+                uint32_t n;
+                total += au_profile_stack(p, i, &ids, &n);
+                CHECK(n >= 1 && n <= (v ? 8u : 2048u) + 2, "profile stack %u: %u names", i, n);
+            }
+            CHECK(total == 3 * want, "profile counts add up to %" PRIu64 ", want %" PRIu64, total,
+                  3 * want);
+            CHECK(!v || (st.stacks <= 4 && st.names <= 16 && st.text_bytes <= 256),
+                  "tiny profile: %u stacks, %u names, %" PRIu64 " bytes", st.stacks, st.names,
+                  st.text_bytes);
+        } else {
+            CHECK(st.samples == 0 && st.stacks == 0, "a refused add left %u stacks", st.stacks);
+        }
+        if (smp->nthreads) {
+            au_sample_thread *th = xmalloc(smp->nthreads * sizeof *th);
+            for (uint32_t i = 0; i < smp->nthreads; i++) {
+                th[i] = smp->threads[i];
+                th[i].flags |= AU_THREAD_ON_CPU;
+            }
+            au_sample cpu = *smp;
+            cpu.threads = th;
+            au_profile_stats s0, s1;
+            au_profile_get_stats(p, &s0);
+            int crc = au_profile_add(p, R->s, &cpu, AU_PROFILE_CPU, 1);
+            CHECK(crc == AU_OK || (crc == AU_ERR_NOMEM && REFUSED), "cpu au_profile_add: %d", crc);
+            au_profile_get_stats(p, &s1);
+            CHECK(crc != AU_OK || s1.stacks_added - s0.stacks_added <= want,
+                  "cpu mode counted %" PRIu64 " of %" PRIu64 " stacks",
+                  s1.stacks_added - s0.stacks_added, want);
+            free(th);
+        }
+        for (uint32_t fmt = AU_FORMAT_COLLAPSED; fmt <= AU_FORMAT_SVG; fmt++) {
+            text t = {0};
+            sink k = {&t, RENDER_CAP, 0, 0};
+            uint64_t wbefore = R->ta.calls;
+            int wrc = au_profile_write(p, fmt, "fuzz", sink_write, &k);
+            int wrefused = R->ta.fail_at > wbefore && R->ta.fail_at <= R->ta.calls;
+            CHECK(wrc == AU_OK || (wrc == AU_ERR_IO && t.len + 4096 >= RENDER_CAP) ||
+                      (wrc == AU_ERR_NOMEM && wrefused),
+                  "au_profile_write(format %u): %d", fmt, wrc);
+            if (wrc != AU_OK) {
+                text_free(&t);
+                continue;
+            }
+            uint64_t cps;
+            CHECK(t.len <= UINT32_MAX && utf8_valid((const unsigned char *)t.s, (uint32_t)t.len, &cps),
+                  "profile format %u: invalid UTF-8", fmt);
+            if (fmt == AU_FORMAT_SVG)
+                CHECK(strlen(t.s) == t.len && occurrences(&t, "<script") == 1 && occurrences(&t, "]]>") == 1,
+                      "svg: %" PRIu64 " scripts, %" PRIu64 " CDATA ends", occurrences(&t, "<script"),
+                      occurrences(&t, "]]>"));
+            if (fmt == AU_FORMAT_SPEEDSCOPE)
+                CHECK(t.len > 2 && t.s[0] == '{' && !strcmp(t.s + t.len - 2, "}\n"),
+                      "speedscope: not one object");
+            text_free(&t);
+        }
+#undef REFUSED
+        au_profile_free(p);
+    }
+}
 
 /* The thread input of thread ti against the sample, the reference
  * resolver on it, and the graph rules. */
@@ -912,6 +1010,23 @@ static void take(run *R, int rc, const au_sample *smp, uint64_t calls0, uint64_t
         CHECK(lines == want && (lines == 0 || end[-1] == '\n'),
               "collapsed: %" PRIu64 " lines, %" PRIu64 " stacks and stackless threads", lines, want);
     }
+    /* The tree and JSON formats: bounded, and JSON valid whatever bytes
+     * the corrupted target gave its names. */
+    for (uint32_t fmt = AU_FORMAT_TREE; fmt <= AU_FORMAT_JSON; fmt++) {
+        text t = {0};
+        sink k = {&t, RENDER_CAP, 0, 0};
+        uint64_t before = R->ta.calls;
+        int rrc = au_render(R->s, smp, fmt, sink_write, &k);
+        int refused = R->ta.fail_at > before && R->ta.fail_at <= R->ta.calls;
+        CHECK(rrc == AU_OK || (rrc == AU_ERR_IO && t.len + 4096 >= RENDER_CAP) ||
+                  (rrc == AU_ERR_NOMEM && refused),
+              "au_render(format %u): %d", fmt, rrc);
+        if (rrc == AU_OK && fmt == AU_FORMAT_JSON) {
+            size_t bad = json_syntax_error(t.s, t.len);
+            CHECK(bad == 0, "JSON output invalid at byte %zu of %zu", bad - 1, t.len);
+        }
+        text_free(&t);
+    }
     {
         text t = {0};
         sink k = {&t, RENDER_CAP, 0, 1};
@@ -921,6 +1036,13 @@ static void take(run *R, int rc, const au_sample *smp, uint64_t calls0, uint64_t
         CHECK(rrc == AU_ERR_IO || (rrc == AU_ERR_NOMEM && refused),
               "au_render with a failing writer: %d", rrc);
         text_free(&t);
+    }
+
+    /* ---- profiles ---- */
+    {
+        uint64_t want = smp->nstacks;
+        for (uint32_t i = 0; i < smp->nthreads; i++) want += smp->threads[i].nstacks == 0;
+        check_profile(R, smp, want);
     }
 
     /* ---- written down ---- */

@@ -52,7 +52,7 @@ expect_exit 2 "missing command" -- "$tool"
 expect_exit 2 "unknown command" -- "$tool" frobnicate
 expect_exit 2 "pid is required" -- "$tool" dump
 expect_exit 2 "positive process id" -- "$tool" dump --pid abc
-expect_exit 2 "text or collapsed" -- "$tool" dump --pid 1 --format xml
+expect_exit 2 "text, collapsed, tree or json" -- "$tool" dump --pid 1 --format xml
 expect_exit 2 "needs -o FILE" -- "$tool" snapshot --pid 1
 expect_exit 2 "needs a snapshot FILE" -- "$tool" replay
 expect_exit 3 "no such process" -- "$tool" dump --pid 2147483647

@@ -27,6 +27,8 @@ typedef struct src {
     uint64_t holes; /* bit k: page k is unmapped */
     uint32_t batches, reads;
     uint8_t salt;   /* changes the bytes, as a running target would */
+    uint64_t last[NPG]; /* the addresses of the last batch, in its order */
+    uint32_t nlast;
 } src;
 
 static uint8_t pattern(uint64_t addr, uint8_t salt) { return (uint8_t)(addr * 31u + addr / PG + salt); }
@@ -34,10 +36,12 @@ static uint8_t pattern(uint64_t addr, uint8_t salt) { return (uint8_t)(addr * 31
 static int src_read(au_memsrc *self, au_read *reads, uint32_t n) {
     src *s = (src *)self;
     s->batches++;
+    s->nlast = 0;
     int first = AU_OK;
     for (uint32_t i = 0; i < n; i++) {
         au_read *r = &reads[i];
         s->reads++;
+        if (s->nlast < NPG) s->last[s->nlast++] = r->addr;
         uint64_t k = (r->addr - BASE) / PG;
         int ok = r->addr >= BASE && r->addr + r->len <= BASE + (uint64_t)NPG * PG &&
                  !((s->holes >> k) & 1) && !((s->holes >> ((r->addr + r->len - 1 - BASE) / PG)) & 1);
@@ -176,6 +180,68 @@ static void test_prefetch_previous(void **state) {
     /* Without prefetch, nothing is read up front. */
     s.batches = 0;
     assert_int_equal(au_view_begin(v, 0), AU_OK);
+    assert_int_equal(s.batches, 0);
+    au_view_free(v);
+}
+
+/* A prefetch reaches the source in address order, whatever order the
+ * pages were first fetched in, and when a sample adds pages to those it
+ * prefetched (the sorted run and the added ones are merged). */
+static void test_prefetch_in_address_order(void **state) {
+    (void)state;
+    src s;
+    src_init(&s);
+    au_view *v;
+    assert_int_equal(au_view_new(NULL, &s.base, 0, &v), AU_OK);
+    uint8_t buf[8];
+    static const uint32_t first[] = {30, 2, 17, 9, 40, 5};
+    static const uint32_t added[] = {33, 1, 12};
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    for (uint32_t i = 0; i < 6; i++) assert_int_equal(au_view_read(v, BASE + first[i] * PG, buf, 8), AU_OK);
+    /* Sample 2 prefetches those six, then reads three pages more. */
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    assert_int_equal(s.nlast, 6);
+    for (uint32_t i = 1; i < s.nlast; i++) assert_true(s.last[i - 1] < s.last[i]);
+    for (uint32_t i = 0; i < 6; i++) assert_int_equal(au_view_read(v, BASE + first[i] * PG, buf, 8), AU_OK);
+    for (uint32_t i = 0; i < 3; i++) assert_int_equal(au_view_read(v, BASE + added[i] * PG, buf, 8), AU_OK);
+    /* Sample 3 prefetches all nine, in order. */
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    static const uint32_t want[] = {1, 2, 5, 9, 12, 17, 30, 33, 40};
+    assert_int_equal(s.nlast, 9);
+    for (uint32_t i = 0; i < 9; i++) assert_int_equal(s.last[i], BASE + want[i] * PG);
+    au_view_stats st;
+    au_view_get_stats(v, &st);
+    assert_int_equal(st.prefetched, 9);
+    au_view_free(v);
+}
+
+/* A prefetch hint never reads the target, fetches, or counts a page as
+ * used: a hint on a page not fetched, or on an invalid range, does
+ * nothing. */
+static void test_prefetch_hint_reads_nothing(void **state) {
+    (void)state;
+    src s;
+    src_init(&s);
+    au_view *v;
+    assert_int_equal(au_view_new(NULL, &s.base, 0, &v), AU_OK);
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
+    au_range want = {BASE + 3 * PG, 8};
+    assert_int_equal(au_view_want(v, &want, 1), AU_OK);
+    s.batches = s.reads = 0;
+    au_view_prefetch(v, BASE + 3 * PG + 4000, 4096); /* fetched; runs off its page */
+    au_view_prefetch(v, BASE + 4 * PG, 64);          /* not fetched */
+    au_view_prefetch(v, 0, 64);
+    au_view_prefetch(v, UINT64_MAX - 10, 64);
+    au_view_prefetch(v, BASE, 0);
+    au_view_prefetch(NULL, BASE, 8);
+    assert_int_equal(s.batches, 0);
+    assert_int_equal(s.reads, 0);
+    au_view_stats st;
+    au_view_get_stats(v, &st);
+    assert_int_equal(st.used, 0);
+    assert_int_equal(st.fetched, 1);
+    /* The next sample prefetches nothing: no page was used. */
+    assert_int_equal(au_view_begin(v, 1), AU_OK);
     assert_int_equal(s.batches, 0);
     au_view_free(v);
 }
@@ -334,6 +400,8 @@ int main(void) {
         cmocka_unit_test(test_miss_and_sticky_failure),
         cmocka_unit_test(test_page_limit),
         cmocka_unit_test(test_prefetch_previous),
+        cmocka_unit_test(test_prefetch_in_address_order),
+        cmocka_unit_test(test_prefetch_hint_reads_nothing),
         cmocka_unit_test(test_warm_view_allocates_nothing),
         cmocka_unit_test(test_second_sample_allocates_nothing),
         cmocka_unit_test(test_transient_pages_not_prefetched),

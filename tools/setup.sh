@@ -19,8 +19,13 @@ packages=(
   afl++               # --config=afl: afl-clang-fast, afl-fuzz, libAFLDriver.a
   python3             # third_party/remote_coverage_tools/lcov_merger.py,
                       # tools/make_golden.py, python_fixtures/check_expected.py
+  python3-jsonschema  # tests/check_sample_json.py: --format json against
+                      # docs/schema/sample.schema.json
   debootstrap         # tools/sid_chroot.sh: sid chroot with CPython 3.14/3.15
   util-linux          # unshare, setpriv, chroot: the live and CLI tests
+  chromium            # tests/profile_outputs_test.sh: opens the SVG flame
+                      # graph and speedscope's app headless
+  nodejs              # tools/node_tools.sh: speedscope, ajv, playwright-core
   git
 )
 
@@ -59,3 +64,15 @@ as_root env ASYNCUNWIND_SID_ROOT="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/s
 # (bench/austin_compare.sh); idempotent, ~0.1 s when present.
 as_root env ASYNCUNWIND_SID_ROOT="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}" \
   "$(cd "$(dirname "$0")" && pwd)/sid_austin.sh"
+
+# Debian's nodejs comes without npm, which is its own package; a nodejs
+# built elsewhere (NodeSource's) ships npm and conflicts with Debian's.
+if ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q --no-install-recommends npm
+fi
+
+# npm packages the output tests use as real consumers (speedscope's importer
+# and schema, ajv, playwright-core for chromium).  Shared by all checkouts:
+# /var/lib/asyncunwind/node or $ASYNCUNWIND_NODE_ROOT.  Idempotent.
+as_root env ASYNCUNWIND_NODE_ROOT="${ASYNCUNWIND_NODE_ROOT:-/var/lib/asyncunwind/node}" \
+  "$(cd "$(dirname "$0")" && pwd)/node_tools.sh"

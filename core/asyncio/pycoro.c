@@ -285,7 +285,18 @@ int au_at_chains(au_tasks *t) {
     for (uint32_t level = 0; w.ncur && level <= t->lim.max_coro_frames; level++) {
         if ((rc = want_level(&w)) == AU_ERR_NOMEM) return rc;
         uint32_t keep = 0;
+        const au_py_offsets *o = t->layout.o;
+        uint32_t span = gen_span(o), d = t->ahead;
         for (uint32_t i = 0; i < w.ncur; i++) {
+            /* Before 3.11 a generator's frame is an object of its own:
+             * once the generator's lines are cached (hinted twice as far
+             * ahead), its frame pointer is there to hint the frame. */
+            uint32_t gd = present(o->gen_iframe) ? d : 2 * d;
+            if (d && i + gd < w.ncur) au_at_prefetch(t, t->cur[i + gd].obj, span);
+            if (d && i + d < w.ncur && gd != d) {
+                const uint8_t *f = au_view_peek(t->view, t->cur[i + d].obj + o->gen_frame, 8);
+                if (f) au_at_prefetch(t, au_rd64(f), frame_span(o));
+            }
             cursor c = t->cur[i];
             int more = step(&w, &c);
             if (more < 0) return more;

@@ -190,6 +190,19 @@ static int holds_of(au_tasks *t, uint64_t fut, held *h, uint32_t *n) {
                           au_obj_ptr(t->objects, fut, p->fut_callbacks), h, n);
 }
 
+/* Append the link child -> parent (task indices), with its addresses
+ * for the resolver and its indices for the sampler. */
+static int push_link(au_tasks *t, uint32_t child, uint32_t parent) {
+    if (au_at_grow(t, &t->links, &t->links_cap, (size_t)t->nlinks + 1, sizeof *t->links) ||
+        au_at_grow(t, &t->link_tasks, &t->link_tasks_cap, 2 * ((size_t)t->nlinks + 1),
+                   sizeof *t->link_tasks))
+        return AU_ERR_NOMEM;
+    t->link_tasks[2 * t->nlinks] = child;
+    t->link_tasks[2 * t->nlinks + 1] = parent;
+    t->links[t->nlinks++] = (au_link){t->tasks[child].addr, t->tasks[parent].addr};
+    return AU_OK;
+}
+
 static int add_link(links_ctx *c, uint32_t child, uint32_t parent) {
     au_tasks *t = c->t;
     if (child == parent) return AU_OK;
@@ -202,10 +215,7 @@ static int add_link(links_ctx *c, uint32_t child, uint32_t parent) {
     for (uint32_t i = c->first; i < t->nlinks; i++)
         if (t->links[i].parent == t->tasks[parent].addr) return AU_OK;
     if (t->nlinks - c->first == AU_AT_MAX_PARENTS) return AU_OK;
-    if (au_at_grow(t, &t->links, &t->links_cap, (size_t)t->nlinks + 1, sizeof *t->links))
-        return AU_ERR_NOMEM;
-    t->links[t->nlinks++] = (au_link){t->tasks[child].addr, t->tasks[parent].addr};
-    return AU_OK;
+    return push_link(t, child, parent);
 }
 
 /* future -> its waiting tasks, built when a first link needs it (a sample
@@ -319,9 +329,8 @@ static int gather_children(links_ctx *c, uint32_t holder, uint64_t fut, uint32_t
         uint32_t k = au_at_find(t, items[i]);
         if (k != NONE) {
             if (k == holder) continue;
-            if (au_at_grow(t, &t->links, &t->links_cap, (size_t)t->nlinks + 1, sizeof *t->links))
-                return AU_ERR_NOMEM;
-            t->links[t->nlinks++] = (au_link){t->tasks[k].addr, t->tasks[holder].addr};
+            int rc = push_link(t, k, holder);
+            if (rc) return rc;
         } else if (depth < MAX_DEPTH && au_obj_kind(t->objects, items[i]) == AU_OK_GATHERING_FUTURE) {
             int rc = gather_children(c, holder, items[i], depth + 1, budget);
             if (rc) return rc;
@@ -365,6 +374,12 @@ int au_at_links(au_tasks *t) {
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].waiter;
     if (au_at_want(t, t->scratch, t->ntasks, 16) == AU_ERR_NOMEM) return AU_ERR_NOMEM;
     for (uint32_t i = 0; i < t->ntasks; i++) {
+        if (t->ahead && i + t->ahead < t->ntasks) {
+            au_at_prefetch(t, t->tasks[i + t->ahead].waiter, 16);
+            au_at_tprefetch(t, t->tasks[i + t->ahead].waiter);
+        }
+        /* Whether it awaits a task, once here, for the sampler. */
+        t->tasks[i].waiter_task = au_at_find(t, t->tasks[i].waiter);
         held h[MAX_HOLDERS];
         uint32_t n;
         c.nseen = 0;

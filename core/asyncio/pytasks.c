@@ -46,31 +46,34 @@ int au_at_want(au_tasks *t, const uint64_t *addrs, uint32_t n, uint32_t len) {
 
 static uint32_t tslot(const au_tasks *t, uint64_t addr) {
     uint32_t mask = t->ttab_slots - 1, i = (uint32_t)au_mix64(addr) & mask;
-    while (t->tstamp[i] == t->tstamp_now && t->tkeys[i] != addr) i = (i + 1) & mask;
+    while (t->ttab[i].stamp == t->tstamp_now && t->ttab[i].key != addr) i = (i + 1) & mask;
     return i;
 }
 
 uint32_t au_at_find(const au_tasks *t, uint64_t addr) {
     if (!addr || !t->ttab_slots) return NONE;
     uint32_t s = tslot(t, addr);
-    return t->tstamp[s] == t->tstamp_now ? t->tvals[s] : NONE;
+    return t->ttab[s].stamp == t->tstamp_now ? t->ttab[s].val : NONE;
 }
 
-/* An empty table with room for n tasks at most a quarter full. */
+void au_at_tprefetch(const au_tasks *t, uint64_t addr) {
+    if (addr && t->ttab_slots) AU_PREFETCH(&t->ttab[(uint32_t)au_mix64(addr) & (t->ttab_slots - 1)]);
+}
+
+/* An empty table with room for n tasks at most half full (linear probing
+ * stays short there, and the table half the size of a quarter-full one
+ * misses the cache less). */
 static int table_reset(au_tasks *t, uint32_t n) {
     uint32_t slots = 64;
-    while (slots < 4ull * n) slots *= 2;
+    while (slots < 2ull * n) slots *= 2;
     if (slots > t->ttab_slots) {
-        if (au_at_grow(t, &t->tkeys, &t->tkeys_cap, slots, sizeof *t->tkeys) ||
-            au_at_grow(t, &t->tvals, &t->tvals_cap, slots, sizeof *t->tvals) ||
-            au_at_grow(t, &t->tstamp, &t->tstamp_cap, slots, sizeof *t->tstamp))
-            return AU_ERR_NOMEM;
-        memset(t->tstamp, 0, (size_t)t->tstamp_cap * sizeof *t->tstamp);
+        if (au_at_grow(t, &t->ttab, &t->ttab_cap, slots, sizeof *t->ttab)) return AU_ERR_NOMEM;
+        memset(t->ttab, 0, (size_t)t->ttab_cap * sizeof *t->ttab);
         t->ttab_slots = slots;
         t->tstamp_now = 0;
     }
     if (++t->tstamp_now == 0) {
-        memset(t->tstamp, 0, (size_t)t->tstamp_cap * sizeof *t->tstamp);
+        memset(t->ttab, 0, (size_t)t->ttab_cap * sizeof *t->ttab);
         t->tstamp_now = 1;
     }
     return AU_OK;
@@ -78,32 +81,31 @@ static int table_reset(au_tasks *t, uint32_t n) {
 
 static void table_put(au_tasks *t, uint32_t i) {
     uint32_t s = tslot(t, t->tasks[i].addr);
-    t->tkeys[s] = t->tasks[i].addr;
-    t->tvals[s] = i;
-    t->tstamp[s] = t->tstamp_now;
+    t->ttab[s] = (au_at_tslot){t->tasks[i].addr, i, t->tstamp_now};
 }
 
-/* The table holds tasks[0..ntasks): rebuilt larger when a quarter full. */
+/* The table holds tasks[0..ntasks): rebuilt larger when half full. */
 static int table_fit(au_tasks *t) {
-    if (4ull * (t->ntasks + 1) <= t->ttab_slots) return AU_OK;
+    if (2ull * (t->ntasks + 1) <= t->ttab_slots) return AU_OK;
     int rc = table_reset(t, t->ntasks + 1);
     if (rc) return rc;
     for (uint32_t i = 0; i < t->ntasks; i++) table_put(t, i);
     return AU_OK;
 }
 
-/* Add a candidate task address once; returns its index, or NONE when it
- * is invalid or over the limit.  *nomem is set on AU_ERR_NOMEM. */
-static uint32_t add_candidate(au_tasks *t, uint64_t addr, int *nomem) {
+/* Append a candidate task address, without looking for it first: a list
+ * walk (3.14+) finds each task once, and the duplicates a corrupted list
+ * may hold are dropped when read_tasks builds the table (looking each
+ * address up as it is found was a cache miss a task at 10,000 tasks).
+ * Returns its index, or NONE when it is invalid or over the limit.
+ * *nomem is set on AU_ERR_NOMEM. */
+static uint32_t append_candidate(au_tasks *t, uint64_t addr, int *nomem) {
     if (!addr || (addr & 7)) return NONE;
-    uint32_t known = au_at_find(t, addr);
-    if (known != NONE) return known;
     if (t->ntasks == t->lim.max_tasks) {
         t->out->flags |= AU_TR_PARTIAL;
         return NONE;
     }
-    if (table_fit(t) ||
-        au_at_grow(t, &t->tasks, &t->tasks_cap, (size_t)t->ntasks + 1, sizeof *t->tasks)) {
+    if (au_at_grow(t, &t->tasks, &t->tasks_cap, (size_t)t->ntasks + 1, sizeof *t->tasks)) {
         *nomem = 1;
         return NONE;
     }
@@ -111,7 +113,22 @@ static uint32_t add_candidate(au_tasks *t, uint64_t addr, int *nomem) {
     memset(&t->tasks[i], 0, sizeof t->tasks[i]);
     t->tasks[i].addr = addr;
     t->tasks[i].thread = NONE;
-    table_put(t, i);
+    t->tasks[i].waiter_task = NONE;
+    return i;
+}
+
+/* Add a candidate task address once (a set's entries: a task may be in
+ * two sets); returns its index, or NONE as append_candidate. */
+static uint32_t add_candidate(au_tasks *t, uint64_t addr, int *nomem) {
+    if (!addr || (addr & 7)) return NONE;
+    uint32_t known = au_at_find(t, addr);
+    if (known != NONE) return known;
+    if (table_fit(t)) {
+        *nomem = 1;
+        return NONE;
+    }
+    uint32_t i = append_candidate(t, addr, nomem);
+    if (i != NONE) table_put(t, i);
     return i;
 }
 
@@ -198,7 +215,14 @@ static int tasks_from_sets(au_tasks *t) {
     /* The WeakSet: a set of weakrefs, whose referents are the tasks. */
     if ((rc = set_keys(t, t->anchors.weakset_data, &n))) return rc;
     if ((rc = au_at_want(t, t->scratch, n, 64)) == AU_ERR_NOMEM) return rc;
-    for (uint32_t i = 0; i < n && !nomem; i++) add_candidate(t, au_obj_weakref(t->objects, t->scratch[i]), &nomem);
+    /* Two steps ahead: the weakref, and once it is cached, the table slot
+     * of its referent. */
+    uint32_t wr_len = t->layout.o->weakref_wr_object + 8, d = t->ahead;
+    for (uint32_t i = 0; i < n && !nomem; i++) {
+        if (d && i + 2 * d < n) au_at_prefetch(t, t->scratch[i + 2 * d], wr_len);
+        if (d && i + d < n) au_at_tprefetch(t, au_obj_weakref(t->objects, t->scratch[i + d]));
+        add_candidate(t, au_obj_weakref(t->objects, t->scratch[i]), &nomem);
+    }
     if (t->anchors.eager_set) {
         if ((rc = set_keys(t, t->anchors.eager_set, &n))) return rc;
         for (uint32_t i = 0; i < n && !nomem; i++) add_candidate(t, t->scratch[i], &nomem);
@@ -213,17 +237,30 @@ static int walk_list(au_tasks *t, uint64_t head, int *nomem) {
     const au_py_offsets *o = t->layout.o;
     const au_py_private *p = &t->priv;
     uint64_t node = au_obj_ptr(t->objects, head, o->llist_next);
-    /* Bounded by the task limit; a list that loops back to a node other
-     * than its head ends there too, since that task is already known. */
+    /* Bounded by the task limit.  A list that loops back to a node other
+     * than its head (corrupt, or changing under the walk) ends once the
+     * loop is seen: Brent's method compares each node with one saved at
+     * doubling intervals, so the walk stops within twice the list's
+     * length, and read_tasks drops the tasks added twice. */
+    uint64_t mark = node;
+    uint32_t power = 1, steps = 0;
     for (uint32_t i = 0; node && node != head && i <= t->lim.max_tasks; i++) {
-        uint64_t task = node - p->task_node;
-        uint32_t before = t->ntasks;
-        uint32_t k = add_candidate(t, task, nomem);
-        if (*nomem) return AU_ERR_NOMEM;
-        if (k == NONE || t->ntasks == before) break;
+        /* A list is a chain of misses, one node after the other.  The
+         * previous sample walked the same list in the same order, and its
+         * tasks are still in the array beyond the ones added so far: hint
+         * where the walk will likely be a few nodes on. */
+        uint32_t at = t->ntasks + t->ahead;
+        if (t->ahead && at < t->prev_ntasks) au_at_prefetch(t, t->tasks[at].addr + p->task_node, 16);
+        if (append_candidate(t, node - p->task_node, nomem) == NONE) break;
         node = au_obj_ptr(t->objects, node, o->llist_next);
+        if (node == mark) break;
+        if (++steps == power) {
+            mark = node;
+            power = power < (1u << 30) ? power * 2 : power;
+            steps = 0;
+        }
     }
-    return AU_OK;
+    return *nomem ? AU_ERR_NOMEM : AU_OK;
 }
 
 static int tasks_from_lists(au_tasks *t, const au_pysample *ps) {
@@ -299,8 +336,9 @@ static int read_tasks(au_tasks *t) {
     if (p->fut_state + 4 > span) span = p->fut_state + 4;
     if (present(p->fut_awaited_by_is_set) && p->fut_awaited_by_is_set + 1 > span)
         span = p->fut_awaited_by_is_set + 1;
-    uint32_t keep = 0;
+    uint32_t keep = 0, d = t->ahead;
     for (uint32_t i = 0; i < t->ntasks; i++) {
+        if (d && i + d < t->ntasks) au_at_prefetch(t, t->tasks[i + d].addr, span);
         au_atask a = t->tasks[i];
         au_win w;
         uint8_t b[4];
@@ -324,14 +362,25 @@ static int read_tasks(au_tasks *t) {
         t->tasks[keep++] = a;
     }
     t->ntasks = keep;
-    /* Rebuild the index: tasks moved. */
+    /* Rebuild the index (tasks moved), dropping a task listed twice. */
     if ((rc = table_reset(t, t->ntasks))) return rc;
-    for (uint32_t i = 0; i < t->ntasks; i++) table_put(t, i);
+    keep = 0;
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        if (d && i + d < t->ntasks) au_at_tprefetch(t, t->tasks[i + d].addr);
+        uint32_t s = tslot(t, t->tasks[i].addr);
+        if (t->ttab[s].stamp == t->tstamp_now) continue;
+        t->tasks[keep] = t->tasks[i];
+        t->ttab[s] = (au_at_tslot){t->tasks[i].addr, keep, t->tstamp_now};
+        keep++;
+    }
+    t->ntasks = keep;
     /* Names: their objects in one batch, then each decoded. */
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].name_obj;
     if ((rc = au_at_want(t, t->scratch, t->ntasks, 64)) == AU_ERR_NOMEM) return rc;
-    for (uint32_t i = 0; i < t->ntasks; i++)
+    for (uint32_t i = 0; i < t->ntasks; i++) {
+        if (d && i + d < t->ntasks) au_at_prefetch(t, t->tasks[i + d].name_obj, 64);
         if ((rc = read_name(t, &t->tasks[i]))) return rc;
+    }
     return AU_OK;
 }
 
@@ -450,6 +499,9 @@ static int sample(au_tasks *t, const au_pysample *ps, uint64_t asyncio_debug) {
     int rc;
     t->phase = AU_AT_PHASE_DEBUG;
     if ((rc = au_view_begin(t->view, 1))) return rc;
+    au_view_stats vs;
+    au_view_get_stats(t->view, &vs);
+    t->ahead = vs.prefetched >= AU_AT_HINT_PAGES ? AU_AT_AHEAD : 0;
     au_objects_begin(t->objects);
     apply_asyncio_debug(t, asyncio_debug);
     if ((rc = table_reset(t, 1024))) return rc;
@@ -475,6 +527,7 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
     if (!t || !ps || !out) return AU_ERR_ARG;
     memset(out, 0, sizeof *out);
     t->out = out;
+    t->prev_ntasks = t->ntasks;
     t->ntasks = t->nraw = t->nlinks = 0;
     t->allocations = 0;
     int rc = sample(t, ps, asyncio_debug);
@@ -495,6 +548,7 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
     out->tasks = t->tasks;
     out->nlinks = t->nlinks;
     out->links = t->links;
+    out->link_tasks = t->link_tasks;
     out->nframes = t->nraw;
     out->frames = t->frames;
     out->thread_loop = t->thread_loop;
@@ -507,8 +561,6 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
 void au_tasks_get_view_stats(const au_tasks *t, au_view_stats *out) {
     if (t && out) au_view_get_stats(t->view, out);
 }
-
-uint32_t au_tasks_find(const au_tasks *t, uint64_t addr) { return t ? au_at_find(t, addr) : NONE; }
 
 uint32_t au_tasks_phase(const au_tasks *t) { return t ? t->phase : AU_AT_PHASE_NONE; }
 
@@ -560,15 +612,14 @@ void au_tasks_free(au_tasks *t) {
     FREE(t->raw_gen, t->raw_gen_cap);
     FREE(t->frames, t->frames_cap);
     FREE(t->links, t->links_cap);
+    FREE(t->link_tasks, t->link_tasks_cap);
     FREE(t->thread_loop, t->thread_loop_cap);
     FREE(t->thread_name, t->thread_name_cap);
     FREE(t->thread_name_len, t->thread_name_len_cap);
     FREE(t->items, t->items_cap);
     FREE(t->scratch, t->scratch_cap);
     FREE(t->ranges, t->ranges_cap);
-    FREE(t->tkeys, t->tkeys_cap);
-    FREE(t->tvals, t->tvals_cap);
-    FREE(t->tstamp, t->tstamp_cap);
+    FREE(t->ttab, t->ttab_cap);
     FREE(t->cur, t->cur_cap);
     FREE(t->found, t->found_cap);
     FREE(t->waiters, t->waiters_cap);

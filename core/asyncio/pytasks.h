@@ -48,6 +48,8 @@ typedef struct au_atask {
     uint32_t thread;      /* index into the pysample's threads, or NONE */
     uint32_t first_frame; /* its coroutine frames in au_tasks_result.frames, */
     uint32_t nframes;     /*   outermost first */
+    uint32_t waiter_task; /* the index of the task `waiter` is, or
+                             UINT32_MAX: the sampler's await links */
     uint8_t awaited_by_is_set;
     uint8_t unused[3];
 } au_atask;
@@ -68,6 +70,8 @@ typedef struct au_tasks_result {
     uint32_t nlinks;         /* strong links, by task address: at most
                                 AU_AT_MAX_PARENTS per task */
     au_link *links;
+    const uint32_t *link_tasks; /* per link: its child's and its parent's
+                                index in tasks (2 * nlinks) */
     uint32_t nframes;
     au_pyframe *frames;      /* coroutine frames, resolved (code, line) */
     uint64_t *thread_loop;   /* per pysample thread: its running loop, 0 */
@@ -123,9 +127,6 @@ typedef enum au_at_phase {
 } au_at_phase;
 
 uint32_t au_tasks_phase(const au_tasks *t);
-
-/* The index in the last result of the task at addr, or UINT32_MAX. */
-uint32_t au_tasks_find(const au_tasks *t, uint64_t addr);
 
 /* Heap allocations the model made in its last sample (the view's are in
  * its stats). */

@@ -34,6 +34,14 @@ int au_status_from_errno(int err, int other);
 int au_memsrc_live_open_ex(const au_allocator *alloc, int pid, int force_proc_mem,
                            au_memsrc **out);
 
+/* Ask the CPU to bring the cache line at p in for reading: a hint, which
+ * compilers without the builtin drop. */
+#if defined(__GNUC__) || defined(__clang__)
+#define AU_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#define AU_PREFETCH(p) ((void)(p))
+#endif
+
 /* 64-bit mixer (the splitmix64 finaliser): ids are addresses, whose low and
  * high bits carry little entropy, so they are mixed before masking. */
 static inline uint64_t au_mix64(uint64_t x) {

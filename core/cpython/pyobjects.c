@@ -319,6 +319,17 @@ int au_obj_str(au_objects *ob, uint64_t addr, uint32_t max, const char **s, uint
         uint32_t take = count - i;
         if (take * kind > sizeof chunk) take = sizeof chunk / kind;
         if ((rc = au_view_read(ob->view, data + (uint64_t)i * kind, chunk, take * kind))) return rc;
+        /* Names are mostly ASCII: copied as they are.  Bytes >= 0x80 (a
+         * Latin-1 str, or a corrupt "ASCII" one) are encoded one by one,
+         * so that the output stays UTF-8 either way. */
+        uint8_t high = 0;
+        for (uint32_t j = 0; kind == 1 && j < take; j++) high |= chunk[j];
+        if (kind == 1 && high < 0x80) {
+            memcpy(out + w, chunk, take);
+            w += take;
+            i += take;
+            continue;
+        }
         for (uint32_t j = 0; j < take; j++) {
             uint32_t c = kind == 1   ? chunk[j]
                          : kind == 2 ? au_rd16(chunk + 2 * j)

@@ -28,6 +28,7 @@
 #include "asyncunwind.h"
 #include "internal.h"
 #include "procmaps.h"
+#include "proctask.h"
 #include "pytasks.h"
 #include "sampler.h"
 
@@ -72,6 +73,7 @@ struct au_sampler {
     au_pyreader *reader;
     au_tasks *model;   /* the asyncio model; NULL with AU_SAMPLER_NO_TASKS */
     uint32_t sample_no, attach_at, attach_every;
+    uint32_t seen_tasks;       /* a sample has found tasks */
 
     au_sample out;
     au_sample_thread *threads;
@@ -96,6 +98,9 @@ struct au_sampler {
 
     tname *names;
     uint32_t names_cap, nnames;
+
+    au_tid_map tid_map;     /* AU_SAMPLER_CPU_STATE before 3.11 */
+    au_stat_cache stat_fds; /* AU_SAMPLER_CPU_STATE */
 };
 
 static int grow(au_sampler *s, void *pptr, uint32_t *cap, size_t need, size_t elem) {
@@ -140,6 +145,47 @@ static const char *snap_name(const au_sampler *s, uint64_t tid, uint32_t *len) {
             return *len ? m->threads[i].name : NULL;
         }
     return NULL;
+}
+
+/* ---- CPU state ------------------------------------------------------------ */
+
+/* Before 3.11 the interpreter keeps no TID, only the pthread id: map
+ * those threads' pthreads to TIDs (proctask.h), 64 at a time. */
+static void find_tids(au_sampler *s) {
+    uint64_t pth[64], tid[64];
+    uint32_t idx[64];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->out.nthreads; i++) {
+        au_sample_thread *t = &s->threads[i];
+        if (t->native_id || !t->thread_id || (t->flags & AU_THREAD_NO_LOOP)) continue;
+        idx[n] = i;
+        pth[n++] = t->thread_id;
+        if (n == 64) {
+            au_tid_map_fill(&s->tid_map, s->base, s->pid, s->sample_no, pth, tid, n);
+            for (uint32_t k = 0; k < n; k++) s->threads[idx[k]].native_id = tid[k];
+            n = 0;
+        }
+    }
+    if (n) {
+        au_tid_map_fill(&s->tid_map, s->base, s->pid, s->sample_no, pth, tid, n);
+        for (uint32_t k = 0; k < n; k++) s->threads[idx[k]].native_id = tid[k];
+    }
+}
+
+/* AU_THREAD_ON_CPU from the kernel's state of each thread: one /proc read
+ * per thread, only when asked for (a pread on a descriptor kept open). */
+static void mark_on_cpu(au_sampler *s) {
+    if (s->version_hex < 0x030b0000u) find_tids(s);
+    for (uint32_t i = 0; i < s->out.nthreads; i++) {
+        au_sample_thread *t = &s->threads[i];
+        char state;
+        if (!t->native_id) continue;
+        int rc = au_stat_cache_state(&s->stat_fds, s->pid, t->native_id, &state);
+        if (rc == AU_OK && state == 'R') t->flags |= AU_THREAD_ON_CPU;
+        /* A TID from the pthread map that is no thread of the target: the
+         * map is stale (or was wrong); search again. */
+        if (rc == AU_ERR_NOPROC && s->version_hex < 0x030b0000u) s->tid_map.found = 0;
+    }
 }
 
 /* ---- one sample ---------------------------------------------------------- */
@@ -270,7 +316,7 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
         r->name_len = a->name_len;
         r->nframes = o->nframes;
         r->frames = s->ids + o->first_frame;
-        r->awaits = au_tasks_find(s->model, a->waiter) != NONE ? a->waiter : 0;
+        r->awaits = a->waiter_task != NONE ? a->waiter : 0;
         r->creator = a->creator;
         r->flags = o->flags;
     }
@@ -285,9 +331,8 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
         s->in[i].links = s->rlinks + nl;
         s->in[i].nlinks = 0;
         for (uint32_t l = 0; l < tr->nlinks; l++) {
-            uint32_t c = au_tasks_find(s->model, tr->links[l].child);
-            uint32_t p = au_tasks_find(s->model, tr->links[l].parent);
-            if (c == NONE || p == NONE) continue;
+            uint32_t c = tr->link_tasks[2 * l], p = tr->link_tasks[2 * l + 1];
+            if (c >= n || p >= n) continue;
             if (s->tasks[s->order[c]].thread != i || s->tasks[s->order[p]].thread != i) continue;
             if (s->in[i].nlinks == max_links) {
                 s->out.flags |= AU_SAMPLE_PARTIAL;
@@ -458,6 +503,19 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
         if (tr.flags & AU_TR_PARTIAL) s->out.flags |= AU_SAMPLE_PARTIAL;
     }
     if ((rc = take_threads(s, &ps, trp))) return rc;
+    /* The agent publishes its region when it records the first task, so
+     * the first sample with tasks is when it is worth a look, for the next
+     * sample: without this, a record that starts with the process would
+     * wait out the backoff (hundreds of samples) with every creator
+     * missing.  Looked for now, so that the cost stays in this (cold)
+     * sample. */
+    if (trp && tr.ntasks && !s->seen_tasks) {
+        s->seen_tasks = 1;
+        s->attach_every = 0;
+        s->attach_at = s->sample_no;
+        refresh_attachments(s);
+    }
+    if ((s->opt.flags & AU_SAMPLER_CPU_STATE) && !s->snap) mark_on_cpu(s);
     if (grow(s, &s->in, &s->in_cap, s->out.nthreads ? s->out.nthreads : 1, sizeof *s->in))
         return AU_ERR_NOMEM;
     memset(s->in, 0, (size_t)s->out.nthreads * sizeof *s->in);
@@ -642,6 +700,7 @@ void au_sampler_free(au_sampler *s) {
     au_pyreader_free(s->reader);
     au_memsrc_destroy(s->rec);
     if (!s->borrowed) au_memsrc_destroy(s->base);
+    au_stat_cache_close(&s->stat_fds);
     for (uint32_t i = 0; s->resolvers && i < s->resolvers_cap; i++) au_resolver_free(s->resolvers[i]);
 #define FREE(p, cap) \
     if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)

@@ -1,0 +1,68 @@
+/*
+ * A consistent sample of a busy target: retry while the last one was
+ * partial.
+ *
+ * A sample reads a process that keeps running, so a thread that exits, or
+ * a stack that grows or shrinks while its frames are read, leaves a frame
+ * chain that breaks half-way (AU_THREAD_PARTIAL, AU_THREAD_CYCLE) or task
+ * sets that could not be read whole (AU_SAMPLE_PARTIAL).  The first sample
+ * of a sampler is also its slowest: it must find every code object and
+ * page, which stretches the window in which the target can change under
+ * it.  The next samples are warm and several times shorter, so trying
+ * again at once nearly always gives a consistent one; when it does not,
+ * short and growing pauses let a burst of churn (threads starting, deep
+ * recursion unwinding) pass.  Both the attempts and the time are bounded
+ * (docs/CLI.md): a target that never holds still still gets an answer,
+ * the last sample, and the user is told it is partial.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <time.h>
+
+#include "asyncunwind.h"
+#include "cli.h"
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void pause_ms(unsigned ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int cli_sample_partial(const au_sample *smp) {
+    if (smp->flags & AU_SAMPLE_PARTIAL) return 1;
+    for (uint32_t i = 0; i < smp->nthreads; i++)
+        if (smp->threads[i].flags & (AU_THREAD_PARTIAL | AU_THREAD_CYCLE)) return 1;
+    return 0;
+}
+
+int cli_sample_consistent(au_sampler *s, unsigned max_attempts, const au_sample **out,
+                          cli_retry *report) {
+    uint64_t start = now_ms();
+    unsigned pause = 0;
+    int rc = AU_ERR_READ;
+    report->attempts = 0;
+    report->partial = 0;
+    if (max_attempts == 0) max_attempts = 1;
+    for (;;) {
+        rc = au_sampler_sample(s, out);
+        report->attempts++;
+        /* A target that is gone will not come back; memory that could not
+         * be read at all may be a race like any other. */
+        report->partial = rc == AU_OK && cli_sample_partial(*out);
+        if (rc == AU_OK && !report->partial) break;
+        if (rc != AU_OK && rc != AU_ERR_READ) break;
+        uint64_t spent = now_ms() - start;
+        if (report->attempts >= max_attempts || spent + pause >= CLI_RETRY_MS) break;
+        if (pause) pause_ms(pause);
+        /* At once the first time (the sampler is warm now), then 1, 2, 4,
+         * ... ms, up to 32. */
+        pause = pause ? (pause < 32 ? pause * 2 : 32) : 1;
+    }
+    report->ms = (unsigned)(now_ms() - start);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/*
+ * The render layer's output helpers (core/render/render_out.c).  Target
+ * bytes are hostile: every JSON string must come out as valid JSON, with
+ * well-formed UTF-8 kept as it is and each stray byte replaced by U+FFFD.
+ * The cases follow RFC 3629's table of well-formed sequences.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "render_out.h"
+
+typedef struct sink {
+    char buf[16384];
+    size_t len;
+    int fail_after; /* writes that succeed before one fails; -1: never */
+} sink;
+
+static int sink_write(void *ud, const void *buf, size_t len) {
+    sink *s = ud;
+    if (s->fail_after == 0) return -1;
+    if (s->fail_after > 0) s->fail_after--;
+    assert_true(s->len + len < sizeof s->buf);
+    memcpy(s->buf + s->len, buf, len);
+    s->len += len;
+    s->buf[s->len] = 0;
+    return 0;
+}
+
+/* in (n bytes) as a JSON string must be exactly want. */
+static void check(const char *in, size_t n, const char *want) {
+    sink s = {.len = 0, .fail_after = -1};
+    au_out o;
+    au_out_init(&o, sink_write, &s);
+    au_out_json_string(&o, in, n);
+    assert_int_equal(au_out_flush(&o), AU_OK);
+    assert_string_equal(s.buf, want);
+}
+
+static void test_plain_and_escapes(void **state) {
+    (void)state;
+    check("", 0, "\"\"");
+    check("Task-1", 6, "\"Task-1\"");
+    check("a\"b\\c", 5, "\"a\\\"b\\\\c\"");
+    check("l1\nl2\tx\r", 8, "\"l1\\nl2\\tx\\u000d\"");
+    check("\x01\x1f\x7f", 3, "\"\\u0001\\u001f\x7f\""); /* DEL is legal JSON */
+    check("nul\0in", 6, "\"nul\\u0000in\"");
+}
+
+static void test_utf8_kept(void **state) {
+    (void)state;
+    check("m\xc3\xa9todo_\xc3\xb1", 10, "\"m\xc3\xa9todo_\xc3\xb1\"");     /* 2 bytes */
+    check("\xe2\x82\xac", 3, "\"\xe2\x82\xac\"");                          /* U+20AC */
+    check("\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"");                  /* U+1F600 */
+    check("\xf4\x8f\xbf\xbf", 4, "\"\xf4\x8f\xbf\xbf\"");                  /* U+10FFFF */
+    check("\xed\x9f\xbf", 3, "\"\xed\x9f\xbf\"");                          /* U+D7FF */
+}
+
+#define FFFD "\xef\xbf\xbd"
+
+static void test_invalid_bytes_replaced(void **state) {
+    (void)state;
+    check("a\xff" "b", 3, "\"a" FFFD "b\"");
+    check("\x80", 1, "\"" FFFD "\"");                       /* lone continuation */
+    check("\xc0\xaf", 2, "\"" FFFD FFFD "\"");              /* overlong '/' */
+    check("\xe0\x80\xaf", 3, "\"" FFFD FFFD FFFD "\"");     /* overlong, 3 bytes */
+    check("\xed\xa0\x80", 3, "\"" FFFD FFFD FFFD "\"");     /* surrogate U+D800 */
+    check("\xf4\x90\x80\x80", 4, "\"" FFFD FFFD FFFD FFFD "\""); /* > U+10FFFF */
+    check("\xe2\x82", 2, "\"" FFFD FFFD "\"");              /* cut at the end */
+    check("\xe2\x82" "x", 3, "\"" FFFD FFFD "x\"");         /* cut mid-string */
+    check("\xc3\"", 2, "\"" FFFD "\\\"\"");                  /* quote after a lead */
+}
+
+/* Longer than the buffer: flushed in chunks, nothing lost or doubled. */
+static void test_long_string_chunks(void **state) {
+    (void)state;
+    static char in[600], want[1024];
+    for (size_t i = 0; i < sizeof in; i++) in[i] = i % 3 == 0 ? '"' : 'x';
+    size_t w = 0;
+    want[w++] = '"';
+    for (size_t i = 0; i < sizeof in; i++) {
+        if (in[i] == '"') want[w++] = '\\';
+        want[w++] = in[i];
+    }
+    want[w++] = '"';
+    want[w] = 0;
+    check(in, sizeof in, want);
+}
+
+static void test_write_failure_reported(void **state) {
+    (void)state;
+    sink s = {.len = 0, .fail_after = 1};
+    au_out o;
+    au_out_init(&o, sink_write, &s);
+    char big[5000];
+    memset(big, 'y', sizeof big);
+    au_out_put(&o, big, sizeof big); /* one full buffer written */
+    assert_int_equal(o.rc, AU_OK);
+    au_out_put(&o, big, sizeof big); /* the next write fails */
+    assert_int_equal(au_out_flush(&o), AU_ERR_IO);
+    assert_int_equal(s.len, sizeof o.buf);
+}
+
+static void test_version_str(void **state) {
+    (void)state;
+    char v[32];
+    au_version_str(0x030c01f0u, 1, v, sizeof v);
+    assert_string_equal(v, "3.12.1");
+    au_version_str(0x030e00c2u, 1, v, sizeof v);
+    assert_string_equal(v, "3.14.0rc2");
+    au_version_str(0x030900f0u, 0, v, sizeof v);
+    assert_string_equal(v, "3.9");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plain_and_escapes),
+        cmocka_unit_test(test_utf8_kept),
+        cmocka_unit_test(test_invalid_bytes_replaced),
+        cmocka_unit_test(test_long_string_chunks),
+        cmocka_unit_test(test_write_failure_reported),
+        cmocka_unit_test(test_version_str),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
