@@ -6,10 +6,12 @@
  * spinning on CPU in its innermost frame) under an interpreter of
  * tests/pythons.h, or attaches to --pid, then samples every thread with
  * au_pyreader_sample() at a fixed interval for a fixed duration, timing
- * each sample with CLOCK_MONOTONIC.  Like austin, it sleeps until the next
- * tick (start of this sample + interval) and, when a sample overruns the
- * interval, starts the next one at once; the sleep uses the thread's timer
- * slack as austin's nanosleep does (see --timer-slack-ns).
+ * each sample with CLOCK_MONOTONIC.  Sample k is due at start + k x
+ * interval (clock_nanosleep, TIMER_ABSTIME), the sampler's timing rule of
+ * issue 10: a sample that overruns starts the next one at once (late
+ * samples are caught up back to back; only deadlines more than 1 s late
+ * are dropped, and counted); the sleep uses the thread's timer slack, as austin's does (see
+ * --timer-slack-ns).  Interval 0 samples back to back.
  *
  * Printed per target: interval, duration, number of samples, per-sample time
  * min/avg/max and median/p99 (us), samples per second achieved, the share of
@@ -56,6 +58,7 @@
 #define DEFAULT_PYTHONS "pyenv-3.12,pyenv-3.13"
 #define FIXTURE_FRAMES_ABOVE 3 /* <module>, main(), spin() around recurse() */
 #define SETTLE_NS 100000000L    /* after READY, before the first sample */
+#define MAX_LAG_NS 1000000000ull /* a longer stall drops its deadlines */
 
 typedef struct options {
     const char *pythons;
@@ -68,6 +71,8 @@ typedef struct options {
 
 typedef struct result {
     uint64_t nsamples, errors, partial, long_samples, expected_ok;
+    uint64_t missed; /* deadlines dropped after a stall */
+    uint64_t late;   /* samples started more than an interval late */
     uint64_t syscalls, pages, bytes, requests;
     uint64_t first_ns;
     uint32_t min_depth, max_depth;
@@ -75,7 +80,7 @@ typedef struct result {
     struct { uint32_t nthreads, nframes, flags; uint64_t count; } odd[4];
     uint32_t nodd;
     double elapsed_s;
-    double cpu_s;
+    double cpu_s, user_s; /* user_s: of cpu_s, in user space */
     long nivcsw;
     uint64_t *dur; /* ns per sample */
     size_t dur_cap;
@@ -227,10 +232,12 @@ static int measure(int pid, const options *o, uint32_t expect_frames, au_pyrunti
     const uint64_t start = mono_ns();
     const uint64_t stop = start + (uint64_t)(o->seconds * 1e9);
     uint64_t last_end = start;
+    uint64_t deadline = start; /* of the sample being taken */
     int lost = 0;
     while (!g_stop) {
         uint64_t t0 = mono_ns();
         if (t0 >= stop) break;
+        if (o->interval_ns && t0 > deadline + o->interval_ns) res->late++;
         au_pysample s;
         int src = au_pyreader_sample(r, &s);
         uint64_t t1 = mono_ns();
@@ -288,11 +295,24 @@ static int measure(int pid, const options *o, uint32_t expect_frames, au_pyrunti
                 }
             }
         }
-        /* The next tick is one interval after this sample started; an
-         * overrun starts the next sample at once. */
-        uint64_t next = t0 + o->interval_ns;
+        /* Sample k is due at start + k x interval, an absolute deadline,
+         * so sleep overshoot and timer slack do not add up over samples.
+         * A sample that ends past its successor's deadline starts that one
+         * at once, and so on until the sampler has caught up (py-spy's
+         * timer does the same).  Only a stall longer than MAX_LAG_NS (the
+         * sampler stopped, not merely descheduled) drops the deadlines it
+         * missed instead of sampling them back to back. */
+        if (o->interval_ns == 0) continue;
+        deadline += o->interval_ns;
+        uint64_t now = mono_ns();
+        if (now > deadline + MAX_LAG_NS) {
+            uint64_t behind = (now - deadline) / o->interval_ns;
+            res->missed += behind;
+            deadline += behind * o->interval_ns;
+        }
+        uint64_t next = deadline;
         if (next > stop) next = stop;
-        if (next > mono_ns()) {
+        if (next > now) {
             struct timespec ts = {(time_t)(next / 1000000000u), (long)(next % 1000000000u)};
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR &&
                    !g_stop) {
@@ -303,6 +323,7 @@ static int measure(int pid, const options *o, uint32_t expect_frames, au_pyrunti
     res->elapsed_s = (double)(last_end - start) / 1e9;
     res->cpu_s = tv_s(ru1.ru_utime) + tv_s(ru1.ru_stime) - tv_s(ru0.ru_utime) -
                  tv_s(ru0.ru_stime);
+    res->user_s = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime);
     res->nivcsw = ru1.ru_nivcsw - ru0.ru_nivcsw;
     if (res->min_depth == UINT32_MAX) res->min_depth = 0;
     au_pyreader_free(r);
@@ -351,6 +372,11 @@ static void report(const char *label, int pid, const au_pyruntime *rt, const opt
            (double)mx / 1e3);
     printf("  Sampling time (median/p99)  : %.1f/%.1f us\n", med / 1e3, p99 / 1e3);
     printf("  Samples per second          : %.1f (target %.1f)\n", rate, target);
+    if (o->interval_ns)
+        printf("  Nominal rate reached        : %.1f %% (%llu samples started over an interval "
+               "late, %llu deadlines dropped after stalls)\n",
+               target > 0 ? 100.0 * rate / target : 0.0, (unsigned long long)res->late,
+               (unsigned long long)res->missed);
     printf("  Long sampling rate          : %llu/%llu (%.2f %%) samples took longer than the "
            "sampling interval to collect\n",
            (unsigned long long)res->long_samples, (unsigned long long)n,
@@ -373,14 +399,15 @@ static void report(const char *label, int pid, const au_pyruntime *rt, const opt
            (double)res->syscalls / dn, (double)res->pages / dn, (double)res->bytes / dn,
            (double)res->requests / dn);
     printf("  First sample (cold cache)   : %.1f us\n", (double)res->first_ns / 1e3);
-    printf("  Sampler CPU                 : %.1f %% of one core, %ld involuntary context "
-           "switches\n",
-           res->elapsed_s > 0 ? 100.0 * res->cpu_s / res->elapsed_s : 0.0, res->nivcsw);
+    printf("  Sampler CPU                 : %.1f %% of one core (%.0f %% of it in user space), "
+           "%ld involuntary context switches\n",
+           res->elapsed_s > 0 ? 100.0 * res->cpu_s / res->elapsed_s : 0.0,
+           res->cpu_s > 0 ? 100.0 * res->user_s / res->cpu_s : 0.0, res->nivcsw);
     printf("  Load average (1 min)        : %.2f at start, %.2f at end\n", load0, load1);
     printf("RESULT target=%s version=%s interval_us=%.0f seconds=%.3f samples=%llu "
            "min_us=%.2f avg_us=%.2f max_us=%.2f median_us=%.2f p99_us=%.2f rate=%.1f "
            "long_pct=%.3f error_pct=%.3f expected_pct=%.3f syscalls=%.2f pages=%.2f "
-           "bytes=%.0f reads=%.2f cpu_pct=%.1f nivcsw=%ld load=%.2f\n",
+           "bytes=%.0f reads=%.2f cpu_pct=%.1f nivcsw=%ld load=%.2f missed=%llu late=%llu\n",
            label, ver, (double)o->interval_ns / 1e3, res->elapsed_s, (unsigned long long)n,
            (double)mn / 1e3, avg / 1e3, (double)mx / 1e3, med / 1e3, p99 / 1e3, rate,
            100.0 * (double)res->long_samples / dn, 100.0 * (double)res->errors / dn,
@@ -388,7 +415,7 @@ static void report(const char *label, int pid, const au_pyruntime *rt, const opt
            (double)res->syscalls / dn, (double)res->pages / dn, (double)res->bytes / dn,
            (double)res->requests / dn,
            res->elapsed_s > 0 ? 100.0 * res->cpu_s / res->elapsed_s : 0.0, res->nivcsw,
-           load0);
+           load0, (unsigned long long)res->missed, (unsigned long long)res->late);
     fflush(stdout);
 }
 

@@ -190,6 +190,60 @@ static void test_thread_list_cycle(void **state) {
     one_thread(r, &s);
 }
 
+/* The warm path serves a sample from the ranges the previous one read:
+ * a stack that grows, shrinks or breaks between samples must read as it
+ * is now, never as it was. */
+static void test_warm_stack_changes(void **state) {
+    fixture *fx = *state;
+    const au_py_offsets *o = fx->t->off;
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    au_pyreader_stats st;
+    one_thread(r, &s);
+    one_thread(r, &s);
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.batches, 1); /* warm: the prefetch alone */
+
+    /* A call: a new innermost frame, far from what was prefetched. */
+    uint64_t code_gamma = ft_code(fx->t, "gamma", "/app/gamma.py", 30);
+    uint64_t f_gamma = ft_frame(fx->t, code_gamma, fx->f_work);
+    ft_set_current(fx->t, f_gamma);
+    const au_pythread *t = one_thread(r, &s);
+    assert_int_equal(t->flags, 0);
+    assert_int_equal(t->nframes, 3);
+    assert_frame(r, &t->frames[2], "gamma", "/app/gamma.py", 30);
+    au_pyreader_get_stats(r, &st);
+    assert_true(st.batches > 1); /* gamma's frame and code were not prefetched */
+    t = one_thread(r, &s);
+    assert_int_equal(t->nframes, 3);
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.batches, 1);
+
+    /* The return: the old innermost frame again. */
+    ft_set_current(fx->t, fx->f_work);
+    t = one_thread(r, &s);
+    assert_int_equal(t->flags, 0);
+    assert_int_equal(t->nframes, 2);
+    assert_frame(r, &t->frames[1], "alpha", "/app/work.py", 20);
+
+    /* A link that breaks after the warm-up: read now, not remembered. */
+    ft_put64(fx->t, fx->f_main + o->frame_previous, 0xdead0000ull);
+    t = one_thread(r, &s);
+    assert_int_equal(t->flags, AU_THREAD_PARTIAL);
+    assert_int_equal(t->nframes, 2);
+    ft_put64(fx->t, fx->f_main + o->frame_previous, 0);
+    t = one_thread(r, &s);
+    assert_int_equal(t->flags, 0);
+    assert_int_equal(t->nframes, 2);
+
+    /* The thread's frame pointer, changed in place: the prefetched bytes
+     * hold the new value, since they are read when the sample starts. */
+    ft_set_current(fx->t, fx->f_main);
+    t = one_thread(r, &s);
+    assert_int_equal(t->nframes, 1);
+    assert_frame(r, &t->frames[0], "main", "/app/main.py", 10);
+}
+
 static void test_unreadable_runtime(void **state) {
     fixture *fx = *state;
     au_pyreader *r;
@@ -212,6 +266,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_frame_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_list_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warm_stack_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_runtime, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,7 +16,14 @@
  * header, records list and 2,000 weakrefs, and must give each of the 1,000
  * tasks its creator, the main task, within the same bounds.
  *
- * Counters only, never timings (bench/task_bench.c times the same sample).
+ * The frame-only warm path has its own bound: python_fixtures/cpu_bound.py,
+ * a 40-frame recursion spinning on CPU, read with au_pyreader_sample alone.
+ * Once its stack stays put, a warm sample is the one batch that fetches
+ * what the previous sample read: exactly one read system call, no
+ * allocation, the whole 40-frame stack.
+ *
+ * Counters only, never timings (bench/task_bench.c times the same sample,
+ * bench/austin_stats.c the frame-only one).
  * A missing interpreter is a skip with its reason, or a failure with
  * CI=true (tests/pythons.h).
  */
@@ -117,11 +124,82 @@ static void test_warm_sample_bounds(void **state) {
     py_kill(&proc);
 }
 
+#define CPU_FIXTURE "python_fixtures/cpu_bound.py"
+#define CPU_FRAMES 40u     /* <module>, main, 37 x recurse, spin */
+#define CPU_SETTLE_TRIES 2000 /* samples to wait for the stack to settle */
+
+/* The frames of a sample's first thread, innermost last; 0 if none. */
+static uint32_t first_thread_frames(const au_pysample *s) {
+    return s->nthreads ? s->threads[0].nframes : 0;
+}
+
+static void test_warm_frames_one_batch(void **state) {
+    const test_case *tc = *state;
+    PY_REQUIRE(tc->interp);
+    char depth[16];
+    snprintf(depth, sizeof depth, "%u", CPU_FRAMES - 3);
+    const char *args[] = {depth, NULL};
+    py_proc proc;
+    if (py_spawn_fixture(tc->interp, CPU_FIXTURE, args, &proc) != 0) fail_msg("%s", proc.error);
+    uint64_t allocs = 0;
+    au_allocator a = {counting_realloc, &allocs};
+    au_memsrc *mem = NULL;
+    au_pyreader *r = NULL;
+    au_pyruntime rt;
+    int rc = au_memsrc_live_open(&a, proc.pid, &mem);
+    if (rc == AU_OK) rc = au_pyruntime_find(&a, proc.pid, mem, &rt);
+    if (rc == AU_OK) rc = au_pyreader_new(&a, mem, rt.py_version_hex, rt.runtime_addr, NULL, &r);
+    if (rc != AU_OK) {
+        if (mem) au_memsrc_destroy(mem);
+        py_kill(&proc);
+        fail_msg("attaching to %d: %s", (int)proc.pid, au_status_str(rc));
+    }
+    /* READY is printed from inside spin(): wait until the stack is the
+     * spinning one, then take one sample more to record it. */
+    au_pysample smp;
+    int tries = 0;
+    do {
+        assert_int_equal(au_pyreader_sample(r, &smp), AU_OK);
+    } while (first_thread_frames(&smp) != CPU_FRAMES && ++tries < CPU_SETTLE_TRIES);
+    assert_int_equal(first_thread_frames(&smp), CPU_FRAMES);
+    assert_int_equal(au_pyreader_sample(r, &smp), AU_OK);
+    for (int k = 0; k < WARM_SAMPLES; k++) {
+        uint64_t before = allocs;
+        assert_int_equal(au_pyreader_sample(r, &smp), AU_OK);
+        au_pyreader_stats st;
+        au_pyreader_get_stats(r, &st);
+        print_message("%s warm frame-only sample %d: %u frames, %llu syscalls, %llu pages, "
+                      "%llu bytes, %llu reads, %u batches, %u code hits; allocations: %llu "
+                      "(hook), %llu (stats)\n",
+                      tc->name, k + 1, first_thread_frames(&smp),
+                      (unsigned long long)st.mem.syscalls, (unsigned long long)st.mem.pages,
+                      (unsigned long long)st.mem.bytes, (unsigned long long)st.mem.requests,
+                      st.batches, st.code_hits, (unsigned long long)(allocs - before),
+                      (unsigned long long)st.allocations);
+        assert_int_equal(smp.nthreads, 1);
+        assert_int_equal(smp.threads[0].nframes, CPU_FRAMES);
+        assert_int_equal(smp.threads[0].flags, 0);
+        const au_pycode *spin = au_pyreader_code(r, smp.threads[0].frames[CPU_FRAMES - 1].code);
+        assert_non_null(spin);
+        assert_int_equal(spin->name_len, 4);
+        assert_memory_equal(spin->name, "spin", 4);
+        /* The bound: everything in the one prefetch batch. */
+        assert_int_equal(st.mem.syscalls, 1);
+        assert_int_equal(st.batches, 1);
+        assert_int_equal(st.code_misses, 0);
+        assert_int_equal(allocs - before, 0);
+        assert_int_equal(st.allocations, 0);
+    }
+    au_pyreader_free(r);
+    au_memsrc_destroy(mem);
+    py_kill(&proc);
+}
+
 int main(void) {
     size_t n;
     const py_interp *interps = py_interpreters(&n);
-    test_case *cases = calloc(2 * n + 1, sizeof *cases);
-    struct CMUnitTest *tests = calloc(2 * n + 1, sizeof *tests);
+    test_case *cases = calloc(3 * n + 1, sizeof *cases);
+    struct CMUnitTest *tests = calloc(3 * n + 1, sizeof *tests);
     if (cases == NULL || tests == NULL) return 2;
     for (size_t i = 0; i < 2 * n; i++) {
         test_case *c = &cases[i];
@@ -131,7 +209,13 @@ int main(void) {
                  c->agent ? "/agent" : "");
         tests[i] = (struct CMUnitTest){c->name, test_warm_sample_bounds, NULL, NULL, c};
     }
-    int failed = _cmocka_run_group_tests("task_counters", tests, 2 * n, NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        test_case *c = &cases[2 * n + i];
+        c->interp = &interps[i];
+        snprintf(c->name, sizeof c->name, "warm_frames_one_batch/%s", c->interp->name);
+        tests[2 * n + i] = (struct CMUnitTest){c->name, test_warm_frames_one_batch, NULL, NULL, c};
+    }
+    int failed = _cmocka_run_group_tests("task_counters", tests, 3 * n, NULL, NULL);
     free(tests);
     free(cases);
     return failed;

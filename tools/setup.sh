@@ -60,6 +60,11 @@ fi
 as_root env ASYNCUNWIND_SID_ROOT="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}" \
   "$(cd "$(dirname "$0")" && pwd)/sid_chroot.sh"
 
+# Debian's austin in that chroot, for the side-by-side benchmark
+# (bench/austin_compare.sh); idempotent, ~0.1 s when present.
+as_root env ASYNCUNWIND_SID_ROOT="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}" \
+  "$(cd "$(dirname "$0")" && pwd)/sid_austin.sh"
+
 # Debian's nodejs comes without npm, which is its own package; a nodejs
 # built elsewhere (NodeSource's) ships npm and conflicts with Debian's.
 if ! command -v npm >/dev/null; then

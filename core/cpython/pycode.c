@@ -487,6 +487,10 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
     uint32_t np = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t code = raw[i].code;
+        if (i && code == raw[i - 1].code) { /* a recursion: one lookup */
+            out[i].code = out[i - 1].code;
+            continue;
+        }
         uint32_t s = code && !(code & 7) ? cache_slot(r, code) : NONE;
         out[i].code = s;
         if (s == NONE || r->cache[s].used == r->sample_no) continue;
@@ -527,7 +531,11 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
         r->stats.code_misses++;
         r->pending[nmiss++] = r->pending[k];
     }
+    /* A code object's names are read once, then cached: the next sample's
+     * prefetch has no use for them. */
+    int was = au_pr_hints_pause(r, 0);
     int rc = fetch_missing(r, nmiss);
+    au_pr_hints_pause(r, was);
     if (rc) return rc;
     /* 3. Frames. */
     for (uint32_t i = 0; i < n; i++) {

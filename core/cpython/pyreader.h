@@ -18,6 +18,9 @@
 #define AU_PR_MAX_TABLE (256u << 10)   /* line table bytes kept */
 #define AU_PR_PROBE 8u                 /* code cache probe window */
 #define AU_PR_MAX_FETCH 1024u          /* code objects fetched per sample */
+#define AU_PR_MAX_HINTS 1024u          /* ranges a sample prefetches (one
+                                          process_vm_readv takes 1,024) */
+#define AU_PR_MAX_HINT_BYTES (1u << 20) /* bytes a sample prefetches */
 /* Upper bounds of the limits (larger requests are clamped). */
 #define AU_PR_MAX_THREADS (1u << 16)
 #define AU_PR_MAX_FRAMES (1u << 20)
@@ -64,6 +67,17 @@ typedef struct au_codeentry {
     int memo_ok;         /* 0: nothing memoised since the table was read */
 } au_codeentry;
 
+/* A range the previous sample read, prefetched by this one (the warm
+ * path, pyctx.c): off is its place in hintbuf.  A list of them is sorted
+ * by address and disjoint. */
+typedef struct au_hint {
+    uint64_t addr;
+    uint32_t len, off;
+    int ok;    /* prefetched successfully this sample */
+    int guess; /* holds bytes no sample read (au_pr_hint_widen) */
+    int used;  /* served a read this sample: prefetch it next time too */
+} au_hint;
+
 /* A datastack span copied from the target (3.11+). */
 typedef struct au_span {
     uint64_t addr, len;
@@ -106,14 +120,37 @@ struct au_pyreader {
     au_codeentry *cache;
     uint32_t cache_cap;   /* slots in use, a power of two */
     uint32_t cache_alloc; /* slots allocated */
+
+    /* The warm path (pyctx.c): the ranges the previous sample read, all
+     * fetched in one batch when this one starts (hints, into hintbuf),
+     * and this sample's reads, recorded for the next (next). */
+    au_hint *hints, *next;
+    uint32_t nhints, nnext;
+    uint32_t hints_cap, next_cap;
+    uint8_t *hintbuf;
+    uint32_t hintbuf_cap;
+    uint64_t next_bytes;
+    au_read *miss;        /* the reads of a batch no hint served */
+    uint32_t miss_cap;
+    uint32_t prefetch_failed; /* prefetched ranges that failed this sample:
+                                 a guess that missed (a widened chunk that a
+                                 snapshot does not hold, memory freed since),
+                                 not a failed read of the sample's */
+    int recording;        /* inside au_pyreader_sample: record and serve */
+    int no_widen;         /* a widened range failed: guess no more */
 };
 
 /* ---- pyctx.c: buffers and reads, used by every file of the model ------ */
 
 static inline int au_pr_present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
 
-/* Grow helper that counts allocations in the sample's stats. */
-int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem);
+/* Grow helper that counts allocations in the sample's stats.  Inline for
+ * the usual answer, "there is room": the frame walk asks once per frame. */
+int au_pr_grow_slow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size_t elem);
+static inline int au_pr_grow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need,
+                             size_t elem) {
+    return need <= *cap ? AU_OK : au_pr_grow_slow(r, pptr, cap, need, elem);
+}
 
 /* Issue the batch reads[0..n) and count it.  Returns the source's status
  * (each read has its own). */
@@ -122,6 +159,27 @@ int au_pr_batch(au_pyreader *r, uint32_t n);
 /* Bytes to read from the start of a struct to cover the given fields
  * (each `width` bytes wide; absent fields are ignored). */
 uint32_t au_pr_span_end(const uint32_t *offs, int n, uint32_t width);
+
+/* The warm path.  au_pr_hints_begin fetches, in one batch, every range
+ * the previous sample read, and turns recording on: from then on each
+ * batch is served from those bytes where a read lies inside a range
+ * fetched successfully, and only the rest goes to the memory source.
+ * Every read is keyed by its address, so a stack that changed simply
+ * misses (and is read as before): nothing read from the prefetch is
+ * trusted more than a read made then.  au_pr_hints_end stops recording
+ * and sizes the buffers for the next sample, so that a warm sample whose
+ * reads match the previous one's allocates nothing. */
+int au_pr_hints_begin(au_pyreader *r); /* AU_OK: the prefetch is best effort */
+void au_pr_hints_end(au_pyreader *r);
+/* Recording on (1) or off (0) for reads that the next sample will not
+ * repeat (a code object's names, fetched once); returns the previous
+ * setting, to restore. */
+int au_pr_hints_pause(au_pyreader *r, int recording);
+/* A guess: the next sample may read [addr, addr+len), which this one did
+ * not read in full (a datastack chunk whose top moves up and down within
+ * the chunk).  Prefetched with the rest; if it fails, this reader stops
+ * guessing. */
+void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len);
 
 /* Read `len` bytes at addr into the start of r->buf (one read). */
 int au_pr_read(au_pyreader *r, uint64_t addr, uint32_t len);

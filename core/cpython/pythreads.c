@@ -21,6 +21,7 @@
 
 #define NONE UINT32_MAX
 #define PAGE 4096u
+#define WIDEN_SLACK 2048u /* bytes past a chunk's top the next sample reads */
 
 
 /* ---- datastack chunks (3.11+) ----------------------------------------- */
@@ -62,6 +63,17 @@ static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *n
     int rc = add_span(r, nspans, &used, chunk, top - chunk);
     if (rc == AU_ERR_NOMEM) return rc;
     if (rc) return AU_OK;
+    /* The top moves with every call and return: let the next sample's
+     * prefetch cover a little more of the chunk, so that a stack a few
+     * frames deeper still hits.  Not past the end of top's page (another
+     * page costs as much as another read) nor by more than WIDEN_SLACK
+     * (every byte is copied, every sample), and within the chunk. */
+    uint64_t size = au_rd64(r->spanbuf + o->chunk_size);
+    uint64_t end = (top + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+    if (end - top > WIDEN_SLACK) end = top + WIDEN_SLACK;
+    if (size > AU_PR_MAX_CHUNK_BYTES) size = AU_PR_MAX_CHUNK_BYTES;
+    if (end - chunk > size) end = chunk + size;
+    if (end > top) au_pr_hint_widen(r, chunk, (uint32_t)(end - chunk));
     uint64_t prev = au_rd64(r->spanbuf + o->chunk_previous);
     uint32_t hdr = o->chunk_data;
     while (prev && *nspans < AU_PR_MAX_CHUNKS) {
@@ -247,16 +259,9 @@ static int walk_threads(au_pyreader *r, uint64_t head, int64_t interp_id, uint32
     return AU_OK;
 }
 
-int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
-    if (!r || !out) return AU_ERR_ARG;
+/* The sample proper; au_pyreader_sample wraps it in the warm path. */
+static int sample_threads(au_pyreader *r, au_pysample *out) {
     const au_py_offsets *o = &r->off;
-    au_mem_stats before = r->mem->stats;
-    memset(&r->stats, 0, sizeof r->stats);
-    r->sample_no++;
-    out->nthreads = 0;
-    out->flags = 0;
-    out->threads = NULL;
-
     int rc = au_pr_read(r, r->runtime + o->runtime_interpreters_head, 8);
     if (rc) return rc == AU_ERR_NOMEM ? rc : (rc == AU_ERR_NOPROC ? rc : AU_ERR_READ);
     uint64_t interp = au_rd64(r->buf);
@@ -299,13 +304,33 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
     out->nthreads = nthreads;
     out->flags = flags;
     out->threads = r->threads;
+    return AU_OK;
+}
+
+/* A warm sample starts with one batch that fetches every range the last
+ * sample read (pyctx.c): in a program whose stack stays put that is the
+ * whole sample's reading, and what moved is read the chained way. */
+int au_pyreader_sample(au_pyreader *r, au_pysample *out) {
+    if (!r || !out) return AU_ERR_ARG;
+    au_mem_stats before = r->mem->stats;
+    memset(&r->stats, 0, sizeof r->stats);
+    r->sample_no++;
+    out->nthreads = 0;
+    out->flags = 0;
+    out->threads = NULL;
+    int rc = au_pr_hints_begin(r);
+    if (rc == AU_OK) rc = sample_threads(r, out);
+    au_pr_hints_end(r);
     au_mem_stats now = r->mem->stats;
     r->stats.mem.requests = now.requests - before.requests;
-    r->stats.mem.failures = now.failures - before.failures;
+    /* A prefetched range that failed was a guess, not a read the sample
+     * needed: the sample's failures are the others. */
+    uint64_t failed = now.failures - before.failures;
+    r->stats.mem.failures = failed > r->prefetch_failed ? failed - r->prefetch_failed : 0;
     r->stats.mem.syscalls = now.syscalls - before.syscalls;
     r->stats.mem.bytes = now.bytes - before.bytes;
     r->stats.mem.pages = now.pages - before.pages;
-    return AU_OK;
+    return rc;
 }
 
 /* ---- creation ----------------------------------------------------------- */
@@ -414,6 +439,10 @@ void au_pyreader_free(au_pyreader *r) {
     FREE(r->seen_stamp, r->stamp_alloc);
     FREE(r->pending, r->pending_cap);
     FREE(r->raw_gen, r->raw_gen_cap);
+    FREE(r->hints, r->hints_cap);
+    FREE(r->next, r->next_cap);
+    FREE(r->hintbuf, r->hintbuf_cap);
+    FREE(r->miss, r->miss_cap);
 #undef FREE
     a.realloc(a.ud, r, sizeof *r, 0);
 }
