@@ -64,7 +64,7 @@ sort -t' ' -k1,1 "$outdir/demo.collapsed" |
   sort -rn -k1,1 |
   grep -F '[Task-' |
   head -8 |
-  sed -E 's/ \([^;]*:([0-9]+|\?)\)//g; s/^([0-9]+)\t([^;]*);.*;select;/\1\t\2;...;select;/; s/ +$//'
+  sed -E 's/ \([^;]*:([0-9]+|\?)\)//g; s/^([0-9]+)\t([^;]*);.*;([^;]*select);/\1\t\2;...;\3;/; s/ +$//'
 echo
 echo "Flame graph: $outdir/demo.svg (open it in a browser: click to zoom, Ctrl-F or 'Search' to find)"
 echo "Collapsed stacks: $outdir/demo.collapsed (flamegraph.pl, inferno, speedscope.app)"
