@@ -20,6 +20,9 @@ enum {
 #include <stddef.h>
 
 int cli_fail(const char *what, int status);
+/* --pid's value: a decimal process id from 1 to INT_MAX, nothing after it.
+ * 0 with *pid set, or -1 (*pid untouched); the caller says what failed. */
+int cli_parse_pid(const char *s, int *pid);
 /* dump (output == NULL) or snapshot to output; no_agent ignores the
  * agent's records; up to `attempts` samples until one is not partial
  * (cli_sample_consistent). */

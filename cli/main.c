@@ -102,6 +102,15 @@ int cli_fail(const char *what, int status) {
     return exit_code(status);
 }
 
+int cli_parse_pid(const char *s, int *pid) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v <= 0 || v > 0x7fffffff) return -1;
+    *pid = (int)v;
+    return 0;
+}
+
 static int usage_error(const char *msg) {
     fprintf(stderr, "asyncunwind: %s\n(see asyncunwind --help)\n", msg);
     return AU_EXIT_USAGE;
@@ -135,14 +144,9 @@ static int parse(int argc, char **argv, options *o) {
     int c;
     while ((c = getopt_long(argc, argv, ":p:o:f:h", longs, NULL)) != -1) {
         switch (c) {
-        case 'p': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || v <= 0 || v > 0x7fffffff) return usage_error("--pid needs a positive process id");
-            o->pid = (int)v;
+        case 'p':
+            if (cli_parse_pid(optarg, &o->pid)) return usage_error("--pid needs a positive process id");
             break;
-        }
         case 'o': o->output = optarg; break;
         case 'f':
             if (!strcmp(optarg, "text")) o->format = CLI_FORMAT_TEXT;

@@ -158,14 +158,9 @@ static int parse(int argc, char **argv, record_opts *o) {
     /* '+': stop at the first non-option, so COMMAND's own options are its. */
     while ((c = getopt_long(argc, argv, "+:p:o:f:i:d:sh", longs, NULL)) != -1) {
         switch (c) {
-        case 'p': {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || *end || v <= 0 || v > 0x7fffffff) return usage_error("--pid needs a positive process id");
-            o->pid = (int)v;
+        case 'p':
+            if (cli_parse_pid(optarg, &o->pid)) return usage_error("--pid needs a positive process id");
             break;
-        }
         case 'o':
             if (o->noutputs == MAX_OUTPUTS) return usage_error("-o is given at most 4 times");
             o->outputs[o->noutputs++] = optarg;

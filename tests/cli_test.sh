@@ -8,42 +8,8 @@
 # test when CI=true (CI must have all of them).
 set -uo pipefail
 tool="$(pwd)/$1"
-fixtures="$(pwd)/python_fixtures"
-sid="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}"
-pyenv="${PYENV_ROOT:-/root/.pyenv}"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-skipped=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-skip() {
-  if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then bad "missing under CI: $*"; return; fi
-  skipped=$((skipped + 1))
-  echo "SKIP: $*"
-}
-
-# expect_exit CODE PATTERN -- COMMAND...: exit code and a stderr pattern.
-expect_exit() {
-  local code=$1 pattern=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -ne "$code" ]; then
-    bad "$* exited $got, wanted $code: $(cat "$tmp/err")"
-  elif ! grep -q -- "$pattern" "$tmp/err" "$tmp/out"; then
-    bad "$*: no '$pattern' in: $(cat "$tmp/err")"
-  else
-    ok
-  fi
-}
+# fixtures, sid, pyenv, tmp, pids, ok/bad/skip, expect_exit, start, summary
+. "$(dirname "$0")/testlib.sh"
 
 # ---- command line and errors -------------------------------------------------
 expect_exit 0 "usage: asyncunwind" -- "$tool" --help
@@ -79,19 +45,7 @@ printf 'garbage' >"$tmp/garbage.snap"
 expect_exit 7 "not a valid snapshot" -- "$tool" replay "$tmp/garbage.snap"
 
 # ---- live processes ----------------------------------------------------------
-# start NAME ARGV...: run threads.py, wait for READY, set $pid.
-start() {
-  local name=$1
-  shift
-  "$@" >"$tmp/$name.ready" 2>/dev/null </dev/null &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 200); do
-    grep -q READY "$tmp/$name.ready" 2>/dev/null && break
-    sleep 0.05
-  done
-  sleep 0.3 # let every thread reach its sleep
-}
+# start NAME ARGV... (testlib.sh): run a fixture, wait for READY, set $pid.
 
 check_live() {
   local name=$1
@@ -167,5 +121,4 @@ else
   skip "sid chroot with python3.14 not found at $sid (tools/sid_chroot.sh builds it; needs root)"
 fi
 
-echo "$pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+summary

@@ -13,37 +13,11 @@
 # A missing interpreter is a skip, and a failure when CI=true.
 set -uo pipefail
 tool="$(pwd)/$1"
-fixtures="$(pwd)/python_fixtures"
 schema="$(pwd)/docs/schema/sample.schema.json"
 checker="$(pwd)/tests/check_sample_json.py"
-pyenv="${PYENV_ROOT:-/root/.pyenv}"
 py=/usr/bin/python3
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-skipped=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-skip() {
-  if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then bad "missing under CI: $*"; return; fi
-  skipped=$((skipped + 1))
-  echo "SKIP: $*"
-}
-expect_exit() {
-  local code=$1 pattern=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -ne "$code" ]; then bad "$* exited $got, wanted $code: $(cat "$tmp/err")"
-  elif ! grep -q -- "$pattern" "$tmp/err" "$tmp/out"; then bad "$*: no '$pattern' in: $(cat "$tmp/err")"
-  else ok; fi
-}
+# fixtures, pyenv, tmp, pids, ok/bad/skip, expect_exit, summary
+. "$(dirname "$0")/testlib.sh"
 
 expect_exit 2 "tree's --format is text or json" -- "$tool" tree --pid 1 --format collapsed
 expect_exit 2 "text, collapsed, tree or json" -- "$tool" dump --pid 1 --format xml
@@ -55,7 +29,8 @@ expect_exit 0 "tree --pid PID" -- "$tool" --help
 "$py" -c 'import jsonschema' 2>/dev/null || bad "$py has no jsonschema (tools/setup.sh installs python3-jsonschema)"
 agent_dir=$(XDG_CACHE_HOME="$tmp/cache" "$tool" agent-path)
 
-# start NAME ARGV...: run a fixture, wait for READY, set $pid.
+# start NAME ARGV...: run a fixture, wait for READY, set $pid; its stderr
+# kept, a status, no settling (unlike testlib.sh's start, replaced here).
 start() {
   local name=$1
   shift
@@ -133,5 +108,4 @@ elif [ -z "$exe" ]; then
   skip "pyenv 3.12 not found"
 fi
 [ "$found" = 1 ] || skip "no pyenv interpreter"
-echo "$pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+summary

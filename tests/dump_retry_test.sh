@@ -16,25 +16,8 @@
 # A missing interpreter is a skip, and a failure when CI=true.
 set -uo pipefail
 tool="$(pwd)/$1"
-fixtures="$(pwd)/python_fixtures"
-pyenv="${PYENV_ROOT:-/root/.pyenv}"
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-skipped=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-skip() {
-  if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then bad "missing under CI: $*"; return; fi
-  skipped=$((skipped + 1))
-  echo "SKIP: $*"
-}
+# fixtures, pyenv, tmp, pids, ok/bad/skip, summary
+. "$(dirname "$0")/testlib.sh"
 N=50
 
 # dumps LABEL ARGS...: N dumps; sets $partial and $failed.
@@ -63,6 +46,7 @@ for v in 3.9 3.13; do
   if [ -z "$exe" ]; then skip "pyenv $v not found under $pyenv"; continue; fi
   "$exe" "$fixtures/churn.py" >"$tmp/ready" 2>"$tmp/stderr" </dev/null &
   pid=$!
+  pids=("$pid") # the one fixture running, killed on exit
   for _ in $(seq 400); do grep -q READY "$tmp/ready" && break; sleep 0.05; done
   grep -q READY "$tmp/ready" || { bad "$v: churn.py never READY: $(cat "$tmp/stderr")"; continue; }
   if [ "$v" = 3.9 ]; then
@@ -75,7 +59,6 @@ for v in 3.9 3.13; do
   [ "$failed" -eq 0 ] && ok || bad "$v: $failed dumps failed"
   kill -9 "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
-  pid=
+  pids=()
 done
-echo "$pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+summary

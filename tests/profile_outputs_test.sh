@@ -19,27 +19,11 @@ writer="$(pwd)/$1"
 tool="$(pwd)/$2"
 here="$(pwd)"
 node_root="${ASYNCUNWIND_NODE_ROOT:-/var/lib/asyncunwind/node}"
-pyenv="${PYENV_ROOT:-/root/.pyenv}"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# pyenv, tmp, pids, ok/bad/skip, start, summary
+. "$(dirname "$0")/testlib.sh"
 # chromium and npm want a home; the test environment has none.
 export HOME="$tmp/home"
 mkdir -p "$HOME"
-pass=0
-fail=0
-skipped=0
-
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-skip() {
-  if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then bad "missing under CI: $*"; return; fi
-  skipped=$((skipped + 1))
-  echo "SKIP: $*"
-}
 
 # consumers NAME [flags]: the checks of profile_consumers.mjs on
 # $tmp/NAME.{collapsed,json,svg}.
@@ -49,7 +33,7 @@ consumers() {
   echo "--- $name"
   if node "$here/tests/profile_consumers.mjs" "$node_root" /usr/bin/chromium "$tmp/$name" "$@" \
       >"$tmp/$name.log" 2>&1; then
-    pass=$((pass + 1))
+    ok
   else
     bad "$name: $(grep -v '^ok:' "$tmp/$name.log")"
   fi
@@ -72,8 +56,7 @@ command -v node >/dev/null || missing="node (apt-get install nodejs)"
   missing="${missing:+$missing, }npm packages in $node_root (tools/node_tools.sh)"
 if [ -n "$missing" ]; then
   skip "missing $missing; tools/setup.sh installs them"
-  echo "$pass passed, $fail failed, $skipped skipped"
-  [ "$fail" -eq 0 ]
+  summary
   exit
 fi
 
@@ -89,19 +72,8 @@ else
 fi
 
 # ---- live targets ------------------------------------------------------------
-# start NAME ARGV...: run a fixture, wait for READY, set $pid.
-start() {
-  local name=$1
-  shift
-  "$@" >"$tmp/$name.ready" 2>/dev/null </dev/null &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 200); do
-    grep -q READY "$tmp/$name.ready" 2>/dev/null && break
-    sleep 0.05
-  done
-  sleep 0.2
-}
+# start NAME ARGV... (testlib.sh): run a fixture, wait for READY, set $pid.
+start_settle=0.2
 
 py312=$(ls -d "$pyenv"/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1)
 if [ -n "$py312" ]; then
@@ -124,5 +96,4 @@ else
   skip "pyenv 3.12 not found under $pyenv"
 fi
 
-echo "$pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+summary

@@ -15,45 +15,11 @@
 # CI=true (CI must have all of them).
 set -uo pipefail
 tool="$(pwd)/$1"
-fixtures="$(pwd)/python_fixtures"
-sid="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}"
-pyenv="${PYENV_ROOT:-/root/.pyenv}"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-skipped=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-skip() {
-  if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then bad "missing under CI: $*"; return; fi
-  skipped=$((skipped + 1))
-  echo "SKIP: $*"
-}
-# want FILE PATTERN WHAT: FILE has a line matching PATTERN (grep -E).
-want() { if grep -Eq -- "$2" "$1"; then ok; else bad "$3: no '$2' in $1: $(head -c 2000 "$1")"; fi; }
-wont() { if grep -Eq -- "$2" "$1"; then bad "$3: '$2' in $1: $(grep -E -- "$2" "$1" | head -3)"; else ok; fi; }
-
-# expect_exit CODE PATTERN -- COMMAND...: exit code and a stderr pattern.
-expect_exit() {
-  local code=$1 pattern=$2
-  shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
-  local got=$?
-  if [ "$got" -ne "$code" ]; then
-    bad "$* exited $got, wanted $code: $(cat "$tmp/err")"
-  elif ! grep -q -- "$pattern" "$tmp/err" "$tmp/out"; then
-    bad "$*: no '$pattern' in: $(cat "$tmp/err")"
-  else
-    ok
-  fi
-}
+# fixtures, sid, pyenv, tmp, pids, ok/bad/skip, want/wont, expect_exit, start,
+# summary
+. "$(dirname "$0")/testlib.sh"
+# expect_exit's commands get /dev/null as stdin (a record's COMMAND inherits it).
+expect_exit_stdin=/dev/null
 
 # ---- command line and errors -------------------------------------------------
 expect_exit 0 "usage: asyncunwind record" -- "$tool" record --help
@@ -79,20 +45,10 @@ agent_dir=$(env XDG_CACHE_HOME="$tmp/cache" "$tool" agent-path)
 # stop PID: kill a fixture started by start, quietly.
 stop() { kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
 
-# start NAME ARGV...: run a fixture, wait for READY, set $pid.
-start() {
-  local name=$1
-  shift
-  "$@" >"$tmp/$name.ready" 2>/dev/null </dev/null &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 400); do
-    grep -q READY "$tmp/$name.ready" 2>/dev/null && break
-    sleep 0.05
-  done
-  grep -q READY "$tmp/$name.ready" || bad "$name: never READY"
-  sleep 0.3 # let every task reach its sleep
-}
+# start NAME ARGV... (testlib.sh): run a fixture, wait for READY (up to
+# 20 s, a failure if never), set $pid.
+start_polls=400
+start_strict=1
 
 # record NAME ARGS...: asyncunwind record -o $tmp/NAME.txt ARGS, stats in
 # $tmp/NAME.err; fails the test on a non-zero exit.
@@ -325,5 +281,4 @@ else
   skip "pyenv 3.12 and 3.9 needed for the -- COMMAND cases"
 fi
 
-echo "$pass passed, $fail failed, $skipped skipped"
-[ "$fail" -eq 0 ]
+summary
