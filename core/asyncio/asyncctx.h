@@ -162,6 +162,17 @@ static inline uint64_t au_win_ptr(au_tasks *t, const au_win *w, uint64_t addr) {
     return au_win_read(t, w, addr, b, 8) == AU_OK ? au_rd64(b) : 0;
 }
 
+/* The kind of the object the window is on, from its type pointer at
+ * type_field.  A type not met before is named by reading it, and that
+ * read may move the view's pages and the window's pointer with them
+ * (ASan found the window read after such a move): the window is opened
+ * again, on pages the view already holds. */
+static inline au_okind au_win_type_kind(au_tasks *t, au_win *w, uint64_t type_field) {
+    au_okind k = au_type_kind(t->objects, au_win_ptr(t, w, type_field));
+    au_win_open(t, w, w->base, w->len);
+    return k;
+}
+
 
 /* How many objects ahead of the one being decoded a level's loop hints
  * to the view (au_view_prefetch): enough for several misses to be in

@@ -157,12 +157,11 @@ static int step(walk *w, cursor *c) {
     au_tasks *t = w->t;
     const au_py_offsets *o = t->layout.o;
     const au_py_private *p = &t->priv;
-    au_objects *ob = t->objects;
     for (uint32_t hop = 0; hop <= MAX_HOPS; hop++) {
         uint64_t obj = c->obj;
         au_win gw;
         au_win_open(t, &gw, obj, gen_span(o));
-        au_okind k = au_type_kind(ob, au_win_ptr(t, &gw, obj + o->ob_type));
+        au_okind k = au_win_type_kind(t, &gw, obj + o->ob_type);
         if (k == AU_OK_ASEND || k == AU_OK_ATHROW || k == AU_OK_CORO_WRAPPER) {
             uint32_t off = k == AU_OK_ASEND    ? p->asend_gen
                            : k == AU_OK_ATHROW ? p->athrow_gen

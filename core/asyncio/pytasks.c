@@ -320,7 +320,6 @@ static int read_name(au_tasks *t, au_atask *a) {
 /* Read every candidate; keep the pending tasks. */
 static int read_tasks(au_tasks *t) {
     const au_py_private *p = &t->priv;
-    au_objects *ob = t->objects;
     if (au_at_grow(t, &t->scratch, &t->scratch_cap, t->ntasks ? t->ntasks : 1, sizeof *t->scratch))
         return AU_ERR_NOMEM;
     for (uint32_t i = 0; i < t->ntasks; i++) t->scratch[i] = t->tasks[i].addr;
@@ -343,7 +342,7 @@ static int read_tasks(au_tasks *t) {
         au_win w;
         uint8_t b[4];
         au_win_open(t, &w, a.addr, span);
-        if (au_type_kind(ob, au_win_ptr(t, &w, a.addr + o->ob_type)) != AU_OK_TASK ||
+        if (au_win_type_kind(t, &w, a.addr + o->ob_type) != AU_OK_TASK ||
             au_win_read(t, &w, a.addr + p->fut_state, b, 4) ||
             (int32_t)au_rd32(b) != p->fut_state_pending)
             continue;
