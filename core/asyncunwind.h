@@ -377,6 +377,11 @@ typedef struct au_pyreader_limits {
     uint32_t max_frames;    /* per thread (default 4096) [1<<20] */
     uint32_t max_name;      /* code points kept of a name (default 1024) [4096] */
     uint32_t cache_entries; /* code objects cached (default 4096) [1<<20] */
+    uint32_t code_check_every; /* a cached code object's header is re-read
+                                  and compared at least every this many
+                                  samples that use it, so that a freed and
+                                  reused address is noticed (default 16;
+                                  1: every sample) [1024] */
 } au_pyreader_limits;
 
 /* A function: names are UTF-8, not NUL-terminated; a name longer than

@@ -71,8 +71,22 @@ uint64_t ft_code(fake_target *t, const char *name, const char *file, int32_t fir
 }
 
 uint64_t ft_frame(fake_target *t, uint64_t code, uint64_t previous) {
+    return ft_frame_at(t, ft_alloc(t, t->off->frame_header_size + 16), code, previous);
+}
+
+uint64_t ft_chunk(fake_target *t, uint32_t frames) {
     const au_py_offsets *o = t->off;
-    uint64_t f = ft_alloc(t, o->frame_header_size + 16);
+    uint32_t size = o->chunk_data + frames * (o->frame_header_size + 16);
+    uint64_t c = ft_alloc(t, size);
+    ft_put64(t, c + o->chunk_previous, 0);
+    ft_put64(t, c + o->chunk_size, size);
+    ft_put64(t, t->tstate + o->tstate_datastack_chunk, c);
+    ft_put64(t, t->tstate + o->tstate_datastack_top, c + size);
+    return c + o->chunk_data;
+}
+
+uint64_t ft_frame_at(fake_target *t, uint64_t f, uint64_t code, uint64_t previous) {
+    const au_py_offsets *o = t->off;
     ft_put64(t, f + o->frame_previous, previous);
     ft_put64(t, f + o->frame_code, code);
     /* "Nothing executed yet": the instruction before the first one. */

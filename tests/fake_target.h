@@ -27,9 +27,9 @@ typedef struct fake_target {
     uint64_t runtime, interp, tstate, code_type, str_type, bytes_type;
 } fake_target;
 
-/* A target of version_hex (3.11 or 3.12 layouts: frames live in a
- * datastack chunk is not modelled; frames are plain memory), with runtime,
- * one interpreter and one thread state.  Returns NULL if unsupported. */
+/* A target of version_hex (3.11 or 3.12 layouts; frames are plain memory
+ * unless placed in a datastack chunk, ft_chunk), with runtime, one
+ * interpreter and one thread state.  Returns NULL if unsupported. */
 fake_target *ft_new(uint32_t version_hex);
 void ft_free(fake_target *t);
 
@@ -45,6 +45,12 @@ uint64_t ft_code(fake_target *t, const char *name, const char *file, int32_t fir
 /* A frame running code, linked to previous (0 for the outermost), with no
  * instruction executed yet (its line is the code's first line). */
 uint64_t ft_frame(fake_target *t, uint64_t code, uint64_t previous);
+/* The same frame at address f (in a chunk from ft_chunk). */
+uint64_t ft_frame_at(fake_target *t, uint64_t f, uint64_t code, uint64_t previous);
+/* A datastack chunk with room for `frames` frames, every byte of it in use
+ * (the thread state's chunk and top point at it); returns the address of
+ * its first frame slot.  Slot k is at that + k * (frame_header_size + 16). */
+uint64_t ft_chunk(fake_target *t, uint32_t frames);
 /* Make frame the thread's current (innermost) frame. */
 void ft_set_current(fake_target *t, uint64_t frame);
 

@@ -185,7 +185,7 @@ static void run_fixture(const py_interp *p, const char *name) {
 
     /* The longest names the reader keeps: unicode_names.py's 5,000-character
      * function comes back cut to 4,096 characters and "...". */
-    au_pyreader_limits lim = {0, 0, 4096, 0};
+    au_pyreader_limits lim = {0, 0, 4096, 0, 0};
     /* A process on CPU may be caught between two of our reads: allow a few
      * attempts there.  A blocked one must match the first time. */
     int attempts = blocking ? 1 : 50, matched = 0;

@@ -84,10 +84,12 @@ static void test_reads_stack(void **state) {
 }
 
 /* The code object at an address is freed and another one allocated there:
- * its header differs, so the cached name must not be used. */
+ * its header differs, so the cached name must not be used once the entry
+ * is checked (here every sample). */
 static void test_reused_code_address(void **state) {
     fixture *fx = *state;
-    au_pyreader *r = reader(fx, NULL);
+    au_pyreader_limits lim = {0, 0, 0, 0, 1};
+    au_pyreader *r = reader(fx, &lim);
     au_pysample s;
     au_pyreader_stats st;
     one_thread(r, &s);
@@ -116,6 +118,53 @@ static void test_reused_code_address(void **state) {
     assert_frame(r, &t->frames[1], "beta", "/app/other.py", 77);
 }
 
+/* With the default limits a cached entry is trusted for 15 samples after
+ * its check, without reading its header; the 16th checks it again.  So a
+ * reused address shows its new name at most 16 samples late, and a warm
+ * sample between checks reads no code object at all. */
+static void test_code_checked_every_16(void **state) {
+    fixture *fx = *state;
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    au_pyreader_stats st;
+    one_thread(r, &s); /* sample 1: both fetched, checked */
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.code_misses, 2);
+    const au_py_offsets *o = fx->t->off;
+    /* Sample 2 reads no code object header: what every sample reads
+     * until the check falls due. */
+    one_thread(r, &s);
+    au_pyreader_get_stats(r, &st);
+    uint64_t trusted_reads = st.mem.requests;
+    for (int k = 3; k <= 16; k++) {
+        one_thread(r, &s);
+        au_pyreader_get_stats(r, &st);
+        assert_int_equal(st.code_hits, 2);
+        assert_int_equal(st.mem.requests, trusted_reads);
+    }
+    /* Sample 17: due.  Both headers are read and compared, and that costs
+     * no batch of its own: sample 16 hinted them to the prefetch. */
+    const au_pythread *t = one_thread(r, &s);
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.code_hits, 2);
+    assert_int_equal(st.code_misses, 0);
+    assert_int_equal(st.mem.syscalls, 1);
+
+    ft_put64(fx->t, fx->code_work + o->code_name, ft_str(fx->t, "gamma"));
+    ft_put64(fx->t, fx->code_work + o->code_qualname, ft_str(fx->t, "gamma"));
+    ft_put64(fx->t, fx->code_work + o->code_filename, ft_str(fx->t, "/app/third.py"));
+    for (int k = 18; k <= 32; k++) { /* trusted since sample 17 */
+        t = one_thread(r, &s);
+        assert_frame(r, &t->frames[1], "alpha", "/app/work.py", 20);
+        au_pyreader_get_stats(r, &st);
+        assert_int_equal(st.mem.syscalls, 1);
+    }
+    t = one_thread(r, &s); /* sample 33: checked */
+    assert_frame(r, &t->frames[1], "gamma", "/app/third.py", 20);
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.code_misses, 1);
+}
+
 /* A frame whose "code" is some other object: no name, never a guess. */
 static void test_not_a_code_object(void **state) {
     fixture *fx = *state;
@@ -140,6 +189,38 @@ static void test_frame_cycle(void **state) {
     assert_int_equal(t->nframes, 2);
 }
 
+/* Frames in a datastack chunk: their chain must go down the chunk.  One
+ * that comes back into the range already walked is a cycle; one that goes
+ * above it is a broken link; both end the walk with what was read. */
+static void test_chunk_chain(void **state) {
+    fixture *fx = *state;
+    fake_target *t = fx->t;
+    uint64_t slot = t->off->frame_header_size + 16;
+    uint64_t base = ft_chunk(t, 4);
+    uint64_t f0 = ft_frame_at(t, base, fx->code_main, 0);
+    uint64_t f1 = ft_frame_at(t, base + slot, fx->code_work, f0);
+    uint64_t f2 = ft_frame_at(t, base + 2 * slot, fx->code_work, f1);
+    uint64_t f3 = ft_frame_at(t, base + 3 * slot, fx->code_main, 0);
+    ft_set_current(t, f2);
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    const au_pythread *th = one_thread(r, &s);
+    assert_int_equal(th->flags, 0);
+    assert_int_equal(th->nframes, 3);
+    assert_int_equal(th->frames[0].addr, f0);
+    assert_frame(r, &th->frames[2], "alpha", "/app/work.py", 20);
+
+    ft_put64(t, f0 + t->off->frame_previous, f1); /* back into the walk */
+    th = one_thread(r, &s);
+    assert_int_equal(th->flags, AU_THREAD_CYCLE);
+    assert_int_equal(th->nframes, 3);
+
+    ft_put64(t, f0 + t->off->frame_previous, f3); /* up, past the walk */
+    th = one_thread(r, &s);
+    assert_int_equal(th->flags, AU_THREAD_PARTIAL);
+    assert_int_equal(th->nframes, 3);
+}
+
 static void test_broken_previous(void **state) {
     fixture *fx = *state;
     ft_put64(fx->t, fx->f_main + fx->t->off->frame_previous, 0xdead0000ull);
@@ -158,7 +239,7 @@ static void test_frame_limit(void **state) {
     uint64_t prev = fx->f_work;
     for (int i = 0; i < 100; i++) prev = ft_frame(fx->t, fx->code_work, prev);
     ft_set_current(fx->t, prev);
-    au_pyreader_limits lim = {0, 10, 0, 0};
+    au_pyreader_limits lim = {0, 10, 0, 0, 0};
     au_pyreader *r = reader(fx, &lim);
     au_pysample s;
     const au_pythread *t = one_thread(r, &s);
@@ -172,7 +253,7 @@ static void test_name_cut(void **state) {
     fixture *fx = *state;
     const au_py_offsets *o = fx->t->off;
     ft_put64(fx->t, fx->code_work + o->code_name, ft_str(fx->t, "abcdefghijklmnopqrstuvwxyz"));
-    au_pyreader_limits lim = {0, 0, 10, 0};
+    au_pyreader_limits lim = {0, 0, 10, 0, 0};
     au_pyreader *r = reader(fx, &lim);
     au_pysample s;
     const au_pythread *t = one_thread(r, &s);
@@ -260,6 +341,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_reads_stack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reused_code_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_code_checked_every_16, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunk_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_code_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_previous, setup, teardown),

@@ -4,11 +4,18 @@
  * Code objects and the strings they point to are immutable while alive,
  * so what we decode from them is cached, keyed by address.  Addresses are
  * reused once an object is freed, which is how other profilers came to
- * show a dead function's name for a live one.  So a cache hit is never
- * taken on the address alone: every sample re-reads each code object's
- * header (one read per distinct code object, in one batch) and compares
- * the fields the entry was built from (type, the name, qualname, filename
- * and line-table pointers, first line).  Any difference refetches.
+ * show a dead function's name for a live one.  So a cache hit is not taken
+ * on the address alone for long: an entry's code object header is re-read
+ * (one read per distinct code object, in one batch) and compared with the
+ * fields the entry was built from (type, the name, qualname, filename and
+ * line-table pointers, first line) at least every code_check_every samples
+ * that use it (au_pyreader_limits; 1 checks every sample).  Any difference
+ * refetches.  Why not every sample: a warm frame-only sample of a 40-frame
+ * stack read 10 pages, 4 of them for the headers of 4 code objects that a
+ * running frame keeps alive anyway; for an address to show a wrong name, a
+ * code object must die and another be allocated at its address and be
+ * running, all between two checks.  The header due next sample is hinted
+ * to the prefetch (au_pr_hint_next), so a check costs no system call.
  *
  * The cache is an open-addressing table with a short probe window and
  * least-recently-used eviction inside the window: bounded memory, no
@@ -45,7 +52,7 @@ static uint32_t cache_slot(au_pyreader *r, uint64_t addr) {
     if (e->addr) r->stats.code_evictions++;
     e->addr = addr;
     e->valid = 0;
-    e->memo_ok = 0;
+    e->memo_ok = e->memo_next = 0;
     memset(&e->key, 0, sizeof e->key);
     return victim;
 }
@@ -265,7 +272,7 @@ static int store(au_pyreader *r, fetch *fs, uint32_t nf) {
         }
         e->table_len = ok && !tf->failed ? tlen : 0;
         e->table_ok = ok && !tf->failed && tf->got >= tf->need;
-        e->memo_ok = 0;
+        e->memo_ok = e->memo_next = 0;
         e->valid = ok;
         e->genq = 0;
         if (!ok) continue;
@@ -370,14 +377,17 @@ static int32_t frame_line(const au_pyreader *r, au_codeentry *e, const au_rawfra
     }
     if (units < 0) return e->info.firstlineno;
     if (units > INT32_MAX || !e->table_ok) return -1;
-    if (e->memo_ok && e->memo_units == (uint32_t)units) return e->memo_line;
+    for (uint32_t k = 0; k < e->memo_ok; k++)
+        if (e->memo_units[k] == (uint32_t)units) return e->memo_line[k];
     int32_t line;
     if (au_linetable_line((au_linetable_kind)o->linetable_kind, e->table, e->table_len,
                           e->info.firstlineno, (uint32_t)units, &line) != AU_OK)
         line = -1;
-    e->memo_units = (uint32_t)units;
-    e->memo_line = line;
-    e->memo_ok = 1;
+    uint32_t k = e->memo_next;
+    e->memo_next = (k + 1) % AU_PR_MEMO;
+    e->memo_units[k] = (uint32_t)units;
+    e->memo_line[k] = line;
+    if (e->memo_ok < AU_PR_MEMO) e->memo_ok++;
     return line;
 }
 
@@ -482,9 +492,10 @@ static int name_generators(au_pyreader *r, const au_rawframe *raw, uint32_t n, c
 
 int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_pyframe *out) {
     const au_py_offsets *o = &r->off;
-    uint32_t hlen = code_header_len(o);
-    /* 1. A slot per distinct code object, and its header read. */
-    uint32_t np = 0;
+    uint32_t hlen = code_header_len(o), every = r->lim.code_check_every;
+    /* 1. A slot per distinct code object.  Those due for a check go to the
+     * front of r->pending (ndue of them), the others after them. */
+    uint32_t nd = 0, ndue = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t code = raw[i].code;
         if (i && code == raw[i - 1].code) { /* a recursion: one lookup */
@@ -494,20 +505,41 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
         uint32_t s = code && !(code & 7) ? cache_slot(r, code) : NONE;
         out[i].code = s;
         if (s == NONE || r->cache[s].used == r->sample_no) continue;
-        r->cache[s].used = r->sample_no;
-        if (au_pr_grow(r, &r->pending, &r->pending_cap, (size_t)np + 1, sizeof *r->pending))
+        au_codeentry *e = &r->cache[s];
+        e->used = r->sample_no;
+        if (au_pr_grow(r, &r->pending, &r->pending_cap, (size_t)nd + 1, sizeof *r->pending))
             return AU_ERR_NOMEM;
-        r->pending[np++] = s;
+        r->pending[nd++] = s;
+        if (e->valid && r->sample_no - e->checked < every) {
+            r->stats.code_hits++; /* checked recently enough: trusted */
+            continue;
+        }
+        r->pending[nd - 1] = r->pending[ndue];
+        r->pending[ndue++] = s;
     }
-    if (au_pr_grow(r, &r->buf, &r->buf_cap, (size_t)np * hlen + 1, 1) ||
-        au_pr_grow(r, &r->reads, &r->reads_cap, np ? np : 1, sizeof *r->reads))
+    /* 2. The due ones' headers, in one batch.  The next sample repeats
+     * none of these reads unless its own checks fall due, so they are
+     * served from the prefetch (an earlier sample's au_pr_hint_next) but
+     * not recorded; the headers due next sample are hinted instead. */
+    if (au_pr_grow(r, &r->buf, &r->buf_cap, (size_t)ndue * hlen + 1, 1) ||
+        au_pr_grow(r, &r->reads, &r->reads_cap, ndue ? ndue : 1, sizeof *r->reads))
         return AU_ERR_NOMEM;
-    for (uint32_t k = 0; k < np; k++)
+    for (uint32_t k = 0; k < ndue; k++)
         r->reads[k] = (au_read){r->cache[r->pending[k]].addr, r->buf + (size_t)k * hlen, hlen, AU_OK};
-    if (np) au_pr_batch(r, np);
-    /* 2. Validate each entry against the header just read. */
+    if (ndue) {
+        int was = au_pr_hints_pause(r, r->recording == AU_PR_REC_ON ? AU_PR_REC_SERVE
+                                                                    : r->recording);
+        au_pr_batch(r, ndue);
+        au_pr_hints_pause(r, was);
+    }
+    for (uint32_t k = 0; k < nd; k++) {
+        au_codeentry *e = &r->cache[r->pending[k]];
+        if (k < ndue) e->checked = r->sample_no;
+        if (r->sample_no + 1 - e->checked >= every) au_pr_hint_next(r, e->addr, hlen);
+    }
+    /* 3. Validate each due entry against the header just read. */
     uint32_t nmiss = 0, checks = 0;
-    for (uint32_t k = 0; k < np; k++) {
+    for (uint32_t k = 0; k < ndue; k++) {
         au_codeentry *e = &r->cache[r->pending[k]];
         if (r->reads[k].status != AU_OK) {
             e->valid = 0;
@@ -537,12 +569,18 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
     int rc = fetch_missing(r, nmiss);
     au_pr_hints_pause(r, was);
     if (rc) return rc;
-    /* 3. Frames. */
+    /* 4. Frames.  A recursion's frames mostly stand at the same
+     * instruction of the same code: their line is the previous frame's. */
     for (uint32_t i = 0; i < n; i++) {
         au_pyframe *f = &out[i];
         uint32_t s = f->code;
         f->addr = raw[i].addr;
         f->code_addr = raw[i].code;
+        if (i && raw[i].code == raw[i - 1].code && raw[i].instr == raw[i - 1].instr) {
+            f->code = out[i - 1].code;
+            f->line = out[i - 1].line;
+            continue;
+        }
         f->line = -1;
         if (s != NONE && !r->cache[s].valid) s = NONE;
         f->code = s;

@@ -19,45 +19,104 @@ int au_pr_grow_slow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size
 
 /* ---- the warm path ---------------------------------------------------- */
 
+#define PAGE 4096u
+#define JOIN_GAP 512u /* bytes between two ranges that one range may cover */
+
+static int holds(const au_hint *h, uint64_t addr, uint32_t len) {
+    return h->ok && addr >= h->addr && addr - h->addr <= h->len && len <= h->len - (addr - h->addr);
+}
+
 /* The prefetched range holding [addr, addr+len), if any.  The ranges are
  * sorted and disjoint (add_range keeps them so), so a binary search finds
- * the only candidate. */
+ * the only candidate; but a sample reads mostly in the order of the last
+ * one, so the range after the last hit is tried first. */
 static au_hint *hint_for(au_pyreader *r, uint64_t addr, uint32_t len) {
+    uint32_t c = r->hint_cursor;
+    if (c < r->nhints && holds(&r->hints[c], addr, len)) return &r->hints[c];
+    if (c + 1 < r->nhints && holds(&r->hints[c + 1], addr, len)) {
+        r->hint_cursor = c + 1;
+        return &r->hints[c + 1];
+    }
     uint32_t lo = 0, hi = r->nhints;
     while (lo < hi) { /* the first range starting after addr */
         uint32_t mid = lo + (hi - lo) / 2;
         if (r->hints[mid].addr <= addr) lo = mid + 1;
         else hi = mid;
     }
-    if (lo == 0) return NULL;
-    au_hint *h = &r->hints[lo - 1];
-    if (!h->ok || addr - h->addr > h->len || len > h->len - (addr - h->addr)) return NULL;
-    return h;
+    if (lo == 0 || !holds(&r->hints[lo - 1], addr, len)) return NULL;
+    r->hint_cursor = lo - 1;
+    return &r->hints[lo - 1];
+}
+
+/* Does a range ending at `end` join one starting at `addr` >= end?  When
+ * the gap between them is short and lies on pages that one of them touches
+ * anyway: one range then costs no page more than two (and the gap cannot
+ * be unmapped), and it saves an iovec and a hint (six fields of a thread
+ * state become one range). */
+static int near(uint64_t end, uint64_t addr) {
+    return addr <= end ||
+           (addr - end <= JOIN_GAP && end && addr / PAGE <= (end - 1) / PAGE + 1);
+}
+
+/* Does [lo, hi) hold the whole of a read that failed this sample?  Then
+ * the next sample must not prefetch it as one range: the prefetch would
+ * serve that read, which failed alone (a snapshot replays failed reads as
+ * failures; a joined range holds the bytes around them). */
+static int holds_failed(const au_pyreader *r, uint64_t lo, uint64_t hi) {
+    if (r->nfailed > AU_PR_MAX_FAILED) return 1; /* too many to tell */
+    for (uint32_t i = 0; i < r->nfailed; i++)
+        if (r->failed[i].addr >= lo && r->failed[i].len <= hi - r->failed[i].addr) return 1;
+    return 0;
+}
+
+/* A read failed this sample: remember it, and drop a range already in the
+ * next list that holds it. */
+static void note_failed(au_pyreader *r, uint64_t addr, uint32_t len) {
+    if (r->nfailed < AU_PR_MAX_FAILED) r->failed[r->nfailed] = (au_span_failed){addr, len};
+    if (r->nfailed <= AU_PR_MAX_FAILED) r->nfailed++;
+    uint32_t lo = 0, hi = r->nnext;
+    while (lo < hi) { /* the first range starting after addr */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->next[mid].addr <= addr) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == 0) return;
+    au_hint *h = &r->next[lo - 1];
+    if (addr - h->addr > h->len || len > h->len - (addr - h->addr)) return;
+    r->next_bytes -= h->len;
+    memmove(h, h + 1, (size_t)(r->nnext - lo) * sizeof *h);
+    r->nnext--;
 }
 
 /* Add [addr, addr+len) to the next sample's prefetch list, which stays
- * sorted by address and disjoint: a range that overlaps or touches others
- * joins them (the memory source sends disjoint ranges in one system call
- * but stages overlapping ones in another, and 3.9's frame windows overlap),
- * and a list in order is sorted in one pass when the prefetch goes out.
- * Best effort: a range not added is read the chained way next time, which
- * is slower, never wrong.  The hints array grows with this one, so that
- * swapping the two at the next sample's start allocates nothing. */
+ * sorted by address and disjoint: a range that overlaps, touches or is
+ * near others (near()) joins them (the memory source sends disjoint ranges
+ * in one system call but stages overlapping ones in another, and 3.9's
+ * frame windows overlap), and a list in order is sorted in one pass when
+ * the prefetch goes out.  Best effort: a range not added is read the
+ * chained way next time, which is slower, never wrong.  The hints array
+ * grows with this one, so that swapping the two at the next sample's start
+ * allocates nothing. */
 static void add_range(au_pyreader *r, uint64_t addr, uint32_t len, int guess) {
     if (len == 0 || addr + len < addr) return;
     uint64_t end = addr + len;
     uint32_t lo = 0, hi = r->nnext;
-    while (lo < hi) { /* the first range ending at or after addr */
+    uint64_t reach = addr > JOIN_GAP ? addr - JOIN_GAP : 0;
+    while (lo < hi) { /* the first range ending within JOIN_GAP of addr */
         uint32_t mid = lo + (hi - lo) / 2;
-        if (r->next[mid].addr + r->next[mid].len < addr) lo = mid + 1;
+        if (r->next[mid].addr + r->next[mid].len < reach) lo = mid + 1;
         else hi = mid;
     }
+    while (lo < r->nnext && r->next[lo].addr + r->next[lo].len < addr &&
+           !near(r->next[lo].addr + r->next[lo].len, addr))
+        lo++;
     if (lo < r->nnext && r->next[lo].addr <= addr && end <= r->next[lo].addr + r->next[lo].len)
         return; /* the usual case in a warm sample: read last time too */
-    /* next[lo, k) overlap or touch the new range: they become one. */
+    /* next[lo, k) overlap, touch or are near the new range: they become
+     * one. */
     uint32_t k = lo;
     uint64_t ulo = addr, uhi = end, had = 0;
-    while (k < r->nnext && r->next[k].addr <= end) {
+    while (k < r->nnext && near(uhi, r->next[k].addr)) {
         const au_hint *h = &r->next[k];
         guess |= h->guess;
         if (h->addr < ulo) ulo = h->addr;
@@ -67,6 +126,7 @@ static void add_range(au_pyreader *r, uint64_t addr, uint32_t len, int guess) {
     }
     if (uhi - ulo > AU_PR_MAX_HINT_BYTES || uhi - ulo - had > AU_PR_MAX_HINT_BYTES - r->next_bytes)
         return;
+    if (holds_failed(r, ulo, uhi)) return;
     if (k == lo) { /* nothing joined: insert at lo */
         if (r->nnext == AU_PR_MAX_HINTS ||
             au_pr_grow(r, &r->next, &r->next_cap, (size_t)r->nnext + 1, sizeof *r->next) ||
@@ -93,7 +153,9 @@ int au_pr_hints_begin(au_pyreader *r) {
     r->nnext = 0;
     r->next_bytes = 0;
     r->prefetch_failed = 0;
-    r->recording = 1;
+    r->hint_cursor = 0;
+    r->nfailed = 0;
+    r->recording = AU_PR_REC_ON;
     uint64_t total = 0;
     for (uint32_t i = 0; i < r->nhints; i++) {
         r->hints[i].off = (uint32_t)total;
@@ -130,7 +192,7 @@ void au_pr_hints_end(au_pyreader *r) {
      * widened chunk stays widened).  When nothing else was read, the usual
      * warm sample, they are the next list as they stand: sorted, disjoint,
      * within the bounds (they were within them last time). */
-    if (r->nnext == 0) {
+    if (r->nnext == 0 && r->nfailed == 0) {
         /* The two arrays grow together (add_range), so next has room. */
         for (uint32_t i = 0; i < r->nhints && r->nnext < r->next_cap; i++) {
             if (!r->hints[i].used) continue;
@@ -145,7 +207,7 @@ void au_pr_hints_end(au_pyreader *r) {
                 add_range(r, r->hints[i].addr, r->hints[i].len, r->hints[i].guess);
     }
     r->nhints = 0;
-    r->recording = 0;
+    r->recording = AU_PR_REC_OFF;
     /* Room for the next sample's prefetch, allocated now, in a sample that
      * read something new, rather than in the warm one that follows. */
     if (r->nnext && !au_pr_grow(r, &r->hintbuf, &r->hintbuf_cap, (size_t)r->next_bytes, 1))
@@ -158,8 +220,12 @@ int au_pr_hints_pause(au_pyreader *r, int recording) {
     return was;
 }
 
+void au_pr_hint_next(au_pyreader *r, uint64_t addr, uint32_t len) {
+    if (r->recording == AU_PR_REC_ON) add_range(r, addr, len, 0);
+}
+
 void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len) {
-    if (!r->recording || r->no_widen) return;
+    if (r->recording != AU_PR_REC_ON || r->no_widen) return;
     /* Inside a range prefetched this sample: that range served the read
      * being widened, so it is carried to the next sample anyway. */
     au_hint *h = hint_for(r, addr, len);
@@ -170,17 +236,19 @@ void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len) {
 /* A batch while recording: reads inside a prefetched range are copied from
  * it (and the range is marked for the next sample), the rest go to the
  * source in one batch (none when all hit) and are recorded when they
- * succeed. */
+ * succeed.  AU_PR_REC_SERVE serves the same way but marks and records
+ * nothing. */
 static int hinted_batch(au_pyreader *r, uint32_t n) {
     au_read *reads = r->reads;
     uint32_t nmiss = 0;
+    int record = r->recording == AU_PR_REC_ON;
     for (uint32_t i = 0; i < n; i++) {
         au_read *rd = &reads[i];
         au_hint *h = rd->len && rd->buf ? hint_for(r, rd->addr, rd->len) : NULL;
         if (h) {
             memcpy(rd->buf, r->hintbuf + h->off + (rd->addr - h->addr), rd->len);
             rd->status = AU_OK;
-            h->used = 1;
+            h->used |= record;
         } else {
             rd->status = PENDING;
             nmiss++;
@@ -202,15 +270,26 @@ static int hinted_batch(au_pyreader *r, uint32_t n) {
         for (uint32_t i = 0; i < n; i++) {
             if (reads[i].status != PENDING) continue;
             reads[i].status = r->miss[m++].status;
-            if (reads[i].status == AU_OK) add_range(r, reads[i].addr, reads[i].len, 0);
+            if (reads[i].status == AU_OK && record)
+                add_range(r, reads[i].addr, reads[i].len, 0);
+            else if (reads[i].status != AU_OK && reads[i].status != AU_ERR_NOMEM)
+                note_failed(r, reads[i].addr, reads[i].len);
         }
     }
     for (uint32_t i = 0; i < n && rc == AU_OK; i++) rc = reads[i].status;
     return rc;
 }
 
+const uint8_t *au_pr_peek(au_pyreader *r, uint64_t addr, uint32_t len) {
+    if (r->recording == AU_PR_REC_OFF || len == 0) return NULL;
+    au_hint *h = hint_for(r, addr, len);
+    if (!h) return NULL;
+    h->used |= r->recording == AU_PR_REC_ON;
+    return r->hintbuf + h->off + (addr - h->addr);
+}
+
 int au_pr_batch(au_pyreader *r, uint32_t n) {
-    if (r->recording) return hinted_batch(r, n);
+    if (r->recording != AU_PR_REC_OFF) return hinted_batch(r, n);
     r->stats.batches++;
     return r->mem->read(r->mem, r->reads, n);
 }

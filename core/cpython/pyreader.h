@@ -26,6 +26,9 @@
 #define AU_PR_MAX_FRAMES (1u << 20)
 #define AU_PR_MAX_NAME 4096u
 #define AU_PR_MAX_CACHE (1u << 20)
+#define AU_PR_MAX_CHECK_EVERY 1024u
+#define AU_PR_MAX_FAILED 16u           /* failed reads remembered per sample */
+#define AU_PR_MEMO 4u                  /* lines memoised per code object */
 /* Offsets are checked against these at creation, since on 3.13+ they come
  * from the target: fields of small objects (frames, code, str, bytes) lie
  * in their first 4 KiB, fields of runtime structures in their first MiB. */
@@ -51,6 +54,7 @@ typedef struct au_codeentry {
     uint64_t addr;     /* 0: empty slot */
     au_codekey key;
     uint32_t used;     /* sample number of last use, for eviction */
+    uint32_t checked;  /* sample number of the last header check */
     au_pycode info;    /* points into text */
     char *text;        /* name, qualname, filename, UTF-8 */
     uint8_t *table;    /* line table bytes */
@@ -60,11 +64,13 @@ typedef struct au_codeentry {
                           lambda on its def line has no lnotab entry) */
     uint64_t genq;     /* <= 3.10: the str the qualname was taken from (a
                           generator's gi_qualname), 0 while it is co_name */
-    /* The last line looked up in the table: the frames of one function
-     * (a thousand tasks awaiting at the same line) mostly share it. */
-    uint32_t memo_units; /* instruction offset, in code units */
-    int32_t memo_line;
-    int memo_ok;         /* 0: nothing memoised since the table was read */
+    /* The last lines looked up in the table: the frames of one function
+     * (a thousand tasks awaiting at the same line) mostly share one, and
+     * a loop that is sampled again and again visits a few. */
+    uint32_t memo_units[AU_PR_MEMO]; /* instruction offsets, in code units */
+    int32_t memo_line[AU_PR_MEMO];
+    uint32_t memo_ok;    /* entries memoised since the table was read */
+    uint32_t memo_next;  /* the one replaced next */
 } au_codeentry;
 
 /* A range the previous sample read, prefetched by this one (the warm
@@ -78,10 +84,18 @@ typedef struct au_hint {
     int used;  /* served a read this sample: prefetch it next time too */
 } au_hint;
 
+/* A read that failed (pyctx.c). */
+typedef struct au_span_failed {
+    uint64_t addr, len;
+} au_span_failed;
+
 /* A datastack span copied from the target (3.11+). */
 typedef struct au_span {
     uint64_t addr, len;
-    uint64_t off; /* into spanbuf */
+    uint64_t off;         /* into spanbuf, unless: */
+    const uint8_t *bytes; /* in the prefetch (au_pr_peek), not copied */
+    uint64_t low, high;   /* the lowest and highest frames of the walk in
+                             it so far (low UINT64_MAX: none yet) */
 } au_span;
 
 struct au_pyreader {
@@ -126,6 +140,13 @@ struct au_pyreader {
      * and this sample's reads, recorded for the next (next). */
     au_hint *hints, *next;
     uint32_t nhints, nnext;
+    uint32_t hint_cursor; /* the range that served the last read */
+    /* Reads that failed this sample, so that no range of the next
+     * sample's prefetch holds one whole (it would serve it, where a read
+     * of its own fails): at most AU_PR_MAX_FAILED, beyond which the next
+     * list takes no more ranges. */
+    au_span_failed failed[AU_PR_MAX_FAILED];
+    uint32_t nfailed;
     uint32_t hints_cap, next_cap;
     uint8_t *hintbuf;
     uint32_t hintbuf_cap;
@@ -136,7 +157,9 @@ struct au_pyreader {
                                  a guess that missed (a widened chunk that a
                                  snapshot does not hold, memory freed since),
                                  not a failed read of the sample's */
-    int recording;        /* inside au_pyreader_sample: record and serve */
+    int recording;        /* AU_PR_REC_*: inside au_pyreader_sample, reads
+                             are served from the prefetch and recorded for
+                             the next sample's */
     int no_widen;         /* a widened range failed: guess no more */
 };
 
@@ -174,12 +197,27 @@ void au_pr_hints_end(au_pyreader *r);
 /* Recording on (1) or off (0) for reads that the next sample will not
  * repeat (a code object's names, fetched once); returns the previous
  * setting, to restore. */
+#define AU_PR_REC_OFF 0   /* straight to the memory source */
+#define AU_PR_REC_ON 1    /* served from the prefetch, and recorded */
+#define AU_PR_REC_SERVE 2 /* served from the prefetch, not recorded: a read
+                             the next sample will not repeat, but which an
+                             earlier au_pr_hint_next may have prefetched */
 int au_pr_hints_pause(au_pyreader *r, int recording);
+/* The next sample will read [addr, addr+len) once (a code object's header
+ * that is due for its check): prefetch it with the rest.  Only while
+ * recording (AU_PR_REC_ON). */
+void au_pr_hint_next(au_pyreader *r, uint64_t addr, uint32_t len);
 /* A guess: the next sample may read [addr, addr+len), which this one did
  * not read in full (a datastack chunk whose top moves up and down within
  * the chunk).  Prefetched with the rest; if it fails, this reader stops
  * guessing. */
 void au_pr_hint_widen(au_pyreader *r, uint64_t addr, uint32_t len);
+
+/* [addr, addr+len) as this sample's prefetch holds it, without a copy
+ * (marked for the next sample's prefetch like a read), or NULL when the
+ * prefetch does not hold it all: then read it.  Valid until the sample
+ * ends. */
+const uint8_t *au_pr_peek(au_pyreader *r, uint64_t addr, uint32_t len);
 
 /* Read `len` bytes at addr into the start of r->buf (one read). */
 int au_pr_read(au_pyreader *r, uint64_t addr, uint32_t len);

@@ -26,24 +26,38 @@
 
 /* ---- datastack chunks (3.11+) ----------------------------------------- */
 
-static const uint8_t *span_lookup(const au_pyreader *r, uint32_t first, uint32_t n,
-                                  uint64_t addr, uint32_t len) {
-    for (uint32_t i = first; i < first + n; i++) {
-        const au_span *s = &r->spans[i];
+static const uint8_t *span_bytes(const au_pyreader *r, const au_span *s) {
+    return s->bytes ? s->bytes : r->spanbuf + s->off;
+}
+
+/* The span holding [addr, addr+len), or NULL. */
+static au_span *span_lookup(au_pyreader *r, uint32_t n, uint64_t addr, uint32_t len) {
+    for (uint32_t i = 0; i < n; i++) {
+        au_span *s = &r->spans[i];
         if (addr >= s->addr && addr - s->addr <= s->len && len <= s->len - (addr - s->addr))
-            return r->spanbuf + s->off + (addr - s->addr);
+            return s;
     }
     return NULL;
 }
 
+/* A span of len bytes at addr: where the warm path's prefetch holds it,
+ * used in place (a 40-frame chunk is 6 KiB to copy each sample), else read
+ * into spanbuf. */
 static int add_span(au_pyreader *r, uint32_t *nspans, uint64_t *used, uint64_t addr,
                     uint64_t len) {
-    if (au_pr_grow(r, &r->spans, &r->spans_cap, (size_t)*nspans + 1, sizeof *r->spans) ||
-        au_pr_grow(r, &r->spanbuf, &r->spanbuf_cap, (size_t)(*used + len), 1))
+    if (au_pr_grow(r, &r->spans, &r->spans_cap, (size_t)*nspans + 1, sizeof *r->spans))
+        return AU_ERR_NOMEM;
+    const uint8_t *in_place = au_pr_peek(r, addr, (uint32_t)len);
+    if (in_place) {
+        r->spans[(*nspans)++] = (au_span){addr, len, 0, in_place, UINT64_MAX, 0};
+        return AU_OK;
+    }
+    if (au_pr_grow(r, &r->spanbuf, &r->spanbuf_cap, (size_t)(*used + len), 1) ||
+        au_pr_grow(r, &r->reads, &r->reads_cap, 1, sizeof *r->reads))
         return AU_ERR_NOMEM;
     r->reads[0] = (au_read){addr, r->spanbuf + *used, (uint32_t)len, AU_OK};
     if (au_pr_batch(r, 1) != AU_OK) return AU_ERR_READ;
-    r->spans[*nspans] = (au_span){addr, len, *used};
+    r->spans[*nspans] = (au_span){addr, len, *used, NULL, UINT64_MAX, 0};
     (*nspans)++;
     *used += len;
     return AU_OK;
@@ -68,13 +82,14 @@ static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *n
      * frames deeper still hits.  Not past the end of top's page (another
      * page costs as much as another read) nor by more than WIDEN_SLACK
      * (every byte is copied, every sample), and within the chunk. */
-    uint64_t size = au_rd64(r->spanbuf + o->chunk_size);
+    const uint8_t *first = span_bytes(r, &r->spans[0]);
+    uint64_t size = au_rd64(first + o->chunk_size);
     uint64_t end = (top + PAGE - 1) & ~(uint64_t)(PAGE - 1);
     if (end - top > WIDEN_SLACK) end = top + WIDEN_SLACK;
     if (size > AU_PR_MAX_CHUNK_BYTES) size = AU_PR_MAX_CHUNK_BYTES;
     if (end - chunk > size) end = chunk + size;
     if (end > top) au_pr_hint_widen(r, chunk, (uint32_t)(end - chunk));
-    uint64_t prev = au_rd64(r->spanbuf + o->chunk_previous);
+    uint64_t prev = au_rd64(first + o->chunk_previous);
     uint32_t hdr = o->chunk_data;
     while (prev && *nspans < AU_PR_MAX_CHUNKS) {
         if (hdr > 64) break;
@@ -141,11 +156,29 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
             t->flags |= AU_THREAD_TRUNCATED;
             break;
         }
-        if ((cur & 7) || seen_before(r, cur)) {
-            t->flags |= (cur & 7) ? AU_THREAD_PARTIAL : AU_THREAD_CYCLE;
+        if (cur & 7) {
+            t->flags |= AU_THREAD_PARTIAL;
             break;
         }
-        const uint8_t *f = span_lookup(r, 0, nspans, cur, len);
+        /* A frame in a datastack chunk lies below every frame of that
+         * chunk visited before it (a chunk grows upwards and a frame's
+         * callers were pushed first), so a chain that comes back within a
+         * chunk is caught without the seen set: a repeat lands inside the
+         * range visited, a corrupted link above it. */
+        const uint8_t *f = NULL;
+        au_span *sp = span_lookup(r, nspans, cur, len);
+        if (sp) {
+            if (cur >= sp->low) {
+                t->flags |= cur <= sp->high ? AU_THREAD_CYCLE : AU_THREAD_PARTIAL;
+                break;
+            }
+            if (sp->low == UINT64_MAX) sp->high = cur;
+            sp->low = cur;
+            f = span_bytes(r, sp) + (cur - sp->addr);
+        } else if (seen_before(r, cur)) {
+            t->flags |= AU_THREAD_CYCLE;
+            break;
+        }
         if (!f && cur >= win && cur - win <= win_len && len <= win_len - (cur - win))
             f = r->buf + (cur - win);
         if (!f) {
@@ -382,11 +415,13 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
     r->mem = mem;
     r->runtime = runtime_addr;
     r->off = *base;
-    au_pyreader_limits l = {0, 0, 0, 0};
+    au_pyreader_limits l;
+    memset(&l, 0, sizeof l);
     if (limits) l = *limits;
     r->lim.max_threads = limit(l.max_threads, 1024, AU_PR_MAX_THREADS);
     r->lim.max_frames = limit(l.max_frames, 4096, AU_PR_MAX_FRAMES);
     r->lim.max_name = limit(l.max_name, 1024, AU_PR_MAX_NAME);
+    r->lim.code_check_every = limit(l.code_check_every, 16, AU_PR_MAX_CHECK_EVERY);
     uint32_t entries = 16, want = limit(l.cache_entries, 4096, AU_PR_MAX_CACHE);
     while (entries < want) entries <<= 1;
     r->lim.cache_entries = entries;

@@ -214,6 +214,7 @@ static int read_chunk(live *l, au_read *reads, uint32_t n) {
     /* Validate and sort.  Empty reads succeed trivially; reads that wrap the
      * address space or exceed a run never merge and go the single way. */
     uint32_t m = 0;
+    int in_order = 1;
     for (uint32_t i = 0; i < n; i++) {
         au_read *r = &reads[i];
         r->status = AU_ERR_READ;
@@ -225,9 +226,12 @@ static int read_chunk(live *l, au_read *reads, uint32_t n) {
             r->status = r->buf ? AU_ERR_READ : AU_ERR_ARG;
             continue;
         }
+        /* Indices ascend, so reads in address order are sorted as they
+         * come: a warm sample's prefetch (its ranges are kept sorted). */
+        in_order &= m == 0 || l->sorted[m - 1].addr <= r->addr;
         l->sorted[m++] = (sorted_read){r->addr, r->addr + r->len, i};
     }
-    au_sort(l->sorted, m, sizeof *l->sorted, by_addr);
+    if (!in_order) au_sort(l->sorted, m, sizeof *l->sorted, by_addr);
 
     /* Merge into runs. */
     uint32_t nruns = 0;
