@@ -22,13 +22,21 @@
  * what the previous sample read: exactly one read system call, no
  * allocation, the whole 40-frame stack.
  *
+ * A process without asyncio costs the frame-only path too, except for one
+ * sample in 64 where the asyncio model looks for it
+ * (python_fixtures/late_asyncio.py); once the program imports asyncio, a
+ * sample within 64 finds its task.
+ *
  * Counters only, never timings (bench/task_bench.c times the same sample,
  * bench/austin_stats.c the frame-only one).
  * A missing interpreter is a skip with its reason, or a failure with
  * CI=true (tests/pythons.h).
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -195,11 +203,95 @@ static void test_warm_frames_one_batch(void **state) {
     py_kill(&proc);
 }
 
+/* ---- a process without asyncio, until it imports it ------------------- */
+
+#define LATE_FIXTURE "python_fixtures/late_asyncio.py"
+#define IDLE_EVERY 64 /* core/sample/sampler.c */
+#define ASYNC_TIMEOUT_MS 30000
+
+/* Waits up to timeout_ms for the line `want` on the fixture's stdout. */
+static int wait_line(py_proc *proc, const char *want, int timeout_ms) {
+    char line[256];
+    size_t len = 0;
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        struct pollfd pfd = {proc->out_fd, POLLIN, 0};
+        if (poll(&pfd, 1, 50) <= 0) continue;
+        char c;
+        while (read(proc->out_fd, &c, 1) == 1) {
+            if (c == '\n') {
+                line[len] = 0;
+                if (strcmp(line, want) == 0) return 0;
+                len = 0;
+            } else if (len + 1 < sizeof line) {
+                line[len++] = c;
+            }
+            if (poll(&pfd, 1, 0) <= 0) break;
+        }
+    }
+    return -1;
+}
+
+/* Without asyncio the model looks once in IDLE_EVERY samples; the samples
+ * between cost the frame-only path's one system call.  Once the program
+ * imports asyncio and creates a task, a sample within IDLE_EVERY finds it. */
+static void test_idle_then_asyncio(void **state) {
+    const test_case *tc = *state;
+    PY_REQUIRE(tc->interp);
+    py_proc proc;
+    if (py_spawn_fixture(tc->interp, LATE_FIXTURE, NULL, &proc) != 0) fail_msg("%s", proc.error);
+    if (py_wait_sleeping(&proc, SETTLE_MS) != 0) {
+        py_kill(&proc);
+        fail_msg("%s", proc.error);
+    }
+    au_sampler *s = NULL;
+    int rc = au_sampler_open_pid(NULL, proc.pid, NULL, &s);
+    if (rc != AU_OK) {
+        py_kill(&proc);
+        fail_msg("au_sampler_open_pid(%d): %s", (int)proc.pid, au_status_str(rc));
+    }
+    const au_sample *smp;
+    au_sampler_stats st;
+    for (int k = 0; k < 2; k++) assert_int_equal(au_sampler_sample(s, &smp), AU_OK);
+    uint32_t looks = 0, idle = 0;
+    for (int k = 0; k < 2 * IDLE_EVERY; k++) {
+        assert_int_equal(au_sampler_sample(s, &smp), AU_OK);
+        au_sampler_get_stats(s, &st);
+        assert_int_equal(smp->ntasks, 0);
+        if (st.pages) {
+            looks++;
+            continue;
+        }
+        idle++;
+        assert_int_equal(st.mem.syscalls, 1);
+    }
+    print_message("%s: %u looks and %u idle samples of %d\n", tc->name, looks, idle,
+                  2 * IDLE_EVERY);
+    assert_int_equal(looks, 2);
+
+    kill(proc.pid, SIGUSR1);
+    if (wait_line(&proc, "ASYNC", ASYNC_TIMEOUT_MS) != 0) {
+        py_kill(&proc);
+        fail_msg("%s: the fixture did not print ASYNC after SIGUSR1", tc->name);
+    }
+    int found = -1;
+    for (int k = 0; k <= IDLE_EVERY && found < 0; k++) {
+        assert_int_equal(au_sampler_sample(s, &smp), AU_OK);
+        for (uint32_t i = 0; i < smp->ntasks; i++)
+            if (smp->tasks[i].name_len == 4 && memcmp(smp->tasks[i].name, "late", 4) == 0)
+                found = k;
+    }
+    print_message("%s: task 'late' found %d samples after ASYNC\n", tc->name, found);
+    assert_true(found >= 0);
+    assert_true(smp->flags & AU_SAMPLE_ASYNCIO);
+    au_sampler_free(s);
+    py_kill(&proc);
+}
+
 int main(void) {
     size_t n;
     const py_interp *interps = py_interpreters(&n);
-    test_case *cases = calloc(3 * n + 1, sizeof *cases);
-    struct CMUnitTest *tests = calloc(3 * n + 1, sizeof *tests);
+    test_case *cases = calloc(4 * n + 1, sizeof *cases);
+    struct CMUnitTest *tests = calloc(4 * n + 1, sizeof *tests);
     if (cases == NULL || tests == NULL) return 2;
     for (size_t i = 0; i < 2 * n; i++) {
         test_case *c = &cases[i];
@@ -215,7 +307,13 @@ int main(void) {
         snprintf(c->name, sizeof c->name, "warm_frames_one_batch/%s", c->interp->name);
         tests[2 * n + i] = (struct CMUnitTest){c->name, test_warm_frames_one_batch, NULL, NULL, c};
     }
-    int failed = _cmocka_run_group_tests("task_counters", tests, 3 * n, NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        test_case *c = &cases[3 * n + i];
+        c->interp = &interps[i];
+        snprintf(c->name, sizeof c->name, "idle_then_asyncio/%s", c->interp->name);
+        tests[3 * n + i] = (struct CMUnitTest){c->name, test_idle_then_asyncio, NULL, NULL, c};
+    }
+    int failed = _cmocka_run_group_tests("task_counters", tests, 4 * n, NULL, NULL);
     free(tests);
     free(cases);
     return failed;

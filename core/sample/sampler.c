@@ -53,6 +53,13 @@ typedef struct tname {
  * its allocation) every few samples for ever. */
 #define ATTACH_RETRY 64u
 #define ATTACH_RETRY_MAX 8192u
+/* A process with no asyncio task (no tasks, no agent) is looked at by
+ * the asyncio model once in IDLE_EVERY samples only: each look reads the
+ * interpreter, sys.modules and the thread states (a second system call,
+ * 3 pages, half of a frame-only sample's time).  asyncio imported later
+ * and its first task show within IDLE_EVERY samples (64 ms at the default
+ * 1 ms interval). */
+#define IDLE_EVERY 64u
 
 /* The name of the pseudo-thread that holds tasks of loops no thread runs. */
 static const char no_loop_name[] = "(event loops not running)";
@@ -74,6 +81,12 @@ struct au_sampler {
     au_tasks *model;   /* the asyncio model; NULL with AU_SAMPLER_NO_TASKS */
     uint32_t sample_no, attach_at, attach_every;
     uint32_t seen_tasks;       /* a sample has found tasks */
+    /* The asyncio model's last result while the process has no asyncio in
+     * use, served until idle_until to samples whose thread states are
+     * those it was taken with (idle_ts): their names stay. */
+    au_tasks_result idle_tr;
+    uint64_t *idle_ts;
+    uint32_t idle_n, idle_cap, idle_until;
 
     au_sample out;
     au_sample_thread *threads;
@@ -438,6 +451,34 @@ static void refresh_attachments(au_sampler *s) {
     }
 }
 
+/* Serve the model's last result again?  Only live, while idle, and when
+ * the threads are the same thread states in the same order. */
+static int still_idle(const au_sampler *s, const au_pysample *ps) {
+    if (s->snap || (s->opt.flags & AU_SAMPLER_RECORD) || s->sample_no >= s->idle_until ||
+        ps->nthreads != s->idle_n)
+        return 0;
+    for (uint32_t i = 0; i < ps->nthreads; i++)
+        if (ps->threads[i].tstate != s->idle_ts[i]) return 0;
+    return 1;
+}
+
+/* After the model looked: idle when it found no task and no agent (3.14+
+ * always has its task lists, so asyncio is "in use" there from the start),
+ * and nothing was cut short. */
+static int note_idle(au_sampler *s, const au_pysample *ps, const au_tasks_result *tr) {
+    s->idle_until = 0;
+    if (s->snap || (s->opt.flags & AU_SAMPLER_RECORD) || tr->ntasks ||
+        (tr->flags & (AU_TR_AGENT | AU_TR_PARTIAL)))
+        return AU_OK;
+    if (grow(s, &s->idle_ts, &s->idle_cap, ps->nthreads ? ps->nthreads : 1, sizeof *s->idle_ts))
+        return AU_ERR_NOMEM;
+    for (uint32_t i = 0; i < ps->nthreads; i++) s->idle_ts[i] = ps->threads[i].tstate;
+    s->idle_n = ps->nthreads;
+    s->idle_tr = *tr;
+    s->idle_until = s->sample_no + IDLE_EVERY;
+    return AU_OK;
+}
+
 int au_sampler_sample(au_sampler *s, const au_sample **out) {
     if (!s || !out) return AU_ERR_ARG;
     *out = NULL;
@@ -482,7 +523,11 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
     if (ps.flags & AU_THREAD_TRUNCATED) s->out.flags |= AU_SAMPLE_TRUNCATED;
     au_tasks_result tr;
     const au_tasks_result *trp = NULL;
-    if (s->model) {
+    if (s->model && still_idle(s, &ps)) {
+        tr = s->idle_tr;
+        trp = &tr;
+        if (tr.flags & AU_TR_ASYNCIO) s->out.flags |= AU_SAMPLE_ASYNCIO;
+    } else if (s->model) {
         refresh_attachments(s);
         uint64_t agent = s->opt.flags & AU_SAMPLER_NO_AGENT ? 0 : s->agent_addr;
         if ((rc = au_tasks_sample(s->model, &ps, s->pid, s->asyncio_debug_addr, agent, &tr))) return rc;
@@ -498,6 +543,7 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
         s->stats.pages = vs.fetched;
         s->stats.pages_used = vs.used;
         s->stats.allocations += vs.allocations + au_tasks_allocations(s->model);
+        if ((rc = note_idle(s, &ps, &tr))) return rc;
         if (tr.flags & AU_TR_ASYNCIO) s->out.flags |= AU_SAMPLE_ASYNCIO;
         if (tr.flags & AU_TR_AGENT) s->out.flags |= AU_SAMPLE_AGENT;
         if (tr.flags & AU_TR_PARTIAL) s->out.flags |= AU_SAMPLE_PARTIAL;
@@ -716,6 +762,7 @@ void au_sampler_free(au_sampler *s) {
     FREE(s->rtasks, s->rtasks_cap);
     FREE(s->rlinks, s->rlinks_cap);
     FREE(s->order, s->order_cap);
+    FREE(s->idle_ts, s->idle_cap);
 #undef FREE
     a.realloc(a.ud, s, sizeof *s, 0);
 }
