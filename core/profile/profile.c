@@ -427,6 +427,10 @@ static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_threa
     if (!push(p, &n, &k, rc)) return 0;
     const char *note = partial_note(t->flags);
     int in_tasks = 0;
+    /* The last frame interned: a recursion repeats it, and within one
+     * sample the same code, line and name bytes are the same name. */
+    const au_sample_frame *last = NULL;
+    uint32_t last_id = NONE;
     for (uint32_t i = 0; i < ne; i++) {
         const au_entry *x = &e[i];
         if (x->kind != AU_ENTRY_FRAME && !in_tasks) {
@@ -437,9 +441,15 @@ static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_threa
         case AU_ENTRY_FRAME:
             if (x->id >= smp->nframes) continue;
             if (smp->frames[x->id].qualname) {
-                uint32_t id = intern_frame(p, &smp->frames[x->id], rc);
-                if (id == NONE) return 0;
-                p->ids[n++] = id;
+                const au_sample_frame *f = &smp->frames[x->id];
+                if (!last || f->code_addr != last->code_addr || f->line != last->line ||
+                    f->qualname != last->qualname || f->qualname_len != last->qualname_len ||
+                    f->filename != last->filename || f->filename_len != last->filename_len) {
+                    last_id = intern_frame(p, f, rc);
+                    if (last_id == NONE) return 0;
+                    last = f;
+                }
+                p->ids[n++] = last_id;
                 continue;
             }
             k = frame_key(&smp->frames[x->id]);
