@@ -77,6 +77,85 @@ static const char usage[] =
     "(a sample still partial after every attempt is printed, with a warning:\n"
     "exit code 0)\n";
 
+/* `asyncunwind COMMAND --help`: each command's own page (record's is in
+ * record.c); the exit codes are the global page's. */
+static const struct command_help {
+    const char *command, *text;
+} command_help[] = {
+    {"dump",
+     "usage: asyncunwind dump --pid PID [--format text|collapsed|tree|json]\n"
+     "                        [--no-agent] [--attempts N]\n"
+     "\n"
+     "Print one sample of every thread of process PID: for a thread running\n"
+     "asyncio, one stack per leaf task (the thread's frames, then each task from\n"
+     "the root task down to the leaf, with its coroutine frames).\n"
+     "\n"
+     "  -p, --pid PID         the process to read\n"
+     "  -f, --format FORMAT   text (default), collapsed (one line per stack, root\n"
+     "                        first, ';'-joined, count 1), tree (the task trees),\n"
+     "                        json (the whole sample, docs/JSON.md)\n"
+     "      --no-agent        ignore the agent's records (no 'created by' links)\n"
+     "      --attempts N      while a sample is partial (the process changed under\n"
+     "                        the reads), take another, up to N (default 20) and\n"
+     "                        500 ms; 1 takes exactly one\n"
+     "\n"
+     "exit codes: asyncunwind --help\n"},
+    {"tree",
+     "usage: asyncunwind tree --pid PID [--format text|json] [--no-agent]\n"
+     "                        [--attempts N]\n"
+     "\n"
+     "Print each thread's task tree, in the spirit of python -m asyncio pstree:\n"
+     "every task under its parent, each edge marked [await], [strong] or [weak]\n"
+     "(docs/RESOLVER.md), a deadlock shown as a cycle.\n"
+     "\n"
+     "  -p, --pid PID         the process to read\n"
+     "  -f, --format FORMAT   text (default) or json (docs/JSON.md)\n"
+     "      --no-agent        ignore the agent's records (no weak links)\n"
+     "      --attempts N      as for dump (default 20)\n"
+     "\n"
+     "exit codes: asyncunwind --help\n"},
+    {"snapshot",
+     "usage: asyncunwind snapshot --pid PID -o FILE [--format ...] [--no-agent]\n"
+     "                            [--attempts N]\n"
+     "\n"
+     "Take one sample of process PID, print it as dump does, and record every\n"
+     "byte the sample read into FILE (docs/SNAPSHOT.md), to replay offline.\n"
+     "\n"
+     "  -p, --pid PID         the process to read\n"
+     "  -o, --output FILE     where the snapshot goes\n"
+     "  -f, --format FORMAT   how the sample is printed, as for dump\n"
+     "      --no-agent        ignore the agent's records\n"
+     "      --attempts N      as for dump (default 20)\n"
+     "\n"
+     "exit codes: asyncunwind --help\n"},
+    {"replay",
+     "usage: asyncunwind replay FILE [--format text|collapsed|tree|json]\n"
+     "\n"
+     "Print the sample recorded in the snapshot FILE (asyncunwind snapshot),\n"
+     "offline: the same reader runs on the recorded bytes.\n"
+     "\n"
+     "  -f, --format FORMAT   as for dump\n"
+     "\n"
+     "exit codes: asyncunwind --help\n"},
+    {"agent-path",
+     "usage: asyncunwind agent-path\n"
+     "\n"
+     "Print the directory of the in-target agent (docs/AGENT.md).  With it first\n"
+     "on PYTHONPATH a Python 3.9-3.15 program records which task created which,\n"
+     "and asyncunwind shows a task that nobody awaits under its creator:\n"
+     "\n"
+     "  PYTHONPATH=\"$(asyncunwind agent-path)\" python3 app.py\n"
+     "\n"
+     "(asyncunwind record -- python3 app.py does this for you.)\n"},
+};
+
+/* The help page for argv's command, or the global one. */
+static const char *help_for(const char *command) {
+    for (size_t i = 0; command && i < sizeof command_help / sizeof *command_help; i++)
+        if (!strcmp(command, command_help[i].command)) return command_help[i].text;
+    return usage;
+}
+
 const char cli_version[] = "asyncunwind 0.10 (CPython 3.9-3.15)";
 
 static int exit_code(int status) {
@@ -165,7 +244,7 @@ static int parse(int argc, char **argv, options *o) {
             o->attempts = (unsigned)v;
             break;
         }
-        case 'h': fputs(usage, stdout); return -1;
+        case 'h': fputs(help_for(o->command), stdout); return -1;
         case ':': return usage_error("an option is missing its value");
         default: return usage_error("unknown option");
         }

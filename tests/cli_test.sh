@@ -14,6 +14,15 @@ tool="$(pwd)/$1"
 # ---- command line and errors -------------------------------------------------
 expect_exit 0 "usage: asyncunwind" -- "$tool" --help
 expect_exit 0 "exit codes" -- "$tool" -h
+# Each command's own page: its usage line and the options it takes.
+expect_exit 0 "usage: asyncunwind dump --pid PID" -- "$tool" dump --help
+expect_exit 0 "--attempts N" -- "$tool" dump -h
+expect_exit 0 "usage: asyncunwind tree --pid PID" -- "$tool" tree --help
+expect_exit 0 "\[await\], \[strong\] or \[weak\]" -- "$tool" tree --help
+expect_exit 0 "usage: asyncunwind snapshot --pid PID -o FILE" -- "$tool" snapshot --help
+expect_exit 0 "usage: asyncunwind replay FILE" -- "$tool" replay --help
+expect_exit 0 "usage: asyncunwind agent-path" -- "$tool" agent-path --help
+expect_exit 0 "usage: asyncunwind record" -- "$tool" record --help
 expect_exit 2 "missing command" -- "$tool"
 expect_exit 2 "unknown command" -- "$tool" frobnicate
 expect_exit 2 "pid is required" -- "$tool" dump
