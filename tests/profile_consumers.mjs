@@ -39,9 +39,11 @@ function check(ok, what, detail) {
 }
 
 // Names differ by format only in what each must escape: collapsed turns a
-// line break into a space and ';' into ':', the SVG a control character
-// into '?'.  Comparisons see through exactly that.
-const norm = s => s.replace(/;/g, ':').replace(/[\s?\u0000-\u001f]/g, '_');
+// line break or tab into a space, another control character into \xNN and
+// ';' into ':', the SVG a control character into '?'.  Comparisons see
+// through exactly that.
+const norm = s => s.replace(/;/g, ':').replace(/\\x[0-9a-f]{2}/g, '_')
+  .replace(/[\s?\u0000-\u001f\u007f]/g, '_');
 
 function addStack(map, names, count) {
   const key = names.map(norm).join(';');

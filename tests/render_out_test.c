@@ -2,7 +2,9 @@
  * The render layer's output helpers (core/render/render_out.c).  Target
  * bytes are hostile: every JSON string must come out as valid JSON, with
  * well-formed UTF-8 kept as it is and each stray byte replaced by U+FFFD.
- * The cases follow RFC 3629's table of well-formed sequences.
+ * The cases follow RFC 3629's table of well-formed sequences.  Text for
+ * line formats (au_out_clean) must keep lines whole and carry no control
+ * byte to the terminal.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -75,6 +77,30 @@ static void test_invalid_bytes_replaced(void **state) {
     check("\xc3\"", 2, "\"" FFFD "\\\"\"");                  /* quote after a lead */
 }
 
+/* in (n bytes) through au_out_clean must be exactly want. */
+static void check_clean(const char *in, size_t n, int semicolon, const char *want) {
+    sink s = {.len = 0, .fail_after = -1};
+    au_out o;
+    au_out_init(&o, sink_write, &s);
+    au_out_clean(&o, in, n, semicolon);
+    assert_int_equal(au_out_flush(&o), AU_OK);
+    assert_string_equal(s.buf, want);
+}
+
+/* Text and collapsed lines: no byte of a target's name may split a line
+ * or a frame, or drive the terminal (an ESC sequence retitling it, BEL). */
+static void test_clean_for_lines(void **state) {
+    (void)state;
+    check_clean("main.py", 7, 1, "main.py");
+    check_clean("a;b", 3, 1, "a:b");
+    check_clean("a;b", 3, 0, "a;b");
+    check_clean("l1\nl2\r\tx", 8, 1, "l1 l2  x");
+    check_clean("\x1b]0;pwned\x07", 10, 0, "\\x1b]0;pwned\\x07");
+    check_clean("\x1b[2J", 4, 1, "\\x1b[2J");
+    check_clean("nul\0del\x7f", 8, 1, "nul\\x00del\\x7f");
+    check_clean("m\xc3\xa9", 3, 1, "m\xc3\xa9"); /* UTF-8 stays */
+}
+
 /* Longer than the buffer: flushed in chunks, nothing lost or doubled. */
 static void test_long_string_chunks(void **state) {
     (void)state;
@@ -121,6 +147,7 @@ int main(void) {
         cmocka_unit_test(test_plain_and_escapes),
         cmocka_unit_test(test_utf8_kept),
         cmocka_unit_test(test_invalid_bytes_replaced),
+        cmocka_unit_test(test_clean_for_lines),
         cmocka_unit_test(test_long_string_chunks),
         cmocka_unit_test(test_write_failure_reported),
         cmocka_unit_test(test_version_str),

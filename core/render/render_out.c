@@ -42,13 +42,21 @@ void au_out_putf(au_out *o, const char *fmt, unsigned long long v) {
 
 /* Runs of ordinary bytes go out whole: a stack is mostly file names. */
 void au_out_clean(au_out *o, const char *s, size_t n, int semicolon) {
+    static const char hex[] = "0123456789abcdef";
     size_t from = 0;
     for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c != '\n' && c != '\r' && !(semicolon && c == ';')) continue;
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 0x20 && c != 0x7f && !(semicolon && c == ';'))) continue;
         au_out_put(o, s + from, i - from);
-        au_out_put(o, c == ';' ? ":" : " ", 1);
         from = i + 1;
+        if (c == '\n' || c == '\r' || c == '\t') {
+            au_out_put(o, " ", 1);
+        } else if (c == ';') {
+            au_out_put(o, ":", 1);
+        } else { /* ESC and the rest would drive the terminal */
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            au_out_put(o, esc, 4);
+        }
     }
     au_out_put(o, s + from, n - from);
 }

@@ -28,9 +28,11 @@ void au_out_puts(au_out *o, const char *s);
 /* fmt takes exactly one unsigned long long. */
 void au_out_putf(au_out *o, const char *fmt, unsigned long long v);
 
-/* Target text for a line-oriented format: a line break would split a
- * line and, when `semicolon` is set, a ';' a collapsed frame, so they
- * become a space and a ':'.  Other bytes go out as they are. */
+/* Target text for a line-oriented format: a line break or tab would split
+ * a line or a field and, when `semicolon` is set, a ';' a collapsed frame,
+ * so they become a space and a ':'; other control bytes (ESC, BEL, DEL...)
+ * would drive the terminal the output is printed on, and become \xNN.
+ * Other bytes go out as they are. */
 void au_out_clean(au_out *o, const char *s, size_t n, int semicolon);
 
 /* Target bytes are hostile: the escapers below keep well-formed UTF-8
