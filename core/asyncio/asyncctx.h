@@ -165,11 +165,14 @@ static inline uint64_t au_win_ptr(au_tasks *t, const au_win *w, uint64_t addr) {
 /* The kind of the object the window is on, from its type pointer at
  * type_field.  A type not met before is named by reading it, and that
  * read may move the view's pages and the window's pointer with them
- * (ASan found the window read after such a move): the window is opened
- * again, on pages the view already holds. */
+ * (ASan found the window read after such a move): then the window is
+ * opened again, on pages the view already holds.  A window copied into
+ * t->window is opened again whatever happened: naming may use it. */
 static inline au_okind au_win_type_kind(au_tasks *t, au_win *w, uint64_t type_field) {
+    uint32_t moves = au_view_moves(t->view);
     au_okind k = au_type_kind(t->objects, au_win_ptr(t, w, type_field));
-    au_win_open(t, w, w->base, w->len);
+    if (w->p && (w->p == t->window || au_view_moves(t->view) != moves))
+        au_win_open(t, w, w->base, w->len);
     return k;
 }
 

@@ -47,6 +47,7 @@ struct au_view {
     uint8_t *flags;
     uint32_t npages;
     uint32_t data_cap, pageno_cap, flags_cap; /* in pages (data: bytes/PAGE) */
+    uint32_t moves; /* times data moved (au_view_moves) */
 
     /* The last page looked up at each of TLB places (by page number): most
      * reads fall on a page read a moment before, and this answers them
@@ -129,6 +130,7 @@ static int room_for(au_view *v, uint32_t more) {
         grow(v, &v->pending, &v->pending_cap, need, sizeof *v->pending) ||
         grow(v, &v->reads, &v->reads_cap, need, sizeof *v->reads))
         return AU_ERR_NOMEM;
+    if (data_pages != v->data_cap) v->moves++; /* grown: it may have moved */
     v->data_cap = data_pages;
     return AU_OK;
 }
@@ -296,6 +298,8 @@ const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
     if (check_pages(v, addr, len) != AU_OK) return NULL;
     return v->data + (size_t)find(v, addr / PAGE) * PAGE + addr % PAGE;
 }
+
+uint32_t au_view_moves(const au_view *v) { return v ? v->moves : 0; }
 
 void au_view_prefetch(au_view *v, uint64_t addr, uint32_t len) {
     if (!v || v->exact || !valid_range(addr, len)) return;

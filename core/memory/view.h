@@ -94,6 +94,12 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len);
  * bytes and nothing around them (and replays with any window size). */
 const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch);
 
+/* Pages fetched are added to the view, never replaced, during a sample;
+ * they move only when the view grows.  This counts those growths: a
+ * pointer from au_view_bytes or au_view_peek is still valid while it is
+ * unchanged (and until au_view_begin). */
+uint32_t au_view_moves(const au_view *v);
+
 /* The bytes at addr when all len of them lie on one page already fetched,
  * else NULL; never reads.  Valid until the next call that may fetch. */
 const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len);
