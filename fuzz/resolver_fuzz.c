@@ -146,11 +146,9 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "fuzz/check.h"
-#include "fuzz/no_cov.h"
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
-#include "fuzz/test_alloc.h"
 
 /* The checking code below is not what the fuzzer should explore: NO_COV. */
 
@@ -168,19 +166,6 @@
 /* ========================================================================
  * Decoding
  * ===================================================================== */
-
-typedef struct reader {
-    const uint8_t *p;
-    size_t n, pos;
-} reader;
-
-static uint8_t rd8(reader *r) { return r->pos < r->n ? r->p[r->pos++] : 0; }
-
-static uint64_t rd64(reader *r) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)rd8(r) << (8 * i);
-    return v;
-}
 
 typedef struct sample {
     au_task tasks[CAP_TASKS];
@@ -202,8 +187,8 @@ static sample S;                     /* decoded input */
 static au_task perm_tasks[CAP_TASKS]; /* shuffled copies */
 static au_link perm_links[CAP_LINKS];
 
-static uint64_t rd_id(reader *r) {
-    uint8_t v = rd8(r);
+static uint64_t rd_id(fh_input *r) {
+    uint8_t v = fh_u8(r);
     if (v < 0x40) return v;
     if (v < 0x80) {
         uint32_t k = v & 63u;
@@ -215,21 +200,21 @@ static uint64_t rd_id(reader *r) {
         return S.tasks[(uint64_t)(v - 0xc0) * S.ntasks / 62].id;
     }
     if (v == 0xfe) return UINT64_MAX;
-    return rd64(r);
+    return fh_u64(r);
 }
 
-static uint64_t rd_fid(reader *r) {
-    uint8_t v = rd8(r);
+static uint64_t rd_fid(fh_input *r) {
+    uint8_t v = fh_u8(r);
     if (v == 0) return 0;
     if (v < 0x80) return 0xf000 + v;
     if (v < 0xc0)
         return S.nthread ? S.thread[(v & 63u) % S.nthread] : 0xf000u + v;
     if (v < 0xff) return ((uint64_t)(v & 63u) << 40) | 0xf000;
-    return rd64(r);
+    return fh_u64(r);
 }
 
-static au_task *sel_task(reader *r) {
-    uint8_t v = rd8(r);
+static au_task *sel_task(fh_input *r) {
+    uint8_t v = fh_u8(r);
     if (!S.ntasks) return NULL;
     return &S.tasks[S.ntasks - 1 - v % S.ntasks];
 }
@@ -297,8 +282,8 @@ static au_task *find_task(uint64_t id) {
     return NULL;
 }
 
-static void op_task(reader *r) {
-    uint8_t fl = rd8(r);
+static void op_task(fh_input *r) {
+    uint8_t fl = fh_u8(r);
     uint64_t id = rd_id(r), aw = rd_id(r), cr = rd_id(r);
     size_t name_len = (fl >> 1) & 3u;
     const char *name = NULL;
@@ -320,14 +305,14 @@ static void op_task(reader *r) {
     t->name_len = (uint32_t)name_len;
 }
 
-static void op_link(reader *r, unsigned a) {
+static void op_link(fh_input *r, unsigned a) {
     for (unsigned i = 0; i <= (a & 7u); i++) {
         uint64_t c = rd_id(r), p = rd_id(r);
         add_link(c, p);
     }
 }
 
-static void op_thread(reader *r, unsigned a) {
+static void op_thread(fh_input *r, unsigned a) {
     for (unsigned i = 0; i <= a; i++) add_thread(rd_fid(r));
 }
 
@@ -357,9 +342,9 @@ static void connect(au_task *parent, au_task *child, unsigned kind) {
     }
 }
 
-static void op_chain(reader *r, unsigned a) {
-    uint32_t n8 = rd8(r);
-    uint8_t shape = rd8(r);
+static void op_chain(fh_input *r, unsigned a) {
+    uint32_t n8 = fh_u8(r);
+    uint8_t shape = fh_u8(r);
     uint64_t top = (shape & 4u) ? rd_id(r) : 0;
     uint32_t n = gen_count(n8, a);
     unsigned nf = a >> 2, kind = shape & 3u;
@@ -397,9 +382,9 @@ static void op_chain(reader *r, unsigned a) {
     }
 }
 
-static void op_fanout(reader *r, unsigned a) {
-    uint32_t n8 = rd8(r);
-    uint8_t shape = rd8(r);
+static void op_fanout(fh_input *r, unsigned a) {
+    uint32_t n8 = fh_u8(r);
+    uint8_t shape = fh_u8(r);
     uint64_t p = rd_id(r);
     uint64_t q = (shape & 32u) ? rd_id(r) : 0;
     uint64_t shared = (shape & 128u) ? rd_fid(r) : 0;
@@ -429,7 +414,7 @@ static void op_fanout(reader *r, unsigned a) {
         pt->awaits = S.tasks[first].id;
 }
 
-static void op_set(reader *r, unsigned a) {
+static void op_set(fh_input *r, unsigned a) {
     au_task *t = sel_task(r);
     uint64_t v = rd_id(r);
     if (!t) return;
@@ -441,9 +426,9 @@ static void op_set(reader *r, unsigned a) {
     }
 }
 
-static void op_splice(reader *r, unsigned a) {
+static void op_splice(fh_input *r, unsigned a) {
     au_task *t = sel_task(r);
-    uint8_t k = rd8(r);
+    uint8_t k = fh_u8(r);
     if (!t) return;
     t->flags |= AU_TASK_RUNNING;
     ensure_frame(t);
@@ -456,26 +441,26 @@ static void op_splice(reader *r, unsigned a) {
     }
 }
 
-static void op_dup(reader *r) {
+static void op_dup(fh_input *r) {
     au_task *t = sel_task(r);
     if (!t || S.ntasks >= CAP_TASKS) return;
     S.wframes[S.ntasks] = writable_frames(t);
     S.tasks[S.ntasks++] = *t;
 }
 
-static void op_bulk(reader *r) {
-    uint32_t n = rd8(r) + 1u;
+static void op_bulk(fh_input *r) {
+    uint32_t n = fh_u8(r) + 1u;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t c = rd8(r) & 63u, p = rd8(r) & 63u;
+        uint64_t c = fh_u8(r) & 63u, p = fh_u8(r) & 63u;
         add_link(c, p);
     }
 }
 
-static void op_pool(reader *r, unsigned a) {
+static void op_pool(fh_input *r, unsigned a) {
     uint64_t id = 1;
     for (unsigned i = 0; i < 4 * (a + 1); i++) {
         while (find_task(id)) id++;
-        uint8_t b = rd8(r);
+        uint8_t b = fh_u8(r);
         au_task *t = new_task(id);
         if (!t) return;
         add_frame(t, 0xf000 + id);
@@ -496,8 +481,8 @@ static void decode(const uint8_t *data, size_t size) {
     S.fresh_task = 0x100000;
     S.fresh_frame = 0x200000;
     S.null_mode = 0;
-    reader r = {data, size, 0};
-    uint8_t h0 = rd8(&r), h1 = rd8(&r);
+    fh_input r = {data, size, 0};
+    uint8_t h0 = fh_u8(&r), h1 = fh_u8(&r);
     memset(&S.limits, 0, sizeof S.limits);
     S.limits.max_depth = depth_v[h0 & 7u];
     S.limits.max_tasks = tasks_v[h0 >> 6];
@@ -505,7 +490,7 @@ static void decode(const uint8_t *data, size_t size) {
     S.probe_cap = probe_v[(h0 >> 3) & 7u];
     S.limits_key = (h0 & 7u) | (unsigned)(h0 >> 6) << 3;
     while (r.pos < r.n) {
-        uint8_t o = rd8(&r);
+        uint8_t o = fh_u8(&r);
         unsigned a = o >> 4;
         switch (o & 15u) {
         case 0: case 11: case 15: op_task(&r); break;
@@ -642,7 +627,6 @@ static const au_thread_sample *cur_in; /* for failure reports */
 static const mresult *cur_core, *cur_ref;
 
 NO_COV static void dump_context(void *ud);
-
 
 /* Measures every stack (cap 0) and fetches its entries: whole while the
  * running total stays within FETCH_BUDGET, then cut to what is left of it,

@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
-#include "fuzz/check.h"
+#include "fuzz/fuzz_helpers.h"
 
 void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
