@@ -134,7 +134,8 @@ set_env() {  # ENGINE SANITIZER DIR
 # passes them.
 options_flags() {  # OPTIONS_FILE
   [[ -f "$1" ]] || return 0
-  awk '/^\[/ { on = ($0 == "[libfuzzer]"); next }
+  awk '/^[#;]/ { next }
+       /^\[/ { on = ($0 == "[libfuzzer]"); next }
        on && /=/ { gsub(/[ \t]/, ""); split($0, kv, "="); print "-" kv[1] "=" kv[2] }' "$1"
 }
 
@@ -149,7 +150,9 @@ run_libfuzzer() {  # TARGET DIR -> 0 or 1
   timeout $((seconds + 600)) "$OUT/$t" -max_total_time="$seconds" -timeout=25 \
     -rss_limit_mb=2560 -print_final_stats=1 -artifact_prefix="$dir/artifacts/" \
     "${flags[@]}" "$dir/new" "$dir/seeds" >"$dir/log" 2>&1 || rc=$?
-  if [[ "$rc" != 0 || -n "$(ls -A "$dir/artifacts")" ]]; then
+  # INITED: every seed ran (libFuzzer prints it once its corpus is read).
+  if [[ "$rc" != 0 || -n "$(ls -A "$dir/artifacts")" ]] ||
+     ! grep -q '^#[0-9]*[[:space:]]*INITED' "$dir/log"; then
     tail -n 60 "$dir/log" | sed 's/^/    /'
     echo "  $t: libFuzzer exited with $rc; artifacts: $(ls "$dir/artifacts")"
     return 1
@@ -167,9 +170,11 @@ run_afl() {  # TARGET DIR -> 0 or 1
   # 1. Every seed, once, through the driver (no afl-fuzz: its calibration
   #    runs each seed several times, minutes on the snapshot corpora).
   timeout 900 "$OUT/$t" "${seeds[@]}" >"$dir/replay.log" 2>&1 || rc=$?
-  if [[ "$rc" != 0 ]]; then
+  local ran
+  ran="$(grep -c '^Execution successful' "$dir/replay.log" || true)"
+  if [[ "$rc" != 0 || "$ran" != "${#seeds[@]}" ]]; then
     tail -n 60 "$dir/replay.log" | sed 's/^/    /'
-    echo "  $t: the AFL++ build exited with $rc on its seeds"
+    echo "  $t: the AFL++ build exited with $rc after $ran of ${#seeds[@]} seeds"
     return 1
   fi
   # 2. afl-fuzz for SECONDS from the smallest seeds (a dozen calibrate in
@@ -179,8 +184,10 @@ run_afl() {  # TARGET DIR -> 0 or 1
     cut -d' ' -f2- | xargs -d '\n' cp -t "$dir/afl_in"
   local dict=()
   [[ -f "$OUT/$t.dict" ]] && dict=(-x "$OUT/$t.dict")
-  # afl-fuzz refuses sanitizer options that would not abort on a report.
+  # afl-fuzz refuses sanitizer options under which a report would not end
+  # in a signal or exit code it recognizes.
   ASAN_OPTIONS="$ASAN_OPTIONS:abort_on_error=1:symbolize=0" \
+    MSAN_OPTIONS="$MSAN_OPTIONS:exit_code=86:symbolize=0" \
     AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
     AFL_FAST_CAL=1 timeout $((seconds + 300)) afl-fuzz -V "$seconds" -t 25000 \
     -i "$dir/afl_in" -o "$dir/afl_out" "${dict[@]}" -- "$OUT/$t" >"$dir/log" 2>&1 || rc=$?
