@@ -75,7 +75,8 @@ typedef struct test_alloc {
     int fail_after;     /* and, when set, every call after it */
     int failed;         /* a call was refused */
     int64_t live;       /* blocks outstanding */
-    uint8_t fill;       /* fresh bytes get this value (the first 64 KiB) */
+    uint8_t fill;       /* fresh bytes get this value (the first 64 KiB;
+                           none under MSan, which tracks them itself) */
     size_t big_request; /* the largest request over 1 GiB, or 0 */
 } test_alloc;
 
