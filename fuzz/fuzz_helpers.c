@@ -39,6 +39,27 @@ void check_failed(const char *file, int line, const char *cond, const char *fmt,
     abort();
 }
 
+/* --- Memory of the harness itself -------------------------------------- */
+
+/* NO_COV: plumbing, which should not guide the fuzzer. */
+NO_COV void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    CHECK(p != NULL, "out of memory (%zu bytes)", n);
+    return p;
+}
+
+NO_COV void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    CHECK(p != NULL, "out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+NO_COV void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    CHECK(q != NULL, "out of memory (%zu bytes)", n);
+    return q;
+}
+
 /* --- The test allocator ------------------------------------------------ */
 
 /* Under MemorySanitizer fresh bytes stay uninitialised: MSan then reports

@@ -83,6 +83,16 @@ typedef struct test_alloc {
 /* The au_allocator's realloc; ud is a test_alloc. */
 void *ta_realloc(void *ud, void *ptr, size_t old_size, size_t new_size);
 
+/* --- Memory of the harness itself -------------------------------------- */
+
+/* malloc, calloc and realloc for the harness's own data (never for the
+ * code under test, which gets the test allocator): running out is not
+ * what a harness tests, so it is a CHECK failure.  Size 0 is served as 1,
+ * so a NULL always means failure. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size); /* zeroed */
+void *xrealloc(void *p, size_t n);
+
 /* --- NO_COV ------------------------------------------------------------ */
 
 /* NO_COV marks a harness function that the fuzzer should not be guided

@@ -617,12 +617,6 @@ NO_COV static uint64_t ref_entries(const void *ctx, uint32_t k, au_entry *buf,
     return ref_stack_entries(ctx, k, buf, cap);
 }
 
-NO_COV static void *xmalloc(size_t n) {
-    void *p = calloc(n ? n : 1, 1);
-    if (!p) abort();
-    return p;
-}
-
 static const au_thread_sample *cur_in; /* for failure reports */
 static const mresult *cur_core, *cur_ref;
 
@@ -641,7 +635,7 @@ NO_COV static void fetch_entries(mresult *m, entries_fn fn, const void *ctx) {
         uint64_t want = s->length <= budget ? s->length : budget;
         uint32_t cap = (uint32_t)want;
         /* Exact-size buffers: ASan catches a write past cap. */
-        s->entries = xmalloc((size_t)cap * sizeof *s->entries);
+        s->entries = xcalloc(1, (size_t)cap * sizeof *s->entries);
         uint64_t len = fn(ctx, k, s->entries, cap);
         CHECK(len == s->length,
               "stack %u: length %llu with cap %u, %llu with cap 0", k,
@@ -651,7 +645,7 @@ NO_COV static void fetch_entries(mresult *m, entries_fn fn, const void *ctx) {
         budget -= s->nentries < budget ? s->nentries : budget;
         if (S.probe_cap && S.probe_cap < s->length) {
             s->nprobe = S.probe_cap;
-            s->probe = xmalloc((size_t)s->nprobe * sizeof *s->probe);
+            s->probe = xcalloc(1, (size_t)s->nprobe * sizeof *s->probe);
             len = fn(ctx, k, s->probe, s->nprobe);
             CHECK(len == s->length, "stack %u: length %llu with cap %u", k,
                   (unsigned long long)len, s->nprobe);
@@ -666,7 +660,7 @@ NO_COV static void from_core(mresult *m, int status, const au_resolver *r,
     au_resolver_get_stats(r, &m->stats);
     if (status != AU_OK) return;
     m->nstacks = out->nstacks;
-    m->stacks = xmalloc(out->nstacks * sizeof *m->stacks);
+    m->stacks = xcalloc(1, out->nstacks * sizeof *m->stacks);
     for (uint32_t k = 0; k < out->nstacks; k++) {
         const au_stack *s = &out->stacks[k];
         mstack *d = &m->stacks[k];
@@ -682,8 +676,8 @@ NO_COV static void from_core(mresult *m, int status, const au_resolver *r,
         d->closing_id = s->closing == NONE ? 0 : in->tasks[s->closing].id;
     }
     m->ntasks = in->ntasks;
-    m->parent = xmalloc((in->ntasks + 1) * sizeof *m->parent);
-    m->link = xmalloc((in->ntasks + 1) * sizeof *m->link);
+    m->parent = xcalloc(1, (in->ntasks + 1) * sizeof *m->parent);
+    m->link = xcalloc(1, (in->ntasks + 1) * sizeof *m->link);
     for (uint32_t i = 0; i <= in->ntasks; i++) {
         m->parent[i] = au_resolver_parent(r, i);
         m->link[i] = au_resolver_link(r, i);
@@ -702,7 +696,7 @@ NO_COV static void from_ref(mresult *m, const ref_result *ref) {
     m->stats = ref->stats;
     if (ref->status != AU_OK) return;
     m->nstacks = ref->nstacks;
-    m->stacks = xmalloc(ref->nstacks * sizeof *m->stacks);
+    m->stacks = xcalloc(1, ref->nstacks * sizeof *m->stacks);
     for (uint32_t k = 0; k < ref->nstacks; k++) {
         const ref_stack *s = &ref->stacks[k];
         mstack *d = &m->stacks[k];
@@ -717,10 +711,10 @@ NO_COV static void from_ref(mresult *m, const ref_result *ref) {
             s->closing == NONE ? 0 : ref->in->tasks[s->closing].id;
     }
     m->ntasks = ref->ntasks;
-    m->parent = xmalloc((ref->ntasks + 1) * sizeof *m->parent);
+    m->parent = xcalloc(1, (ref->ntasks + 1) * sizeof *m->parent);
     memcpy(m->parent, ref->parent, ref->ntasks * sizeof *m->parent);
     m->parent[ref->ntasks] = NONE;
-    m->link = xmalloc((ref->ntasks + 1) * sizeof *m->link);
+    m->link = xcalloc(1, (ref->ntasks + 1) * sizeof *m->link);
     memcpy(m->link, ref->link, ref->ntasks * sizeof *m->link);
     m->link[ref->ntasks] = AU_LINK_NONE;
     fetch_entries(m, ref_entries, ref);
@@ -990,16 +984,16 @@ NO_COV static void model_build(model *m, const au_thread_sample *in) {
     m->in = in;
     uint32_t n = m->n = in->ntasks;
     const au_task *T = in->tasks;
-    m->ids = xmalloc(n * sizeof *m->ids);
+    m->ids = xcalloc(1, n * sizeof *m->ids);
     for (uint32_t i = 0; i < n; i++) m->ids[i] = (pair){T[i].id, i, 0};
     qsort(m->ids, n, sizeof *m->ids, cmp_pair);
-    m->present = xmalloc(n);
+    m->present = xcalloc(1, n);
     for (uint32_t i = 0; i < n; i++) {
         m->present[i] = m_find(m, T[i].id) == i;
         m->npresent += m->present[i];
     }
-    m->waiting = xmalloc(n);
-    m->awaiters = xmalloc(n * sizeof *m->awaiters);
+    m->waiting = xcalloc(1, n);
+    m->awaiters = xcalloc(1, n * sizeof *m->awaiters);
     for (uint32_t i = 0; i < n; i++) {
         if (!m->present[i]) continue;
         uint32_t t = m_valid(m, i, T[i].awaits);
@@ -1008,7 +1002,7 @@ NO_COV static void model_build(model *m, const au_thread_sample *in) {
         m->waiting[i] = 1;
     }
     qsort(m->awaiters, m->nawaiters, sizeof *m->awaiters, cmp_pair);
-    m->strong = xmalloc(in->nlinks * sizeof *m->strong);
+    m->strong = xcalloc(1, in->nlinks * sizeof *m->strong);
     for (uint32_t k = 0; k < in->nlinks; k++) {
         uint32_t c = m_find(m, in->links[k].child);
         uint32_t p = m_find(m, in->links[k].parent);
@@ -1017,8 +1011,8 @@ NO_COV static void model_build(model *m, const au_thread_sample *in) {
         m->waiting[p] = 1;
     }
     qsort(m->strong, m->nstrong, sizeof *m->strong, cmp_pair);
-    m->parent = xmalloc(n * sizeof *m->parent);
-    m->is_parent = xmalloc(n);
+    m->parent = xcalloc(1, n * sizeof *m->parent);
+    m->is_parent = xcalloc(1, n);
     for (uint32_t i = 0; i < n; i++) {
         m->parent[i] = m->present[i] ? m_parent(m, i) : NONE;
         if (m->parent[i] != NONE) m->is_parent[m->parent[i]] = 1;
@@ -1171,13 +1165,13 @@ NO_COV static void check_invariants(const au_thread_sample *in,
 
     uint64_t total = 0;
     uint32_t nrunning = 0, ncycles = 0, ntrunc = 0, any_depth_cut = 0;
-    uint32_t *seen = xmalloc(m.n * sizeof *seen); /* stamp: stack k + 1 */
-    uint32_t *pseen = xmalloc(m.n * sizeof *pseen);
-    uint32_t *cseen = xmalloc(m.n * sizeof *cseen); /* chain walk stamps */
-    unsigned char *covered = xmalloc(m.n);
-    unsigned char *has_stack = xmalloc(m.n);
-    uint32_t *markers = xmalloc((m.n + 1) * sizeof *markers);
-    uint32_t *chain = xmalloc((m.n + 1) * sizeof *chain);
+    uint32_t *seen = xcalloc(1, m.n * sizeof *seen); /* stamp: stack k + 1 */
+    uint32_t *pseen = xcalloc(1, m.n * sizeof *pseen);
+    uint32_t *cseen = xcalloc(1, m.n * sizeof *cseen); /* chain walk stamps */
+    unsigned char *covered = xcalloc(1, m.n);
+    unsigned char *has_stack = xcalloc(1, m.n);
+    uint32_t *markers = xcalloc(1, (m.n + 1) * sizeof *markers);
+    uint32_t *chain = xcalloc(1, (m.n + 1) * sizeof *chain);
 
     for (uint32_t k = 0; k < res->nstacks; k++) {
         const mstack *s = &res->stacks[k];
