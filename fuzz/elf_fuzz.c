@@ -29,7 +29,7 @@
 #include <string.h>
 
 #include "elf.h"
-#include "fuzz/check.h"
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/run_from_workspace.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

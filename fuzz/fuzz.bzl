@@ -43,6 +43,13 @@ gives:
 Give NEW_DIR first (it must exist): libFuzzer writes new inputs into its
 first directory, and corpus/ is committed.  To replay one input:
 bazel-bin/fuzz/resolver_regression path/to/crash-file.
+
+Fuzzing is documented in README.md ("Fuzz", and "OSS-Fuzz" for the build
+without Bazel).  oss-fuzz/fuzz_targets.py evaluates this file and
+fuzz/BUILD as Python to find every target: keep both within what Starlark
+and Python share (no Starlark-only builtins), and put clang-only copts
+under select() on //fuzz:compiler_clang, the branch it takes.
+tools/ossfuzz_check.sh fails if what it finds differs from `bazel query`.
 """
 
 # config_settings in fuzz/BUILD (the engine one follows .bazelrc's --define).

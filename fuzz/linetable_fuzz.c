@@ -28,6 +28,7 @@
  *            a fuzz input can hold (LINETABLE310 and LOCATIONS).
  * Any violation prints the case and aborts.
  */
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/linetable_fuzz.h"
 
 #include <stdio.h>
@@ -180,15 +181,6 @@ static void die(const char *what, au_linetable_kind kind, int32_t first,
     abort();
 }
 
-static uint32_t le32(const uint8_t *data, size_t size, size_t at) {
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; i++) {
-        uint32_t b = at + i < size ? data[at + i] : 0;
-        v |= b << (8 * i);
-    }
-    return v;
-}
-
 /* One offset: status, determinism, differential.  Returns the reference. */
 static ref_result check(au_linetable_kind kind, const uint8_t *t, size_t len,
                         int32_t first, uint32_t offset) {
@@ -212,10 +204,10 @@ int au_linetable_fuzz_one(au_linetable_kind kind, const uint8_t *data,
                           size_t size) {
     /* Two's complement conversion done by hand: out-of-range unsigned to
      * signed is implementation-defined. */
-    uint32_t ufirst = le32(data, size, 0);
+    uint32_t ufirst = fh_u32_at(data, size, 0);
     int32_t first = ufirst <= INT32_MAX ? (int32_t)ufirst
                                         : (int32_t)(ufirst - 0x80000000u) + INT32_MIN;
-    uint32_t offset = le32(data, size, 4);
+    uint32_t offset = fh_u32_at(data, size, 4);
     size_t len = size > 8 ? size - 8 : 0;
 
     /* An exact-size copy: ASan then sees reads on either side of it. */

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "fuzz/check.h"
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/mutator.h"
 #include "fuzz/snapmodel.h"
 

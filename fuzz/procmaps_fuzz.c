@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fuzz/check.h"
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/run_from_workspace.h"
 #include "procmaps.h"
 

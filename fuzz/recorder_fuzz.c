@@ -109,10 +109,8 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "fuzz/check.h"
-#include "fuzz/no_cov.h"
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/run_from_workspace.h"
-#include "fuzz/test_alloc.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
@@ -490,22 +488,6 @@ NO_COV static void check_same(uint32_t b, uint32_t c) {
  * Decoding the script.
  * ===================================================================== */
 
-typedef struct stream {
-    const uint8_t *p;
-    size_t left;
-} stream;
-
-static uint8_t next8(stream *s) {
-    if (!s->left) return 0;
-    s->left--;
-    return *s->p++;
-}
-
-static uint16_t next16(stream *s) {
-    uint16_t lo = next8(s);
-    return (uint16_t)(lo | next8(s) << 8);
-}
-
 /* The k-th most recent read planned (this batch's included), or NULL. */
 static const plan *recent(const plan *batch, uint32_t nbatch, uint32_t k, plan *tmp) {
     uint32_t total = L.n + nbatch;
@@ -517,8 +499,8 @@ static const plan *recent(const plan *batch, uint32_t nbatch, uint32_t k, plan *
     return tmp;
 }
 
-static plan plan_read(stream *s, const plan *batch, uint32_t nbatch) {
-    uint8_t k = next8(s), mode = k & 7, y = k >> 3;
+static plan plan_read(fh_input *s, const plan *batch, uint32_t nbatch) {
+    uint8_t k = fh_u8(s), mode = k & 7, y = k >> 3;
     plan q = {page_base(1), 16}, tmp;
     switch (mode) {
     case 3: /* SAME */
@@ -526,7 +508,7 @@ static plan plan_read(stream *s, const plan *batch, uint32_t nbatch) {
         const plan *r = recent(batch, nbatch, y, &tmp);
         if (r) q = *r;
         if (mode == 4) {
-            int8_t da = (int8_t)next8(s), dl = (int8_t)next8(s);
+            int8_t da = (int8_t)fh_u8(s), dl = (int8_t)fh_u8(s);
             q.addr += (uint64_t)(int64_t)da;
             int64_t len = (int64_t)q.len + dl;
             q.len = len < 0 ? 0 : len > (int64_t)MAX_LEN ? MAX_LEN : (uint32_t)len;
@@ -534,7 +516,7 @@ static plan plan_read(stream *s, const plan *batch, uint32_t nbatch) {
         break;
     }
     case 5: { /* EDGE */
-        uint8_t b1 = next8(s), b2 = next8(s);
+        uint8_t b1 = fh_u8(s), b2 = fh_u8(s);
         switch (y & 3) {
         case 0:
             q = (plan){b1 % 16u, b2 % 32u};
@@ -554,22 +536,22 @@ static plan plan_read(stream *s, const plan *batch, uint32_t nbatch) {
     }
     case 6:
     case 7: { /* SMALL */
-        uint64_t base = page_base(next8(s) % NPAGES);
-        uint32_t off = next16(s) % (PAGE + 64);
-        q = (plan){base + off - 32, next8(s) % 65u};
+        uint64_t base = page_base(fh_u8(s) % NPAGES);
+        uint32_t off = fh_u16(s) % (PAGE + 64);
+        q = (plan){base + off - 32, fh_u8(s) % 65u};
         break;
     }
     default: { /* AT */
-        uint64_t base = page_base(next8(s) % NPAGES);
-        uint32_t off = next16(s) % (3 * PAGE);
-        q = (plan){base + off - PAGE, next16(s) % (MAX_LEN + 1)};
+        uint64_t base = page_base(fh_u8(s) % NPAGES);
+        uint32_t off = fh_u16(s) % (3 * PAGE);
+        q = (plan){base + off - PAGE, fh_u16(s) % (MAX_LEN + 1)};
     }
     }
     return q;
 }
 
 /* Plans one batch and records it; 0 once a cap is reached. */
-static int op_read(session *ss, stream *s, uint8_t x) {
+static int op_read(session *ss, fh_input *s, uint8_t x) {
     plan p[MAX_BATCH];
     uint32_t want = 1 + (x & 7), n = 0;
     int room = 1;
@@ -586,26 +568,26 @@ static int op_read(session *ss, stream *s, uint8_t x) {
     return room;
 }
 
-static void op_write(stream *s, uint8_t x) {
-    uint32_t i = next8(s) % NPAGES, off = next16(s) % PAGE, len = 1u + next8(s);
-    uint8_t v = next8(s), step = (uint8_t)(2 * x + 1);
+static void op_write(fh_input *s, uint8_t x) {
+    uint32_t i = fh_u8(s) % NPAGES, off = fh_u16(s) % PAGE, len = 1u + fh_u8(s);
+    uint8_t v = fh_u8(s), step = (uint8_t)(2 * x + 1);
     if (len > PAGE - off) len = PAGE - off;
     uint8_t *d = page_data(i);
     for (uint32_t k = 0; k < len; k++) d[off + k] = (uint8_t)(v + k * step);
 }
 
-static void run_script(session *ss, stream *s) {
-    for (uint32_t ops = 0; s->left && ops < MAX_OPS; ops++) {
-        uint8_t o = next8(s), x = o >> 3;
+static void run_script(session *ss, fh_input *s) {
+    for (uint32_t ops = 0; s->pos < s->n && ops < MAX_OPS; ops++) {
+        uint8_t o = fh_u8(s), x = o >> 3;
         switch (o & 7) {
         case 4:
             op_write(s, x);
             break;
         case 5:
-            T.pages[next8(s) % NPAGES].mapped = 0;
+            T.pages[fh_u8(s) % NPAGES].mapped = 0;
             break;
         case 6: {
-            uint32_t i = next8(s) % NPAGES;
+            uint32_t i = fh_u8(s) % NPAGES;
             T.pages[i].mapped = 1;
             new_contents(i);
             break;
@@ -718,10 +700,10 @@ static void write_and_replay(session *ss, uint8_t f, au_allocator *al) {
  * ===================================================================== */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    stream s = {data, size};
-    uint8_t f = next8(&s), a = next8(&s);
+    fh_input s = {data, size, 0};
+    uint8_t f = fh_u8(&s), a = fh_u8(&s);
     uint64_t unmapped = 0;
-    for (int i = 0; i < 5; i++) unmapped |= (uint64_t)next8(&s) << (8 * i);
+    for (int i = 0; i < 5; i++) unmapped |= (uint64_t)fh_u8(&s) << (8 * i);
     target_reset(unmapped);
     model_reset();
     L.n = L.nbatches = L.data_used = 0;

@@ -8,20 +8,12 @@
  */
 #include "ref_resolver.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NONE UINT32_MAX
+#include "fuzz/fuzz_helpers.h"
 
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p) {
-        fprintf(stderr, "ref_resolver: out of memory\n");
-        abort();
-    }
-    return p;
-}
+#define NONE UINT32_MAX
 
 /* ---- id lookup: (id, index) pairs sorted by id --------------------------- */
 

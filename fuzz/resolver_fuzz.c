@@ -146,11 +146,9 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "fuzz/check.h"
-#include "fuzz/no_cov.h"
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
-#include "fuzz/test_alloc.h"
 
 /* The checking code below is not what the fuzzer should explore: NO_COV. */
 
@@ -168,19 +166,6 @@
 /* ========================================================================
  * Decoding
  * ===================================================================== */
-
-typedef struct reader {
-    const uint8_t *p;
-    size_t n, pos;
-} reader;
-
-static uint8_t rd8(reader *r) { return r->pos < r->n ? r->p[r->pos++] : 0; }
-
-static uint64_t rd64(reader *r) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)rd8(r) << (8 * i);
-    return v;
-}
 
 typedef struct sample {
     au_task tasks[CAP_TASKS];
@@ -202,8 +187,8 @@ static sample S;                     /* decoded input */
 static au_task perm_tasks[CAP_TASKS]; /* shuffled copies */
 static au_link perm_links[CAP_LINKS];
 
-static uint64_t rd_id(reader *r) {
-    uint8_t v = rd8(r);
+static uint64_t rd_id(fh_input *r) {
+    uint8_t v = fh_u8(r);
     if (v < 0x40) return v;
     if (v < 0x80) {
         uint32_t k = v & 63u;
@@ -215,21 +200,21 @@ static uint64_t rd_id(reader *r) {
         return S.tasks[(uint64_t)(v - 0xc0) * S.ntasks / 62].id;
     }
     if (v == 0xfe) return UINT64_MAX;
-    return rd64(r);
+    return fh_u64(r);
 }
 
-static uint64_t rd_fid(reader *r) {
-    uint8_t v = rd8(r);
+static uint64_t rd_fid(fh_input *r) {
+    uint8_t v = fh_u8(r);
     if (v == 0) return 0;
     if (v < 0x80) return 0xf000 + v;
     if (v < 0xc0)
         return S.nthread ? S.thread[(v & 63u) % S.nthread] : 0xf000u + v;
     if (v < 0xff) return ((uint64_t)(v & 63u) << 40) | 0xf000;
-    return rd64(r);
+    return fh_u64(r);
 }
 
-static au_task *sel_task(reader *r) {
-    uint8_t v = rd8(r);
+static au_task *sel_task(fh_input *r) {
+    uint8_t v = fh_u8(r);
     if (!S.ntasks) return NULL;
     return &S.tasks[S.ntasks - 1 - v % S.ntasks];
 }
@@ -297,8 +282,8 @@ static au_task *find_task(uint64_t id) {
     return NULL;
 }
 
-static void op_task(reader *r) {
-    uint8_t fl = rd8(r);
+static void op_task(fh_input *r) {
+    uint8_t fl = fh_u8(r);
     uint64_t id = rd_id(r), aw = rd_id(r), cr = rd_id(r);
     size_t name_len = (fl >> 1) & 3u;
     const char *name = NULL;
@@ -320,14 +305,14 @@ static void op_task(reader *r) {
     t->name_len = (uint32_t)name_len;
 }
 
-static void op_link(reader *r, unsigned a) {
+static void op_link(fh_input *r, unsigned a) {
     for (unsigned i = 0; i <= (a & 7u); i++) {
         uint64_t c = rd_id(r), p = rd_id(r);
         add_link(c, p);
     }
 }
 
-static void op_thread(reader *r, unsigned a) {
+static void op_thread(fh_input *r, unsigned a) {
     for (unsigned i = 0; i <= a; i++) add_thread(rd_fid(r));
 }
 
@@ -357,9 +342,9 @@ static void connect(au_task *parent, au_task *child, unsigned kind) {
     }
 }
 
-static void op_chain(reader *r, unsigned a) {
-    uint32_t n8 = rd8(r);
-    uint8_t shape = rd8(r);
+static void op_chain(fh_input *r, unsigned a) {
+    uint32_t n8 = fh_u8(r);
+    uint8_t shape = fh_u8(r);
     uint64_t top = (shape & 4u) ? rd_id(r) : 0;
     uint32_t n = gen_count(n8, a);
     unsigned nf = a >> 2, kind = shape & 3u;
@@ -397,9 +382,9 @@ static void op_chain(reader *r, unsigned a) {
     }
 }
 
-static void op_fanout(reader *r, unsigned a) {
-    uint32_t n8 = rd8(r);
-    uint8_t shape = rd8(r);
+static void op_fanout(fh_input *r, unsigned a) {
+    uint32_t n8 = fh_u8(r);
+    uint8_t shape = fh_u8(r);
     uint64_t p = rd_id(r);
     uint64_t q = (shape & 32u) ? rd_id(r) : 0;
     uint64_t shared = (shape & 128u) ? rd_fid(r) : 0;
@@ -429,7 +414,7 @@ static void op_fanout(reader *r, unsigned a) {
         pt->awaits = S.tasks[first].id;
 }
 
-static void op_set(reader *r, unsigned a) {
+static void op_set(fh_input *r, unsigned a) {
     au_task *t = sel_task(r);
     uint64_t v = rd_id(r);
     if (!t) return;
@@ -441,9 +426,9 @@ static void op_set(reader *r, unsigned a) {
     }
 }
 
-static void op_splice(reader *r, unsigned a) {
+static void op_splice(fh_input *r, unsigned a) {
     au_task *t = sel_task(r);
-    uint8_t k = rd8(r);
+    uint8_t k = fh_u8(r);
     if (!t) return;
     t->flags |= AU_TASK_RUNNING;
     ensure_frame(t);
@@ -456,26 +441,26 @@ static void op_splice(reader *r, unsigned a) {
     }
 }
 
-static void op_dup(reader *r) {
+static void op_dup(fh_input *r) {
     au_task *t = sel_task(r);
     if (!t || S.ntasks >= CAP_TASKS) return;
     S.wframes[S.ntasks] = writable_frames(t);
     S.tasks[S.ntasks++] = *t;
 }
 
-static void op_bulk(reader *r) {
-    uint32_t n = rd8(r) + 1u;
+static void op_bulk(fh_input *r) {
+    uint32_t n = fh_u8(r) + 1u;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t c = rd8(r) & 63u, p = rd8(r) & 63u;
+        uint64_t c = fh_u8(r) & 63u, p = fh_u8(r) & 63u;
         add_link(c, p);
     }
 }
 
-static void op_pool(reader *r, unsigned a) {
+static void op_pool(fh_input *r, unsigned a) {
     uint64_t id = 1;
     for (unsigned i = 0; i < 4 * (a + 1); i++) {
         while (find_task(id)) id++;
-        uint8_t b = rd8(r);
+        uint8_t b = fh_u8(r);
         au_task *t = new_task(id);
         if (!t) return;
         add_frame(t, 0xf000 + id);
@@ -496,8 +481,8 @@ static void decode(const uint8_t *data, size_t size) {
     S.fresh_task = 0x100000;
     S.fresh_frame = 0x200000;
     S.null_mode = 0;
-    reader r = {data, size, 0};
-    uint8_t h0 = rd8(&r), h1 = rd8(&r);
+    fh_input r = {data, size, 0};
+    uint8_t h0 = fh_u8(&r), h1 = fh_u8(&r);
     memset(&S.limits, 0, sizeof S.limits);
     S.limits.max_depth = depth_v[h0 & 7u];
     S.limits.max_tasks = tasks_v[h0 >> 6];
@@ -505,7 +490,7 @@ static void decode(const uint8_t *data, size_t size) {
     S.probe_cap = probe_v[(h0 >> 3) & 7u];
     S.limits_key = (h0 & 7u) | (unsigned)(h0 >> 6) << 3;
     while (r.pos < r.n) {
-        uint8_t o = rd8(&r);
+        uint8_t o = fh_u8(&r);
         unsigned a = o >> 4;
         switch (o & 15u) {
         case 0: case 11: case 15: op_task(&r); break;
@@ -632,17 +617,10 @@ NO_COV static uint64_t ref_entries(const void *ctx, uint32_t k, au_entry *buf,
     return ref_stack_entries(ctx, k, buf, cap);
 }
 
-NO_COV static void *xmalloc(size_t n) {
-    void *p = calloc(n ? n : 1, 1);
-    if (!p) abort();
-    return p;
-}
-
 static const au_thread_sample *cur_in; /* for failure reports */
 static const mresult *cur_core, *cur_ref;
 
 NO_COV static void dump_context(void *ud);
-
 
 /* Measures every stack (cap 0) and fetches its entries: whole while the
  * running total stays within FETCH_BUDGET, then cut to what is left of it,
@@ -657,7 +635,7 @@ NO_COV static void fetch_entries(mresult *m, entries_fn fn, const void *ctx) {
         uint64_t want = s->length <= budget ? s->length : budget;
         uint32_t cap = (uint32_t)want;
         /* Exact-size buffers: ASan catches a write past cap. */
-        s->entries = xmalloc((size_t)cap * sizeof *s->entries);
+        s->entries = xcalloc(1, (size_t)cap * sizeof *s->entries);
         uint64_t len = fn(ctx, k, s->entries, cap);
         CHECK(len == s->length,
               "stack %u: length %llu with cap %u, %llu with cap 0", k,
@@ -667,7 +645,7 @@ NO_COV static void fetch_entries(mresult *m, entries_fn fn, const void *ctx) {
         budget -= s->nentries < budget ? s->nentries : budget;
         if (S.probe_cap && S.probe_cap < s->length) {
             s->nprobe = S.probe_cap;
-            s->probe = xmalloc((size_t)s->nprobe * sizeof *s->probe);
+            s->probe = xcalloc(1, (size_t)s->nprobe * sizeof *s->probe);
             len = fn(ctx, k, s->probe, s->nprobe);
             CHECK(len == s->length, "stack %u: length %llu with cap %u", k,
                   (unsigned long long)len, s->nprobe);
@@ -682,7 +660,7 @@ NO_COV static void from_core(mresult *m, int status, const au_resolver *r,
     au_resolver_get_stats(r, &m->stats);
     if (status != AU_OK) return;
     m->nstacks = out->nstacks;
-    m->stacks = xmalloc(out->nstacks * sizeof *m->stacks);
+    m->stacks = xcalloc(1, out->nstacks * sizeof *m->stacks);
     for (uint32_t k = 0; k < out->nstacks; k++) {
         const au_stack *s = &out->stacks[k];
         mstack *d = &m->stacks[k];
@@ -698,8 +676,8 @@ NO_COV static void from_core(mresult *m, int status, const au_resolver *r,
         d->closing_id = s->closing == NONE ? 0 : in->tasks[s->closing].id;
     }
     m->ntasks = in->ntasks;
-    m->parent = xmalloc((in->ntasks + 1) * sizeof *m->parent);
-    m->link = xmalloc((in->ntasks + 1) * sizeof *m->link);
+    m->parent = xcalloc(1, (in->ntasks + 1) * sizeof *m->parent);
+    m->link = xcalloc(1, (in->ntasks + 1) * sizeof *m->link);
     for (uint32_t i = 0; i <= in->ntasks; i++) {
         m->parent[i] = au_resolver_parent(r, i);
         m->link[i] = au_resolver_link(r, i);
@@ -718,7 +696,7 @@ NO_COV static void from_ref(mresult *m, const ref_result *ref) {
     m->stats = ref->stats;
     if (ref->status != AU_OK) return;
     m->nstacks = ref->nstacks;
-    m->stacks = xmalloc(ref->nstacks * sizeof *m->stacks);
+    m->stacks = xcalloc(1, ref->nstacks * sizeof *m->stacks);
     for (uint32_t k = 0; k < ref->nstacks; k++) {
         const ref_stack *s = &ref->stacks[k];
         mstack *d = &m->stacks[k];
@@ -733,10 +711,10 @@ NO_COV static void from_ref(mresult *m, const ref_result *ref) {
             s->closing == NONE ? 0 : ref->in->tasks[s->closing].id;
     }
     m->ntasks = ref->ntasks;
-    m->parent = xmalloc((ref->ntasks + 1) * sizeof *m->parent);
+    m->parent = xcalloc(1, (ref->ntasks + 1) * sizeof *m->parent);
     memcpy(m->parent, ref->parent, ref->ntasks * sizeof *m->parent);
     m->parent[ref->ntasks] = NONE;
-    m->link = xmalloc((ref->ntasks + 1) * sizeof *m->link);
+    m->link = xcalloc(1, (ref->ntasks + 1) * sizeof *m->link);
     memcpy(m->link, ref->link, ref->ntasks * sizeof *m->link);
     m->link[ref->ntasks] = AU_LINK_NONE;
     fetch_entries(m, ref_entries, ref);
@@ -1006,16 +984,16 @@ NO_COV static void model_build(model *m, const au_thread_sample *in) {
     m->in = in;
     uint32_t n = m->n = in->ntasks;
     const au_task *T = in->tasks;
-    m->ids = xmalloc(n * sizeof *m->ids);
+    m->ids = xcalloc(1, n * sizeof *m->ids);
     for (uint32_t i = 0; i < n; i++) m->ids[i] = (pair){T[i].id, i, 0};
     qsort(m->ids, n, sizeof *m->ids, cmp_pair);
-    m->present = xmalloc(n);
+    m->present = xcalloc(1, n);
     for (uint32_t i = 0; i < n; i++) {
         m->present[i] = m_find(m, T[i].id) == i;
         m->npresent += m->present[i];
     }
-    m->waiting = xmalloc(n);
-    m->awaiters = xmalloc(n * sizeof *m->awaiters);
+    m->waiting = xcalloc(1, n);
+    m->awaiters = xcalloc(1, n * sizeof *m->awaiters);
     for (uint32_t i = 0; i < n; i++) {
         if (!m->present[i]) continue;
         uint32_t t = m_valid(m, i, T[i].awaits);
@@ -1024,7 +1002,7 @@ NO_COV static void model_build(model *m, const au_thread_sample *in) {
         m->waiting[i] = 1;
     }
     qsort(m->awaiters, m->nawaiters, sizeof *m->awaiters, cmp_pair);
-    m->strong = xmalloc(in->nlinks * sizeof *m->strong);
+    m->strong = xcalloc(1, in->nlinks * sizeof *m->strong);
     for (uint32_t k = 0; k < in->nlinks; k++) {
         uint32_t c = m_find(m, in->links[k].child);
         uint32_t p = m_find(m, in->links[k].parent);
@@ -1033,8 +1011,8 @@ NO_COV static void model_build(model *m, const au_thread_sample *in) {
         m->waiting[p] = 1;
     }
     qsort(m->strong, m->nstrong, sizeof *m->strong, cmp_pair);
-    m->parent = xmalloc(n * sizeof *m->parent);
-    m->is_parent = xmalloc(n);
+    m->parent = xcalloc(1, n * sizeof *m->parent);
+    m->is_parent = xcalloc(1, n);
     for (uint32_t i = 0; i < n; i++) {
         m->parent[i] = m->present[i] ? m_parent(m, i) : NONE;
         if (m->parent[i] != NONE) m->is_parent[m->parent[i]] = 1;
@@ -1187,13 +1165,13 @@ NO_COV static void check_invariants(const au_thread_sample *in,
 
     uint64_t total = 0;
     uint32_t nrunning = 0, ncycles = 0, ntrunc = 0, any_depth_cut = 0;
-    uint32_t *seen = xmalloc(m.n * sizeof *seen); /* stamp: stack k + 1 */
-    uint32_t *pseen = xmalloc(m.n * sizeof *pseen);
-    uint32_t *cseen = xmalloc(m.n * sizeof *cseen); /* chain walk stamps */
-    unsigned char *covered = xmalloc(m.n);
-    unsigned char *has_stack = xmalloc(m.n);
-    uint32_t *markers = xmalloc((m.n + 1) * sizeof *markers);
-    uint32_t *chain = xmalloc((m.n + 1) * sizeof *chain);
+    uint32_t *seen = xcalloc(1, m.n * sizeof *seen); /* stamp: stack k + 1 */
+    uint32_t *pseen = xcalloc(1, m.n * sizeof *pseen);
+    uint32_t *cseen = xcalloc(1, m.n * sizeof *cseen); /* chain walk stamps */
+    unsigned char *covered = xcalloc(1, m.n);
+    unsigned char *has_stack = xcalloc(1, m.n);
+    uint32_t *markers = xcalloc(1, (m.n + 1) * sizeof *markers);
+    uint32_t *chain = xcalloc(1, (m.n + 1) * sizeof *chain);
 
     for (uint32_t k = 0; k < res->nstacks; k++) {
         const mstack *s = &res->stacks[k];

@@ -118,13 +118,11 @@
 #include <unistd.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
-#include "fuzz/check.h"
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/json_syntax.h"
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
 #include "fuzz/snapmodel.h"
-#include "fuzz/test_alloc.h"
 #include "profile.h"
 #include "pytasks.h"
 #include "sampler.h"

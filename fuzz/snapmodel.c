@@ -5,20 +5,7 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
-#include "fuzz/check.h"
-
-void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    CHECK(p != NULL, "out of memory (%zu bytes)", n);
-    return p;
-}
-
-void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    CHECK(q != NULL, "out of memory (%zu bytes)", n);
-    return q;
-}
+#include "fuzz/fuzz_helpers.h"
 
 void model_free(model *m) {
     for (uint32_t i = 0; i < m->nregions; i++) free(m->regions[i].data);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fuzz/fuzz_helpers.h" /* xmalloc, xrealloc: the model's memory */
 #include "snapshot_format.h"
 
 typedef struct mregion {
@@ -96,7 +97,5 @@ uint64_t some_pointer(const model *m, rng *r);
 /* A boundary value, or a small change of old. */
 uint64_t interesting_value(uint64_t old, rng *r);
 
-void *xmalloc(size_t n);
-void *xrealloc(void *p, size_t n);
 
 #endif

@@ -60,9 +60,8 @@
 #include <sys/mman.h>
 
 #include "asyncunwind.h"
-#include "fuzz/check.h"
+#include "fuzz/fuzz_helpers.h"
 #include "fuzz/run_from_workspace.h"
-#include "fuzz/test_alloc.h"
 #include "snapshot_format.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
@@ -102,15 +101,6 @@ typedef struct ref_snap {
     uint32_t nregions, nfailed, nthreads;
 } ref_snap;
 
-static uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p) {
-    return le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
 static void ref_free(ref_snap *r) {
     free(r->regions);
     free(r->failed);
@@ -131,11 +121,11 @@ static void ref_parse(const uint8_t *d, size_t n, ref_snap *r) {
         r->status = AU_ERR_FORMAT;
         return;
     }
-    if (le32(d + 8) != 1) {
+    if (au_rd32(d + 8) != 1) {
         r->status = AU_ERR_UNSUPPORTED;
         return;
     }
-    if (le32(d + 12) != 16) {
+    if (au_rd32(d + 12) != 16) {
         r->status = AU_ERR_FORMAT;
         return;
     }
@@ -147,7 +137,7 @@ static void ref_parse(const uint8_t *d, size_t n, ref_snap *r) {
             r->status = AU_ERR_FORMAT;
             return;
         }
-        uint32_t type = le32(d + at), len = le32(d + at + 4);
+        uint32_t type = au_rd32(d + at), len = au_rd32(d + at + 4);
         size_t p = at + 8;
         /* Payload, then padding to a multiple of 8, all inside the file. */
         uint64_t padded = ((uint64_t)len + 7) / 8 * 8;
@@ -171,10 +161,10 @@ static void ref_parse(const uint8_t *d, size_t n, ref_snap *r) {
                 return;
             }
             have_meta = 1;
-            r->pid = le32(d + p);
-            r->version = le32(d + p + 4);
-            r->runtime = le64(d + p + 8);
-            r->time_ns = le64(d + p + 16);
+            r->pid = au_rd32(d + p);
+            r->version = au_rd32(d + p + 4);
+            r->runtime = au_rd64(d + p + 8);
+            r->time_ns = au_rd64(d + p + 16);
             r->meta_off = p;
             r->meta_len = len;
             break;
@@ -187,14 +177,14 @@ static void ref_parse(const uint8_t *d, size_t n, ref_snap *r) {
                 r->status = AU_ERR_LIMIT;
                 return;
             }
-            r->threads[r->nthreads++] = (ref_thread){le64(d + p), p + 8, len - 8};
+            r->threads[r->nthreads++] = (ref_thread){au_rd64(d + p), p + 8, len - 8};
             break;
         case 3: { /* REGION: u64 addr, 1 byte .. 16 MiB; sorted, disjoint */
             if (len < 9 || len - 8 > (16u << 20)) {
                 r->status = AU_ERR_FORMAT;
                 return;
             }
-            uint64_t addr = le64(d + p), rlen = len - 8;
+            uint64_t addr = au_rd64(d + p), rlen = len - 8;
             /* UNDOCUMENTED: address 0 is refused, and so is a region that
              * ends exactly at 2^64 (its end is not representable). */
             if (addr == 0 || addr > UINT64_MAX - rlen) {
@@ -216,7 +206,7 @@ static void ref_parse(const uint8_t *d, size_t n, ref_snap *r) {
                 r->status = AU_ERR_FORMAT;
                 return;
             }
-            uint64_t addr = le64(d + p), flen = le64(d + p + 8);
+            uint64_t addr = au_rd64(d + p), flen = au_rd64(d + p + 8);
             if (r->nfailed) {
                 const ref_failed *last = &r->failed[r->nfailed - 1];
                 if (addr < last->addr || (addr == last->addr && flen <= last->len)) {
