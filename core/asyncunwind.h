@@ -14,6 +14,13 @@
  *    caller; in practice they are target addresses.  0 always means "none".
  *  - Memory the core returns stays owned by the context that returned it and
  *    stays valid until the next call on that context.
+ *  - Every constructor has one shape, so a host wraps them all alike:
+ *      int au_X_new(const au_allocator *alloc, ..., au_X **out);
+ *    (au_X_open when it attaches to something outside the core: a pid, a
+ *    snapshot, another memory source).  It returns an au_status; *out is
+ *    the new context on AU_OK and NULL on any error (out itself NULL is
+ *    AU_ERR_ARG).  The matching au_X_free (au_memsrc_destroy for memory
+ *    sources) accepts NULL.
  */
 #ifndef ASYNCUNWIND_H
 #define ASYNCUNWIND_H
@@ -174,9 +181,9 @@ typedef struct au_resolver_stats {
 typedef struct au_resolver au_resolver;
 
 /* Create a resolver context.  alloc and limits may be NULL (libc, defaults).
- * Returns NULL when the allocator fails. */
-au_resolver *au_resolver_new(const au_allocator *alloc,
-                             const au_resolver_limits *limits);
+ * AU_ERR_NOMEM when the allocator fails. */
+int au_resolver_new(const au_allocator *alloc, const au_resolver_limits *limits,
+                    au_resolver **out);
 void au_resolver_free(au_resolver *r);
 
 /* Resolve one thread sample.  On AU_OK, *out describes the stacks.  They

@@ -256,7 +256,9 @@ static void replay_destroy(au_memsrc *self) {
 }
 
 int au_memsrc_snapshot_open(const au_allocator *alloc, const au_snapshot *s, au_memsrc **out) {
-    if (!s || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
+    if (!s) return AU_ERR_ARG;
     au_allocator a = au_alloc_or_libc(alloc);
     replay *p = a.realloc(a.ud, NULL, 0, sizeof *p);
     if (!p) return AU_ERR_NOMEM;

@@ -658,10 +658,13 @@ uint64_t au_stack_entries(const au_resolver *r, const au_stack *s, au_entry *buf
 
 static uint32_t or_default(uint32_t v, uint32_t d) { return v ? v : d; }
 
-au_resolver *au_resolver_new(const au_allocator *alloc, const au_resolver_limits *limits) {
+int au_resolver_new(const au_allocator *alloc, const au_resolver_limits *limits,
+                    au_resolver **out) {
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
     au_allocator a = au_alloc_or_libc(alloc);
     au_resolver *r = a.realloc(a.ud, NULL, 0, sizeof *r);
-    if (!r) return NULL;
+    if (!r) return AU_ERR_NOMEM;
     memset(r, 0, sizeof *r);
     r->alloc = a;
     au_resolver_limits l = {0};
@@ -669,7 +672,8 @@ au_resolver *au_resolver_new(const au_allocator *alloc, const au_resolver_limits
     r->lim.max_tasks = or_default(l.max_tasks, AU_DEFAULT_MAX_TASKS);
     r->lim.max_links = or_default(l.max_links, AU_DEFAULT_MAX_LINKS);
     r->lim.max_depth = or_default(l.max_depth, AU_DEFAULT_MAX_DEPTH);
-    return r;
+    *out = r;
+    return AU_OK;
 }
 
 void au_resolver_free(au_resolver *r) {

@@ -368,8 +368,8 @@ static int resolve_threads(au_sampler *s) {
         in->tasks = t->ntasks ? s->rtasks + t->first_task : NULL;
         in->ntasks = t->ntasks;
         if (!s->resolvers[i]) {
-            s->resolvers[i] = au_resolver_new(&s->alloc, &s->opt.resolver);
-            if (!s->resolvers[i]) return AU_ERR_NOMEM;
+            int rc = au_resolver_new(&s->alloc, &s->opt.resolver, &s->resolvers[i]);
+            if (rc) return rc;
             s->stats.allocations++;
         }
         au_stacks st;
