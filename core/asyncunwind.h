@@ -368,7 +368,7 @@ int au_pyruntime_find_asyncio(const au_allocator *alloc, int pid, au_pyruntime *
  * An au_pyreader reads, from a memory source, every thread of every
  * interpreter of a CPython 3.9-3.15 process and each thread's frames, with
  * the function's (qualified) name, file and line.  Layout differences are
- * data (core/pyoffsets.h); on 3.13+ the target's own _Py_DebugOffsets take
+ * data (core/au_pyoffsets.h); on 3.13+ the target's own _Py_DebugOffsets take
  * precedence over the compiled-in tables.  All reads are batched; code
  * objects and their strings are cached, and every cache hit is validated
  * against the object's current header, read in the same batch, so a freed

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
+#include "au_bytes.h"
 #include "fuzz/mutator.h"
 #include "fuzz/sampler_check.h"
 #include "fuzz/snapmodel.h"

@@ -118,16 +118,16 @@
 #include <unistd.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
+#include "au_bytes.h"
 #include "fuzz/check.h"
 #include "fuzz/json_syntax.h"
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
 #include "fuzz/snapmodel.h"
 #include "fuzz/test_alloc.h"
-#include "profile.h"
-#include "pytasks.h"
-#include "sampler.h"
+#include "au_profile.h"
+#include "au_pytasks.h"
+#include "au_sampler.h"
 
 #define NONE UINT32_MAX
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
+#include "au_bytes.h"
 #include "fuzz/check.h"
 
 void *xmalloc(size_t n) {

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "snapshot_format.h"
+#include "au_snapshot_format.h"
 
 typedef struct mregion {
     uint64_t addr;

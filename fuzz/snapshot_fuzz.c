@@ -63,7 +63,7 @@
 #include "fuzz/check.h"
 #include "fuzz/run_from_workspace.h"
 #include "fuzz/test_alloc.h"
-#include "snapshot_format.h"
+#include "au_snapshot_format.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
+#include "au_internal.h"
 
 const char *au_status_str(int status) {
     switch (status) {

@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "pyreader.h"
+#include "au_internal.h"
+#include "au_pyreader.h"
 
 #define NONE UINT32_MAX
 #define PAGE 4096u

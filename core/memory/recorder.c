@@ -29,9 +29,9 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
-#include "internal.h"
-#include "snapshot_format.h"
+#include "au_bytes.h"
+#include "au_internal.h"
+#include "au_snapshot_format.h"
 
 #define RPAGE 4096u
 #define RPAGE_SHIFT 12

@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 #include "asyncunwind.h"
-#include "elf.h"
-#include "internal.h"
-#include "procmaps.h"
+#include "au_elf.h"
+#include "au_internal.h"
+#include "au_procmaps.h"
 
 #define MAPS_START (256u << 10)
 #define MAPS_MAX (64u << 20)

@@ -22,10 +22,10 @@
 #include <time.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "procmaps.h"
-#include "proctask.h"
-#include "timehist.h"
+#include "au_internal.h"
+#include "au_procmaps.h"
+#include "au_proctask.h"
+#include "au_timehist.h"
 
 #define DEFAULT_INTERVAL 1000000ull     /* 1 ms: see docs/CLI.md */
 #define DEFAULT_SCAN 100000000ull       /* 100 ms */
