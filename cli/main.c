@@ -77,7 +77,7 @@ static const char usage[] =
     "(a sample still partial after every attempt is printed, with a warning:\n"
     "exit code 0)\n";
 
-const char cli_version[] = "asyncunwind 0.10 (CPython 3.9-3.15)";
+const char cli_version[] = "asyncunwind " AU_VERSION_STRING " (CPython 3.9-3.15)";
 
 static int exit_code(int status) {
     switch (status) {

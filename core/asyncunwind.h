@@ -28,6 +28,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The core's version.  A host compiled against this header can test it
+ * with the preprocessor (AU_VERSION_NUMBER >= 10002 for 0.10.2 and later),
+ * and compare au_version() with AU_VERSION_STRING to catch a header and an
+ * object file from different copies.  `asyncunwind --version` prints the
+ * same string.  docs/VENDORING.md says what a version change promises. */
+#define AU_VERSION_MAJOR 0
+#define AU_VERSION_MINOR 10
+#define AU_VERSION_PATCH 0
+#define AU_VERSION_STRING "0.10.0"
+#define AU_VERSION_NUMBER (AU_VERSION_MAJOR * 1000000 + AU_VERSION_MINOR * 1000 + AU_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -53,6 +64,9 @@ typedef enum au_status {
 
 /* A short, static, human-readable description of a status code. */
 const char *au_status_str(int status);
+
+/* AU_VERSION_STRING of the core this was compiled from. */
+const char *au_version(void);
 
 /* ---------------------------------------------------------------------------
  * Allocation.

@@ -557,7 +557,7 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
 }
 
 void au_tasks_get_view_stats(const au_tasks *t, au_view_stats *out) {
-    if (t && out) au_view_get_stats(t->view, out);
+    au_view_get_stats(t ? t->view : NULL, out); /* zeroes out without a view */
 }
 
 uint32_t au_tasks_phase(const au_tasks *t) { return t ? t->phase : AU_AT_PHASE_NONE; }

@@ -5,6 +5,8 @@
 #include "asyncunwind.h"
 #include "au_internal.h"
 
+const char *au_version(void) { return AU_VERSION_STRING; }
+
 const char *au_status_str(int status) {
     switch (status) {
     case AU_OK: return "ok";

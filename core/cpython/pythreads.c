@@ -448,5 +448,11 @@ void au_pyreader_free(au_pyreader *r) {
 }
 
 void au_pyreader_get_stats(const au_pyreader *r, au_pyreader_stats *stats) {
-    if (r && stats) *stats = r->stats;
+    if (!stats) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (r)
+        *stats = r->stats;
+    else
+        memset(stats, 0, sizeof *stats);
 }

@@ -380,7 +380,13 @@ void au_view_set_exact(au_view *v, int exact) {
 }
 
 void au_view_get_stats(const au_view *v, au_view_stats *out) {
-    if (v && out) *out = v->stats;
+    if (!out) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (v)
+        *out = v->stats;
+    else
+        memset(out, 0, sizeof *out);
 }
 
 int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, au_view **out) {

@@ -704,7 +704,13 @@ void au_resolver_free(au_resolver *r) {
 }
 
 void au_resolver_get_stats(const au_resolver *r, au_resolver_stats *stats) {
-    if (r && stats) *stats = r->stats;
+    if (!stats) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (r)
+        *stats = r->stats;
+    else
+        memset(stats, 0, sizeof *stats);
 }
 
 static int check_input(const au_resolver *r, const au_thread_sample *in) {

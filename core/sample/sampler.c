@@ -669,7 +669,13 @@ uint32_t au_sampler_version(const au_sampler *s, int *exact) {
 }
 
 void au_sampler_get_stats(const au_sampler *s, au_sampler_stats *stats) {
-    if (s && stats) *stats = s->stats;
+    if (!stats) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (s)
+        *stats = s->stats;
+    else
+        memset(stats, 0, sizeof *stats);
 }
 
 int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *buf, size_t len),
