@@ -17,7 +17,8 @@
  *  - Every constructor has one shape, so a host wraps them all alike:
  *      int au_X_new(const au_allocator *alloc, ..., au_X **out);
  *    (au_X_open when it attaches to something outside the core: a pid, a
- *    snapshot, another memory source).  It returns an au_status; *out is
+ *    snapshot, another memory source; au_snapshot_parse for a snapshot
+ *    held in memory).  It returns an au_status; *out is
  *    the new context on AU_OK and NULL on any error (out itself NULL is
  *    AU_ERR_ARG).  The matching au_X_free (au_memsrc_destroy for memory
  *    sources) accepts NULL.

@@ -568,8 +568,9 @@ uint64_t au_tasks_allocations(const au_tasks *t) {
 
 int au_tasks_new(const au_allocator *alloc, au_pyreader *reader, au_memsrc *mem,
                  const au_tasks_limits *limits, au_tasks **out) {
-    if (!reader || !mem || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
     *out = NULL;
+    if (!reader || !mem) return AU_ERR_ARG;
     const au_py_private *table = au_py_private_for(reader->off.version_hex);
     if (!table) return AU_ERR_UNSUPPORTED;
     au_allocator a = au_alloc_or_libc(alloc);

@@ -86,7 +86,9 @@ void au_objlayout_init(au_objlayout *l, const au_py_offsets *o, const au_py_priv
 
 int au_objects_new(const au_allocator *alloc, au_view *view, const au_objlayout *layout,
                    au_objects **out) {
-    if (!view || !layout || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
+    if (!view || !layout) return AU_ERR_ARG;
     au_allocator a = au_alloc_or_libc(alloc);
     au_objects *ob = a.realloc(a.ud, NULL, 0, sizeof *ob);
     if (!ob) return AU_ERR_NOMEM;

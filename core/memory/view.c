@@ -390,8 +390,9 @@ void au_view_get_stats(const au_view *v, au_view_stats *out) {
 }
 
 int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, au_view **out) {
-    if (!src || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
     *out = NULL;
+    if (!src) return AU_ERR_ARG;
     au_allocator a = au_alloc_or_libc(alloc);
     au_view *v = a.realloc(a.ud, NULL, 0, sizeof *v);
     if (!v) return AU_ERR_NOMEM;
