@@ -10,7 +10,8 @@
 #     global data, and a program linked with it needs nothing but libc;
 #   - every .c and internal header of core/ is in it, the flame graph
 #     script and the layout tables included;
-#   - AU_VERSION_STRING, au_version() and `asyncunwind --version` agree.
+#   - AU_VERSION_STRING, au_version() and `asyncunwind --version` agree;
+#   - tools/amalgamate.py refuses a header named like a system one.
 #
 # Usage (Bazel): amalgamation_test.sh ASYNCUNWIND_C ASYNCUNWIND_H TOOL
 set -uo pipefail
@@ -123,6 +124,27 @@ fi
 for what in "au_flamegraph_js.h" "pyoffsets_table.c" "pyprivate_table.c"; do
   if grep -q "^#line 1 \"core/.*/$what\"" asyncunwind.c; then ok; else bad "$what missing"; fi
 done
+# The tool refuses a header that could shadow a system one, and a folder
+# that LAYERS leaves out (either would break the single file, or a host).
+tool_py="$TEST_SRCDIR/${TEST_WORKSPACE:-__main__}/tools/amalgamate.py"
+if [ -n "$core" ] && [ -f "$tool_py" ]; then
+  cp -rL "$core" "$tmp/core-elf"
+  touch "$tmp/core-elf/process/elf.h"
+  if python3 "$tool_py" --core "$tmp/core-elf" "$tmp/out-elf" 2>"$tmp/elf.err"; then
+    bad "amalgamate.py accepted core/process/elf.h"
+  else
+    want "$tmp/elf.err" "elf.h: internal headers are named au_<name>.h" "elf.h refused"
+  fi
+  cp -rL "$core" "$tmp/core-extra"
+  mkdir "$tmp/core-extra/extra" && touch "$tmp/core-extra/extra/x.c"
+  if python3 "$tool_py" --core "$tmp/core-extra" "$tmp/out-extra" 2>"$tmp/extra.err"; then
+    bad "amalgamate.py left a folder out silently"
+  else
+    want "$tmp/extra.err" "extra holds sources but is not in LAYERS" "unlisted folder refused"
+  fi
+else
+  bad "tools/amalgamate.py not found in the runfiles"
+fi
 # The public header is the core's, banner aside.
 if grep -q "^#define AU_VERSION_STRING \"[0-9]*\.[0-9]*\.[0-9]*\"$" asyncunwind.h; then ok; else bad "no AU_VERSION_STRING"; fi
 
