@@ -163,7 +163,8 @@ static void check_shape(const gs_sample *g) {
 static void test_shapes(void **state) {
     (void)state;
     const uint32_t sizes[] = {2, 3, 5, 16, 256, 4096};
-    au_resolver *r = au_resolver_new(NULL, NULL);
+    au_resolver *r = NULL;
+    assert_int_equal(au_resolver_new(NULL, NULL, &r), AU_OK);
     assert_non_null(r);
     for (int sh = 0; sh < GS_SHAPE_COUNT; sh++) {
         for (size_t z = 0; z < sizeof sizes / sizeof *sizes; z++) {

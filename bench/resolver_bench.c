@@ -221,8 +221,9 @@ static int setup_resolve(void *arg, void **out, bench_ctx *ctx) {
     f->links = calloc(p->max_links ? p->max_links : 1, sizeof *f->links);
     f->coro = calloc((size_t)p->ntasks * GS_CORO_FRAMES, sizeof *f->coro);
     f->allocator = counting_allocator(&f->alloc);
-    f->r = au_resolver_new(&f->allocator, NULL);
-    if (f->tasks == NULL || f->links == NULL || f->coro == NULL || f->r == NULL)
+    f->r = NULL;
+    int rc = au_resolver_new(&f->allocator, NULL, &f->r);
+    if (f->tasks == NULL || f->links == NULL || f->coro == NULL || rc != AU_OK)
         return setup_fail(f, ctx, "out of memory");
     /* Warm-up: every sample in turn (which grows the context to the
      * largest), checked, and what one resolve produces averaged.  Then the

@@ -16,7 +16,7 @@
  *                                    snapshot (au_sampler_open_snapshot):
  *                                    no system call.  A replay reads exact
  *                                    ranges, a binary search each, not
- *                                    pages (core/memory/view.h), so its
+ *                                    pages (core/memory/au_view.h), so its
  *                                    page counters are 0
  *   tasks/fetch/<count>/<interp>     every page the recorded sample read,
  *                                    in one batch through the live memory
@@ -96,7 +96,7 @@
 #include "bench/bench_shim.h"
 #include "bench/counting_alloc.h"
 #include "core/asyncunwind.h"
-#include "core/memory/snapshot_format.h"
+#include "core/memory/au_snapshot_format.h"
 #include "tests/membuf.h"
 #include "tests/pythons.h"
 

@@ -156,7 +156,7 @@ static const char *help_for(const char *command) {
     return usage;
 }
 
-const char cli_version[] = "asyncunwind 0.10 (CPython 3.9-3.15)";
+const char cli_version[] = "asyncunwind " AU_VERSION_STRING " (CPython 3.9-3.15)";
 
 static int exit_code(int status) {
     switch (status) {

@@ -14,12 +14,31 @@
  *    caller; in practice they are target addresses.  0 always means "none".
  *  - Memory the core returns stays owned by the context that returned it and
  *    stays valid until the next call on that context.
+ *  - Every constructor has one shape, so a host wraps them all alike:
+ *      int au_X_new(const au_allocator *alloc, ..., au_X **out);
+ *    (au_X_open when it attaches to something outside the core: a pid, a
+ *    snapshot, another memory source; au_snapshot_parse for a snapshot
+ *    held in memory).  It returns an au_status; *out is
+ *    the new context on AU_OK and NULL on any error (out itself NULL is
+ *    AU_ERR_ARG).  The matching au_X_free (au_memsrc_destroy for memory
+ *    sources) accepts NULL.
  */
 #ifndef ASYNCUNWIND_H
 #define ASYNCUNWIND_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The core's version.  A host compiled against this header can test it
+ * with the preprocessor (AU_VERSION_NUMBER >= 10002 for 0.10.2 and later),
+ * and compare au_version() with AU_VERSION_STRING to catch a header and an
+ * object file from different copies.  `asyncunwind --version` prints the
+ * same string.  docs/VENDORING.md says what a version change promises. */
+#define AU_VERSION_MAJOR 0
+#define AU_VERSION_MINOR 10
+#define AU_VERSION_PATCH 0
+#define AU_VERSION_STRING "0.10.0"
+#define AU_VERSION_NUMBER (AU_VERSION_MAJOR * 1000000 + AU_VERSION_MINOR * 1000 + AU_VERSION_PATCH)
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +65,9 @@ typedef enum au_status {
 
 /* A short, static, human-readable description of a status code. */
 const char *au_status_str(int status);
+
+/* AU_VERSION_STRING of the core this was compiled from. */
+const char *au_version(void);
 
 /* ---------------------------------------------------------------------------
  * Allocation.
@@ -174,9 +196,9 @@ typedef struct au_resolver_stats {
 typedef struct au_resolver au_resolver;
 
 /* Create a resolver context.  alloc and limits may be NULL (libc, defaults).
- * Returns NULL when the allocator fails. */
-au_resolver *au_resolver_new(const au_allocator *alloc,
-                             const au_resolver_limits *limits);
+ * AU_ERR_NOMEM when the allocator fails. */
+int au_resolver_new(const au_allocator *alloc, const au_resolver_limits *limits,
+                    au_resolver **out);
 void au_resolver_free(au_resolver *r);
 
 /* Resolve one thread sample.  On AU_OK, *out describes the stacks.  They
@@ -361,7 +383,7 @@ int au_pyruntime_find_asyncio(const au_allocator *alloc, int pid, au_pyruntime *
  * An au_pyreader reads, from a memory source, every thread of every
  * interpreter of a CPython 3.9-3.15 process and each thread's frames, with
  * the function's (qualified) name, file and line.  Layout differences are
- * data (core/pyoffsets.h); on 3.13+ the target's own _Py_DebugOffsets take
+ * data (core/au_pyoffsets.h); on 3.13+ the target's own _Py_DebugOffsets take
  * precedence over the compiled-in tables.  All reads are batched; code
  * objects and their strings are cached, and every cache hit is validated
  * against the object's current header, read in the same batch, so a freed

@@ -1,5 +1,5 @@
 /*
- * Fuzz target `elf`: the ELF reader (core/process/elf.h) over arbitrary bytes (the
+ * Fuzz target `elf`: the ELF reader (core/process/au_elf.h) over arbitrary bytes (the
  * input is the whole file, read through au_bytes_read_at).
  *
  * Exercised on every input: au_elf_open; au_elf_section for a few names;
@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "elf.h"
+#include "au_elf.h"
 #include "fuzz/fuzz_helpers.h"
 #include "fuzz/run_from_workspace.h"
 

@@ -12,7 +12,7 @@
 
 /* au_rd16/32/64, au_wr32/64: one spelling of little-endian in the
  * project, the core's. */
-#include "bytes.h"
+#include "au_bytes.h"
 
 /* --- CHECK ------------------------------------------------------------- */
 

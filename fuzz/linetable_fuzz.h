@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "linetable.h"
+#include "au_linetable.h"
 
 /* Runs one fuzz input through the decoder of `kind`; aborts on any broken
  * invariant.  Returns 0 (libFuzzer's "keep going"). */

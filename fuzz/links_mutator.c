@@ -15,7 +15,7 @@
  * header, its records list, the list's items and the weakrefs they name)
  * are link bytes too, and the agent's region address in META is mutated
  * (L_AGENT).  A task's own fields (fut_waiter, the callbacks, 3.14+
- * awaited_by) are read with the task, through one window (asyncctx.h),
+ * awaited_by) are read with the task, through one window (au_asyncctx.h),
  * before the link phase: the pointer words (and zeros) of each task's
  * first TASK_SPAN bytes past its header are link words too.
  *
@@ -55,8 +55,8 @@
 #include "fuzz/mutator.h"
 #include "fuzz/sampler_check.h"
 #include "fuzz/snapmodel.h"
-#include "pyoffsets.h"
-#include "pytasks.h"
+#include "au_pyoffsets.h"
+#include "au_pytasks.h"
 
 enum {
     L_TASK, L_OBJ, L_SELF, L_FREED, L_STALE, L_VALUE, L_BYTE, L_SWAP, L_CYCLE, L_SHARE,

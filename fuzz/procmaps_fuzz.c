@@ -27,7 +27,7 @@
 
 #include "fuzz/fuzz_helpers.h"
 #include "fuzz/run_from_workspace.h"
-#include "procmaps.h"
+#include "au_procmaps.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;

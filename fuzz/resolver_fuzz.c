@@ -555,9 +555,9 @@ static au_resolver *get_resolver(void) {
     unsigned i = (S.limits_key * 2654435761u >> 16) % NSLOTS;
     if (slots[i].r && slots[i].key == S.limits_key) return slots[i].r;
     if (slots[i].r) au_resolver_free(slots[i].r);
-    slots[i].r = au_resolver_new(&counting_alloc, &S.limits);
+    int rc = au_resolver_new(&counting_alloc, &S.limits, &slots[i].r);
     slots[i].key = S.limits_key;
-    if (!slots[i].r) {
+    if (rc != AU_OK || !slots[i].r) {
         fprintf(stderr, "resolver_fuzz: au_resolver_new failed\n");
         abort();
     }
@@ -1362,8 +1362,9 @@ NO_COV static void shuffle_tasks(void) {
 NO_COV static void check_nomem(const au_thread_sample *in,
                                const mresult *mref) {
     failing.fail_at = 0;
-    au_resolver *r = au_resolver_new(&failing_alloc, &S.limits);
-    CHECK(r != NULL, "au_resolver_new failed with memory available");
+    au_resolver *r = NULL;
+    CHECK(au_resolver_new(&failing_alloc, &S.limits, &r) == AU_OK && r != NULL,
+          "au_resolver_new failed with memory available");
     au_stacks out;
     mresult m;
     failing.fail_at = failing.calls + S.nomem; /* that call and every later */

@@ -123,9 +123,9 @@
 #include "fuzz/ref_resolver.h"
 #include "fuzz/run_from_workspace.h"
 #include "fuzz/snapmodel.h"
-#include "profile.h"
-#include "pytasks.h"
-#include "sampler.h"
+#include "au_profile.h"
+#include "au_pytasks.h"
+#include "au_sampler.h"
 
 #define NONE UINT32_MAX
 

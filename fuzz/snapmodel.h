@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "fuzz/fuzz_helpers.h" /* xmalloc, xrealloc: the model's memory */
-#include "snapshot_format.h"
+#include "au_snapshot_format.h"
 
 typedef struct mregion {
     uint64_t addr;

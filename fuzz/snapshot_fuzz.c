@@ -62,7 +62,7 @@
 #include "asyncunwind.h"
 #include "fuzz/fuzz_helpers.h"
 #include "fuzz/run_from_workspace.h"
-#include "snapshot_format.h"
+#include "au_snapshot_format.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;

@@ -19,9 +19,9 @@
 
 #include <cmocka.h>
 
-#include "agent_region.h"
+#include "au_agent_region.h"
 #include "asyncunwind.h"
-#include "bytes.h"
+#include "au_bytes.h"
 
 /* ------------------------------------------------------------------------ */
 /* The header                                                                */

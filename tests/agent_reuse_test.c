@@ -31,7 +31,7 @@
 
 #include <cmocka.h>
 
-#include "agent_region.h"
+#include "au_agent_region.h"
 #include "asyncunwind.h"
 #include "pythons.h"
 

@@ -40,9 +40,9 @@
 
 #include <cmocka.h>
 
-#include "agent_region.h"
+#include "au_agent_region.h"
 #include "asyncunwind.h"
-#include "procmaps.h"
+#include "au_procmaps.h"
 #include "tests/pythons.h"
 
 #define CHECKS "tests/agent_checks.py"

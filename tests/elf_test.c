@@ -1,5 +1,5 @@
 /*
- * Unit tests of the ELF reader (core/process/elf.h): lookups in synthetic images
+ * Unit tests of the ELF reader (core/process/au_elf.h): lookups in synthetic images
  * built here byte by byte (so every expected value is known), malformed
  * and truncated files, the load-bias rule on hand-made layouts, and real
  * files: this test binary, libc and CPython, checked against the addresses
@@ -26,8 +26,8 @@
 
 #include <cmocka.h>
 
-#include "elf.h"
-#include "procmaps.h"
+#include "au_elf.h"
+#include "au_procmaps.h"
 
 /* --- Symbols of this binary that the tests look up. ------------------ */
 __attribute__((used, noinline)) int elf_test_marker(int x) { return 3 * x + 1; }

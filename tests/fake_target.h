@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "asyncunwind.h"
-#include "pyoffsets.h"
+#include "au_pyoffsets.h"
 
 #define FT_BASE 0x10000000ull
 #define FT_SIZE (1u << 20)

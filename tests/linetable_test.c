@@ -29,7 +29,7 @@
 #include <cmocka.h>
 
 #include "asyncunwind.h"
-#include "linetable.h"
+#include "au_linetable.h"
 
 /* ------------------------------------------------------------------------ */
 /* Golden data                                                               */

@@ -20,7 +20,7 @@
 
 #include "asyncunwind.h"
 #include "membuf.h"
-#include "internal.h"
+#include "au_internal.h"
 
 #define PG 4096u
 #define NPAGES 8u

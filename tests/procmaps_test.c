@@ -1,5 +1,5 @@
 /*
- * Unit tests of the /proc/PID/maps reader and parser (core/process/procmaps.h):
+ * Unit tests of the /proc/PID/maps reader and parser (core/process/au_procmaps.h):
  * exact fields of real-world lines, malformed input, the map limit, the
  * find helpers, and reading live maps (this process's and a child's).
  */
@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
-#include "procmaps.h"
+#include "au_internal.h"
+#include "au_procmaps.h"
 
 /* Lines as this machine's kernel prints them (padding included). */
 static const char REAL[] =

@@ -26,8 +26,8 @@
 #include <cmocka.h>
 
 #include "asyncunwind.h"
-#include "render_out.h"
-#include "profile.h"
+#include "au_render_out.h"
+#include "au_profile.h"
 
 #define GOLDEN "corpus/golden/"
 

@@ -1,11 +1,11 @@
 /*
- * Tests of the CPython layout tables (core/cpython/pyoffsets.h, generated
+ * Tests of the CPython layout tables (core/cpython/au_pyoffsets.h, generated
  * core/cpython/pyoffsets_table.c).
  *
  *  - lookup: every supported minor version has an entry, patch levels map
  *    to their minor's entry, unsupported versions give NULL;
  *  - invariants: offsets fit their structs, are aligned and distinct,
- *    fields exist in exactly the versions pyoffsets.h documents, the enum
+ *    fields exist in exactly the versions au_pyoffsets.h documents, the enum
  *    and state values are consistent, the _Py_DebugOffsets layouts are
  *    well-formed;
  *  - au_py_offsets_apply_debug on synthetic blobs (valid and hostile);
@@ -43,7 +43,7 @@
 
 #include <cmocka.h>
 
-#include "pyoffsets.h"
+#include "au_pyoffsets.h"
 #include "target_elf.h"
 
 #define MINOR(v) (((v) >> 16) & 0xFFu)
@@ -51,7 +51,7 @@
 #define PRESENT(x) ((x) != AU_PYOFF_ABSENT)
 
 /* ------------------------------------------------------------------------
- * Which offset fields exist in which minor versions (pyoffsets.h says so
+ * Which offset fields exist in which minor versions (au_pyoffsets.h says so
  * field by field; this is the same statement, checked).
  * --------------------------------------------------------------------- */
 typedef struct presence {

@@ -1,10 +1,10 @@
 /*
- * Tests of the runtime-measured CPython layouts (core/cpython/pyprivate.h,
+ * Tests of the runtime-measured CPython layouts (core/cpython/au_pyprivate.h,
  * generated core/cpython/pyprivate_table.c).
  *
  *  - lookup: every supported minor version has an entry, patch levels map
  *    to their minor's entry, unsupported versions give NULL;
- *  - invariants: fields exist in exactly the versions pyprivate.h documents,
+ *  - invariants: fields exist in exactly the versions au_pyprivate.h documents,
  *    offsets fit their objects, are aligned and distinct, kinds and values
  *    are the documented ones, type names are there, the .AsyncioDebug
  *    layouts are well formed;
@@ -44,8 +44,8 @@
 
 #include <cmocka.h>
 
-#include "pyoffsets.h"
-#include "pyprivate.h"
+#include "au_pyoffsets.h"
+#include "au_pyprivate.h"
 #include "pythons.h"
 #include "target_elf.h"
 
@@ -124,7 +124,7 @@ static const char *const k_type_ids[AU_PYT_COUNT] = {
 };
 
 /* ------------------------------------------------------------------------
- * Which fields exist in which minor versions (pyprivate.h says so field by
+ * Which fields exist in which minor versions (au_pyprivate.h says so field by
  * field; this is the same statement, checked).
  * --------------------------------------------------------------------- */
 typedef struct presence {

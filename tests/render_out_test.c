@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "render_out.h"
+#include "au_render_out.h"
 
 typedef struct sink {
     char buf[16384];

@@ -22,12 +22,19 @@
 
 static char out_buf[16384];
 
+/* A fresh resolver with libc's allocator; construction must succeed. */
+static au_resolver *new_resolver(const au_resolver_limits *lim) {
+    au_resolver *r = NULL;
+    assert_int_equal(au_resolver_new(NULL, lim, &r), AU_OK);
+    assert_non_null(r);
+    return r;
+}
+
 /* Resolve g with a fresh resolver (limits may be NULL) and render each
  * stack at most cap entries long. */
 static const char *resolve_cap(gb_graph *g, const au_resolver_limits *lim, uint32_t cap,
                                au_resolver_stats *stats) {
-    au_resolver *r = au_resolver_new(NULL, lim);
-    assert_non_null(r);
+    au_resolver *r = new_resolver(lim);
     au_stacks st;
     assert_int_equal(au_resolve(r, &g->sample, &st), AU_OK);
     gb_render(g, r, &st, cap, out_buf, sizeof out_buf);
@@ -149,8 +156,7 @@ static void test_link_kinds(void **state) {
     gb_task(&g, 7, "dup", "d")->creator = 1;
     gb_link(&g, 4, 3);
     gb_link(&g, 5, 3);
-    au_resolver *r = au_resolver_new(NULL, NULL);
-    assert_non_null(r);
+    au_resolver *r = new_resolver(NULL);
     au_stacks st;
     assert_int_equal(au_resolve(r, &g.sample, &st), AU_OK);
     const uint32_t want[] = {AU_LINK_NONE, AU_LINK_NONE, AU_LINK_NONE, AU_LINK_AWAIT,
@@ -378,7 +384,7 @@ static void test_entries_cap_keeps_root_side(void **state) {
     assert_string_equal(resolve_cap(&g, NULL, 8, NULL), "A: m;r;s;[A];a1;a2;a3;a4");
     assert_string_equal(resolve_cap(&g, NULL, 7, NULL), "A (frames): m;r;s;[A];a1;a2;...");
     assert_string_equal(resolve_cap(&g, NULL, 1, NULL), "A (frames): ...");
-    au_resolver *r = au_resolver_new(NULL, NULL);
+    au_resolver *r = new_resolver(NULL);
     au_stacks st;
     assert_int_equal(au_resolve(r, &g.sample, &st), AU_OK);
     assert_int_equal(au_stack_entries(r, &st.stacks[0], NULL, 0), 8);
@@ -393,9 +399,27 @@ static void test_entries_cap_keeps_root_side(void **state) {
     au_resolver_free(r);
 }
 
+/* An allocator that always refuses. */
+static void *refusing_realloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
+    (void)ud, (void)ptr, (void)old_size, (void)new_size;
+    return NULL;
+}
+
+/* The constructor contract every au_*_new shares: a status, and *out NULL
+ * on any error, so a host can free unconditionally. */
+static void test_constructor_contract(void **state) {
+    (void)state;
+    assert_int_equal(au_resolver_new(NULL, NULL, NULL), AU_ERR_ARG);
+    au_allocator refuse = {refusing_realloc, NULL};
+    au_resolver *r = (au_resolver *)&refuse; /* anything but NULL */
+    assert_int_equal(au_resolver_new(&refuse, NULL, &r), AU_ERR_NOMEM);
+    assert_null(r);
+    au_resolver_free(r);
+}
+
 static void test_invalid_arguments(void **state) {
     (void)state;
-    au_resolver *r = au_resolver_new(NULL, NULL);
+    au_resolver *r = new_resolver(NULL);
     au_stacks st;
     au_thread_sample s = {0};
     assert_int_equal(au_resolve(NULL, &s, &st), AU_ERR_ARG);
@@ -411,7 +435,7 @@ static void test_invalid_arguments(void **state) {
     assert_int_equal(st.nstacks, 1);
     au_resolver_free(r);
     au_resolver_limits lim = {.max_tasks = 1};
-    r = au_resolver_new(NULL, &lim);
+    r = new_resolver(&lim);
     au_task two[2] = {{.id = 1}, {.id = 2}};
     s.tasks = two;
     s.ntasks = 2;
@@ -420,7 +444,7 @@ static void test_invalid_arguments(void **state) {
     /* Whatever the limit, 2^28 tasks is the most (the id table's bound),
      * refused before anything is read or sized. */
     lim.max_tasks = UINT32_MAX;
-    r = au_resolver_new(NULL, &lim);
+    r = new_resolver(&lim);
     s.ntasks = (1u << 28) + 1; /* s.tasks is too short: it must not be read */
     assert_int_equal(au_resolve(r, &s, &st), AU_ERR_LIMIT);
     au_resolver_stats stats;
@@ -463,7 +487,7 @@ static void test_chain_of_100k(void **state) {
     big b;
     big_alloc(&b, 100000, 0);
     for (uint32_t i = 0; i + 1 < 100000; i++) b.tasks[i].awaits = b.tasks[i + 1].id;
-    au_resolver *r = au_resolver_new(NULL, NULL);
+    au_resolver *r = new_resolver(NULL);
     au_stacks st;
     assert_int_equal(au_resolve(r, &b.s, &st), AU_OK);
     assert_int_equal(st.nstacks, 1);
@@ -492,7 +516,7 @@ static void test_fan_out_of_100k(void **state) {
     big b;
     big_alloc(&b, 100001, 100000);
     for (uint32_t i = 0; i < 100000; i++) b.links[i] = (au_link){b.tasks[i + 1].id, b.tasks[0].id};
-    au_resolver *r = au_resolver_new(NULL, NULL);
+    au_resolver *r = new_resolver(NULL);
     au_stacks st;
     assert_int_equal(au_resolve(r, &b.s, &st), AU_OK);
     assert_int_equal(st.nstacks, 100000);
@@ -545,7 +569,8 @@ static void test_zero_allocations_when_warm(void **state) {
     fill_random(&b, 4096, 7);
     counter c = {0, 0};
     au_allocator alloc = {counting_realloc, &c};
-    au_resolver *r = au_resolver_new(&alloc, NULL);
+    au_resolver *r = NULL;
+    assert_int_equal(au_resolver_new(&alloc, NULL, &r), AU_OK);
     au_stacks st;
     au_resolver_stats stats;
     assert_int_equal(au_resolve(r, &b.s, &st), AU_OK);
@@ -597,7 +622,7 @@ static void test_determinism_under_permutation(void **state) {
     (void)state;
     big b;
     big_alloc(&b, 2000, 2000);
-    au_resolver *r = au_resolver_new(NULL, NULL);
+    au_resolver *r = new_resolver(NULL);
     au_stacks st;
     for (uint32_t seed = 1; seed <= 5; seed++) {
         fill_random(&b, 2000, seed);
@@ -652,6 +677,7 @@ int main(void) {
         cmocka_unit_test(test_no_tasks_thread_only),
         cmocka_unit_test(test_depth_bound),
         cmocka_unit_test(test_entries_cap_keeps_root_side),
+        cmocka_unit_test(test_constructor_contract),
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_chain_of_100k),
         cmocka_unit_test(test_fan_out_of_100k),

@@ -29,9 +29,9 @@
 #include <cmocka.h>
 
 #include "asyncunwind.h"
-#include "proctask.h"
+#include "au_proctask.h"
 #include "pythons.h"
-#include "timehist.h"
+#include "au_timehist.h"
 
 static void spawn(const py_interp *p, const char *fixture, int sleeping, py_proc *proc) {
     if (py_spawn_fixture(p, fixture, NULL, proc)) fail_msg("%s: %s", p->name, proc->error);

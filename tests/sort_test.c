@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "internal.h"
+#include "au_internal.h"
 
 typedef struct rec24 {
     uint64_t key, a, b;

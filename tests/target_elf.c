@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "elf.h"
-#include "procmaps.h"
+#include "au_elf.h"
+#include "au_procmaps.h"
 
 /* Open the file behind map m (see target_elf.h for why two tries). */
 static int open_mapped_file(pid_t pid, const char *text, const au_map *m, int *fd,

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "asyncunwind.h"
-#include "view.h"
+#include "au_view.h"
 
 #define PG AU_VIEW_PAGE
 #define BASE 0x40000000ull

@@ -35,7 +35,7 @@ CC=${CC:-gcc}
 PYENV_ROOT=${PYENV_ROOT:-/root/.pyenv}
 SID=${AU_SID_ROOT:-/var/lib/asyncunwind/sid}
 OUT=$ROOT/core/cpython/pyoffsets_table.c
-HDR=$ROOT/core/cpython/pyoffsets.h
+HDR=$ROOT/core/cpython/au_pyoffsets.h
 PROBE=$ROOT/tools/offsets_probe.c
 CHECK=0
 
@@ -222,7 +222,7 @@ BEGIN {
     printf "\n * (compiled with tools/offsets_probe.c) -- DO NOT EDIT.\n"
     printf " * Regenerate with tools/gen_offsets.sh; see docs/OFFSETS.md.\n */\n"
     printf "#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n\n"
-    printf "#include \"bytes.h\"\n#include \"pyoffsets.h\"\n\n"
+    printf "#include \"au_bytes.h\"\n#include \"au_pyoffsets.h\"\n\n"
     printf "/* An au_py_debug_field; fails to compile unless FIELD is a uint32_t. */\n"
     printf "#define AU_DBG(FIELD, POS, PUB)                                          \\\n"
     printf "    {(uint16_t)(offsetof(au_py_offsets, FIELD) +                         \\\n"

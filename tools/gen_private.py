@@ -3,7 +3,7 @@
 
 Runs tools/probe_private.py under every supported interpreter and writes
 what it measured as one au_py_private entry per minor version (see
-core/cpython/pyprivate.h and docs/OFFSETS.md).
+core/cpython/au_pyprivate.h and docs/OFFSETS.md).
 
     tools/gen_private.py            write core/cpython/pyprivate_table.c
     tools/gen_private.py --check    write nothing; exit 1 if the committed
@@ -45,9 +45,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYENV_ROOT = os.environ.get("PYENV_ROOT", "/root/.pyenv")
 SID = os.environ.get("AU_SID_ROOT", "/var/lib/asyncunwind/sid")
 PROBE = os.path.join(ROOT, "tools", "probe_private.py")
-HDR_PRIV = os.path.join(ROOT, "core", "cpython", "pyprivate.h")
-HDR_OFF = os.path.join(ROOT, "core", "cpython", "pyoffsets.h")
-HDR_LT = os.path.join(ROOT, "core", "cpython", "linetable.h")
+HDR_PRIV = os.path.join(ROOT, "core", "cpython", "au_pyprivate.h")
+HDR_OFF = os.path.join(ROOT, "core", "cpython", "au_pyoffsets.h")
+HDR_LT = os.path.join(ROOT, "core", "cpython", "au_linetable.h")
 TABLE_OFF = os.path.join(ROOT, "core", "cpython", "pyoffsets_table.c")
 OUT = os.path.join(ROOT, "core", "cpython", "pyprivate_table.c")
 
@@ -287,8 +287,8 @@ def generate(results, fields, type_ids, enums):
     o.append("#include <stdint.h>")
     o.append("#include <string.h>")
     o.append("")
-    o.append('#include "bytes.h"')
-    o.append('#include "pyprivate.h"')
+    o.append('#include "au_bytes.h"')
+    o.append('#include "au_pyprivate.h"')
     o.append("")
     o.append("/* An au_py_adbg_field; fails to compile unless FIELD is a uint32_t. */")
     o.append("#define AU_ADBG(TABLE, STRUCT, FIELD, POS, PUB)                          \\")

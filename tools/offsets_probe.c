@@ -10,7 +10,7 @@
  *      multiarch pyconfig.h>] tools/offsets_probe.c && ./a.out
  *
  * Output: one "name value" line per fact, in any order.  Names are the
- * field names of au_py_offsets (core/cpython/pyoffsets.h).  Values are numbers,
+ * field names of au_py_offsets (core/cpython/au_pyoffsets.h).  Values are numbers,
  * asyncunwind enum names (AU_PY_INSTR_*, AU_LT_*, AU_PY_GEN_STATE_*), or
  * one of ABSENT (offset field the version lacks: AU_PYOFF_ABSENT), NONE
  * (int8 value the version lacks: AU_PY_VALUE_NONE), BITNONE (bit position
@@ -82,7 +82,7 @@
 
 #define P(name, value) printf("%s %lld\n", #name, (long long)(value))
 #define ABSENT(name) printf("%s ABSENT\n", #name)
-/* An enum value of asyncunwind's own (core/cpython/pyoffsets.h, linetable.h). */
+/* An enum value of asyncunwind's own (core/cpython/au_pyoffsets.h, au_linetable.h). */
 #define SYM(name, symbol) printf("%s %s\n", #name, #symbol)
 /* An int8 value this version does not have (AU_PY_VALUE_NONE). */
 #define NONE(name) printf("%s NONE\n", #name)

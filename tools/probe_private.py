@@ -29,7 +29,7 @@ meanwhile).
 
 Output, one fact per line (the last line is "END"):
     version 0x030D12F0           sys.hexversion
-    priv FIELD VALUE [SYMBOL]    an au_py_private field (pyprivate.h);
+    priv FIELD VALUE [SYMBOL]    an au_py_private field (au_pyprivate.h);
                                  VALUE is a number, ABSENT or a JSON
                                  string; SYMBOL names an enum value
     tpname ID VALUE              tp_name of type AU_PYT_<ID>: a JSON
@@ -63,11 +63,11 @@ import weakref
 import _asyncio
 
 # ---------------------------------------------------------------------------
-# Enum values of core/cpython/pyprivate.h and pyoffsets.h.  tools/gen_private.py
+# Enum values of core/cpython/au_pyprivate.h and au_pyoffsets.h.  tools/gen_private.py
 # compares this mirror with the headers and fails on any difference.
 ENUMS = {
     # au_py_stack_kind, au_py_yf_kind, au_py_instr_kind, au_py_gen_state_kind,
-    # au_py_long_kind (pyoffsets.h)
+    # au_py_long_kind (au_pyoffsets.h)
     "AU_PY_STACK_TOP_PTR": 1,
     "AU_PY_STACK_BASE_DEPTH": 2,
     "AU_PY_STACK_LOCALSPLUS_INDEX": 3,
@@ -83,7 +83,7 @@ ENUMS = {
     "AU_PY_GEN_STATE_GEN": 3,
     "AU_PY_LONG_SIGNED_SIZE": 1,
     "AU_PY_LONG_TAG": 2,
-    # pyprivate.h
+    # au_pyprivate.h
     "AU_PY_TASK_NAME_STR": 1,
     "AU_PY_TASK_NAME_INT_OR_STR": 2,
     "AU_PY_WAKEUP_WRAPPER": 1,

@@ -1,12 +1,12 @@
 /*
- * The agent's shared region and records list (see agent_region.h for the
+ * The agent's shared region and records list (see au_agent_region.h for the
  * layout, docs/AGENT.md for the agent).
  */
-#include "agent_region.h"
+#include "au_agent_region.h"
 
 #include <string.h>
 
-#include "bytes.h"
+#include "au_bytes.h"
 
 /* What an object's address looks like: page 0 is never mapped, and CPython
  * aligns every object to 8 bytes at least. */

@@ -19,9 +19,9 @@
  */
 #include <string.h>
 
-#include "agent_region.h"
-#include "asyncctx.h"
-#include "bytes.h"
+#include "au_agent_region.h"
+#include "au_asyncctx.h"
+#include "au_bytes.h"
 
 #define NONE AU_AT_NONE
 /* The view refuses ranges over 1 MiB: the items are read in pieces. */

@@ -15,7 +15,7 @@
  * Future, an object of the program's own).
  *
  * How a suspended generator says what it delegates to differs by version,
- * and is data (yf_kind, stack_kind, yf_stack_depth of pyoffsets.h):
+ * and is data (yf_kind, stack_kind, yf_stack_depth of au_pyoffsets.h):
  *   3.9, 3.10  the next instruction is YIELD_FROM, and yf is on top of the
  *              value stack (f_stacktop; f_valuestack + f_stackdepth);
  *   3.11-3.12  the next instruction is a RESUME whose oparg is >= 2, and yf
@@ -32,8 +32,8 @@
  */
 #include <string.h>
 
-#include "asyncctx.h"
-#include "bytes.h"
+#include "au_asyncctx.h"
+#include "au_bytes.h"
 
 #define NONE AU_AT_NONE
 #define MAX_HOPS 4u /* asend/athrow/wrapper hops between two frames */
@@ -49,13 +49,12 @@ typedef struct walk {
     uint32_t ncur, nfr;
 } walk;
 
-static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
 
 /* Bytes of a generator object worth reading at once: its fields, and for
  * 3.11+ the embedded frame's header and its first stack slots. */
 static uint32_t gen_span(const au_py_offsets *o) {
     uint32_t end = o->sizeof_gen;
-    if (present(o->gen_iframe)) end = o->gen_iframe + o->frame_header_size + 16 * 8;
+    if (au_pyoff_present(o->gen_iframe)) end = o->gen_iframe + o->frame_header_size + 16 * 8;
     return end < 4096 ? end : 4096;
 }
 
@@ -177,7 +176,7 @@ static int step(walk *w, cursor *c) {
         uint8_t b[8];
         au_win fw;
         int8_t sb;
-        if (present(o->gen_iframe)) {
+        if (au_pyoff_present(o->gen_iframe)) {
             frame = obj + o->gen_iframe;
             fw = gw;
             if (au_win_read(t, &gw, obj + o->gen_state, b, 1)) return 0;
@@ -215,7 +214,7 @@ static int step(walk *w, cursor *c) {
          * outside the window may move the view's pages. */
         int slot_read = has_slot && fw.p && slot >= fw.base && slot - fw.base + 8 <= fw.len;
         if (slot_read) yf = au_rd64(fw.p + (slot - fw.base)) & ~o->frame_code_tag_mask;
-        int rc = add_found(w, c, frame, code, instr, present(o->gen_iframe) ? 0 : obj);
+        int rc = add_found(w, c, frame, code, instr, au_pyoff_present(o->gen_iframe) ? 0 : obj);
         if (rc == AU_ERR_NOMEM) return rc;
         if (rc) {
             t->tasks[c->task].flags |= AU_AT_CHAIN_CUT;
@@ -290,7 +289,7 @@ int au_at_chains(au_tasks *t) {
             /* Before 3.11 a generator's frame is an object of its own:
              * once the generator's lines are cached (hinted twice as far
              * ahead), its frame pointer is there to hint the frame. */
-            uint32_t gd = present(o->gen_iframe) ? d : 2 * d;
+            uint32_t gd = au_pyoff_present(o->gen_iframe) ? d : 2 * d;
             if (d && i + gd < w.ncur) au_at_prefetch(t, t->cur[i + gd].obj, span);
             if (d && i + d < w.ncur && gd != d) {
                 const uint8_t *f = au_view_peek(t->view, t->cur[i + d].obj + o->gen_frame, 8);

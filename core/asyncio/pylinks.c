@@ -38,9 +38,9 @@
  */
 #include <string.h>
 
-#include "asyncctx.h"
-#include "bytes.h"
-#include "internal.h"
+#include "au_asyncctx.h"
+#include "au_bytes.h"
+#include "au_internal.h"
 
 #define NONE AU_AT_NONE
 #define MAX_CALLBACKS 64u   /* callbacks looked at per future */
@@ -66,7 +66,6 @@ typedef struct links_ctx {
     uint32_t first;             /* this child's first link in t->links */
 } links_ctx;
 
-static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
 
 static int by_key(const void *a, const void *b) {
     const au_at_pair *x = a, *y = b;
@@ -389,7 +388,7 @@ int au_at_links(au_tasks *t) {
         else if ((rc = callbacks_hold(t, t->tasks[i].cb0, t->tasks[i].cbs, h, &n))) return rc;
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
-        if (present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;
+        if (au_pyoff_present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;
         uint32_t budget = MAX_HOLDERS;
         if (t->tasks[i].waiter && au_obj_kind(t->objects, t->tasks[i].waiter) == AU_OK_GATHERING_FUTURE &&
             (rc = gather_children(&c, i, t->tasks[i].waiter, 0, &budget)))

@@ -1,5 +1,5 @@
 /*
- * The asyncio model's sample (pytasks.h): where the tasks are, reading
+ * The asyncio model's sample (au_pytasks.h): where the tasks are, reading
  * them, their names, which thread runs which loop; then the chains
  * (pycoro.c), links (pylinks.c) and the agent's weak links (pyagent.c).
  *
@@ -20,9 +20,9 @@
  */
 #include <string.h>
 
-#include "asyncctx.h"
-#include "bytes.h"
-#include "internal.h"
+#include "au_asyncctx.h"
+#include "au_bytes.h"
+#include "au_internal.h"
 
 #define NONE AU_AT_NONE
 #define MAX_INTERPS 64u
@@ -32,7 +32,6 @@ int au_at_grow(au_tasks *t, void *pptr, uint32_t *cap, size_t need, size_t elem)
     return au_grow(&t->alloc, &t->allocations, (void **)pptr, cap, need, elem);
 }
 
-static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
 
 int au_at_want(au_tasks *t, const uint64_t *addrs, uint32_t n, uint32_t len) {
     if (au_at_grow(t, &t->ranges, &t->ranges_cap, n ? n : 1, sizeof *t->ranges)) return AU_ERR_NOMEM;
@@ -333,7 +332,7 @@ static int read_tasks(au_tasks *t) {
                        p->fut_callbacks, p->fut_awaited_by};
     uint32_t span = au_pr_span_end(ptrs, 8, 8);
     if (p->fut_state + 4 > span) span = p->fut_state + 4;
-    if (present(p->fut_awaited_by_is_set) && p->fut_awaited_by_is_set + 1 > span)
+    if (au_pyoff_present(p->fut_awaited_by_is_set) && p->fut_awaited_by_is_set + 1 > span)
         span = p->fut_awaited_by_is_set + 1;
     uint32_t keep = 0, d = t->ahead;
     for (uint32_t i = 0; i < t->ntasks; i++) {
@@ -353,7 +352,7 @@ static int read_tasks(au_tasks *t) {
         a.name_obj = au_win_ptr(t, &w, a.addr + p->task_name);
         a.cb0 = au_win_ptr(t, &w, a.addr + p->fut_callback0);
         a.cbs = au_win_ptr(t, &w, a.addr + p->fut_callbacks);
-        if (present(p->fut_awaited_by)) {
+        if (au_pyoff_present(p->fut_awaited_by)) {
             a.awaited_by = au_win_ptr(t, &w, a.addr + p->fut_awaited_by);
             a.awaited_by_is_set =
                 au_win_read(t, &w, a.addr + p->fut_awaited_by_is_set, b, 1) == AU_OK && b[0] != 0;
@@ -558,7 +557,7 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
 }
 
 void au_tasks_get_view_stats(const au_tasks *t, au_view_stats *out) {
-    if (t && out) au_view_get_stats(t->view, out);
+    au_view_get_stats(t ? t->view : NULL, out); /* zeroes out without a view */
 }
 
 uint32_t au_tasks_phase(const au_tasks *t) { return t ? t->phase : AU_AT_PHASE_NONE; }
@@ -569,8 +568,9 @@ uint64_t au_tasks_allocations(const au_tasks *t) {
 
 int au_tasks_new(const au_allocator *alloc, au_pyreader *reader, au_memsrc *mem,
                  const au_tasks_limits *limits, au_tasks **out) {
-    if (!reader || !mem || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
     *out = NULL;
+    if (!reader || !mem) return AU_ERR_ARG;
     const au_py_private *table = au_py_private_for(reader->off.version_hex);
     if (!table) return AU_ERR_UNSUPPORTED;
     au_allocator a = au_alloc_or_libc(alloc);

@@ -5,7 +5,7 @@
  * must make none, so the paths a sample takes sort with this instead. */
 #include <string.h>
 
-#include "internal.h"
+#include "au_internal.h"
 
 /* Swap two elements of size n, in chunks (elements are small records). */
 static void swap(unsigned char *a, unsigned char *b, size_t n) {

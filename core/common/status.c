@@ -3,7 +3,9 @@
 #include <stdlib.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
+#include "au_internal.h"
+
+const char *au_version(void) { return AU_VERSION_STRING; }
 
 const char *au_status_str(int status) {
     switch (status) {

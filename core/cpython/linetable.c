@@ -1,5 +1,5 @@
 /*
- * Line numbers from CPython line tables (see linetable.h for the API).
+ * Line numbers from CPython line tables (see au_linetable.h for the API).
  *
  * Each decoder reproduces the walk CPython's PyCode_Addr2Line does for that
  * version, so that a well-formed table gives exactly CPython's answer, and
@@ -16,7 +16,7 @@
  *  - A signed byte is decoded by hand (b - 256 for b >= 128): converting an
  *    out-of-range value to int8_t is implementation-defined in C.
  */
-#include "linetable.h"
+#include "au_linetable.h"
 
 /* Add delta (|delta| <= 2^32) to the running line *acc (int32 range). */
 static int line_add(int64_t *acc, int64_t delta) {

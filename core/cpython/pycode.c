@@ -24,9 +24,9 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "linetable.h"
-#include "pyreader.h"
+#include "au_internal.h"
+#include "au_linetable.h"
+#include "au_pyreader.h"
 
 #define NONE UINT32_MAX
 #define PREFIX 256u         /* bytes read past an object's header at first */
@@ -118,30 +118,6 @@ static int is_code_type(au_pyreader *r, uint64_t type, uint32_t *checks) {
 
 /* Append c as UTF-8; lone surrogates and out-of-range values become U+FFFD
  * (target data is not trusted to be valid Unicode). */
-static uint32_t put_utf8(char *out, uint32_t c) {
-    if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF) c = 0xFFFD;
-    if (c < 0x80) {
-        out[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        out[0] = (char)(0xC0 | c >> 6);
-        out[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        out[0] = (char)(0xE0 | c >> 12);
-        out[1] = (char)(0x80 | (c >> 6 & 0x3F));
-        out[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | c >> 18);
-    out[1] = (char)(0x80 | (c >> 12 & 0x3F));
-    out[2] = (char)(0x80 | (c >> 6 & 0x3F));
-    out[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
 /* The layout of a str from its header: where its characters start, how
  * wide they are and how many we keep.  0 when it is not a compact str we
  * can decode. */
@@ -173,7 +149,7 @@ static uint32_t decode(const strshape *s, const uint8_t *p, char *out) {
         uint32_t c = s->kind == 1   ? p[i]
                      : s->kind == 2 ? (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8
                                     : au_rd32(p + 4 * i);
-        n += put_utf8(out + n, c);
+        n += au_put_utf8(out + n, c);
     }
     if (s->cut) {
         memcpy(out + n, "...", 3);
@@ -186,19 +162,19 @@ static uint32_t decode(const strshape *s, const uint8_t *p, char *out) {
 
 enum { F_NAME, F_QUALNAME, F_FILENAME, F_TABLE, F_COUNT };
 
-typedef struct fetch {
+typedef struct code_fetch {
     uint32_t slot, what;
     uint64_t addr;
     uint32_t buf_off, got; /* bytes of the object at buf + buf_off */
     uint32_t need;         /* bytes needed from the object's start */
     int failed;
-} fetch;
+} code_fetch;
 
 static uint32_t header_len(const au_py_offsets *o, uint32_t what);
 
 /* Bytes of the object's start needed to hold all of it (what we keep),
  * given its header; 0 if the header is invalid. */
-static uint32_t needed(const au_pyreader *r, const fetch *f, const uint8_t *h) {
+static uint32_t needed(const au_pyreader *r, const code_fetch *f, const uint8_t *h) {
     const au_py_offsets *o = &r->off;
     if (f->what == F_TABLE) {
         int64_t size = (int64_t)au_rd64(h + o->var_ob_size);
@@ -226,7 +202,7 @@ static uint32_t header_len(const au_py_offsets *o, uint32_t what) {
 }
 
 /* Store the fetched objects into their entries. */
-static int store(au_pyreader *r, fetch *fs, uint32_t nf) {
+static int store(au_pyreader *r, code_fetch *fs, uint32_t nf) {
     for (uint32_t i = 0; i < nf; i += F_COUNT) {
         au_codeentry *e = &r->cache[fs[i].slot];
         /* Text: name, qualname, filename, at most 4 bytes per character
@@ -248,7 +224,7 @@ static int store(au_pyreader *r, fetch *fs, uint32_t nf) {
         uint32_t at = 0, lens[3] = {0, 0, 0};
         int ok = 1;
         for (uint32_t w = F_NAME; w <= F_FILENAME; w++) {
-            fetch *f = &fs[i + w];
+            code_fetch *f = &fs[i + w];
             strshape s;
             const uint8_t *h = r->buf + f->buf_off;
             if (f->failed || f->got < f->need || !str_shape(r, h, &s)) {
@@ -258,7 +234,7 @@ static int store(au_pyreader *r, fetch *fs, uint32_t nf) {
             lens[w] = decode(&s, h + s.data_off, e->text + at);
             at += lens[w];
         }
-        fetch *tf = &fs[i + F_TABLE];
+        code_fetch *tf = &fs[i + F_TABLE];
         uint32_t tlen = tf->need > r->off.bytes_ob_sval ? tf->need - r->off.bytes_ob_sval : 0;
         if (ok && !tf->failed && tf->got >= tf->need && tlen) {
             if (tlen > e->table_cap) {
@@ -300,18 +276,18 @@ static int fetch_missing(au_pyreader *r, uint32_t n) {
     small += PREFIX;
     /* r->buf: the fetch descriptors, then a small window per object, then
      * (round 3) room for the long objects. */
-    size_t base = (size_t)nf * sizeof(fetch);
+    size_t base = (size_t)nf * sizeof(code_fetch);
     size_t total = base + (size_t)nf * small;
     if (au_pr_grow(r, &r->buf, &r->buf_cap, total, 1) ||
         au_pr_grow(r, &r->reads, &r->reads_cap, nf, sizeof *r->reads))
         return AU_ERR_NOMEM;
-    fetch *fs = (fetch *)(void *)r->buf;
+    code_fetch *fs = (code_fetch *)(void *)r->buf;
     for (uint32_t i = 0; i < n; i++) {
         const au_codekey *k = &r->cache[r->pending[i]].key;
         uint64_t addrs[F_COUNT] = {k->name, k->qualname, k->filename, k->linetable};
         for (uint32_t w = 0; w < F_COUNT; w++) {
             uint32_t j = i * F_COUNT + w;
-            fs[j] = (fetch){r->pending[i], w, addrs[w], (uint32_t)(base + (size_t)j * small), 0, 0,
+            fs[j] = (code_fetch){r->pending[i], w, addrs[w], (uint32_t)(base + (size_t)j * small), 0, 0,
                             !addrs[w] || (addrs[w] & 7)};
         }
     }
@@ -323,7 +299,7 @@ static int fetch_missing(au_pyreader *r, uint32_t n) {
                 if (!fs[i].failed && fs[i].got < fs[i].need) extra += fs[i].need;
             if (extra > UINT32_MAX) return AU_ERR_LIMIT;
             if (au_pr_grow(r, &r->buf, &r->buf_cap, extra, 1)) return AU_ERR_NOMEM;
-            fs = (fetch *)(void *)r->buf;
+            fs = (code_fetch *)(void *)r->buf;
             for (uint32_t i = 0; i < nf; i++) {
                 if (fs[i].failed || fs[i].got >= fs[i].need) continue;
                 fs[i].buf_off = (uint32_t)total;
@@ -332,7 +308,7 @@ static int fetch_missing(au_pyreader *r, uint32_t n) {
         }
         uint32_t nr = 0;
         for (uint32_t i = 0; i < nf; i++) {
-            fetch *f = &fs[i];
+            code_fetch *f = &fs[i];
             uint32_t want;
             if (f->failed) continue;
             if (round == 0) want = small;
@@ -344,7 +320,7 @@ static int fetch_missing(au_pyreader *r, uint32_t n) {
         if (nr == 0) continue;
         au_pr_batch(r, nr);
         for (uint32_t i = 0, k = 0; i < nf && k < nr; i++) {
-            fetch *f = &fs[i];
+            code_fetch *f = &fs[i];
             if (f->failed || r->reads[k].buf != r->buf + f->buf_off) continue;
             au_read *rd = &r->reads[k++];
             if (rd->status != AU_OK) {
@@ -363,7 +339,7 @@ static int fetch_missing(au_pyreader *r, uint32_t n) {
 
 /* ---- frames -------------------------------------------------------------- */
 
-/* The line of a frame, CPython's way (see linetable.h for the units). */
+/* The line of a frame, CPython's way (see au_linetable.h for the units). */
 static int32_t frame_line(const au_pyreader *r, au_codeentry *e, const au_rawframe *f) {
     const au_py_offsets *o = &r->off;
     int64_t units;
@@ -428,7 +404,7 @@ static int set_qualname(au_pyreader *r, au_codeentry *e, const uint8_t *h, uint3
 /* Before 3.11 a code object knows only its bare name, but a generator or
  * coroutine carries its function's __qualname__: name the entries of the
  * code objects whose frames belong to one (a method coroutine is then
- * Client.fetch, not fetch).  Every frame of a generator's code runs in a
+ * Client.fetch, not code_fetch).  Every frame of a generator's code runs in a
  * generator, so the entry is renamed, once per qualname object. */
 static int name_generators(au_pyreader *r, const au_rawframe *raw, uint32_t n, const au_pyframe *out) {
     const au_py_offsets *o = &r->off;

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "pyreader.h"
+#include "au_internal.h"
+#include "au_pyreader.h"
 
 #define PENDING 1 /* hinted_batch: a read left for the source (not a status) */
 

@@ -1,5 +1,5 @@
 /*
- * Python objects read from outside, through a page view (pyobjects.h).
+ * Python objects read from outside, through a page view (au_pyobjects.h).
  *
  * The readers are small and synchronous: each reads what it needs through
  * the view, which serves it from pages already fetched (a caller that
@@ -10,9 +10,9 @@
  */
 #include <string.h>
 
-#include "bytes.h"
-#include "internal.h"
-#include "pyobjects.h"
+#include "au_bytes.h"
+#include "au_internal.h"
+#include "au_pyobjects.h"
 
 #define NONE UINT32_MAX
 #define ARENA_MAX (8u << 20) /* string bytes decoded per sample */
@@ -43,7 +43,6 @@ struct au_objects {
     uint64_t allocations;
 };
 
-static int present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
 static int aligned(uint64_t a) { return a >= 4096 && (a & 7) == 0; }
 
 void au_objlayout_init(au_objlayout *l, const au_py_offsets *o, const au_py_private *p) {
@@ -87,7 +86,9 @@ void au_objlayout_init(au_objlayout *l, const au_py_offsets *o, const au_py_priv
 
 int au_objects_new(const au_allocator *alloc, au_view *view, const au_objlayout *layout,
                    au_objects **out) {
-    if (!view || !layout || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
+    if (!view || !layout) return AU_ERR_ARG;
     au_allocator a = au_alloc_or_libc(alloc);
     au_objects *ob = a.realloc(a.ud, NULL, 0, sizeof *ob);
     if (!ob) return AU_ERR_NOMEM;
@@ -121,7 +122,7 @@ uint64_t au_objects_allocations(const au_objects *ob) { return ob ? ob->allocati
 int au_obj_read_ptr(au_objects *ob, uint64_t addr, uint32_t off, uint64_t *out) {
     uint8_t b[8];
     *out = 0;
-    if (!present(off) || !aligned(addr) || addr + off < addr) return AU_ERR_READ;
+    if (!au_pyoff_present(off) || !aligned(addr) || addr + off < addr) return AU_ERR_READ;
     int rc = au_view_read(ob->view, addr + off, b, 8);
     if (rc == AU_OK) *out = au_rd64(b);
     return rc;
@@ -152,7 +153,7 @@ static int cstr_equals(au_objects *ob, uint64_t addr, const char *s) {
 
 /* The kind a type's own name says, without looking at its bases.  The
  * name is read once per type, not every sample: its page is not one for
- * the next sample to prefetch (view.h, transient reads). */
+ * the next sample to prefetch (au_view.h, transient reads). */
 static au_okind kind_by_name(au_objects *ob, uint64_t name_ptr) {
     int was = au_view_set_transient(ob->view, 1);
     au_okind kind = AU_OK_UNKNOWN;
@@ -193,7 +194,7 @@ au_okind au_type_kind(au_objects *ob, uint64_t type) {
     if (slot != NONE) {
         /* A type may be freed and its address reused by another: the name
          * pointer and base it was classified by must still be there.
-         * Checked once a sample: a sample reads each page once (view.h),
+         * Checked once a sample: a sample reads each page once (au_view.h),
          * so a second check would read the bytes the first one read. */
         tcache *c = &ob->types[slot];
         if (c->checked == ob->sample) return (au_okind)c->kind;
@@ -227,30 +228,6 @@ int au_obj_is_none(au_objects *ob, uint64_t addr) {
 }
 
 /* ---- str ------------------------------------------------------------------ */
-
-static uint32_t put_utf8(char *out, uint32_t c) {
-    if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF) c = 0xFFFD;
-    if (c < 0x80) {
-        out[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        out[0] = (char)(0xC0 | c >> 6);
-        out[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        out[0] = (char)(0xE0 | c >> 12);
-        out[1] = (char)(0x80 | (c >> 6 & 0x3F));
-        out[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | c >> 18);
-    out[1] = (char)(0x80 | (c >> 12 & 0x3F));
-    out[2] = (char)(0x80 | (c >> 6 & 0x3F));
-    out[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
 
 /* Room for n bytes (n <= CHUNK) at *at; the caller then commits what it
  * used with arena_commit. */
@@ -334,7 +311,7 @@ int au_obj_str(au_objects *ob, uint64_t addr, uint32_t max, const char **s, uint
             uint32_t c = kind == 1   ? chunk[j]
                          : kind == 2 ? au_rd16(chunk + 2 * j)
                                      : au_rd32(chunk + 4 * j);
-            w += put_utf8(out + w, c);
+            w += au_put_utf8(out + w, c);
         }
         i += take;
     }

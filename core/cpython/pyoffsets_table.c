@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "pyoffsets.h"
+#include "au_bytes.h"
+#include "au_pyoffsets.h"
 
 /* An au_py_debug_field; fails to compile unless FIELD is a uint32_t. */
 #define AU_DBG(FIELD, POS, PUB)                                          \

@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "pyprivate.h"
+#include "au_bytes.h"
+#include "au_pyprivate.h"
 
 /* An au_py_adbg_field; fails to compile unless FIELD is a uint32_t. */
 #define AU_ADBG(TABLE, STRUCT, FIELD, POS, PUB)                          \

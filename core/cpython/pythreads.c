@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "pyreader.h"
+#include "au_internal.h"
+#include "au_pyreader.h"
 
 #define NONE UINT32_MAX
 #define PAGE 4096u
@@ -483,5 +483,11 @@ void au_pyreader_free(au_pyreader *r) {
 }
 
 void au_pyreader_get_stats(const au_pyreader *r, au_pyreader_stats *stats) {
-    if (r && stats) *stats = r->stats;
+    if (!stats) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (r)
+        *stats = r->stats;
+    else
+        memset(stats, 0, sizeof *stats);
 }

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
+#include "au_internal.h"
 
 #define PAGE 4096u
 #define MAX_IOV 1024u              /* Linux IOV_MAX */

@@ -29,9 +29,9 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
-#include "internal.h"
-#include "snapshot_format.h"
+#include "au_bytes.h"
+#include "au_internal.h"
+#include "au_snapshot_format.h"
 
 #define RPAGE 4096u
 #define RPAGE_SHIFT 12
@@ -253,7 +253,9 @@ static void rec_destroy(au_memsrc *self) {
 }
 
 int au_recorder_open(const au_allocator *alloc, au_memsrc *inner, au_memsrc **out) {
-    if (!inner || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
+    if (!inner) return AU_ERR_ARG;
     au_allocator a = au_alloc_or_libc(alloc);
     recorder *r = a.realloc(a.ud, NULL, 0, sizeof *r);
     if (!r) return AU_ERR_NOMEM;

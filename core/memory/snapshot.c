@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
-#include "internal.h"
-#include "snapshot_format.h"
+#include "au_bytes.h"
+#include "au_internal.h"
+#include "au_snapshot_format.h"
 
 typedef struct region {
     uint64_t addr;
@@ -44,7 +44,7 @@ struct au_snapshot {
 /* Walks the records of a file.  Fills counts on the first pass (s == NULL)
  * and the arrays on the second. */
 
-static int walk(const uint8_t *data, size_t len, counts *c, au_snapshot *s) {
+static int walk_records(const uint8_t *data, size_t len, counts *c, au_snapshot *s) {
     if (len < AU_SNAP_HEADER_SIZE || memcmp(data, AU_SNAP_MAGIC, 8) != 0) return AU_ERR_FORMAT;
     if (au_rd32(data + 8) != AU_SNAP_VERSION) return AU_ERR_UNSUPPORTED;
     if (au_rd32(data + 12) != AU_SNAP_HEADER_SIZE) return AU_ERR_FORMAT;
@@ -138,7 +138,7 @@ int au_snapshot_parse(const au_allocator *alloc, const uint8_t *data, size_t len
     if (!out || (!data && len)) return AU_ERR_ARG;
     *out = NULL;
     counts c;
-    int rc = walk(data, len, &c, NULL);
+    int rc = walk_records(data, len, &c, NULL);
     if (rc) return rc;
     au_allocator a = au_alloc_or_libc(alloc);
     au_snapshot *s = a.realloc(a.ud, NULL, 0, sizeof *s);
@@ -153,7 +153,7 @@ int au_snapshot_parse(const au_allocator *alloc, const uint8_t *data, size_t len
         au_snapshot_free(s);
         return AU_ERR_NOMEM;
     }
-    rc = walk(data, len, &c, s);
+    rc = walk_records(data, len, &c, s);
     if (rc) { /* cannot differ from the first pass, but never trust that */
         au_snapshot_free(s);
         return rc;
@@ -256,7 +256,9 @@ static void replay_destroy(au_memsrc *self) {
 }
 
 int au_memsrc_snapshot_open(const au_allocator *alloc, const au_snapshot *s, au_memsrc **out) {
-    if (!s || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
+    if (!s) return AU_ERR_ARG;
     au_allocator a = au_alloc_or_libc(alloc);
     replay *p = a.realloc(a.ud, NULL, 0, sizeof *p);
     if (!p) return AU_ERR_NOMEM;

@@ -1,5 +1,5 @@
 /*
- * One sample's view of target memory, by whole pages (see view.h).
+ * One sample's view of target memory, by whole pages (see au_view.h).
  *
  * Pages live in one array, numbered in the order they were fetched; an
  * open-addressing table maps a page number to its index.  Table slots carry
@@ -7,8 +7,8 @@
  */
 #include <string.h>
 
-#include "internal.h"
-#include "view.h"
+#include "au_internal.h"
+#include "au_view.h"
 
 #define PAGE AU_VIEW_PAGE
 #define NONE UINT32_MAX
@@ -74,7 +74,7 @@ struct au_view {
     uint32_t pending_cap, reads_cap;
 };
 
-static int grow(au_view *v, void *pptr, uint32_t *cap, size_t need, size_t elem) {
+static int view_grow(au_view *v, void *pptr, uint32_t *cap, size_t need, size_t elem) {
     return au_grow(&v->alloc, &v->stats.allocations, (void **)pptr, cap, need, elem);
 }
 
@@ -97,7 +97,7 @@ static uint32_t find(au_view *v, uint64_t pn) {
 
 /* Keep the table at most half full for n pages: rebuilt from the page
  * array when it grows. */
-static int table_fit(au_view *v, uint32_t n) {
+static int view_table_fit(au_view *v, uint32_t n) {
     if ((uint64_t)n * 2 <= v->tab_cap) return AU_OK;
     uint32_t cap = v->tab_cap ? v->tab_cap : 1024;
     while ((uint64_t)cap < (uint64_t)n * 2) cap *= 2;
@@ -122,13 +122,13 @@ static int table_fit(au_view *v, uint32_t n) {
 static int room_for(au_view *v, uint32_t more) {
     size_t need = (size_t)v->npages + more;
     uint32_t data_pages = v->data_cap;
-    if (grow(v, &v->pageno, &v->pageno_cap, need, sizeof *v->pageno) ||
-        grow(v, &v->flags, &v->flags_cap, need, sizeof *v->flags) ||
-        grow(v, &v->data, &data_pages, need, PAGE) || table_fit(v, (uint32_t)need) ||
-        grow(v, &v->prev, &v->prev_cap, need, sizeof *v->prev) ||
-        grow(v, &v->merge, &v->merge_cap, need, sizeof *v->merge) ||
-        grow(v, &v->pending, &v->pending_cap, need, sizeof *v->pending) ||
-        grow(v, &v->reads, &v->reads_cap, need, sizeof *v->reads))
+    if (view_grow(v, &v->pageno, &v->pageno_cap, need, sizeof *v->pageno) ||
+        view_grow(v, &v->flags, &v->flags_cap, need, sizeof *v->flags) ||
+        view_grow(v, &v->data, &data_pages, need, PAGE) || view_table_fit(v, (uint32_t)need) ||
+        view_grow(v, &v->prev, &v->prev_cap, need, sizeof *v->prev) ||
+        view_grow(v, &v->merge, &v->merge_cap, need, sizeof *v->merge) ||
+        view_grow(v, &v->pending, &v->pending_cap, need, sizeof *v->pending) ||
+        view_grow(v, &v->reads, &v->reads_cap, need, sizeof *v->reads))
         return AU_ERR_NOMEM;
     if (data_pages != v->data_cap) v->moves++; /* grown: it may have moved */
     v->data_cap = data_pages;
@@ -175,7 +175,7 @@ static uint32_t span(uint64_t addr, uint32_t len) {
 
 static int fetch(au_view *v, uint32_t npending, uint8_t extra_flag) {
     if (npending == 0) return AU_OK;
-    if (grow(v, &v->reads, &v->reads_cap, npending, sizeof *v->reads)) return AU_ERR_NOMEM;
+    if (view_grow(v, &v->reads, &v->reads_cap, npending, sizeof *v->reads)) return AU_ERR_NOMEM;
     for (uint32_t k = 0; k < npending; k++) {
         uint32_t i = v->pending[k];
         v->reads[k] = (au_read){v->pageno[i] * PAGE, v->data + (size_t)i * PAGE, PAGE, AU_OK};
@@ -204,7 +204,7 @@ int au_view_want(au_view *v, const au_range *ranges, uint32_t n) {
         if (valid_range(ranges[k].addr, ranges[k].len)) total += span(ranges[k].addr, ranges[k].len);
     if (total > v->max_pages - v->npages) total = v->max_pages - v->npages;
     if (room_for(v, (uint32_t)total) ||
-        grow(v, &v->pending, &v->pending_cap, total ? total : 1, sizeof *v->pending))
+        view_grow(v, &v->pending, &v->pending_cap, total ? total : 1, sizeof *v->pending))
         return AU_ERR_NOMEM;
     uint32_t npending = 0;
     int rc = AU_OK;
@@ -311,11 +311,6 @@ void au_view_prefetch(au_view *v, uint64_t addr, uint32_t len) {
     for (uint32_t at = off & ~63u; at < end; at += 64) AU_PREFETCH(base + at);
 }
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* Sort v->prev.  The pages of a sample are numbered in fetch order, and
  * a warm sample fetches its prefetch first, itself sorted: so the list is
  * a sorted run followed by the few pages the sample added.  Only those
@@ -325,8 +320,8 @@ static int sort_prev(au_view *v) {
     uint32_t n = v->nprev, run = n ? 1 : 0;
     while (run < n && v->prev[run - 1] < v->prev[run]) run++;
     if (run == n) return AU_OK;
-    if (grow(v, &v->merge, &v->merge_cap, n, sizeof *v->merge)) return AU_ERR_NOMEM;
-    au_sort(v->prev + run, n - run, sizeof *v->prev, cmp_u64);
+    if (view_grow(v, &v->merge, &v->merge_cap, n, sizeof *v->merge)) return AU_ERR_NOMEM;
+    au_sort(v->prev + run, n - run, sizeof *v->prev, au_cmp_u64);
     uint32_t a = 0, b = run, k = 0;
     while (a < run && b < n) v->merge[k++] = v->prev[a] <= v->prev[b] ? v->prev[a++] : v->prev[b++];
     while (a < run) v->merge[k++] = v->prev[a++];
@@ -347,7 +342,7 @@ int au_view_begin(au_view *v, int prefetch) {
      * forget it. */
     uint32_t used = 0;
     for (uint32_t i = 0; i < v->npages; i++) used += (v->flags[i] & PG_KEEP) != 0;
-    if (grow(v, &v->prev, &v->prev_cap, used ? used : 1, sizeof *v->prev)) return AU_ERR_NOMEM;
+    if (view_grow(v, &v->prev, &v->prev_cap, used ? used : 1, sizeof *v->prev)) return AU_ERR_NOMEM;
     v->nprev = 0;
     for (uint32_t i = 0; i < v->npages; i++)
         if (v->flags[i] & PG_KEEP) v->prev[v->nprev++] = v->pageno[i];
@@ -365,7 +360,7 @@ int au_view_begin(au_view *v, int prefetch) {
     }
     if (!prefetch || v->nprev == 0) return AU_OK;
     uint32_t n = v->nprev < v->max_pages ? v->nprev : v->max_pages;
-    if (room_for(v, n) || grow(v, &v->pending, &v->pending_cap, n, sizeof *v->pending))
+    if (room_for(v, n) || view_grow(v, &v->pending, &v->pending_cap, n, sizeof *v->pending))
         return AU_ERR_NOMEM;
     uint32_t npending = 0, mask = v->tab_cap - 1;
     for (uint32_t k = 0; k < n; k++) {
@@ -389,12 +384,19 @@ void au_view_set_exact(au_view *v, int exact) {
 }
 
 void au_view_get_stats(const au_view *v, au_view_stats *out) {
-    if (v && out) *out = v->stats;
+    if (!out) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (v)
+        *out = v->stats;
+    else
+        memset(out, 0, sizeof *out);
 }
 
 int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, au_view **out) {
-    if (!src || !out) return AU_ERR_ARG;
+    if (!out) return AU_ERR_ARG;
     *out = NULL;
+    if (!src) return AU_ERR_ARG;
     au_allocator a = au_alloc_or_libc(alloc);
     au_view *v = a.realloc(a.ud, NULL, 0, sizeof *v);
     if (!v) return AU_ERR_NOMEM;
@@ -403,7 +405,7 @@ int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, a
     v->src = src;
     v->max_pages = max_pages ? max_pages : AU_VIEW_DEFAULT_MAX_PAGES;
     if (v->max_pages > AU_VIEW_MAX_PAGES) v->max_pages = AU_VIEW_MAX_PAGES;
-    if (table_fit(v, 1)) {
+    if (view_table_fit(v, 1)) {
         a.realloc(a.ud, v, sizeof *v, 0);
         return AU_ERR_NOMEM;
     }

@@ -1,4 +1,4 @@
-/* ELF64 little-endian lookups through a read callback.  See elf.h.
+/* ELF64 little-endian lookups through a read callback.  See au_elf.h.
  *
  * Field offsets and constants are those of the System V gABI (as spelled
  * in <elf.h>), decoded byte by byte so the host's endianness and the
@@ -6,10 +6,10 @@
 #define _GNU_SOURCE /* O_PATH (Linux), pread, fstat under -std=c11 */
 #define _FILE_OFFSET_BITS 64
 
-#include "elf.h"
+#include "au_elf.h"
 
-#include "bytes.h"
-#include "internal.h"
+#include "au_bytes.h"
+#include "au_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,9 +1,9 @@
-/* /proc/PID/maps: reading and parsing.  See procmaps.h. */
+/* /proc/PID/maps: reading and parsing.  See au_procmaps.h. */
 #define _POSIX_C_SOURCE 200809L /* open, read, stat under -std=c11 */
 
-#include "procmaps.h"
+#include "au_procmaps.h"
 
-#include "internal.h"
+#include "au_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,11 +13,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-/* A cursor over one line: [p, end).  Parsing functions advance p on
+/* A line_cursor over one line: [p, end).  Parsing functions advance p on
  * success and leave it anywhere on failure (the line is then dropped). */
-typedef struct cursor {
+typedef struct line_cursor {
     const char *p, *end;
-} cursor;
+} line_cursor;
 
 static int hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
@@ -28,7 +28,7 @@ static int hex_digit(char c) {
 
 /* One or more hex digits.  A value that needs more than 64 bits is an
  * error rather than silently wrapping: the line is not a kernel's. */
-static int parse_hex(cursor *c, uint64_t *out) {
+static int parse_hex(line_cursor *c, uint64_t *out) {
     uint64_t v = 0;
     const char *start = c->p;
     while (c->p < c->end) {
@@ -42,7 +42,7 @@ static int parse_hex(cursor *c, uint64_t *out) {
     return c->p != start;
 }
 
-static int parse_dec(cursor *c, uint64_t *out) {
+static int parse_dec(line_cursor *c, uint64_t *out) {
     uint64_t v = 0;
     const char *start = c->p;
     while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
@@ -55,7 +55,7 @@ static int parse_dec(cursor *c, uint64_t *out) {
     return c->p != start;
 }
 
-static int expect(cursor *c, char ch) {
+static int expect(line_cursor *c, char ch) {
     if (c->p >= c->end || *c->p != ch) return 0;
     c->p++;
     return 1;
@@ -63,13 +63,13 @@ static int expect(cursor *c, char ch) {
 
 /* One or more spaces.  The kernel uses exactly one between fields, but
  * tolerating several costs nothing and keeps hand-written inputs valid. */
-static int skip_spaces(cursor *c) {
+static int skip_spaces(line_cursor *c) {
     const char *start = c->p;
     while (c->p < c->end && *c->p == ' ') c->p++;
     return c->p != start;
 }
 
-static int parse_perms(cursor *c, uint32_t *perms) {
+static int parse_perms(line_cursor *c, uint32_t *perms) {
     /* Exactly four characters: [r-][w-][x-][ps]. */
     if (c->end - c->p < 4) return 0;
     const char *s = c->p;
@@ -91,7 +91,7 @@ static int parse_line(const char *base, const char *line, const char *end,
      * caller later turns into a C string. */
     if (memchr(line, '\0', (size_t)(end - line)) != NULL) return 0;
 
-    cursor c = {line, end};
+    line_cursor c = {line, end};
     uint64_t major, minor;
     memset(m, 0, sizeof *m);
     if (!parse_hex(&c, &m->start) || !expect(&c, '-') ||

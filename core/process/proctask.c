@@ -1,6 +1,6 @@
 /*
  * Threads, their states and children from /proc; the pthread -> TID map
- * for interpreters that keep no TID (see proctask.h).
+ * for interpreters that keep no TID (see au_proctask.h).
  *
  * Directories are listed with getdents64 into a stack buffer rather than
  * opendir, which allocates behind the caller's allocator.
@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "proctask.h"
+#include "au_internal.h"
+#include "au_proctask.h"
 
 /* Consecutive EINTRs tolerated before giving up, as in procmaps.c. */
 #define MAX_EINTR 1000
@@ -263,11 +263,6 @@ int au_proc_children(int pid, int *out, uint32_t cap, uint32_t *n) {
 #define SEARCH_RETRY 64u
 #define SEARCH_RETRY_MAX 8192u
 
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 static int listed(const uint64_t *tids, uint32_t n, uint64_t v) {
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
@@ -293,7 +288,7 @@ static int search_offset(au_memsrc *mem, int pid, const uint64_t *pthreads, uint
     uint32_t ntids;
     int rc = au_proc_tasks(pid, tids, MAX_TIDS, &ntids);
     if (rc && rc != AU_ERR_LIMIT) return rc;
-    au_sort(tids, ntids, sizeof *tids, cmp_u64);
+    au_sort(tids, ntids, sizeof *tids, au_cmp_u64);
     enum { WORDS = AU_TID_SEARCH_BYTES / 4 };
     uint8_t alive[WORDS];
     memset(alive, 1, sizeof alive);

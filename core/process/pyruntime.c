@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 #include "asyncunwind.h"
-#include "elf.h"
-#include "internal.h"
-#include "procmaps.h"
+#include "au_elf.h"
+#include "au_internal.h"
+#include "au_procmaps.h"
 
 #define MAPS_START (256u << 10)
 #define MAPS_MAX (64u << 20)
@@ -66,7 +66,7 @@ static int maps_load(int pid, maps_buf *m) {
 /* The major.minor a file name announces: "libpython3.12.so.1.0" or
  * "python3.12" -> 0x030c0000; 0 when it announces none. */
 static uint32_t version_from_name(const char *name, uint32_t len) {
-    static const char *prefixes[] = {"libpython3.", "python3."};
+    static const char *const prefixes[] = {"libpython3.", "python3."};
     for (int p = 0; p < 2; p++) {
         size_t pl = strlen(prefixes[p]);
         if (len <= pl || memcmp(name, prefixes[p], pl) != 0) continue;

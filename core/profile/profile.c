@@ -26,8 +26,9 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "profile.h"
+#include "au_internal.h"
+#include "au_profile.h"
+#include "au_sampler.h"
 
 #define NONE UINT32_MAX
 #define DEFAULT_MAX_STACKS (1u << 18)
@@ -134,7 +135,7 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {
 
 /* Make *ptr (of *cap elements) hold `need`, growing geometrically but never
  * past `max` elements. */
-static int grow(au_profile *p, void **ptr, uint64_t *cap, uint64_t need, uint64_t max,
+static int profile_grow(au_profile *p, void **ptr, uint64_t *cap, uint64_t need, uint64_t max,
                 size_t elem) {
     if (need <= *cap) return AU_OK;
     if (need > max) return AU_ERR_LIMIT;
@@ -154,7 +155,7 @@ static int grow(au_profile *p, void **ptr, uint64_t *cap, uint64_t need, uint64_
 static int grow32(au_profile *p, void **ptr, uint32_t *cap, uint64_t need, uint64_t max,
                   size_t elem) {
     uint64_t c = *cap;
-    int rc = grow(p, ptr, &c, need, max, elem);
+    int rc = profile_grow(p, ptr, &c, need, max, elem);
     *cap = (uint32_t)c;
     return rc;
 }
@@ -256,7 +257,7 @@ static uint32_t intern(au_profile *p, const name_key *k, int *rc) {
     /* Limits were checked above, so growing fails only for want of memory. */
     if ((*rc = grow32(p, (void **)&p->names, &p->names_cap, p->nnames + 1ull, p->max_names,
                       sizeof *p->names)) != AU_OK ||
-        (*rc = grow(p, (void **)&p->text, &p->text_cap, p->text_len + bytes, p->max_text, 1)) !=
+        (*rc = profile_grow(p, (void **)&p->text, &p->text_cap, p->text_len + bytes, p->max_text, 1)) !=
             AU_OK)
         return NONE;
     if (hindex_reserve(p, &p->name_ix, p->nnames + 1, rc))
@@ -342,7 +343,7 @@ static uint32_t find_stack(au_profile *p, const uint32_t *ids, uint32_t n, int i
     if (p->pool_len + n > p->max_pool - (p->dropped_stack == NONE && !is_dropped)) return NONE;
     if ((*rc = grow32(p, (void **)&p->stacks, &p->stacks_cap, p->nstacks + 1ull, p->max_stacks,
                       sizeof *p->stacks)) != AU_OK ||
-        (*rc = grow(p, (void **)&p->pool, &p->pool_cap, p->pool_len + n, p->max_pool,
+        (*rc = profile_grow(p, (void **)&p->pool, &p->pool_cap, p->pool_len + n, p->max_pool,
                     sizeof *p->pool)) != AU_OK)
         return NONE;
     if (hindex_reserve(p, &p->stack_ix, p->nstacks + 1, rc))
@@ -407,12 +408,6 @@ static int push(au_profile *p, uint32_t *n, const name_key *k, int *rc) {
     return 1;
 }
 
-static const char *partial_note(uint32_t flags) {
-    if (flags & AU_THREAD_CYCLE) return "[frame chain loops]";
-    if (flags & AU_THREAD_PARTIAL) return "[partial stack]";
-    return NULL;
-}
-
 /* Intern the names of entries e[0..ne) under thread t into p->ids, in
  * the order dump's collapsed form prints them (render.c): the process
  * (AU_PROFILE_PROCESS), the thread, its
@@ -425,7 +420,7 @@ static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_threa
     if ((flags & AU_PROFILE_PROCESS) && !push(p, &n, &k, rc)) return 0;
     k = thread_key(t);
     if (!push(p, &n, &k, rc)) return 0;
-    const char *note = partial_note(t->flags);
+    const char *note = au_partial_note(t->flags);
     int in_tasks = 0;
     /* The last frame interned: a recursion repeats it, and within one
      * sample the same code, line and name bytes are the same name. */

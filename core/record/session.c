@@ -22,10 +22,10 @@
 #include <time.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "procmaps.h"
-#include "proctask.h"
-#include "timehist.h"
+#include "au_internal.h"
+#include "au_procmaps.h"
+#include "au_proctask.h"
+#include "au_timehist.h"
 
 #define DEFAULT_INTERVAL 1000000ull     /* 1 ms: see docs/CLI.md */
 #define DEFAULT_SCAN 100000000ull       /* 100 ms */
@@ -374,5 +374,11 @@ int au_session_run(au_session *s) {
 }
 
 void au_session_get_stats(const au_session *s, au_session_stats *st) {
-    if (s && st) *st = s->st;
+    if (!st) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (s)
+        *st = s->st;
+    else
+        memset(st, 0, sizeof *st);
 }

@@ -1,5 +1,5 @@
-/* The per-sample time histogram (timehist.h). */
-#include "timehist.h"
+/* The per-sample time histogram (au_timehist.h). */
+#include "au_timehist.h"
 
 static uint32_t bucket_of(uint64_t v) {
     if (v < 64) return (uint32_t)v;

@@ -1,6 +1,6 @@
 /*
  * The SVG flame graph of a profile: one self-contained file, with a small
- * script of its own for zoom, search and hover details (flamegraph_js.h),
+ * script of its own for zoom, search and hover details (au_flamegraph_js.h),
  * and nothing loaded from elsewhere (docs/OUTPUTS.md).
  *
  * The profile's stacks are merged into a tree (a frame per distinct path
@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "flamegraph_js.h"
-#include "internal.h"
-#include "profile_text.h"
+#include "au_flamegraph_js.h"
+#include "au_internal.h"
+#include "au_profile_text.h"
 
 #define NONE UINT32_MAX
 #define WIDTH 1200

@@ -16,20 +16,20 @@
  */
 #include <string.h>
 
-#include "render_out.h"
-#include "sampler.h"
-#include "task_tree.h"
+#include "au_render_out.h"
+#include "au_sampler.h"
+#include "au_task_tree.h"
 
 #define NONE UINT32_MAX
 
-static void key(au_out *o, const char *k) {
+static void put_key(au_out *o, const char *k) {
     au_out_puts(o, "\"");
     au_out_puts(o, k);
     au_out_puts(o, "\":");
 }
 
 static void put_bool(au_out *o, const char *k, int v) {
-    key(o, k);
+    put_key(o, k);
     au_out_puts(o, v ? "true," : "false,");
 }
 
@@ -59,7 +59,7 @@ static void put_list(au_out *o, const uint32_t *v, uint32_t n) {
     au_out_puts(o, "]");
 }
 
-static void put_frame(au_out *o, const au_sample_frame *f) {
+static void put_sample_frame(au_out *o, const au_sample_frame *f) {
     au_out_puts(o, "{\"qualname\":");
     put_text(o, f->qualname, f->qualname_len);
     au_out_puts(o, ",\"file\":");
@@ -86,7 +86,7 @@ static void put_thread(au_out *o, const au_sample *smp, uint32_t i, const au_tas
     put_bool(o, "truncated", (x->flags & AU_THREAD_TRUNCATED) != 0);
     put_bool(o, "frame_cycle", (x->flags & AU_THREAD_CYCLE) != 0);
     put_bool(o, "loops_not_running", (x->flags & AU_THREAD_NO_LOOP) != 0);
-    key(o, "frames");
+    put_key(o, "frames");
     put_range(o, x->first_frame, x->nframes, smp->nframes);
     au_out_puts(o, ",\"tasks\":");
     put_range(o, x->first_task, x->ntasks, smp->ntasks);
@@ -109,13 +109,13 @@ static void put_task(au_out *o, const au_sample *smp, uint32_t i, const au_task_
     put_index(o, x->thread, smp->nthreads);
     au_out_puts(o, ",");
     put_bool(o, "running", (x->flags & AU_TASK_RUNNING) != 0);
-    key(o, "parent");
+    put_key(o, "parent");
     put_index(o, x->parent, smp->ntasks);
     au_out_puts(o, ",\"link\":");
     au_out_puts(o, x->parent != NONE && x->link <= AU_LINK_WEAK ? link[x->link] : "null");
     au_out_puts(o, ",");
     put_bool(o, "in_cycle", nd->in_cycle != 0);
-    key(o, "children");
+    put_key(o, "children");
     put_list(o, t->child + nd->first_child, nd->nchildren);
     au_out_puts(o, ",\"frames\":");
     put_range(o, x->first_frame, x->nframes, smp->nframes);
@@ -158,7 +158,7 @@ static void put_stack(au_out *o, const au_sample *smp, uint32_t k, const au_entr
     put_bool(o, "running", (st->flags & AU_STACK_RUNNING) != 0);
     put_bool(o, "cycle", (st->flags & AU_STACK_CYCLE) != 0);
     put_bool(o, "truncated", (st->flags & AU_STACK_TRUNCATED_DEPTH) != 0);
-    key(o, "entries");
+    put_key(o, "entries");
     put_entries(o, smp, e, n);
     au_out_puts(o, "}");
 }
@@ -186,7 +186,7 @@ int au_render_json(au_sampler *s, const au_sample *smp,
     /* Threads and tasks both want their thread's tree: build it once per
      * thread, and write the thread and its tasks from it. */
     int rc = AU_OK;
-    key(&o, "threads");
+    put_key(&o, "threads");
     au_out_puts(&o, "[");
     for (uint32_t th = 0; th < smp->nthreads && rc == AU_OK; th++) {
         au_task_tree t;
@@ -217,7 +217,7 @@ int au_render_json(au_sampler *s, const au_sample *smp,
     au_out_puts(&o, "],\"frames\":[");
     for (uint32_t f = 0; f < smp->nframes; f++) {
         if (f) au_out_puts(&o, ",");
-        put_frame(&o, &smp->frames[f]);
+        put_sample_frame(&o, &smp->frames[f]);
     }
     au_out_puts(&o, "],\"stacks\":[");
     au_entry_buf eb;

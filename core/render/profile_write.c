@@ -5,15 +5,15 @@
  *
  * Every name is written the way dump's collapsed form writes it, so one
  * stack reads the same in every output; target text is escaped for each
- * format (render_out.h).
+ * format (au_render_out.h).
  */
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "render_out.h"
-#include "profile.h"
-#include "profile_text.h"
+#include "au_internal.h"
+#include "au_render_out.h"
+#include "au_profile.h"
+#include "au_profile_text.h"
 
 #define NONE UINT32_MAX
 

@@ -13,16 +13,10 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "render_out.h"
-#include "sampler.h"
+#include "au_render_out.h"
+#include "au_sampler.h"
 
 #define NONE UINT32_MAX
-
-static const char *partial_note(uint32_t flags) {
-    if (flags & AU_THREAD_CYCLE) return "[frame chain loops]";
-    if (flags & AU_THREAD_PARTIAL) return "[partial stack]";
-    return NULL;
-}
 
 /* One line (text) or one entry (collapsed) of a task marker.  In text, a
  * task under another says how: the await, strong or weak link. */
@@ -49,7 +43,7 @@ static void render_stack(au_out *o, const au_sample *smp, uint32_t k, const au_e
                          int collapsed) {
     const au_sample_stack *st = &smp->stacks[k];
     const au_sample_thread *t = &smp->threads[st->thread];
-    const char *note = partial_note(t->flags);
+    const char *note = au_partial_note(t->flags);
     if (collapsed) {
         au_out_puts(o, "thread ");
         au_out_thread_id(o, t, 1);

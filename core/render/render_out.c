@@ -1,12 +1,12 @@
 /*
  * The render layer's output buffer and the text helpers every format
- * shares (render_out.h).
+ * shares (au_render_out.h).
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "render_out.h"
-#include "sampler.h"
+#include "au_render_out.h"
+#include "au_sampler.h"
 
 void au_out_init(au_out *o, int (*write)(void *ud, const void *buf, size_t len), void *ud) {
     o->write = write;

@@ -16,9 +16,9 @@
  */
 #include <string.h>
 
-#include "sampler.h"
-#include "task_tree.h"
-#include "internal.h"
+#include "au_sampler.h"
+#include "au_task_tree.h"
+#include "au_internal.h"
 
 #define NONE UINT32_MAX
 

@@ -24,9 +24,9 @@
  */
 #include <string.h>
 
-#include "render_out.h"
-#include "sampler.h"
-#include "task_tree.h"
+#include "au_render_out.h"
+#include "au_sampler.h"
+#include "au_task_tree.h"
 
 #define NONE UINT32_MAX
 
@@ -67,7 +67,7 @@ static void put_node(au_out *o, const au_sample *smp, const au_task_tree *t, con
 
 /* The subtree of root r (an index into au_sample.tasks).  lv has room for
  * every task of the thread plus one. */
-static void walk(au_out *o, const au_sample *smp, const au_task_tree *t, level *lv, uint32_t r,
+static void walk_tree(au_out *o, const au_sample *smp, const au_task_tree *t, level *lv, uint32_t r,
                  int last_root, uint8_t *seen) {
     uint32_t depth = 0;
     uint64_t hidden = 0;
@@ -145,7 +145,7 @@ int au_render_tree(au_sampler *s, const au_sample *smp,
             uint8_t *seen = (uint8_t *)(lv + t.n + 1);
             memset(seen, 0, t.n);
             for (uint32_t k = 0; k < t.nroots; k++)
-                walk(&o, smp, &t, lv, t.roots[k], k + 1 == t.nroots, seen);
+                walk_tree(&o, smp, &t, lv, t.roots[k], k + 1 == t.nroots, seen);
         }
         if (lv) a.realloc(a.ud, lv, sz, 0);
         au_task_tree_free(&t);

@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
+#include "au_internal.h"
 
 #define NONE UINT32_MAX
 
@@ -144,7 +144,7 @@ struct au_resolver {
     uint32_t running_task, boundary;
 };
 
-static int grow(au_resolver *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
+static int resolver_grow(au_resolver *r, void *pptr, uint32_t *cap, size_t need, size_t elem) {
     return au_grow(&r->alloc, &r->stats.allocations, (void **)pptr, cap, need, elem);
 }
 
@@ -161,7 +161,7 @@ static int map_reset(au_resolver *r, idmap *m, uint32_t n) {
     uint64_t slots = 16;
     while (slots < 2ull * n) slots <<= 1;
     if (slots > UINT32_MAX) return AU_ERR_LIMIT;
-    if (grow(r, &m->slots, &m->cap, (size_t)slots, sizeof *m->slots)) return AU_ERR_NOMEM;
+    if (resolver_grow(r, &m->slots, &m->cap, (size_t)slots, sizeof *m->slots)) return AU_ERR_NOMEM;
     m->mask = (uint32_t)(slots - 1);
     memset(m->slots, 0, (size_t)slots * sizeof *m->slots);
     return AU_OK;
@@ -215,7 +215,7 @@ static uint32_t map_get(const idmap *m, uint64_t key) {
 static int tab_reset(au_resolver *r, uint32_t n) {
     uint64_t slots = 16;
     while (slots < 8ull * n) slots <<= 1;
-    if (grow(r, &r->tab, &r->tab_cap, (size_t)slots, sizeof *r->tab)) return AU_ERR_NOMEM;
+    if (resolver_grow(r, &r->tab, &r->tab_cap, (size_t)slots, sizeof *r->tab)) return AU_ERR_NOMEM;
     r->tab_mask = (uint32_t)(slots - 1);
     memset(r->tab, 0xff, (size_t)slots * sizeof *r->tab);
     return AU_OK;
@@ -236,7 +236,7 @@ static uint32_t tab_slot(const au_resolver *r, uint64_t id) {
 /* ---- rules ------------------------------------------------------------- */
 
 /* Index of the present task with this id, or NONE. */
-static uint32_t lookup(const au_resolver *r, uint64_t id) {
+static uint32_t index_of(const au_resolver *r, uint64_t id) {
     if (id == 0) return NONE;
     uint32_t v = r->tab[tab_slot(r, id)];
     return (v & DUPBIT) ? NONE : v; /* EMPTY has DUPBIT set too */
@@ -296,7 +296,7 @@ static int index_tasks(au_resolver *r, const au_thread_sample *in) {
  * counting it as ignored when it names anything else. */
 static uint32_t link_target(au_resolver *r, uint32_t i, uint64_t id) {
     if (id == 0) return NONE;
-    uint32_t j = lookup(r, id);
+    uint32_t j = index_of(r, id);
     if (j == NONE || j == i) {
         r->stats.links_ignored++;
         return NONE;
@@ -306,7 +306,7 @@ static uint32_t link_target(au_resolver *r, uint32_t i, uint64_t id) {
 
 /* Offer cand as the parent of child at one level of rule 1 (best[] holds
  * that level's candidates): the first offer takes the place; a later one
- * is written to *tie and the call returns 1, for settle() to decide. */
+ * is written to *tie and the call returns 1, for settle_ties() to decide. */
 static uint32_t propose(uint32_t *best, tie *tie_out, uint32_t cand, uint32_t child) {
     uint32_t first = best[child];
     best[child] = first == NONE ? cand : first;
@@ -315,7 +315,7 @@ static uint32_t propose(uint32_t *best, tie *tie_out, uint32_t cand, uint32_t ch
 }
 
 /* Settle the ties propose() listed for the level held in best[]. */
-static void settle(const au_resolver *r, uint32_t *best, const tie *ties, uint32_t nties) {
+static void settle_ties(const au_resolver *r, uint32_t *best, const tie *ties, uint32_t nties) {
     for (uint32_t k = 0; k < nties; k++) {
         uint32_t cand = ties[k].cand, child = ties[k].child;
         if (better(r, cand, best[child], child)) best[child] = cand;
@@ -347,15 +347,15 @@ static void resolve_parents(au_resolver *r, const au_thread_sample *in) {
         r->waiting[i] = 1;
         nties += propose(r->awaiter, &ties[nties], i, j);
     }
-    settle(r, r->awaiter, ties, nties);
+    settle_ties(r, r->awaiter, ties, nties);
     nties = 0;
     for (uint32_t k = 0; k < in->nlinks; k++) {
         if (k + AHEAD < in->nlinks) {
             tab_prefetch(r, in->links[k + AHEAD].child);
             tab_prefetch(r, in->links[k + AHEAD].parent);
         }
-        uint32_t c = lookup(r, in->links[k].child);
-        uint32_t p = lookup(r, in->links[k].parent);
+        uint32_t c = index_of(r, in->links[k].child);
+        uint32_t p = index_of(r, in->links[k].parent);
         if (c == NONE || p == NONE || c == p) {
             r->stats.links_ignored++;
             continue;
@@ -363,7 +363,7 @@ static void resolve_parents(au_resolver *r, const au_thread_sample *in) {
         r->waiting[p] = 1;
         nties += propose(r->strong, &ties[nties], p, c);
     }
-    settle(r, r->strong, ties, nties);
+    settle_ties(r, r->strong, ties, nties);
     /* Selections by mask: which level gives a task its parent is random,
      * and a branch on it is mispredicted once the sample is too large for
      * the branch predictor to learn by heart, as it does a small one.
@@ -658,10 +658,13 @@ uint64_t au_stack_entries(const au_resolver *r, const au_stack *s, au_entry *buf
 
 static uint32_t or_default(uint32_t v, uint32_t d) { return v ? v : d; }
 
-au_resolver *au_resolver_new(const au_allocator *alloc, const au_resolver_limits *limits) {
+int au_resolver_new(const au_allocator *alloc, const au_resolver_limits *limits,
+                    au_resolver **out) {
+    if (!out) return AU_ERR_ARG;
+    *out = NULL;
     au_allocator a = au_alloc_or_libc(alloc);
     au_resolver *r = a.realloc(a.ud, NULL, 0, sizeof *r);
-    if (!r) return NULL;
+    if (!r) return AU_ERR_NOMEM;
     memset(r, 0, sizeof *r);
     r->alloc = a;
     au_resolver_limits l = {0};
@@ -669,7 +672,8 @@ au_resolver *au_resolver_new(const au_allocator *alloc, const au_resolver_limits
     r->lim.max_tasks = or_default(l.max_tasks, AU_DEFAULT_MAX_TASKS);
     r->lim.max_links = or_default(l.max_links, AU_DEFAULT_MAX_LINKS);
     r->lim.max_depth = or_default(l.max_depth, AU_DEFAULT_MAX_DEPTH);
-    return r;
+    *out = r;
+    return AU_OK;
 }
 
 void au_resolver_free(au_resolver *r) {
@@ -700,7 +704,13 @@ void au_resolver_free(au_resolver *r) {
 }
 
 void au_resolver_get_stats(const au_resolver *r, au_resolver_stats *stats) {
-    if (r && stats) *stats = r->stats;
+    if (!stats) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (r)
+        *stats = r->stats;
+    else
+        memset(stats, 0, sizeof *stats);
 }
 
 static int check_input(const au_resolver *r, const au_thread_sample *in) {
@@ -715,26 +725,26 @@ static int check_input(const au_resolver *r, const au_thread_sample *in) {
 
 /* Size the per-task arrays for n tasks (and nlinks links). */
 static int reserve(au_resolver *r, uint32_t n, uint32_t nlinks) {
-    if (grow(r, &r->wants, &r->wants_cap, n, sizeof *r->wants) ||
-        grow(r, &r->ids, &r->ids_cap, n, sizeof *r->ids) ||
-        grow(r, &r->names, &r->names_cap, n, sizeof *r->names) ||
-        grow(r, &r->waiting, &r->waiting_cap, (size_t)n + 1, 1) ||
-        grow(r, &r->has_child, &r->has_child_cap, (size_t)n + 1, 1) ||
-        grow(r, &r->parent, &r->parent_cap, n, sizeof *r->parent) ||
-        grow(r, &r->cclose, &r->cclose_cap, n, sizeof *r->cclose) ||
-        grow(r, &r->state, &r->state_cap, n, sizeof *r->state) ||
-        grow(r, &r->awaiter, &r->awaiter_cap, n, sizeof *r->awaiter) ||
-        grow(r, &r->ties, &r->ties_cap, n > nlinks ? n : nlinks, sizeof *r->ties) ||
-        grow(r, &r->strong, &r->strong_cap, n, sizeof *r->strong) ||
-        grow(r, &r->weak, &r->weak_cap, n, sizeof *r->weak) ||
-        grow(r, &r->up, &r->up_cap, n, sizeof *r->up) ||
-        grow(r, &r->path, &r->path_cap, n, sizeof *r->path) ||
-        grow(r, &r->bearers, &r->bearers_cap, n, sizeof *r->bearers) ||
-        grow(r, &r->keys, &r->keys_cap, n, sizeof *r->keys) ||
-        grow(r, &r->keys2, &r->keys2_cap, n, sizeof *r->keys2) ||
-        grow(r, &r->radix_counts, &r->radix_counts_cap,
+    if (resolver_grow(r, &r->wants, &r->wants_cap, n, sizeof *r->wants) ||
+        resolver_grow(r, &r->ids, &r->ids_cap, n, sizeof *r->ids) ||
+        resolver_grow(r, &r->names, &r->names_cap, n, sizeof *r->names) ||
+        resolver_grow(r, &r->waiting, &r->waiting_cap, (size_t)n + 1, 1) ||
+        resolver_grow(r, &r->has_child, &r->has_child_cap, (size_t)n + 1, 1) ||
+        resolver_grow(r, &r->parent, &r->parent_cap, n, sizeof *r->parent) ||
+        resolver_grow(r, &r->cclose, &r->cclose_cap, n, sizeof *r->cclose) ||
+        resolver_grow(r, &r->state, &r->state_cap, n, sizeof *r->state) ||
+        resolver_grow(r, &r->awaiter, &r->awaiter_cap, n, sizeof *r->awaiter) ||
+        resolver_grow(r, &r->ties, &r->ties_cap, n > nlinks ? n : nlinks, sizeof *r->ties) ||
+        resolver_grow(r, &r->strong, &r->strong_cap, n, sizeof *r->strong) ||
+        resolver_grow(r, &r->weak, &r->weak_cap, n, sizeof *r->weak) ||
+        resolver_grow(r, &r->up, &r->up_cap, n, sizeof *r->up) ||
+        resolver_grow(r, &r->path, &r->path_cap, n, sizeof *r->path) ||
+        resolver_grow(r, &r->bearers, &r->bearers_cap, n, sizeof *r->bearers) ||
+        resolver_grow(r, &r->keys, &r->keys_cap, n, sizeof *r->keys) ||
+        resolver_grow(r, &r->keys2, &r->keys2_cap, n, sizeof *r->keys2) ||
+        resolver_grow(r, &r->radix_counts, &r->radix_counts_cap,
              RADIX_COUNTS, sizeof *r->radix_counts) ||
-        grow(r, &r->stacks, &r->stacks_cap, n ? n : 1, sizeof *r->stacks))
+        resolver_grow(r, &r->stacks, &r->stacks_cap, n ? n : 1, sizeof *r->stacks))
         return AU_ERR_NOMEM;
     return AU_OK;
 }

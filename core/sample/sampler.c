@@ -26,11 +26,11 @@
 #include <time.h>
 
 #include "asyncunwind.h"
-#include "internal.h"
-#include "procmaps.h"
-#include "proctask.h"
-#include "pytasks.h"
-#include "sampler.h"
+#include "au_internal.h"
+#include "au_procmaps.h"
+#include "au_proctask.h"
+#include "au_pytasks.h"
+#include "au_sampler.h"
 
 #define NONE UINT32_MAX
 #define NAME_CAP 16u /* /proc comm: 15 bytes */
@@ -116,7 +116,7 @@ struct au_sampler {
     au_stat_cache stat_fds; /* AU_SAMPLER_CPU_STATE */
 };
 
-static int grow(au_sampler *s, void *pptr, uint32_t *cap, size_t need, size_t elem) {
+static int sampler_grow(au_sampler *s, void *pptr, uint32_t *cap, size_t need, size_t elem) {
     return au_grow(&s->alloc, &s->stats.allocations, (void **)pptr, cap, need, elem);
 }
 
@@ -134,7 +134,7 @@ static const char *live_name(au_sampler *s, uint64_t tid, uint32_t *len) {
         for (uint32_t i = 0; i < s->nnames; i++)
             if (s->sample_no - s->names[i].seen < NAME_REFRESH) s->names[k++] = s->names[i];
         s->nnames = k;
-        if (grow(s, &s->names, &s->names_cap, (size_t)s->nnames + 1, sizeof *s->names)) return NULL;
+        if (sampler_grow(s, &s->names, &s->names_cap, (size_t)s->nnames + 1, sizeof *s->names)) return NULL;
         t = &s->names[s->nnames++];
         t->tid = tid;
         t->seen = s->sample_no - NAME_REFRESH;
@@ -163,7 +163,7 @@ static const char *snap_name(const au_sampler *s, uint64_t tid, uint32_t *len) {
 /* ---- CPU state ------------------------------------------------------------ */
 
 /* Before 3.11 the interpreter keeps no TID, only the pthread id: map
- * those threads' pthreads to TIDs (proctask.h), 64 at a time. */
+ * those threads' pthreads to TIDs (au_proctask.h), 64 at a time. */
 static void find_tids(au_sampler *s) {
     uint64_t pth[64], tid[64];
     uint32_t idx[64];
@@ -224,8 +224,8 @@ static int take_threads(au_sampler *s, const au_pysample *ps, const au_tasks_res
     for (uint32_t i = 0; i < ps->nthreads; i++) nframes += ps->threads[i].nframes;
     for (uint32_t k = 0; tr && k < tr->ntasks && !extra; k++) extra = tr->tasks[k].thread == NONE;
     uint32_t n = ps->nthreads + extra;
-    if (grow(s, &s->threads, &s->threads_cap, n ? n : 1, sizeof *s->threads) ||
-        grow(s, &s->frames, &s->frames_cap, (size_t)nframes + (tr ? tr->nframes : 0) + 1,
+    if (sampler_grow(s, &s->threads, &s->threads_cap, n ? n : 1, sizeof *s->threads) ||
+        sampler_grow(s, &s->frames, &s->frames_cap, (size_t)nframes + (tr ? tr->nframes : 0) + 1,
              sizeof *s->frames))
         return AU_ERR_NOMEM;
     uint32_t at = 0;
@@ -267,10 +267,10 @@ static int take_threads(au_sampler *s, const au_pysample *ps, const au_tasks_res
  * records beside them. */
 static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
     uint32_t n = tr->ntasks, nth = s->out.nthreads;
-    if (grow(s, &s->tasks, &s->tasks_cap, n ? n : 1, sizeof *s->tasks) ||
-        grow(s, &s->rtasks, &s->rtasks_cap, n ? n : 1, sizeof *s->rtasks) ||
-        grow(s, &s->order, &s->order_cap, n ? n : 1, sizeof *s->order) ||
-        grow(s, &s->ids, &s->ids_cap, (size_t)s->out.nframes + tr->nframes + 1, sizeof *s->ids))
+    if (sampler_grow(s, &s->tasks, &s->tasks_cap, n ? n : 1, sizeof *s->tasks) ||
+        sampler_grow(s, &s->rtasks, &s->rtasks_cap, n ? n : 1, sizeof *s->rtasks) ||
+        sampler_grow(s, &s->order, &s->order_cap, n ? n : 1, sizeof *s->order) ||
+        sampler_grow(s, &s->ids, &s->ids_cap, (size_t)s->out.nframes + tr->nframes + 1, sizeof *s->ids))
         return AU_ERR_NOMEM;
     /* Counting sort by thread (NONE goes to the pseudo-thread, last). */
     for (uint32_t i = 0; i < nth; i++) s->threads[i].ntasks = 0;
@@ -335,7 +335,7 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
     }
     /* Strong links, grouped by the child's thread; a link across threads
      * cannot be a parent in either thread's sample and is dropped. */
-    if (grow(s, &s->rlinks, &s->rlinks_cap, tr->nlinks ? tr->nlinks : 1, sizeof *s->rlinks))
+    if (sampler_grow(s, &s->rlinks, &s->rlinks_cap, tr->nlinks ? tr->nlinks : 1, sizeof *s->rlinks))
         return AU_ERR_NOMEM;
     uint32_t nl = 0;
     /* Likewise, more than max_links links: the rest are left out. */
@@ -368,7 +368,7 @@ static int resolve_threads(au_sampler *s) {
     uint32_t n = s->out.nthreads;
     if (n > s->resolvers_cap) {
         uint32_t old = s->resolvers_cap;
-        if (grow(s, &s->resolvers, &s->resolvers_cap, n, sizeof *s->resolvers)) return AU_ERR_NOMEM;
+        if (sampler_grow(s, &s->resolvers, &s->resolvers_cap, n, sizeof *s->resolvers)) return AU_ERR_NOMEM;
         for (uint32_t i = old; i < s->resolvers_cap; i++) s->resolvers[i] = NULL;
     }
     uint32_t nstacks = 0;
@@ -381,8 +381,8 @@ static int resolve_threads(au_sampler *s) {
         in->tasks = t->ntasks ? s->rtasks + t->first_task : NULL;
         in->ntasks = t->ntasks;
         if (!s->resolvers[i]) {
-            s->resolvers[i] = au_resolver_new(&s->alloc, &s->opt.resolver);
-            if (!s->resolvers[i]) return AU_ERR_NOMEM;
+            int rc = au_resolver_new(&s->alloc, &s->opt.resolver, &s->resolvers[i]);
+            if (rc) return rc;
             s->stats.allocations++;
         }
         au_stacks st;
@@ -397,8 +397,8 @@ static int resolve_threads(au_sampler *s) {
             o->parent = p == NONE ? NONE : t->first_task + p;
             o->link = au_resolver_link(s->resolvers[i], j);
         }
-        if (grow(s, &s->stacks, &s->stacks_cap, (size_t)nstacks + st.nstacks + 1, sizeof *s->stacks) ||
-            grow(s, &s->rstacks, &s->rstacks_cap, (size_t)nstacks + st.nstacks + 1, sizeof *s->rstacks))
+        if (sampler_grow(s, &s->stacks, &s->stacks_cap, (size_t)nstacks + st.nstacks + 1, sizeof *s->stacks) ||
+            sampler_grow(s, &s->rstacks, &s->rstacks_cap, (size_t)nstacks + st.nstacks + 1, sizeof *s->rstacks))
             return AU_ERR_NOMEM;
         t->first_stack = nstacks;
         t->nstacks = st.nstacks;
@@ -421,7 +421,7 @@ static int open_tasks(au_sampler *s, au_memsrc *mem) {
     s->model = NULL;
     if (s->opt.flags & AU_SAMPLER_NO_TASKS) return AU_OK;
     /* A snapshot holds exactly what a recorded sample used, so recording
-     * and replaying read exact ranges rather than pages (view.h). */
+     * and replaying read exact ranges rather than pages (au_view.h). */
     uint32_t exact = s->snap || (s->opt.flags & AU_SAMPLER_RECORD);
     /* The resolver refuses a thread of more than its max_tasks tasks
      * (AU_ERR_LIMIT), which would fail the sample: read no more. */
@@ -470,7 +470,7 @@ static int note_idle(au_sampler *s, const au_pysample *ps, const au_tasks_result
     if (s->snap || (s->opt.flags & AU_SAMPLER_RECORD) || tr->ntasks ||
         (tr->flags & (AU_TR_AGENT | AU_TR_PARTIAL)))
         return AU_OK;
-    if (grow(s, &s->idle_ts, &s->idle_cap, ps->nthreads ? ps->nthreads : 1, sizeof *s->idle_ts))
+    if (sampler_grow(s, &s->idle_ts, &s->idle_cap, ps->nthreads ? ps->nthreads : 1, sizeof *s->idle_ts))
         return AU_ERR_NOMEM;
     for (uint32_t i = 0; i < ps->nthreads; i++) s->idle_ts[i] = ps->threads[i].tstate;
     s->idle_n = ps->nthreads;
@@ -562,13 +562,13 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
         refresh_attachments(s);
     }
     if ((s->opt.flags & AU_SAMPLER_CPU_STATE) && !s->snap) mark_on_cpu(s);
-    if (grow(s, &s->in, &s->in_cap, s->out.nthreads ? s->out.nthreads : 1, sizeof *s->in))
+    if (sampler_grow(s, &s->in, &s->in_cap, s->out.nthreads ? s->out.nthreads : 1, sizeof *s->in))
         return AU_ERR_NOMEM;
     memset(s->in, 0, (size_t)s->out.nthreads * sizeof *s->in);
     if (trp) {
         if ((rc = take_tasks(s, trp))) return rc;
     } else {
-        if (grow(s, &s->ids, &s->ids_cap, (size_t)s->out.nframes + 1, sizeof *s->ids)) return AU_ERR_NOMEM;
+        if (sampler_grow(s, &s->ids, &s->ids_cap, (size_t)s->out.nframes + 1, sizeof *s->ids)) return AU_ERR_NOMEM;
         for (uint32_t i = 0; i < s->out.nframes; i++) s->ids[i] = (uint64_t)i + 1;
         for (uint32_t i = 0; i < s->out.nthreads; i++) s->threads[i].ntasks = 0;
     }
@@ -715,7 +715,13 @@ uint32_t au_sampler_version(const au_sampler *s, int *exact) {
 }
 
 void au_sampler_get_stats(const au_sampler *s, au_sampler_stats *stats) {
-    if (s && stats) *stats = s->stats;
+    if (!stats) return;
+    /* A NULL context has all-zero counters: the caller reads them either
+     * way (and gcc, inlining across the amalgamation, checks that). */
+    if (s)
+        *stats = s->stats;
+    else
+        memset(stats, 0, sizeof *stats);
 }
 
 int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *buf, size_t len),

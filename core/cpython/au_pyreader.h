@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 #include "asyncunwind.h"
-#include "bytes.h"
-#include "pyoffsets.h"
+#include "au_bytes.h"
+#include "au_pyoffsets.h"
 
 #define AU_PR_MAX_INTERPS 64u
 #define AU_PR_MAX_CHUNKS 64u           /* datastack chunks per thread */

@@ -1,7 +1,7 @@
 /*
  * Python objects read from outside: types, str, int, tuple, list, set,
  * dict, instance attributes, weakrefs, cells, functions and methods, on
- * CPython 3.9-3.15, through a page view (view.h).
+ * CPython 3.9-3.15, through a page view (au_view.h).
  *
  * Every object comes from the target and is hostile.  Each reader checks
  * what it can (the type of the object where it matters, sizes against
@@ -10,8 +10,8 @@
  * AU_OBJ_MAX_* bounds below.
  *
  * Layout differences are data: au_objlayout is filled once per target
- * from the header-derived table (pyoffsets.h) and the runtime-measured
- * one (pyprivate.h), and the code below has one path for every version,
+ * from the header-derived table (au_pyoffsets.h) and the runtime-measured
+ * one (au_pyprivate.h), and the code below has one path for every version,
  * with a small enum where versions differ in more than numbers (dict keys,
  * instance attributes, int sign and size).
  *
@@ -25,9 +25,9 @@
 #include <stdint.h>
 
 #include "asyncunwind.h"
-#include "pyoffsets.h"
-#include "pyprivate.h"
-#include "view.h"
+#include "au_pyoffsets.h"
+#include "au_pyprivate.h"
+#include "au_view.h"
 
 /* Bounds on what one object may make a reader do. */
 #define AU_OBJ_MAX_STR 4096u         /* code points kept of a str */

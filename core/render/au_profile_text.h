@@ -4,8 +4,8 @@
 #ifndef ASYNCUNWIND_PROFILE_TEXT_H
 #define ASYNCUNWIND_PROFILE_TEXT_H
 
-#include "render_out.h"
-#include "profile.h"
+#include "au_render_out.h"
+#include "au_profile.h"
 
 /* How target text is escaped. */
 typedef enum au_esc {

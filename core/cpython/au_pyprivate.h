@@ -1,7 +1,7 @@
 /*
  * CPython layouts no installed header describes, as data.
  *
- * au_py_offsets (pyoffsets.h) holds what each version's own headers say.
+ * au_py_offsets (au_pyoffsets.h) holds what each version's own headers say.
  * The asyncio model also reads structs that are private to a .c file:
  * asyncio's FutureObj/TaskObj and helpers (Modules/_asynciomodule.c), the
  * dict keys object (Objects/dict-common.h in 3.9-3.10), functools.partial,
@@ -26,7 +26,7 @@
  * or the executable or libpython when the module is built in, as in
  * Debian's 3.15).  Its layout is au_py_asyncio_debug_layout below.
  *
- * Conventions (as in pyoffsets.h): offsets are uint32_t bytes from the
+ * Conventions (as in au_pyoffsets.h): offsets are uint32_t bytes from the
  * start of the named struct, AU_PYOFF_ABSENT where the version lacks the
  * field; signed offsets (from an object's start, may be negative) are
  * int32_t, AU_PY_SOFF_ABSENT when absent; small values are int8_t,
@@ -42,7 +42,7 @@
 #include <stdint.h>
 
 #include "asyncunwind.h"
-#include "pyoffsets.h"
+#include "au_pyoffsets.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -217,7 +217,7 @@ typedef struct au_py_private {
     /* ---- identity ------------------------------------------------------ */
     uint32_t version_hex; /* sys.hexversion of the interpreter measured
                            * (the newest of its minor when several agree) */
-    uint32_t flags;       /* AU_PY_FLAG_* of pyoffsets.h */
+    uint32_t flags;       /* AU_PY_FLAG_* of au_pyoffsets.h */
     const char *name;     /* "3.13" */
     const char *measured; /* exact version measured: "3.13.18" */
 

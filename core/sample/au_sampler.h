@@ -5,7 +5,7 @@
 #define ASYNCUNWIND_SAMPLER_H
 
 #include "asyncunwind.h"
-#include "pytasks.h"
+#include "au_pytasks.h"
 
 /* The allocator the sampler was opened with (libc's when it was NULL). */
 au_allocator au_sampler_alloc(const au_sampler *s);
@@ -29,5 +29,13 @@ const au_thread_sample *au_sampler_thread_input(const au_sampler *s, uint32_t th
  * memory source that wants to know what each read is for; NONE outside
  * the model (threads, frames, code of thread frames). */
 uint32_t au_sampler_phase(const au_sampler *s);
+
+/* The note a thread's stack ends with when the walk could not finish it;
+ * the text and profile outputs print the same words. */
+static inline const char *au_partial_note(uint32_t flags) {
+    if (flags & AU_THREAD_CYCLE) return "[frame chain loops]";
+    if (flags & AU_THREAD_PARTIAL) return "[partial stack]";
+    return NULL;
+}
 
 #endif

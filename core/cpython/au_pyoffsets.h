@@ -10,7 +10,7 @@
  * the generator state, the current-frame indirection, the value stack)
  * a small enum or an optional offset in this struct says which variant
  * applies.  What no header of every version describes (asyncio's objects,
- * dict keys, ...) is in pyprivate.h, measured at run time.
+ * dict keys, ...) is in au_pyprivate.h, measured at run time.
  *
  * The tables live in pyoffsets_table.c, which tools/gen_offsets.sh
  * generates by compiling tools/offsets_probe.c against each version's own
@@ -52,7 +52,7 @@
 #include <stdint.h>
 
 #include "asyncunwind.h"
-#include "linetable.h"
+#include "au_linetable.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -61,6 +61,9 @@ extern "C" {
 #define AU_PYOFF_ABSENT UINT32_MAX /* offset: the field does not exist */
 #define AU_PY_VALUE_NONE (-128)    /* int8 enum value: does not exist */
 #define AU_PY_BIT_NONE 0xFFu       /* bit position: does not exist */
+
+/* Whether a field exists in the target's version. */
+static inline int au_pyoff_present(uint32_t off) { return off != AU_PYOFF_ABSENT; }
 
 /* Debug-offset values larger than this are refused as implausible (the
  * largest real value, sizeof(_PyRuntimeState) in 3.15, is ~340 KiB). */
@@ -236,7 +239,7 @@ typedef struct au_py_offsets {
     uint32_t tstate_dict;          /* PyObject *dict: the thread's dict
                                     * (PyThreadState_GetDict), NULL until
                                     * first used; all.  ≤3.12 asyncio keeps
-                                    * the running loop in it (pyprivate.h) */
+                                    * the running loop in it (au_pyprivate.h) */
     /* 3.13+ allocates every thread state as a _PyThreadStateImpl, which
      * starts with the PyThreadState and adds private fields; offsets below
      * are from the start of both. */
@@ -250,7 +253,7 @@ typedef struct au_py_offsets {
     uint32_t tstate_asyncio_tasks_head;   /* struct llist_node: head of the
                                            * list of the thread's native
                                            * asyncio tasks (linked through
-                                           * TaskObj.task_node, pyprivate.h),
+                                           * TaskObj.task_node, au_pyprivate.h),
                                            * 3.14+ */
 
     /* ---- struct llist_node (pycore_llist.h), 3.14+ ---------------------
@@ -357,13 +360,13 @@ typedef struct au_py_offsets {
                               * PyFrameObject at gen_frame (3.10),
                               * gi_frame_state in the generator (3.11+) */
 
-    /* ---- dict (PyDictObject; the keys object is in pyprivate.h) -------- */
+    /* ---- dict (PyDictObject; the keys object is in au_pyprivate.h) -------- */
     uint32_t sizeof_dict;    /* sizeof(PyDictObject), all */
     uint32_t dict_ma_used;   /* Py_ssize_t ma_used: number of items, all */
     uint32_t dict_ma_keys;   /* PyDictKeysObject *ma_keys, all */
     uint32_t dict_ma_values; /* ma_values: NULL for a combined table, else
                               * the split table's values (layout in
-                              * pyprivate.h), all */
+                              * au_pyprivate.h), all */
 
     /* ---- set (PySetObject) --------------------------------------------- */
     uint32_t set_used;       /* Py_ssize_t used: number of keys, all */
@@ -438,7 +441,7 @@ typedef struct au_py_offsets {
      * CSTACK. */
     uint32_t frame_skip_owners;
     uint8_t instr_kind;          /* au_py_instr_kind */
-    uint8_t linetable_kind;      /* au_linetable_kind (linetable.h) */
+    uint8_t linetable_kind;      /* au_linetable_kind (au_linetable.h) */
     uint8_t gen_state_kind;      /* au_py_gen_state_kind */
     /* enum _frameowner values, 3.11+ (AU_PY_VALUE_NONE before) */
     int8_t frame_owner_thread;        /* FRAME_OWNED_BY_THREAD */

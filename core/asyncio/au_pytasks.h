@@ -24,9 +24,9 @@
 #include <stdint.h>
 
 #include "asyncunwind.h"
-#include "pyobjects.h"
-#include "pyreader.h"
-#include "view.h"
+#include "au_pyobjects.h"
+#include "au_pyreader.h"
+#include "au_view.h"
 
 /* au_atask.flags */
 #define AU_AT_PENDING 0x1u  /* fut_state is PENDING (the others are skipped) */

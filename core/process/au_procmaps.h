@@ -110,7 +110,7 @@ au_map_file_id au_map_file_id_of(const au_map *m);
  * *len bytes; AU_ERR_LIMIT when the file is larger than cap (buf then holds
  * the first cap bytes, *len == cap, and its last line may be cut: parse it
  * only if a partial view is acceptable); AU_ERR_NOPROC, AU_ERR_PERM or
- * AU_ERR_IO as au_status_from_errno (internal.h); AU_ERR_ARG for pid <= 0 or NULL
+ * AU_ERR_IO as au_status_from_errno (au_internal.h); AU_ERR_ARG for pid <= 0 or NULL
  * pointers.
  */
 int au_maps_read(int pid, char *buf, size_t cap, size_t *len);

@@ -8,11 +8,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "agent_region.h"
-#include "bytes.h"
-#include "pyobjects.h"
-#include "pyprivate.h"
-#include "pytasks.h"
+#include "au_agent_region.h"
+#include "au_bytes.h"
+#include "au_pyobjects.h"
+#include "au_pyprivate.h"
+#include "au_pytasks.h"
 
 #define AU_AT_NONE UINT32_MAX
 /* Local slots of a coroutine frame compared with what callbacks hold

@@ -53,4 +53,11 @@ static inline uint64_t au_mix64(uint64_t x) {
     return x;
 }
 
+/* qsort order of uint64_t values (ids, page numbers), without the
+ * overflow a subtraction would have. */
+static inline int au_cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 #endif

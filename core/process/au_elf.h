@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "asyncunwind.h"
-#include "procmaps.h"
+#include "au_procmaps.h"
 
 /* Read exactly len bytes at offset off into buf.  Returns 0, or a negative
  * au_status (a short read is an error). */
