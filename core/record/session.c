@@ -249,8 +249,11 @@ static int sample_one(au_session *s, uint32_t i, int *exited) {
     if (rc != AU_OK && rc != AU_ERR_NOMEM) {
         /* A failure may be the process's end or an exec: neither is an
          * error of the sample.  (Three system calls, on failures only.) */
-        uint64_t stack;
-        if (gone(t->pid, &stack)) {
+        uint64_t stack = 0;
+        /* NOPROC from a live sampler means the process it opened is gone
+         * (sampler.c checks it), even when the pid is in use again: a new
+         * process there is someone else's, not this target's exec. */
+        if (rc == AU_ERR_NOPROC || gone(t->pid, &stack)) {
             *exited = 1;
             return AU_OK;
         }
