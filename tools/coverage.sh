@@ -52,10 +52,20 @@ mkdir -p "$out/raw"
 # so that the long run does not hold the workspace's server.
 bazel=(bazel)
 [ -z "${COVERAGE_OUTPUT_BASE:-}" ] || bazel+=(--output_base="$COVERAGE_OUTPUT_BASE")
+# With a second output base, the workspace's bazel-<name> symlink points
+# into the other one, where //... would find Bazel's own packages: leave it
+# out (each top folder is named instead), and make no symlinks of this run's own (--symlink_prefix=/).
+targets=(//:all)
+for d in */; do
+  case "$d" in bazel-*) continue ;; esac
+  [ -n "$(find "$d" -name BUILD -print -quit)" ] && targets+=("//${d%/}/...")
+done
+links=()
+[ -z "${COVERAGE_OUTPUT_BASE:-}" ] || links=(--symlink_prefix=/)
 status=0
-nice -n 10 "${bazel[@]}" test --config=coverage --jobs=2 --nocache_test_results \
+nice -n 10 "${bazel[@]}" test --config=coverage --jobs=2 --nocache_test_results "${links[@]}" \
   --sandbox_writable_path="$out/raw" \
-  --test_env=LLVM_PROFILE_FILE="$out/raw/%p-%m.profraw" "$@" //... || status=$?
+  --test_env=LLVM_PROFILE_FILE="$out/raw/%p-%m.profraw" "$@" -- "${targets[@]}" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "tools/coverage.sh: some tests failed (exit $status); the report covers what ran" >&2
 fi
