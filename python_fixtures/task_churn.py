@@ -22,6 +22,10 @@ import time
 
 RATE = 10000
 TICK = 0.01
+# A batch never exceeds four ticks' worth of tasks, so at most a few
+# hundred are pending at once however far behind a loaded machine leaves
+# the schedule: the rate drops instead of the batches growing.
+BATCH_MAX = int(RATE * TICK * 4)
 CREATED = [0]
 
 
@@ -43,7 +47,7 @@ async def churn_main():
     while True:
         now = time.monotonic()
         due = int((now - start) * RATE) - CREATED[0]
-        n = max(1, min(due, RATE)) * 2 // 3
+        n = max(1, min(due, BATCH_MAX)) * 2 // 3
         batch = []
         for i in range(n):
             coro = churn_parent() if i % 2 else churn_leaf()
@@ -63,9 +67,10 @@ async def churn_main():
 
 
 def main():
-    global RATE
+    global RATE, BATCH_MAX
     if len(sys.argv) > 1:
         RATE = int(sys.argv[1])
+        BATCH_MAX = max(1, int(RATE * TICK * 4))
     asyncio.run(churn_main())
 
 

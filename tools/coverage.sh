@@ -2,8 +2,9 @@
 # Line and branch coverage of core/ by the whole test suite, with clang's
 # source-based coverage (-fprofile-instr-generate -fcoverage-mapping).
 #
-#   tools/coverage.sh [-o DIR] [-- EXTRA BAZEL TEST ARGS]
+#   tools/coverage.sh [-o DIR] [-r] [-- EXTRA BAZEL TEST ARGS]
 #
+# -r: no test run, only the report of the profiles already in DIR/raw.
 # What runs: `bazel test //...` built with --config=coverage (.bazelrc), which
 # includes every <name>_regression test, so every committed corpus/ is
 # replayed too.  Every instrumented process (test binaries, and the
@@ -22,12 +23,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=""
+report_only=
 while [ $# -gt 0 ]; do
   case "$1" in
     -o) out=$2; shift 2 ;;
+    -r) report_only=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "usage: tools/coverage.sh [-o DIR] [-- BAZEL ARGS]" >&2; exit 2 ;;
+    *) echo "usage: tools/coverage.sh [-o DIR] [-r] [-- BAZEL ARGS]" >&2; exit 2 ;;
   esac
 done
 # The tools of the clang that compiles (14 on bookworm); plain names too.
@@ -42,7 +45,7 @@ cov=$(find_tool llvm-cov)
 
 [ -n "$out" ] || out=$(mktemp -d /tmp/asyncunwind-coverage.XXXXXX)
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
-rm -rf "$out/raw"
+[ -n "$report_only" ] || rm -rf "$out/raw"
 mkdir -p "$out/raw"
 
 # %p: one file per process (tests start the tool many times); %m: one per
@@ -63,7 +66,7 @@ done
 links=()
 [ -z "${COVERAGE_OUTPUT_BASE:-}" ] || links=(--symlink_prefix=/)
 status=0
-nice -n 10 "${bazel[@]}" test --config=coverage --jobs=2 --nocache_test_results "${links[@]}" \
+[ -n "$report_only" ] || nice -n 10 "${bazel[@]}" test --config=coverage --jobs=2 --nocache_test_results "${links[@]}" \
   --sandbox_writable_path="$out/raw" \
   --test_env=LLVM_PROFILE_FILE="$out/raw/%p-%m.profraw" "$@" -- "${targets[@]}" || status=$?
 if [ "$status" -ne 0 ]; then
@@ -80,16 +83,21 @@ raws=("$out"/raw/*.profraw)
 bin=$("${bazel[@]}" info --config=coverage bazel-bin)
 objects=()
 while IFS= read -r f; do
-  if readelf -S "$f" 2>/dev/null | grep -q __llvm_covmap; then
+  # linked programs only (objects repeat what the programs hold)
+  if readelf -h "$f" 2>/dev/null | grep -Eq 'Type: +(EXEC|DYN)' &&
+    readelf -S "$f" 2>/dev/null | grep -q __llvm_covmap; then
     [ ${#objects[@]} -eq 0 ] && objects+=("$f") || objects+=(-object "$f")
   fi
-done < <(find "$bin" -type f -perm -u+x ! -name '*.so' ! -name '*.sh' ! -path '*.runfiles/*' | sort)
+done < <(find "$bin" -type f -perm -u+x ! -name '*.so' ! -name '*.o' ! -name '*.a' ! -name '*.lo' \
+  ! -name '*.sh' ! -path '*.runfiles/*' ! -path '*/_objs/*' | sort)
 [ ${#objects[@]} -gt 0 ] || { echo "tools/coverage.sh: no instrumented binaries under $bin" >&2; exit 1; }
 
 # Paths in the mapping are relative to Bazel's execution root.
 execroot=$("${bazel[@]}" info --config=coverage execution_root)
 "$cov" report -instr-profile="$out/core.profdata" "${objects[@]}" \
   -compilation-dir="$execroot" -show-branch-summary -show-region-summary=false \
-  -show-instantiation-summary=false $(find core -name '*.c' | sort) | tee "$out/report.txt"
+  -show-instantiation-summary=false \
+  -ignore-filename-regex='(^|/)(bench|cli|fuzz|tests|tools|third_party|external)/' |
+  tee "$out/report.txt"
 echo "profiles: $out (report.txt, core.profdata)"
 exit "$status"
