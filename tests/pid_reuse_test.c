@@ -11,7 +11,9 @@
  *     would give the new program's stacks as the old one's;
  *   - a process that is not Python at all.
  * A fresh sampler on the new process must work (it is a real Python
- * process, read correctly when asked for).  Runs interpreters outside the
+ * process, read correctly when asked for).  And a record (au_session)
+ * whose target's pid is given to another Python midway ends with the
+ * target, never following the new process as if it were an exec.  Runs interpreters outside the
  * workspace (`external`); without the privileges to choose a pid, or an
  * interpreter, it skips (a failure under CI=true). */
 #define _GNU_SOURCE
@@ -211,7 +213,95 @@ static void test_reuse(void **state) {
     }
 }
 
+/* ---- a record: au_session -------------------------------------------------- */
+
+typedef struct reuse_ctx {
+    const py_interp *p;
+    child a, b;
+    int polls, swapped, failed;
+} reuse_ctx;
+
+/* The stop callback, polled before every tick: after some ticks of the
+ * seed program, it gives the seed's pid to threads.py (the session's loop
+ * waits meanwhile), then lets the record go on. */
+static int swap_target(void *ud) {
+    reuse_ctx *c = ud;
+    if (c->swapped || ++c->polls < 20) return c->polls > 100000;
+    char exe[PATH_MAX], threads[] = "python_fixtures/threads.py";
+    snprintf(exe, sizeof exe, "%s", c->p->exe);
+    char *argv[] = {exe, threads, NULL};
+    pid_t old = c->a.pid;
+    reap(&c->a);
+    c->swapped = 1;
+    if (run_at(old, argv, 1, &c->b) || c->b.pid != old) c->failed = errno ? errno : -1;
+    return 0;
+}
+
+struct buf {
+    char data[1 << 16];
+    size_t len;
+};
+
+static int to_buf(void *ud, const void *p, size_t n) {
+    struct buf *b = ud;
+    if (n > sizeof b->data - 1 - b->len) n = sizeof b->data - 1 - b->len;
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return AU_OK;
+}
+
+/* A record of the seed program whose pid goes to another Python midway
+ * ends when the seed exits ("the target exited"), with the seed's stacks
+ * and none of the new process's, instead of following it as an exec. */
+static void test_session_reuse(void **state) {
+    (void)state;
+    reuse_ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = py_interpreter("pyenv-3.12");
+    assert_non_null(c.p);
+    PY_REQUIRE(c.p);
+    char exe[PATH_MAX], seed[] = "python_fixtures/seed.py";
+    snprintf(exe, sizeof exe, "%s", c.p->exe);
+    char *argv[] = {exe, seed, NULL};
+    if (run_at(0, argv, 1, &c.a)) fail_msg("seed.py did not start: %s", strerror(errno));
+    au_profile *prof;
+    assert_int_equal(au_profile_new(NULL, NULL, &prof), AU_OK);
+    au_session_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.duration_ns = 10ull * 1000000000ull; /* ends long before, when the seed is gone */
+    opt.stop = swap_target;
+    opt.ud = &c;
+    au_session *ses;
+    assert_int_equal(au_session_new(NULL, &opt, prof, &ses), AU_OK);
+    assert_int_equal(au_session_add_pid(ses, c.a.pid, 0), AU_OK);
+    assert_int_equal(au_session_run(ses), AU_OK);
+    au_session_stats st;
+    au_session_get_stats(ses, &st);
+    au_session_free(ses);
+    if (c.failed == EPERM) {
+        au_profile_free(prof);
+        if (py_missing_is_fatal()) fail_msg("cannot choose a pid (clone3 set_tid: EPERM)");
+        skip();
+    }
+    if (c.b.pid > 0) reap(&c.b);
+    assert_int_equal(c.failed, 0);
+    assert_true(c.swapped);
+    static struct buf out;
+    out.len = 0;
+    assert_int_equal(au_profile_write(prof, AU_FORMAT_COLLAPSED, NULL, to_buf, &out), AU_OK);
+    au_profile_free(prof);
+    if (st.end != AU_SESSION_END_GONE)
+        fail_msg("the record went on after its target exited (end %u, %llu samples, %u seen):\n%s", st.end,
+                 (unsigned long long)st.samples, st.processes_seen, out.data);
+    assert_non_null(strstr(out.data, "func_not_awaited"));
+    /* threads.py's frames, which a record that followed the pid would show */
+    if (strstr(out.data, "alpha_inner") || strstr(out.data, "main_wait"))
+        fail_msg("the new process's stacks are in the record:\n%s", out.data);
+    assert_int_equal(st.processes_seen, 1);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_reuse)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_reuse), cmocka_unit_test(test_session_reuse)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
