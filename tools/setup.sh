@@ -15,13 +15,15 @@ packages=(
   libclang-rt-14-dev  # libFuzzer and clang's ASan/UBSan runtimes (clang-14
                       # does not depend on it)
   lld                 # the linker of --config=fuzz and --config=asan
-  llvm                # llvm-symbolizer: file:line in sanitizer reports
+  llvm                # llvm-symbolizer: file:line in sanitizer reports;
+                      # llvm-profdata, llvm-cov: tools/coverage.sh
   afl++               # --config=afl: afl-clang-fast, afl-fuzz, libAFLDriver.a
   python3             # third_party/remote_coverage_tools/lcov_merger.py,
                       # tools/make_golden.py, python_fixtures/check_expected.py
   python3-jsonschema  # tests/check_sample_json.py: --format json against
                       # docs/schema/sample.schema.json
   debootstrap         # tools/sid_chroot.sh: sid chroot with CPython 3.14/3.15
+  valgrind            # tests/faults_test.sh: memcheck of dump, record, replay
   util-linux          # unshare, setpriv, chroot: the live and CLI tests
   chromium            # tests/profile_outputs_test.sh: opens the SVG flame
                       # graph and speedscope's app headless

@@ -102,4 +102,24 @@ typedef struct au_tid_map {
 int au_tid_map_fill(au_tid_map *m, au_memsrc *mem, int pid, uint32_t sample_no,
                     const uint64_t *pthreads, uint64_t *tids, uint32_t n);
 
+/*
+ * Which process a pid names, kept for as long as it is sampled.  A pid is
+ * only a number: once its process exits and is reaped, the kernel may give
+ * it to any new process, and reads by pid then read that one, which is a
+ * wrong stack when it happens to be laid out alike (the same interpreter
+ * without address randomisation, or a static non-PIE build).  A descriptor
+ * of /proc/PID/comm stays bound to the process it was opened for: once that
+ * process is gone, reads through it fail with ESRCH even when the number
+ * is in use again.  So reads that end with the anchor still alive were of
+ * the process opened, whatever happened to the number since.
+ *
+ * au_proc_anchor_open stores the descriptor in *fd (AU_OK), or fails as
+ * au_proc_tasks does.  au_proc_anchor_alive is AU_OK while the process
+ * lives (a zombie still holds its pid), AU_ERR_NOPROC once it is gone, or
+ * another status for an unexpected failure; one pread, no allocation.
+ * Exec keeps the process, and so the anchor.
+ */
+int au_proc_anchor_open(int pid, int *fd);
+int au_proc_anchor_alive(int fd);
+
 #endif

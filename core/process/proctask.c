@@ -363,3 +363,24 @@ int au_tid_map_fill(au_tid_map *m, au_memsrc *mem, int pid, uint32_t sample_no,
     }
     return AU_OK;
 }
+
+/* ---- the process behind a pid ------------------------------------------- */
+
+int au_proc_anchor_open(int pid, int *fd) {
+    if (pid <= 0 || !fd) return AU_ERR_ARG;
+    char path[48];
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    return *fd < 0 ? au_status_from_errno(errno, AU_ERR_IO) : AU_OK;
+}
+
+int au_proc_anchor_alive(int fd) {
+    if (fd < 0) return AU_ERR_ARG;
+    /* comm: the cheapest file the kernel still ties to the process. */
+    char buf[32];
+    for (uint32_t eintr = 0;; eintr++) {
+        if (pread(fd, buf, sizeof buf, 0) >= 0) return AU_OK;
+        if (errno != EINTR || eintr + 1 >= MAX_EINTR) break;
+    }
+    return au_status_from_errno(errno, AU_ERR_IO);
+}

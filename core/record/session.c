@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "asyncunwind.h"
 #include "au_internal.h"
@@ -53,6 +54,8 @@ typedef struct target {
     uint32_t fails_in_row;
     uint32_t seen;           /* was ever ACTIVE */
     uint32_t child;          /* found by a scan, not given by the caller */
+    int anchor;              /* the process added (proctask.h), or -1: its
+                                pid may be reused once it is gone */
 } target;
 
 struct au_session {
@@ -113,7 +116,10 @@ int au_session_new(const au_allocator *alloc, const au_session_options *opt,
 
 void au_session_free(au_session *s) {
     if (!s) return;
-    for (uint32_t i = 0; i < s->ntargets; i++) au_sampler_free(s->targets[i].sampler);
+    for (uint32_t i = 0; i < s->ntargets; i++) {
+        au_sampler_free(s->targets[i].sampler);
+        if (s->targets[i].anchor >= 0) close(s->targets[i].anchor);
+    }
     s->alloc.realloc(s->alloc.ud, s->targets, (size_t)s->opt.max_processes * sizeof *s->targets, 0);
     s->alloc.realloc(s->alloc.ud, s, sizeof *s, 0);
 }
@@ -133,6 +139,16 @@ static int gone(int pid, uint64_t *stack) {
     *stack = 0;
     int rc = au_proc_stat(pid, (uint64_t)pid, &state, stack);
     return rc == AU_ERR_NOPROC || (rc == AU_OK && (state == 'Z' || state == 'X'));
+}
+
+/* gone(), for the very process that was added: once it is gone its pid
+ * may name another process, which is neither this target nor its exec. */
+static int target_gone(const target *t, uint64_t *stack) {
+    if (t->anchor >= 0 && au_proc_anchor_alive(t->anchor) == AU_ERR_NOPROC) {
+        *stack = 0;
+        return 1;
+    }
+    return gone(t->pid, stack);
 }
 
 static int try_open(au_session *s, target *t) {
@@ -164,13 +180,22 @@ static int add_target(au_session *s, int pid, uint32_t flags, uint32_t child) {
     memset(t, 0, sizeof *t);
     t->pid = pid;
     t->child = child;
+    /* Without an anchor (no /proc/PID/comm to open) the pid's own checks
+     * remain; a pid that names no process fails below. */
+    if (au_proc_anchor_open(pid, &t->anchor) != AU_OK) t->anchor = -1;
     int rc = try_open(s, t);
-    if (rc && !(flags & AU_SESSION_WAIT)) return rc;
-    if (rc == AU_ERR_NOMEM) return rc;
-    if (rc) {
+    if (rc && (flags & AU_SESSION_WAIT) && rc != AU_ERR_NOMEM) {
         uint64_t stack;
-        if (gone(pid, &stack)) return AU_ERR_NOPROC;
-        make_pending(t, now_ns() + s->opt.scan_ns, s->opt.scan_ns);
+        if (target_gone(t, &stack)) {
+            rc = AU_ERR_NOPROC;
+        } else {
+            make_pending(t, now_ns() + s->opt.scan_ns, s->opt.scan_ns);
+            rc = AU_OK;
+        }
+    }
+    if (rc) {
+        if (t->anchor >= 0) close(t->anchor);
+        return rc;
     }
     s->ntargets++;
     return AU_OK;
@@ -191,6 +216,7 @@ static int any_left(const au_session *s) {
 
 static void drop(au_session *s, uint32_t i) {
     au_sampler_free(s->targets[i].sampler);
+    if (s->targets[i].anchor >= 0) close(s->targets[i].anchor);
     s->targets[i] = s->targets[--s->ntargets];
 }
 
@@ -199,7 +225,7 @@ static void scan(au_session *s, uint64_t now) {
     for (uint32_t i = 0; i < s->ntargets;) {
         target *t = &s->targets[i];
         uint64_t stack;
-        if (gone(t->pid, &stack)) {
+        if (target_gone(t, &stack)) {
             drop(s, i);
             continue;
         }
@@ -250,7 +276,7 @@ static int sample_one(au_session *s, uint32_t i, int *exited) {
         /* A failure may be the process's end or an exec: neither is an
          * error of the sample.  (Three system calls, on failures only.) */
         uint64_t stack;
-        if (gone(t->pid, &stack)) {
+        if (target_gone(t, &stack)) {
             *exited = 1;
             return AU_OK;
         }

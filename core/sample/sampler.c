@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "asyncunwind.h"
 #include "au_internal.h"
@@ -114,6 +115,7 @@ struct au_sampler {
 
     au_tid_map tid_map;     /* AU_SAMPLER_CPU_STATE before 3.11 */
     au_stat_cache stat_fds; /* AU_SAMPLER_CPU_STATE */
+    int anchor;             /* live: the process opened (proctask.h); -1 */
 };
 
 static int sampler_grow(au_sampler *s, void *pptr, uint32_t *cap, size_t need, size_t elem) {
@@ -479,8 +481,23 @@ static int note_idle(au_sampler *s, const au_pysample *ps, const au_tasks_result
     return AU_OK;
 }
 
+static int sample(au_sampler *s, const au_sample **out);
+
 int au_sampler_sample(au_sampler *s, const au_sample **out) {
     if (!s || !out) return AU_ERR_ARG;
+    int rc = sample(s, out);
+    /* Checked after the reads: a process still there at the end was there
+     * all along, so what was read was its memory.  Once it is gone, a
+     * sample (or a failure) is of whatever holds the pid now, or of
+     * nothing: the one answer is that the process exited. */
+    if (s->anchor >= 0 && rc != AU_ERR_NOMEM && au_proc_anchor_alive(s->anchor) == AU_ERR_NOPROC) {
+        *out = NULL;
+        return AU_ERR_NOPROC;
+    }
+    return rc;
+}
+
+static int sample(au_sampler *s, const au_sample **out) {
     *out = NULL;
     memset(&s->stats, 0, sizeof s->stats);
     s->sample_no++;
@@ -617,6 +634,7 @@ static int new_sampler(const au_allocator *alloc, const au_sampler_options *opt,
     if (!s) return AU_ERR_NOMEM;
     memset(s, 0, sizeof *s);
     s->alloc = a;
+    s->anchor = -1;
     apply_defaults(&s->opt, opt);
     *out = s;
     return AU_OK;
@@ -646,12 +664,16 @@ int au_sampler_open_pid(const au_allocator *alloc, int pid, const au_sampler_opt
     int rc = new_sampler(alloc, opt, &s);
     if (rc) return rc;
     s->pid = pid;
-    if ((rc = au_memsrc_live_open(&s->alloc, pid, &s->base))) {
+    /* The anchor first: everything found below is then checked to be of
+     * the process it names. */
+    if ((rc = au_proc_anchor_open(pid, &s->anchor)) ||
+        (rc = au_memsrc_live_open(&s->alloc, pid, &s->base))) {
         au_sampler_free(s);
         return rc;
     }
     au_pyruntime rt;
-    if ((rc = au_pyruntime_find(&s->alloc, pid, s->base, &rt))) {
+    if ((rc = au_pyruntime_find(&s->alloc, pid, s->base, &rt)) ||
+        (rc = au_proc_anchor_alive(s->anchor))) {
         au_sampler_free(s);
         return rc;
     }
@@ -753,6 +775,7 @@ void au_sampler_free(au_sampler *s) {
     au_memsrc_destroy(s->rec);
     if (!s->borrowed) au_memsrc_destroy(s->base);
     au_stat_cache_close(&s->stat_fds);
+    if (s->anchor >= 0) close(s->anchor);
     for (uint32_t i = 0; s->resolvers && i < s->resolvers_cap; i++) au_resolver_free(s->resolvers[i]);
 #define FREE(p, cap) \
     if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)

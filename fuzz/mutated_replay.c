@@ -1,0 +1,224 @@
+/* Mutated real snapshots through `asyncunwind replay`, the way a user
+ * meets a damaged or hostile file: every golden snapshot (every CPython
+ * version and scenario, corpus/golden/) mutated by the pipeline target's
+ * structure-aware mutator (pipeline_mutator.c, one to four changes inside
+ * a valid container, some plain byte flips), and each result replayed by
+ * the real binary in its own process.
+ *
+ *   mutated_replay TOOL GOLDEN_DIR COUNT [FIRST_SEED] [REPLAY_FORMAT]
+ *
+ * Input i is golden snapshot i mod n (in name order) mutated with seed
+ * FIRST_SEED + i, so a failure is reproduced by its index alone.  Each
+ * replay must end by itself (a watchdog of WATCHDOG_S kills it) in a
+ * result or a clear error: exit 0 with something on stdout, or a documented
+ * exit code (3-7, never 2, a usage error) with an "asyncunwind:" line on
+ * stderr; a signal (a crash) fails.  Prints the counts per exit code, and
+ * the slowest replays by CPU time with their inputs, which stay in $TMPDIR when a
+ * replay fails.  Exit status 0 when every replay passed. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuzz/mutator.h"
+
+#define MAX_SEEDS 4096
+#define INPUT_CAP (16u << 20)
+#define WATCHDOG_S 30
+#define SLOWEST 5
+
+typedef struct seed {
+    char *name;
+    uint8_t *data;
+    size_t size;
+} seed;
+
+typedef struct slow {
+    double ms; /* CPU time (user + system) of the replay */
+    double wall_ms;
+    long index;
+    int code;
+} slow;
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const seed *)a)->name, ((const seed *)b)->name);
+}
+
+static uint8_t *read_file(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    uint8_t *buf = malloc(INPUT_CAP);
+    *size = buf ? fread(buf, 1, INPUT_CAP, f) : 0;
+    fclose(f);
+    return buf;
+}
+
+static int write_file(const char *path, const uint8_t *data, size_t size) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int rc = fwrite(data, 1, size, f) == size ? 0 : -1;
+    return fclose(f) || rc ? -1 : 0;
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static off_t file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) ? -1 : st.st_size;
+}
+
+static int has_line(const char *path, const char *prefix) {
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) found = !strncmp(line, prefix, strlen(prefix));
+    if (f) fclose(f);
+    return found;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: mutated_replay TOOL GOLDEN_DIR COUNT [FIRST_SEED] [FORMAT]\n");
+        return 2;
+    }
+    const char *tool = argv[1], *dir = argv[2];
+    long count = atol(argv[3]);
+    unsigned first = argc > 4 ? (unsigned)strtoul(argv[4], NULL, 10) : 1;
+    const char *format = argc > 5 ? argv[5] : "text";
+
+    static seed seeds[MAX_SEEDS];
+    size_t nseeds = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        perror(dir);
+        return 2;
+    }
+    for (struct dirent *e; (e = readdir(d)) && nseeds < MAX_SEEDS;) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".snap")) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        seed *s = &seeds[nseeds];
+        if (!(s->data = read_file(path, &s->size))) continue;
+        s->name = strdup(e->d_name);
+        nseeds++;
+    }
+    closedir(d);
+    if (!nseeds) {
+        fprintf(stderr, "no .snap files in %s\n", dir);
+        return 2;
+    }
+    qsort(seeds, nseeds, sizeof *seeds, by_name);
+
+    char work[] = "/tmp/mutated-replay.XXXXXX";
+    const char *tmpdir = getenv("TEST_TMPDIR");
+    char workbuf[4096];
+    if (tmpdir) {
+        snprintf(workbuf, sizeof workbuf, "%s/mutated-replay.XXXXXX", tmpdir);
+    } else {
+        snprintf(workbuf, sizeof workbuf, "%s", work);
+    }
+    if (!mkdtemp(workbuf)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    char in[4200], out[4200], err[4200];
+    snprintf(in, sizeof in, "%s/input.snap", workbuf);
+    snprintf(out, sizeof out, "%s/stdout", workbuf);
+    snprintf(err, sizeof err, "%s/stderr", workbuf);
+
+    uint8_t *buf = malloc(INPUT_CAP);
+    long codes[256] = {0}, failed = 0, signalled = 0, unchanged = 0;
+    slow top[SLOWEST] = {{0, 0, -1, 0}};
+    double total_ms = 0, total_wall = 0;
+    for (long i = 0; i < count; i++) {
+        const seed *s = &seeds[(size_t)i % nseeds];
+        memcpy(buf, s->data, s->size);
+        size_t size = LLVMFuzzerCustomMutator(buf, s->size, INPUT_CAP, first + (unsigned)i);
+        unchanged += size == s->size && !memcmp(buf, s->data, size);
+        if (write_file(in, buf, size)) {
+            perror(in);
+            return 2;
+        }
+        double t0 = now_ms();
+        pid_t pid = fork();
+        if (pid == 0) {
+            int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (o < 0 || e < 0) _exit(126);
+            dup2(o, 1);
+            dup2(e, 2);
+            alarm(WATCHDOG_S); /* SIGALRM survives exec: a hang dies of it */
+            execl(tool, tool, "replay", in, "--format", format, (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        struct rusage ru;
+        while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
+        double wall = now_ms() - t0;
+        /* CPU time ranks the replays: wall time on a shared machine is
+         * mostly the other processes'. */
+        double ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+        total_ms += ms;
+        total_wall += wall;
+        const char *why = NULL;
+        int code = -1;
+        if (WIFSIGNALED(status)) {
+            signalled++;
+            why = WTERMSIG(status) == SIGALRM ? "hung (watchdog)" : strsignal(WTERMSIG(status));
+        } else {
+            code = WEXITSTATUS(status);
+            codes[code & 255]++;
+            if (code == 0 && file_size(out) <= 0) why = "exit 0 with no output";
+            else if (code != 0 && (code < 3 || code > 7)) why = "an undocumented exit code";
+            else if (code != 0 && !has_line(err, "asyncunwind: ")) why = "an error without a message";
+        }
+        if (why) {
+            failed++;
+            char keep[4300];
+            snprintf(keep, sizeof keep, "%s/failed-%ld.snap", workbuf, i);
+            rename(in, keep);
+            fprintf(stderr, "FAIL: input %ld (%s, seed %u): %s (exit %d); kept as %s\n", i, s->name,
+                    first + (unsigned)i, why, code, keep);
+        }
+        for (int k = 0; k < SLOWEST; k++) {
+            if (ms > top[k].ms) {
+                memmove(&top[k + 1], &top[k], (SLOWEST - 1 - k) * sizeof *top);
+                top[k] = (slow){ms, wall, i, code};
+                break;
+            }
+        }
+    }
+    printf("%ld mutated snapshots of %zu golden ones replayed (--format %s), %.2f ms CPU (%.1f ms wall) "
+           "on average; %ld unchanged by the mutator\n",
+           count, nseeds, format, count ? total_ms / (double)count : 0, count ? total_wall / (double)count : 0,
+           unchanged);
+    for (int c = 0; c < 256; c++)
+        if (codes[c]) printf("  exit %d: %ld\n", c, codes[c]);
+    printf("  killed by a signal: %ld\n", signalled);
+    printf("slowest (CPU time):\n");
+    for (int k = 0; k < SLOWEST && top[k].index >= 0; k++)
+        printf("  %.1f ms CPU, %.1f ms wall: input %ld (%s mutated with seed %u), exit %d\n", top[k].ms,
+               top[k].wall_ms, top[k].index,
+               seeds[(size_t)top[k].index % nseeds].name, first + (unsigned)top[k].index, top[k].code);
+    unlink(in);
+    unlink(out);
+    unlink(err);
+    if (!failed) rmdir(workbuf);
+    printf("%ld failed\n", failed);
+    return failed ? 1 : 0;
+}
