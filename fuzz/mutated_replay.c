@@ -58,6 +58,10 @@ static uint8_t *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     uint8_t *buf = malloc(INPUT_CAP);
+    if (!buf) {
+        perror("malloc");
+        return 2;
+    }
     *size = buf ? fread(buf, 1, INPUT_CAP, f) : 0;
     fclose(f);
     return buf;
@@ -142,6 +146,10 @@ int main(int argc, char **argv) {
     snprintf(err, sizeof err, "%s/stderr", workbuf);
 
     uint8_t *buf = malloc(INPUT_CAP);
+    if (!buf) {
+        perror("malloc");
+        return 2;
+    }
     long codes[256] = {0}, failed = 0, signalled = 0, unchanged = 0;
     slow top[SLOWEST] = {{0, 0, -1, 0}};
     double total_ms = 0, total_wall = 0;
@@ -220,5 +228,6 @@ int main(int argc, char **argv) {
     unlink(err);
     if (!failed) rmdir(workbuf);
     printf("%ld failed\n", failed);
+    free(buf);
     return failed ? 1 : 0;
 }

@@ -109,7 +109,12 @@ for py in "$py312" "$py39" /usr/bin/python3.11; do
   sigstop "stop-$(basename "$py")" "$py"
 done
 
-if command -v valgrind >/dev/null; then
+# Under --config=asan the tool carries ASan's runtime, which cannot run
+# under valgrind (ASan's own checks cover that build): memcheck is for the
+# plain build.
+if grep -qa "__asan_init" "$tool"; then
+  echo "valgrind: skipped, $tool is built with AddressSanitizer (--config=asan)"
+elif command -v valgrind >/dev/null; then
   for py in "$py312" /usr/bin/python3.11; do
     [ -n "$py" ] && [ -x "$py" ] && memcheck "vg-$(basename "$py")" "$py"
   done
