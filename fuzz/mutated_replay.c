@@ -58,10 +58,6 @@ static uint8_t *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     uint8_t *buf = malloc(INPUT_CAP);
-    if (!buf) {
-        perror("malloc");
-        return 2;
-    }
     *size = buf ? fread(buf, 1, INPUT_CAP, f) : 0;
     fclose(f);
     return buf;
