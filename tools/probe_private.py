@@ -1056,17 +1056,33 @@ async def probe_main(state):
         aw = obj_at(u64(id(tb) + FACTS["fut_awaited_by"]))
         if type(aw) is not set or aw != {ta, tc}:
             fail("awaited_by of a twice-awaited task: %r" % (aw,))
-        futs = [gate, lp.create_future()]
-        tasks = [t, ta, tb, tc, t_default]
+        # More objects in each state, so that fewer bytes match by chance: a
+        # task (td) and a future (gate2) with two awaiters each, a task (te)
+        # and a future (gate3) with one, a future with none.
+        gate2, gate3 = lp.create_future(), lp.create_future()
+        td = lp.create_task(_hang(gate2))
+        te = lp.create_task(_hang(gate3))
+        tf = [lp.create_task(_await(td)), lp.create_task(_await(td)),
+              lp.create_task(_await(te)), lp.create_task(_await(gate2))]
+        await asyncio.sleep(0)
+        futs = [gate, lp.create_future(), gate2, gate3, lp.create_future()]
+        tasks = [t, ta, tb, tc, t_default, td, te] + tf
         rb = {x: mem(id(x), fsz) for x in futs + tasks}
         is_task = [o for o in range(fsz)
                    if all(rb[x][o] == 1 for x in tasks) and all(rb[x][o] == 0 for x in futs)]
         put("fut_is_task", only(is_task, "fut_is_task"))
-        # tb and gate have several awaiters (a set); ta, t and a fresh
-        # future have none.
-        is_set = [o for o in range(fsz) if rb[tb][o] == 1 and rb[gate][o] == 1
-                  and rb[ta][o] == 0 and rb[t][o] == 0 and rb[futs[1]][o] == 0
-                  and o != FACTS["fut_is_task"]]
+        # Several awaiters (a set): tb, gate (td, gate2: two tasks await
+        # each); one awaiter or none: the rest.  The flag is not a byte of
+        # the header or of a pointer field already measured: with several
+        # awaiters fut_callbacks turns from NULL into a list, and a byte of
+        # that pointer is 1 in some runs (CI found it at 42 and 43).
+        pointers = [0, 8] + [FACTS[k] for k in ("fut_loop", "fut_callback0", "fut_context0",
+                                                "fut_callbacks", "fut_awaited_by")]
+        with_set = [tb, gate, td, gate2]
+        without = [x for x in futs + tasks if all(x is not y for y in with_set)]
+        is_set = [o for o in range(fsz) if all(rb[x][o] == 1 for x in with_set)
+                  and all(rb[x][o] == 0 for x in without) and o != FACTS["fut_is_task"]
+                  and not any(p <= o < p + PTR for p in pointers)]
         put("fut_awaited_by_is_set", only(is_set, "fut_awaited_by_is_set"))
         # Tasks of a thread are linked through task_node, newest last.
         t1 = lp.create_task(_hang(gate))
@@ -1075,7 +1091,8 @@ async def probe_main(state):
                 if u64(id(t1) + x + H["llist_next"]) == id(t2) + x
                 and u64(id(t2) + x + H["llist_prev"]) == id(t1) + x]
         put("task_node", only(node, "task_node"))
-        state["more_tasks"] = [tc, t1, t2]
+        # Kept alive; the newest task (t2) last: the thread state points at it.
+        state["more_tasks"] = [tc, td, te, gate2, gate3] + tf + [t1, t2]
     else:
         put("fut_awaited_by", None)
         put("fut_is_task", None)
