@@ -22,8 +22,27 @@ int au_pr_grow_slow(au_pyreader *r, void *pptr, uint32_t *cap, size_t need, size
 #define PAGE 4096u
 #define JOIN_GAP 512u /* bytes between two ranges that one range may cover */
 
+/* Does range h contain [addr, addr+len)? */
+static int contains(const au_hint *h, uint64_t addr, uint32_t len) {
+    return addr >= h->addr && addr - h->addr <= h->len && len <= h->len - (addr - h->addr);
+}
+
+/* Was [addr, addr+len) read whole by prefetched range h? */
 static int holds(const au_hint *h, uint64_t addr, uint32_t len) {
-    return h->ok && addr >= h->addr && addr - h->addr <= h->len && len <= h->len - (addr - h->addr);
+    return h->ok && contains(h, addr, len);
+}
+
+/* The index of the first of the n sorted ranges a[] that starts after
+ * addr (n if none): the only range that can contain addr is the one
+ * before it. */
+static uint32_t first_after(const au_hint *a, uint32_t n, uint64_t addr) {
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a[mid].addr <= addr) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
 }
 
 /* The prefetched range holding [addr, addr+len), if any.  The ranges are
@@ -37,12 +56,7 @@ static au_hint *hint_for(au_pyreader *r, uint64_t addr, uint32_t len) {
         r->hint_cursor = c + 1;
         return &r->hints[c + 1];
     }
-    uint32_t lo = 0, hi = r->nhints;
-    while (lo < hi) { /* the first range starting after addr */
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (r->hints[mid].addr <= addr) lo = mid + 1;
-        else hi = mid;
-    }
+    uint32_t lo = first_after(r->hints, r->nhints, addr);
     if (lo == 0 || !holds(&r->hints[lo - 1], addr, len)) return NULL;
     r->hint_cursor = lo - 1;
     return &r->hints[lo - 1];
@@ -74,15 +88,9 @@ static int holds_failed(const au_pyreader *r, uint64_t lo, uint64_t hi) {
 static void note_failed(au_pyreader *r, uint64_t addr, uint32_t len) {
     if (r->nfailed < AU_PR_MAX_FAILED) r->failed[r->nfailed] = (au_span_failed){addr, len};
     if (r->nfailed <= AU_PR_MAX_FAILED) r->nfailed++;
-    uint32_t lo = 0, hi = r->nnext;
-    while (lo < hi) { /* the first range starting after addr */
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (r->next[mid].addr <= addr) lo = mid + 1;
-        else hi = mid;
-    }
-    if (lo == 0) return;
+    uint32_t lo = first_after(r->next, r->nnext, addr);
+    if (lo == 0 || !contains(&r->next[lo - 1], addr, len)) return;
     au_hint *h = &r->next[lo - 1];
-    if (addr - h->addr > h->len || len > h->len - (addr - h->addr)) return;
     r->next_bytes -= h->len;
     memmove(h, h + 1, (size_t)(r->nnext - lo) * sizeof *h);
     r->nnext--;
