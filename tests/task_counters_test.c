@@ -162,13 +162,16 @@ static void test_warm_frames_one_batch(void **state) {
         py_kill(&proc);
         fail_msg("attaching to %d: %s", (int)proc.pid, au_status_str(rc));
     }
-    /* READY is printed from inside spin(): wait until the stack is the
-     * spinning one, then take one sample more to record it. */
+    /* READY is printed from announce(), called by spin(): wait until the
+     * stack is the spinning one in two samples in a row (one sample read
+     * while announce() returns could be torn), then take one sample more
+     * to record it. */
     au_pysample smp;
-    int tries = 0;
+    int tries = 0, settled = 0;
     do {
         assert_int_equal(au_pyreader_sample(r, &smp), AU_OK);
-    } while (first_thread_frames(&smp) != CPU_FRAMES && ++tries < CPU_SETTLE_TRIES);
+        settled = first_thread_frames(&smp) == CPU_FRAMES ? settled + 1 : 0;
+    } while (settled < 2 && ++tries < CPU_SETTLE_TRIES);
     assert_int_equal(first_thread_frames(&smp), CPU_FRAMES);
     assert_int_equal(au_pyreader_sample(r, &smp), AU_OK);
     for (int k = 0; k < WARM_SAMPLES; k++) {
