@@ -18,12 +18,13 @@
 # dictionary), niced so that the machine stays usable.  The table at the
 # end gives, per target: CPU seconds the fuzzer got, executions, executions
 # per CPU second, coverage (cov, ft) at start and end, new inputs written,
-# inputs merged and the edges they add to the corpus, and the result.  Exit status 1 if any target failed (its
-# reproducer is in DIR/TARGET/artifacts).
+# inputs merged and the edges they add to the corpus, and the result.
+# Exit status 1 if any target failed (its reproducer is in
+# DIR/TARGET/artifacts).
 set -euo pipefail
 
 seconds=1800 jobs="$(nproc)" out="" merge=0
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while getopts "t:j:o:mh" opt; do
   case "$opt" in
     t) seconds="$OPTARG" ;;
