@@ -10,8 +10,8 @@
 #               directory under ${TMPDIR:-/tmp}, kept and printed)
 #   -m          merge: add to corpus/TARGET/ the fewest new inputs that
 #               reach the edges the corpus does not (libFuzzer -merge=1
-#               with -use_counters=0: new edges, not new hit counts, so a
-#               30-minute run adds tens of files, not thousands)
+#               with -use_counters=0: new edges, not new hit counts, so
+#               each file added reaches at least one new edge)
 #   TARGET      names given to au_fuzz_target in fuzz/BUILD (default: all)
 #
 # Each target runs through tools/fuzz.sh (libFuzzer, ASan + UBSan, its
