@@ -42,6 +42,14 @@ int au_memsrc_live_open_ex(const au_allocator *alloc, int pid, int force_proc_me
 #define AU_PREFETCH(p) ((void)(p))
 #endif
 
+/* Keep a slow path out of line, so that its fast path inlines into its
+ * callers (a hint, like AU_PREFETCH). */
+#if defined(__GNUC__) || defined(__clang__)
+#define AU_NOINLINE __attribute__((noinline))
+#else
+#define AU_NOINLINE
+#endif
+
 /* 64-bit mixer (the splitmix64 finaliser): ids are addresses, whose low and
  * high bits carry little entropy, so they are mixed before masking. */
 static inline uint64_t au_mix64(uint64_t x) {

@@ -45,6 +45,10 @@ struct au_objects {
 
 static int aligned(uint64_t a) { return a >= 4096 && (a & 7) == 0; }
 
+/* Slots a type may sit in, from its hash on: a small set-associative
+ * cache (AU_OBJ_TYPE_CACHE is a power of two). */
+#define TYPE_WAYS 8u
+
 void au_objlayout_init(au_objlayout *l, const au_py_offsets *o, const au_py_private *p) {
     memset(l, 0, sizeof *l);
     l->o = o;
@@ -186,10 +190,16 @@ static au_okind classify(au_objects *ob, uint64_t type, uint64_t *name_ptr, uint
 au_okind au_type_kind(au_objects *ob, uint64_t type) {
     if (!aligned(type)) return AU_OK_UNKNOWN;
     const au_py_offsets *o = ob->l->o;
-    /* Most lookups ask for the type asked for last. */
+    /* Most lookups ask for the type asked for last.  The others look in
+     * the TYPE_WAYS slots from the type's hash on (a walk that alternates
+     * a coroutine, a future and a str asks for three types in turn). */
     uint32_t slot = ob->types[ob->last_type].type == type ? ob->last_type : NONE;
-    for (uint32_t i = 0; slot == NONE && i < AU_OBJ_TYPE_CACHE; i++)
-        if (ob->types[i].type == type) slot = i;
+    uint32_t h = (uint32_t)au_mix64(type) & (AU_OBJ_TYPE_CACHE - 1), empty = NONE;
+    for (uint32_t i = 0; slot == NONE && i < TYPE_WAYS; i++) {
+        uint32_t k = (h + i) & (AU_OBJ_TYPE_CACHE - 1);
+        if (ob->types[k].type == type) slot = k;
+        else if (!ob->types[k].type && empty == NONE) empty = k;
+    }
     if (slot != NONE) ob->last_type = slot;
     if (slot != NONE) {
         /* A type may be freed and its address reused by another: the name
@@ -203,10 +213,13 @@ au_okind au_type_kind(au_objects *ob, uint64_t type) {
             c->checked = ob->sample;
             return (au_okind)c->kind;
         }
+    } else if (empty != NONE) {
+        slot = empty;
     } else {
-        slot = ob->next_victim;
-        ob->next_victim = (ob->next_victim + 1) % AU_OBJ_TYPE_CACHE;
+        slot = (h + ob->next_victim) & (AU_OBJ_TYPE_CACHE - 1);
+        ob->next_victim = (ob->next_victim + 1) % TYPE_WAYS;
     }
+    ob->last_type = slot;
     tcache *c = &ob->types[slot];
     c->type = type;
     c->kind = (uint8_t)classify(ob, type, &c->name_ptr, &c->base);
@@ -266,6 +279,10 @@ int au_obj_intern(au_objects *ob, const char *s, uint32_t n, const char **out, u
     return AU_OK;
 }
 
+/* Bytes of a str object au_obj_str looks at first: its header (40 to 48
+ * bytes) and the characters of a short name. */
+#define STR_HEAD 96u
+
 int au_obj_str(au_objects *ob, uint64_t addr, uint32_t max, const char **s, uint32_t *len) {
     const au_py_offsets *o = ob->l->o;
     *s = NULL;
@@ -273,9 +290,23 @@ int au_obj_str(au_objects *ob, uint64_t addr, uint32_t max, const char **s, uint
     if (!aligned(addr)) return AU_ERR_READ;
     uint8_t h[16];
     int rc;
-    if ((rc = au_view_read(ob->view, addr + o->unicode_length, h, 8)) ||
-        (rc = au_view_read(ob->view, addr + o->unicode_state, h + 8, 4)))
+    /* Most names are short: one look at the object's first bytes serves
+     * its header and its characters.  (Exact mode has no such look, and
+     * reads the fields one by one.) */
+    uint8_t head[STR_HEAD];
+    /* Within its page: the look never touches a page the fields do not. */
+    uint32_t hl = AU_VIEW_PAGE - (uint32_t)(addr % AU_VIEW_PAGE);
+    if (hl > STR_HEAD) hl = STR_HEAD;
+    const uint8_t *wp = o->unicode_length + 8 <= hl && o->unicode_state + 4 <= hl
+                            ? au_view_bytes(ob->view, addr, hl, head)
+                            : NULL;
+    if (wp) {
+        memcpy(h, wp + o->unicode_length, 8);
+        memcpy(h + 8, wp + o->unicode_state, 4);
+    } else if ((rc = au_view_read(ob->view, addr + o->unicode_length, h, 8)) ||
+               (rc = au_view_read(ob->view, addr + o->unicode_state, h + 8, 4))) {
         return rc;
+    }
     int64_t n = (int64_t)au_rd64(h);
     uint32_t state = au_rd32(h + 8);
     uint32_t kind = state >> o->unicode_kind_shift & ((1u << o->unicode_kind_width) - 1);
@@ -292,10 +323,14 @@ int au_obj_str(au_objects *ob, uint64_t addr, uint32_t max, const char **s, uint
     if ((rc = arena_room(ob, count * 4 + 3, &out))) return rc;
     uint32_t w = 0;
     uint8_t chunk[256];
+    uint32_t head_off = (uint32_t)(data - addr);
     for (uint32_t i = 0; i < count;) {
         uint32_t take = count - i;
         if (take * kind > sizeof chunk) take = sizeof chunk / kind;
-        if ((rc = au_view_read(ob->view, data + (uint64_t)i * kind, chunk, take * kind))) return rc;
+        if (wp && i == 0 && head_off + take * kind <= hl)
+            memcpy(chunk, wp + head_off, take * kind); /* all of it in the head */
+        else if ((rc = au_view_read(ob->view, data + (uint64_t)i * kind, chunk, take * kind)))
+            return rc;
         /* Names are mostly ASCII: copied as they are.  Bytes >= 0x80 (a
          * Latin-1 str, or a corrupt "ASCII" one) are encoded one by one,
          * so that the output stays UTF-8 either way. */

@@ -84,15 +84,33 @@ static uint32_t slot_of(const au_view *v, uint64_t pn) {
     return i;
 }
 
-static uint32_t find(au_view *v, uint64_t pn) {
+/* The page table's answer for pn, remembered in the TLB; find's slow
+ * path, kept out of line so that the TLB hit inlines into every reader. */
+static AU_NOINLINE uint32_t find_probe(au_view *v, uint64_t pn) {
     uint32_t k = (uint32_t)pn & (TLB - 1);
-    if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return v->tlb[k].idx;
     uint32_t i = slot_of(v, pn);
     if (v->tab[i].stamp != v->stamp) return NONE;
     v->tlb[k].pn = pn;
     v->tlb[k].idx = v->tab[i].val;
     v->tlb[k].gen = v->tlb_gen;
     return v->tab[i].val;
+}
+
+/* The index of page pn, or NONE. */
+static inline uint32_t find(au_view *v, uint64_t pn) {
+    uint32_t k = (uint32_t)pn & (TLB - 1);
+    if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return v->tlb[k].idx;
+    return find_probe(v, pn);
+}
+
+/* Whether every page of [addr, addr+len) is one the TLB knows this sample
+ * (fetched, failed or refused: a read of it needs no fetch). */
+static inline int tlb_knows(const au_view *v, uint64_t addr, uint32_t len) {
+    for (uint64_t pn = addr / PAGE, last = (addr + len - 1) / PAGE; pn <= last; pn++) {
+        uint32_t k = (uint32_t)pn & (TLB - 1);
+        if (v->tlb[k].gen != v->tlb_gen || v->tlb[k].pn != pn) return 0;
+    }
+    return 1;
 }
 
 /* Keep the table at most half full for n pages: rebuilt from the page
@@ -199,6 +217,17 @@ static int fetch(au_view *v, uint32_t npending, uint8_t extra_flag) {
 int au_view_want(au_view *v, const au_range *ranges, uint32_t n) {
     if (!v || (!ranges && n)) return AU_ERR_ARG;
     if (v->exact) return AU_OK;
+    /* A warm sample asks mostly for objects on pages it has (its prefetch
+     * fetched them): one pass of TLB compares answers that, before the
+     * batch below is set up.  A page the TLB does not know may still be
+     * in the table: the batch finds it there. */
+    uint32_t known = 0;
+    while (known < n && (!valid_range(ranges[known].addr, ranges[known].len) ||
+                         tlb_knows(v, ranges[known].addr, ranges[known].len)))
+        known++;
+    if (known == n) return AU_OK;
+    ranges += known;
+    n -= known;
     uint64_t total = 0;
     for (uint32_t k = 0; k < n; k++)
         if (valid_range(ranges[k].addr, ranges[k].len)) total += span(ranges[k].addr, ranges[k].len);
@@ -236,28 +265,15 @@ static int check_pages(au_view *v, uint64_t addr, uint32_t len) {
     return AU_OK;
 }
 
-int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
-    if (!v || (!out && len)) return AU_ERR_ARG;
-    if (len == 0) return AU_OK;
+/* au_view_read's slow path: a read over several pages, of a page not
+ * fetched yet, or in exact mode.  Out of line, so that the fast path keeps
+ * few registers to save. */
+static AU_NOINLINE int read_slow(au_view *v, uint64_t addr, void *out, uint32_t len) {
     if (!valid_range(addr, len)) return AU_ERR_READ;
     if (v->exact) {
         v->stats.batches++;
         int erc = au_mem_read1(v->src, addr, out, len);
         return erc == AU_ERR_NOMEM ? erc : erc ? AU_ERR_READ : AU_OK;
-    }
-    /* The usual read: a few bytes of one page already fetched. */
-    uint64_t pn = addr / PAGE;
-    if ((addr + len - 1) / PAGE == pn) {
-        uint32_t i = find(v, pn);
-        if (i != NONE && (v->flags[i] & PG_OK)) {
-            if (!(v->flags[i] & PG_USED)) v->stats.used++;
-            v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
-            const uint8_t *src = v->data + (size_t)i * PAGE + addr % PAGE;
-            /* Most reads are one pointer: a fixed-size copy is inlined. */
-            if (len == 8) memcpy(out, src, 8);
-            else memcpy(out, src, len);
-            return AU_OK;
-        }
     }
     int rc = check_pages(v, addr, len);
     if (rc == MISSING) {
@@ -280,17 +296,40 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
     return AU_OK;
 }
 
-const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch) {
-    if (!v || v->exact || len == 0 || !valid_range(addr, len)) return NULL;
-    if (!v->exact && (addr + len - 1) / PAGE == addr / PAGE) {
-        uint32_t i = find(v, addr / PAGE);
+/* The bytes of page index i at offset off, marked used: the fast path of
+ * au_view_read and au_view_bytes. */
+static inline const uint8_t *use_page(au_view *v, uint32_t i, uint32_t off) {
+    if (!(v->flags[i] & PG_USED)) v->stats.used++;
+    v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
+    return v->data + (size_t)i * PAGE + off;
+}
+
+int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
+    if (!v || (!out && len)) return AU_ERR_ARG;
+    if (len == 0) return AU_OK;
+    /* The usual read: a few bytes of one page already fetched (in exact
+     * mode no page is ever fetched, and an invalid range is no page's). */
+    uint64_t pn = addr / PAGE;
+    if ((addr + len - 1) / PAGE == pn && addr >= PAGE && !v->exact) {
+        uint32_t i = find(v, pn);
         if (i != NONE && (v->flags[i] & PG_OK)) {
-            if (!(v->flags[i] & PG_USED)) v->stats.used++;
-            v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
-            return v->data + (size_t)i * PAGE + addr % PAGE;
+            const uint8_t *src = use_page(v, i, (uint32_t)(addr % PAGE));
+            /* Most reads are one pointer: a fixed-size copy is inlined. */
+            if (len == 8) memcpy(out, src, 8);
+            else memcpy(out, src, len);
+            return AU_OK;
         }
     }
-    return au_view_read(v, addr, scratch, len) == AU_OK ? scratch : NULL;
+    return read_slow(v, addr, out, len);
+}
+
+const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch) {
+    if (!v || v->exact || len == 0 || !valid_range(addr, len)) return NULL;
+    if ((addr + len - 1) / PAGE == addr / PAGE) {
+        uint32_t i = find(v, addr / PAGE);
+        if (i != NONE && (v->flags[i] & PG_OK)) return use_page(v, i, (uint32_t)(addr % PAGE));
+    }
+    return read_slow(v, addr, scratch, len) == AU_OK ? scratch : NULL;
 }
 
 const uint8_t *au_view_peek(au_view *v, uint64_t addr, uint32_t len) {
