@@ -30,6 +30,7 @@
  * Every chain is bounded by max_coro_frames and by the number of levels;
  * an object met twice in a chain ends it (the chain came back on itself).
  */
+#include <assert.h>
 #include <string.h>
 
 #include "au_asyncctx.h"
@@ -137,8 +138,10 @@ static int add_found(walk *w, const cursor *c, uint64_t frame, uint64_t code, ui
                      uint64_t gen) {
     au_tasks *t = w->t;
     if (w->nfr == MAX_FRAMES_PER_SAMPLE) return AU_ERR_LIMIT;
-    if (au_at_grow(t, &t->found, &t->found_cap, (size_t)w->nfr + 1, sizeof *t->found))
-        return AU_ERR_NOMEM;
+    /* Room for a frame per cursor was made before the level (a step adds
+     * one frame at most). */
+    assert(w->nfr < t->found_cap);
+    if (w->nfr >= t->found_cap) return AU_ERR_NOMEM;
     t->found[w->nfr++] = (au_at_found){c->task, c->depth, {frame, code, instr, gen}, gen};
     return AU_OK;
 }
@@ -282,6 +285,8 @@ int au_at_chains(au_tasks *t) {
      * chain holds at most max_coro_frames: the loop is bounded by that. */
     for (uint32_t level = 0; w.ncur && level <= t->lim.max_coro_frames; level++) {
         if ((rc = want_level(&w)) == AU_ERR_NOMEM) return rc;
+        if (au_at_grow(t, &t->found, &t->found_cap, (size_t)w.nfr + w.ncur, sizeof *t->found))
+            return AU_ERR_NOMEM;
         uint32_t keep = 0;
         const au_py_offsets *o = t->layout.o;
         uint32_t span = gen_span(o), d = t->ahead;

@@ -475,9 +475,22 @@ int au_obj_set_keys(au_objects *ob, uint64_t set, uint64_t *keys, uint32_t cap, 
         return rc;
     uint32_t found = 0;
     uint8_t scratch[64];
+    /* The entries of one page are looked at through one pointer (run,
+     * covering [run_at, run_end)); an entry across pages, or on a page
+     * not fetched, is read on its own, and may fetch: run is dropped. */
+    const uint8_t *run = NULL;
+    uint64_t run_at = 0, run_end = 0, end = table + (uint64_t)slots * esz;
     for (uint32_t i = 0; i < slots && found < cap; i++) {
         uint64_t at = table + (uint64_t)i * esz;
-        const uint8_t *e = au_view_bytes(ob->view, at, esz, scratch);
+        if (!run || at < run_at || at + esz > run_end) {
+            uint64_t stop = (at / AU_VIEW_PAGE + 1) * AU_VIEW_PAGE;
+            if (stop > end) stop = end;
+            uint32_t whole = stop > at ? (uint32_t)((stop - at) / esz * esz) : 0;
+            run = whole ? au_view_peek(ob->view, at, whole) : NULL;
+            run_at = at;
+            run_end = at + whole;
+        }
+        const uint8_t *e = run ? run + (at - run_at) : au_view_bytes(ob->view, at, esz, scratch);
         if (!e && (rc = au_view_read(ob->view, at, scratch, esz))) return rc;
         if (!e) e = scratch;
         uint64_t key = au_rd64(e + o->setentry_key);
