@@ -30,6 +30,15 @@ typedef struct counts {
     uint32_t meta, threads, regions, failures;
 } counts;
 
+/* One slot of the page index: the regions that start on page pn are
+ * regions[lo, hi). */
+typedef struct pslot {
+    uint64_t pn; /* page number + 1 (0: empty) */
+    uint32_t lo, hi;
+} pslot;
+
+#define SNAP_PAGE 4096u
+
 struct au_snapshot {
     au_allocator alloc;
     au_snapshot_meta meta;
@@ -38,6 +47,11 @@ struct au_snapshot {
     failed *failures;
     uint32_t nregions, nfailures;
     counts cap; /* array sizes, for the allocator */
+    /* Page index: a replay's read finds its region by the page it is on,
+     * not by a search of every region (a 1,000-task sample makes some
+     * 20,000 reads of 30,000 regions, mostly not in address order). */
+    pslot *pages;
+    uint32_t pages_cap; /* a power of two, at least twice the pages */
 };
 
 
@@ -130,7 +144,34 @@ void au_snapshot_free(au_snapshot *s) {
     if (s->regions) a.realloc(a.ud, s->regions, array_size(s->cap.regions, sizeof *s->regions), 0);
     if (s->failures)
         a.realloc(a.ud, s->failures, array_size(s->cap.failures, sizeof *s->failures), 0);
+    if (s->pages) a.realloc(a.ud, s->pages, (size_t)s->pages_cap * sizeof *s->pages, 0);
     a.realloc(a.ud, s, sizeof *s, 0);
+}
+
+static uint32_t page_slot(const au_snapshot *s, uint64_t pn) {
+    uint32_t mask = s->pages_cap - 1, i = (uint32_t)au_mix64(pn) & mask;
+    while (s->pages[i].pn && s->pages[i].pn != pn + 1) i = (i + 1) & mask;
+    return i;
+}
+
+/* The page index over the regions (sorted and disjoint: parsed). */
+static int index_pages(au_snapshot *s) {
+    uint32_t distinct = 0;
+    for (uint32_t k = 0; k < s->nregions; k++)
+        distinct += !k || s->regions[k].addr / SNAP_PAGE != s->regions[k - 1].addr / SNAP_PAGE;
+    uint32_t cap = 16;
+    while (cap < 2ull * distinct) cap *= 2;
+    s->pages = s->alloc.realloc(s->alloc.ud, NULL, 0, (size_t)cap * sizeof *s->pages);
+    if (!s->pages) return AU_ERR_NOMEM;
+    memset(s->pages, 0, (size_t)cap * sizeof *s->pages);
+    s->pages_cap = cap;
+    for (uint32_t k = 0; k < s->nregions;) {
+        uint64_t pn = s->regions[k].addr / SNAP_PAGE;
+        uint32_t lo = k;
+        while (k < s->nregions && s->regions[k].addr / SNAP_PAGE == pn) k++;
+        s->pages[page_slot(s, pn)] = (pslot){pn + 1, lo, k};
+    }
+    return AU_OK;
 }
 
 int au_snapshot_parse(const au_allocator *alloc, const uint8_t *data, size_t len,
@@ -162,6 +203,10 @@ int au_snapshot_parse(const au_allocator *alloc, const uint8_t *data, size_t len
     s->nfailures = c.failures;
     s->meta.nthreads = c.threads;
     s->meta.threads = s->threads;
+    if ((rc = index_pages(s))) {
+        au_snapshot_free(s);
+        return rc;
+    }
     *out = s;
     return AU_OK;
 }
@@ -200,7 +245,17 @@ static uint32_t region_after(const au_snapshot *s, uint64_t addr, uint32_t *hint
         if (h == s->nregions || s->regions[h].addr > addr) return h;
         if (h + 1 == s->nregions || s->regions[h + 1].addr > addr) return *hint = h + 1;
     }
+    /* The regions starting on addr's page, when there are some: the
+     * answer is among them, or it is the one before them (which may reach
+     * onto the page).  A page no region starts on (inside a long region,
+     * or outside every region) is searched for among all. */
     uint32_t lo = 0, hi = s->nregions;
+    uint32_t slot = page_slot(s, addr / SNAP_PAGE);
+    if (s->pages[slot].pn) {
+        lo = s->pages[slot].lo;
+        hi = s->pages[slot].hi;
+        if (s->regions[lo].addr > addr) return *hint = lo;
+    }
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (s->regions[mid].addr <= addr) lo = mid + 1;
