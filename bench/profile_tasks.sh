@@ -22,7 +22,8 @@
 # per sample measured under perf (a little above the plain run's).
 #
 # Usage: bench/profile_tasks.sh [INTERP [COUNT [live|snapshot [SECONDS]]]]
-#   defaults: pyenv-3.12 1000 live 3
+#   defaults: pyenv-3.12 1000 live 3; CPU=N pins the run to vCPU N (default
+#   0: this VM's two vCPUs differ in speed, see README.md)
 # Needs perf (linux-perf) and root or perf_event_paranoid <= 1.
 set -eu
 
@@ -30,7 +31,7 @@ interp=${1:-pyenv-3.12}
 count=${2:-1000}
 source=${3:-live}
 seconds=${4:-3}
-cpu=${CPU:-1}
+cpu=${CPU:-0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
