@@ -29,6 +29,7 @@
  *     bits 33-34   resolver max_tasks/max_links {0/0, 2/1000, 1000/2, 5/5}
  *     bit 35       AU_SAMPLER_NO_TASKS (not under SC_ASYNCIO)
  *     bit 36       AU_SAMPLER_NO_AGENT
+ *   bits 37-38   0: also run X and V (the live path, below)
  *   bits 40-42   0: also run R (the recording round trip, below), unless
  *                SC_NO_RECORD
  * Bits 22-42 are first XORed with bits 0-20: real snapshots carry real
@@ -43,6 +44,13 @@
  *      A made; samples twice (the second with memory again) and renders;
  *   R  (bits 40-42) AU_SAMPLER_RECORD: samples once, writes the snapshot
  *      of what it read, and a fourth sampler replays that file.
+ *   X, V  (bits 37-38) the snapshot as a memory image (every page a region
+ *      touches mapped, its other bytes a fill, other pages unmapped): X
+ *      reads it by exact ranges, as a replay does; V as a live process is
+ *      read, by whole pages through the view, with windows, peeks and the
+ *      next sample's prefetch (au_sampler_open_image), and samples twice.
+ *      The exact path and the live path see the same memory, so they must
+ *      give the same sample.  (A replay alone never takes the live path.)
  *
  * Checked on every sample:
  *   status   open: AU_OK, or UNSUPPORTED (exactly when the version is
@@ -80,7 +88,8 @@
  *            unless a stack of its thread was cut at max_depth;
  *   reads    the source's counters equal the reads it served; the
  *            reader's part (made outside the asyncio model) equals its
- *            stats; no syscalls, no pages (exact replay); every read has
+ *            stats; no syscalls, no pages (exact replay; V reads pages:
+ *            as many as its view's stats say); every read has
  *            a buffer addressable over its length (ASan) and a bounded
  *            length; requests stay within a bound from the limits and
  *            what was found (reader_bound, MODEL_PER_WORD); bytes within
@@ -102,7 +111,10 @@
  *   faults   C's calls give AU_ERR_NOMEM or succeed; what succeeds, and
  *            C's sample after a failure, agrees with A like A's second;
  *   record   R's replayed snapshot parses and gives R's sample exactly;
- *            without FAILED records, R agrees with A.
+ *            without FAILED records, R agrees with A;
+ *   live     V's first sample equals X's (stats aside) unless V alone was
+ *            cut by the view's page limit; V's second agrees with its
+ *            first as A's does.
  * A violation prints what failed and the samples involved, and aborts.
  */
 #define _DEFAULT_SOURCE /* sigaction, alarm under -std=c11 */
@@ -196,6 +208,7 @@ typedef struct config {
     int fault;
     uint32_t fault_sel; /* 0..63 */
     int roundtrip;
+    int image;
 } config;
 
 /* Not the maximum, 2^20 frames: a reader zeroes 16 MiB for it at creation,
@@ -251,6 +264,7 @@ static config decode(uint64_t time_ns, unsigned flags) {
     c.fault = (b >> 12) & 1;
     c.fault_sel = (b >> 16) & 63;
     c.roundtrip = ((b >> 40) & 7) == 0 && !(flags & SC_NO_RECORD);
+    c.image = ((b >> 37) & 3) == 0;
     return c;
 }
 
@@ -313,6 +327,79 @@ static void watch_init(watchmem *w, au_memsrc *inner, uint64_t max_len) {
     w->max_len = max_len;
 }
 
+/* ========================================================================
+ * The snapshot as a memory image, for X and V.
+ * ===================================================================== */
+
+#define IMAGE_PAGE 4096u
+#define IMAGE_FILL 0xA7u
+
+typedef struct imagemem {
+    au_memsrc base;
+    const model *m; /* the input's regions, sorted and disjoint */
+} imagemem;
+
+/* The first region that ends after addr. */
+static uint32_t image_first(const model *m, uint64_t addr) {
+    uint32_t lo = 0, hi = m->nregions;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (m->regions[mid].addr + m->regions[mid].len <= addr) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int image_mapped(const model *m, uint64_t pn) {
+    uint64_t at = pn * IMAGE_PAGE;
+    uint32_t k = image_first(m, at);
+    return k < m->nregions && m->regions[k].addr - at < IMAGE_PAGE;
+}
+
+/* A read succeeds when every page it touches is mapped: its bytes are the
+ * recorded ones where there are some, the fill elsewhere. */
+static int image_serve(const model *m, au_read *r) {
+    if (r->len == 0) return AU_OK;
+    if (!r->buf || r->addr + r->len < r->addr) return AU_ERR_READ;
+    uint64_t end = r->addr + r->len;
+    for (uint64_t pn = r->addr / IMAGE_PAGE; pn <= (end - 1) / IMAGE_PAGE; pn++)
+        if (!image_mapped(m, pn)) return AU_ERR_READ;
+    memset(r->buf, IMAGE_FILL, r->len);
+    for (uint32_t k = image_first(m, r->addr); k < m->nregions && m->regions[k].addr < end; k++) {
+        const mregion *g = &m->regions[k];
+        uint64_t from = g->addr > r->addr ? g->addr : r->addr;
+        uint64_t to = g->addr + g->len < end ? g->addr + g->len : end;
+        memcpy((uint8_t *)r->buf + (from - r->addr), g->data + (from - g->addr), to - from);
+    }
+    return AU_OK;
+}
+
+static int image_read(au_memsrc *self, au_read *reads, uint32_t n) {
+    imagemem *im = (imagemem *)self;
+    int first = AU_OK;
+    im->base.stats.requests += n;
+    for (uint32_t i = 0; i < n; i++) {
+        reads[i].status = image_serve(im->m, &reads[i]);
+        if (reads[i].status == AU_OK) {
+            im->base.stats.bytes += reads[i].len;
+        } else {
+            im->base.stats.failures++;
+            if (first == AU_OK) first = reads[i].status;
+        }
+    }
+    return first;
+}
+
+static void image_destroy(au_memsrc *self) { (void)self; }
+
+/* A source of its own (its counters are its runs') over the image m. */
+static void image_init(imagemem *im, const model *m) {
+    memset(im, 0, sizeof *im);
+    im->base.read = image_read;
+    im->base.destroy = image_destroy;
+    im->m = m;
+}
+
 /* 16 MiB: _Py_DebugOffsets values are capped there (a header may be that
  * long); + 4 bytes per kept character of a name. */
 static uint64_t max_read_len(const config *c) { return (20ull << 20) + 4ull * c->max_name; }
@@ -329,6 +416,7 @@ typedef struct shot {
     text render[2]; /* AU_FORMAT_TEXT, AU_FORMAT_COLLAPSED */
     int render_rc[2];
     uint32_t nframes;
+    uint32_t flags;      /* the sample's */
     uint64_t *name_hash; /* per frame: its names and line, 0 unresolved */
 } shot;
 
@@ -472,7 +560,9 @@ typedef struct run {
     size_t input_size;
     test_alloc ta;
     au_allocator al;
-    au_memsrc *src;
+    au_memsrc *src; /* opened on snap, or the caller's (owned 0) */
+    int owned;
+    int paged;      /* V: the live path (au_sampler_open_image) */
     watchmem w;
     au_sampler *s;
     int open_rc;
@@ -781,6 +871,7 @@ static void take(run *R, int rc, const au_sample *smp, uint64_t calls0, uint64_t
         return;
     }
     CHECK(smp != NULL, "%s: sample AU_OK without a sample", R->name);
+    out->flags = smp->flags;
     au_sampler_stats st;
     au_sampler_get_stats(R->s, &st);
     uint64_t alloc_calls = R->ta.calls - alloc_calls0;
@@ -951,9 +1042,10 @@ static void take(run *R, int rc, const au_sample *smp, uint64_t calls0, uint64_t
     uint64_t out_reqs = R->w.outside_reqs - outside_reqs0;
     CHECK(st.mem.requests == requests, "stats: %" PRIu64 " requests, the source served %" PRIu64,
           st.mem.requests, requests);
-    CHECK(st.mem.syscalls == 0 && st.pages == 0 && st.pages_used == 0,
+    CHECK(st.mem.syscalls == 0 && (R->paged || (st.pages == 0 && st.pages_used == 0)),
           "a snapshot replay made %" PRIu64 " syscalls and fetched %u pages", st.mem.syscalls,
           st.pages);
+    CHECK(st.pages_used <= st.pages, "%u pages used of %u fetched", st.pages_used, st.pages);
     /* A recorder (AU_SAMPLER_RECORD) serves some reads itself. */
     int recording = (c->opt.flags & AU_SAMPLER_RECORD) != 0;
     CHECK(recording || (st.reader.mem.requests == out_reqs && st.reader.batches == out_calls),
@@ -967,7 +1059,9 @@ static void take(run *R, int rc, const au_sample *smp, uint64_t calls0, uint64_t
     CHECK(requests - out_reqs <= mb,
           "the asyncio model made %" PRIu64 " requests for %zu bytes of input, bound %" PRIu64,
           requests - out_reqs, R->input_size, mb);
-    CHECK(st.mem.bytes <= requests * (uint64_t)R->input_size,
+    /* A page read is a page, however small the input. */
+    uint64_t per_read = R->paged && R->input_size < IMAGE_PAGE ? IMAGE_PAGE : R->input_size;
+    CHECK(st.mem.bytes <= requests * per_read,
           "%" PRIu64 " bytes in %" PRIu64 " requests from %zu bytes", st.mem.bytes, requests,
           R->input_size);
     CHECK(st.tasks == smp->ntasks, "stats.tasks %u, %u tasks", st.tasks, smp->ntasks);
@@ -1163,8 +1257,11 @@ static void print_shot(const shot *s) {
 }
 
 /* Opens R's sampler and checks the status, which it returns. */
-static int run_open(run *R, const au_snapshot *snap, const config *cfg, const char *name,
-                    uint8_t fill, uint64_t fail_at, size_t input_size) {
+/* src NULL: a replay of snap (opened here); else the caller's source, read
+ * by pages when paged (V). */
+static int run_open_on(run *R, const au_snapshot *snap, const config *cfg, const char *name,
+                       uint8_t fill, uint64_t fail_at, size_t input_size, au_memsrc *src,
+                       int paged) {
     memset(R, 0, sizeof *R);
     R->name = name;
     R->cfg = cfg;
@@ -1173,11 +1270,19 @@ static int run_open(run *R, const au_snapshot *snap, const config *cfg, const ch
     R->ta.fill = fill;
     R->ta.fail_at = fail_at;
     R->al = (au_allocator){ta_realloc, &R->ta};
-    int rc = au_memsrc_snapshot_open(NULL, snap, &R->src);
-    CHECK(rc == AU_OK, "au_memsrc_snapshot_open: %d", rc);
+    R->paged = paged;
+    int rc = AU_OK;
+    if (src) {
+        R->src = src;
+    } else {
+        rc = au_memsrc_snapshot_open(NULL, snap, &R->src);
+        CHECK(rc == AU_OK, "au_memsrc_snapshot_open: %d", rc);
+        R->owned = 1;
+    }
     watch_init(&R->w, R->src, max_read_len(cfg));
     const au_snapshot_meta *m = au_snapshot_get_meta(snap);
-    rc = au_sampler_open_snapshot_via(&R->al, snap, &R->w.base, &cfg->opt, &R->s);
+    rc = paged ? au_sampler_open_image(&R->al, snap, &R->w.base, &cfg->opt, &R->s)
+               : au_sampler_open_snapshot_via(&R->al, snap, &R->w.base, &cfg->opt, &R->s);
     R->open_rc = rc;
     CHECK(valid_status(rc), "%s: au_sampler_open_snapshot: %d", name, rc);
     CHECK((rc == AU_OK) == (R->s != NULL), "%s: open status %d, sampler %p", name, rc,
@@ -1200,6 +1305,11 @@ static int run_open(run *R, const au_snapshot *snap, const config *cfg, const ch
               R->w.requests);
     R->w.sampler = R->s;
     return rc;
+}
+
+static int run_open(run *R, const au_snapshot *snap, const config *cfg, const char *name,
+                    uint8_t fill, uint64_t fail_at, size_t input_size) {
+    return run_open_on(R, snap, cfg, name, fill, fail_at, input_size, NULL, 0);
 }
 
 /* With limits no larger than the defaults, memory is bounded by the
@@ -1231,7 +1341,7 @@ static void run_sample(run *R, shot *out) {
 static void run_close(run *R) {
     au_sampler_free(R->s);
     R->s = NULL;
-    au_memsrc_destroy(R->src);
+    if (R->owned) au_memsrc_destroy(R->src);
     CHECK(R->ta.live == 0, "%s: %" PRId64 " blocks left allocated after au_sampler_free", R->name,
           R->ta.live);
 }
@@ -1278,6 +1388,36 @@ static void run_roundtrip(const au_snapshot *snap, const config *cfg, size_t siz
     }
     text_free(&file);
     shot_free(&r1);
+}
+
+/* X and V: the exact path and the live path over one memory image. */
+static void run_image(const au_snapshot *snap, const config *cfg, const uint8_t *data,
+                      size_t size) {
+    model m;
+    CHECK(model_parse(data, size, &m) == 0, "a parsed snapshot does not parse as a model");
+    imagemem xi, vi;
+    image_init(&xi, &m);
+    image_init(&vi, &m);
+    run X, V;
+    shot x1 = {0}, v[2] = {{0}};
+    int xrc = run_open_on(&X, snap, cfg, "X", 0x00, 0, size, &xi.base, 0);
+    if (xrc == AU_OK) run_sample(&X, &x1);
+    run_close(&X);
+    int vrc = run_open_on(&V, snap, cfg, "V", 0x00, 0, size, &vi.base, 1);
+    CHECK(xrc == vrc, "open: exact %d vs paged %d", xrc, vrc);
+    if (vrc == AU_OK) {
+        run_sample(&V, &v[0]);
+        run_sample(&V, &v[1]);
+        /* The view's page limit (max_pages) cuts only V. */
+        int cut = (v[0].flags & AU_SAMPLE_PARTIAL) && !(x1.flags & AU_SAMPLE_PARTIAL);
+        if (!cut) check_identical("X vs V (exact reads vs the live path)", &x1, &v[0], 0);
+        check_consistent("V's first vs V's second sample", &v[0], &v[1]);
+    }
+    run_close(&V);
+    shot_free(&x1);
+    shot_free(&v[0]);
+    shot_free(&v[1]);
+    model_free(&m);
 }
 
 /* ========================================================================
@@ -1370,6 +1510,7 @@ void sc_check(const uint8_t *data, size_t size, unsigned flags) {
     if (cfg.roundtrip && arc == AU_OK) {
         run_roundtrip(snap, &cfg, size, has_failed_records(data, size), &a[0]);
     }
+    if (cfg.image && arc == AU_OK) run_image(snap, &cfg, data, size);
     shot_free(&a[0]);
     shot_free(&a[1]);
     shot_free(&b1);

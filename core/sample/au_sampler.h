@@ -19,6 +19,15 @@ int au_sampler_open_snapshot_via(const au_allocator *alloc, const au_snapshot *s
                                  au_memsrc *mem, const au_sampler_options *opt,
                                  au_sampler **out);
 
+/* au_sampler_open_snapshot_via, except that the asyncio model reads mem
+ * as it reads a live process, by whole pages through its view (with the
+ * next sample's prefetch, windows and hints), not by the exact ranges a
+ * replay reads.  mem (required, borrowed) must serve those pages: a
+ * memory image.  For fuzzers that hold the live path's decoding to the
+ * exact path's over the same memory. */
+int au_sampler_open_image(const au_allocator *alloc, const au_snapshot *snap, au_memsrc *mem,
+                          const au_sampler_options *opt, au_sampler **out);
+
 /* Thread `thread`'s resolver input in the last successful sample (frame
  * ids are indices into au_sample.frames plus one, task i is au_sample task
  * threads[thread].first_task + i), or NULL out of range.  Valid until the

@@ -77,6 +77,7 @@ struct au_sampler {
     const au_snapshot *snap;
     au_memsrc *base;  /* the live process or the snapshot */
     int borrowed;     /* base is the caller's (au_sampler_open_snapshot_via) */
+    int paged;        /* a snapshot read by pages (au_sampler_open_image) */
     au_memsrc *rec;   /* the last sample's recorder (AU_SAMPLER_RECORD) */
     au_pyreader *reader;
     au_tasks *model;   /* the asyncio model; NULL with AU_SAMPLER_NO_TASKS */
@@ -461,7 +462,7 @@ static int open_tasks(au_sampler *s, au_memsrc *mem) {
     if (s->opt.flags & AU_SAMPLER_NO_TASKS) return AU_OK;
     /* A snapshot holds exactly what a recorded sample used, so recording
      * and replaying read exact ranges rather than pages (au_view.h). */
-    uint32_t exact = s->snap || (s->opt.flags & AU_SAMPLER_RECORD);
+    uint32_t exact = (s->snap && !s->paged) || (s->opt.flags & AU_SAMPLER_RECORD);
     /* The resolver refuses a thread of more than its max_tasks tasks
      * (AU_ERR_LIMIT), which would fail the sample: read no more. */
     uint32_t rmax = s->opt.resolver.max_tasks ? s->opt.resolver.max_tasks : AU_DEFAULT_MAX_TASKS;
@@ -729,9 +730,8 @@ int au_sampler_open_snapshot(const au_allocator *alloc, const au_snapshot *snap,
     return au_sampler_open_snapshot_via(alloc, snap, NULL, opt, out);
 }
 
-int au_sampler_open_snapshot_via(const au_allocator *alloc, const au_snapshot *snap,
-                                 au_memsrc *mem, const au_sampler_options *opt,
-                                 au_sampler **out) {
+static int open_snapshot(const au_allocator *alloc, const au_snapshot *snap, au_memsrc *mem,
+                         int paged, const au_sampler_options *opt, au_sampler **out) {
     if (!out) return AU_ERR_ARG;
     *out = NULL;
     if (!snap) return AU_ERR_ARG;
@@ -740,6 +740,7 @@ int au_sampler_open_snapshot_via(const au_allocator *alloc, const au_snapshot *s
     if (rc) return rc;
     const au_snapshot_meta *m = au_snapshot_get_meta(snap);
     s->snap = snap;
+    s->paged = paged;
     s->pid = (int)m->pid;
     s->version_hex = m->py_version_hex;
     /* A snapshot records the version hex; a patch level of 0 with no
@@ -756,6 +757,19 @@ int au_sampler_open_snapshot_via(const au_allocator *alloc, const au_snapshot *s
         return rc;
     }
     return finish_open(s, out);
+}
+
+int au_sampler_open_snapshot_via(const au_allocator *alloc, const au_snapshot *snap,
+                                 au_memsrc *mem, const au_sampler_options *opt,
+                                 au_sampler **out) {
+    return open_snapshot(alloc, snap, mem, 0, opt, out);
+}
+
+int au_sampler_open_image(const au_allocator *alloc, const au_snapshot *snap, au_memsrc *mem,
+                          const au_sampler_options *opt, au_sampler **out) {
+    if (out) *out = NULL;
+    if (!mem) return AU_ERR_ARG;
+    return open_snapshot(alloc, snap, mem, 1, opt, out);
 }
 
 au_allocator au_sampler_alloc(const au_sampler *s) { return s->alloc; }
