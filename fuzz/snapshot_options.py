@@ -12,7 +12,8 @@ or 0/1 for flags); anything not given is 0, the default:
     max_frames (0-15), max_threads (0-3), max_name (0-7), cache (0-7),
     full_cache (0/1: the 4,096-entry default), fault (0/1),
     fault_sel (0-63), max_tasks (0-7), max_coro (0-7), max_depth (0-7),
-    resolver_limits (0-3), no_tasks, no_agent, record (0/1)
+    resolver_limits (0-3), no_tasks, no_agent, record (0/1),
+    image (0/1: runs X and V, the live path over a memory image)
 
 Reader limits are used when any of the first four is given; sampler
 options when any of max_tasks .. no_agent is.  `word=0x...` gives the
@@ -45,7 +46,7 @@ def word_of(args):
     if "word" in given:
         return int(given.pop("word"), 0) & MASK
     for name, value in given.items():
-        if name == "record":
+        if name in ("record", "image"):
             continue
         shift, width = FIELDS[name]
         v = int(value, 0)
@@ -58,6 +59,8 @@ def word_of(args):
         word |= 3 << 22
     if given.get("record", "0") == "0":
         word |= 1 << 40  # bits 40-42 at 0 run the round trip
+    if given.get("image", "0") == "0":
+        word |= 1 << 37  # bits 37-38 at 0 run X and V
     return word
 
 
