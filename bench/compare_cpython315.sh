@@ -16,7 +16,8 @@
 #      back to back: au_sampler_sample alone, then with au_render
 #      (collapsed) after each sample, as a profiler printing stacks.
 #
-# Both run pinned to the same CPU (CPU, default 1).  Printed per tool:
+# Both run pinned to the same CPU (CPU, default 0: this VM's vCPU 1 is
+# about 1.6x slower, README.md).  Printed per tool:
 # samples, samples/s, time per sample (for CPython: 1 / its rate; it runs
 # back to back), and the ratios asyncunwind / CPython.
 #
@@ -26,7 +27,7 @@ set -eu
 
 seconds=${1:-10}
 count=${2:-1000}
-cpu=${CPU:-1}
+cpu=${CPU:-0}
 root=${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 

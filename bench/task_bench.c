@@ -83,7 +83,7 @@
  *
  *   bazel build -c opt //bench:task_bench
  *   cd bazel-bin/bench/task_bench.runfiles/asyncunwind
- *   taskset -c 1 ../../task_bench --benchmark_repetitions=5 \
+ *   taskset -c 0 ../../task_bench --benchmark_repetitions=5 \
  *       --benchmark_report_aggregates_only=true
  */
 #define _GNU_SOURCE
