@@ -331,7 +331,8 @@ static void watch_init(watchmem *w, au_memsrc *inner, uint64_t max_len) {
  * The snapshot as a memory image, for X and V.
  * ===================================================================== */
 
-#define IMAGE_PAGE 4096u
+/* The image's pages are the view's: V fetches them whole. */
+#define IMAGE_PAGE AU_VIEW_PAGE
 #define IMAGE_FILL 0xA7u
 
 typedef struct imagemem {
@@ -350,10 +351,13 @@ static uint32_t image_first(const model *m, uint64_t addr) {
     return lo;
 }
 
+/* Whether some region touches page pn: the first one ending after the
+ * page's start either starts before it (and reaches onto it) or starts
+ * on it. */
 static int image_mapped(const model *m, uint64_t pn) {
     uint64_t at = pn * IMAGE_PAGE;
     uint32_t k = image_first(m, at);
-    return k < m->nregions && m->regions[k].addr - at < IMAGE_PAGE;
+    return k < m->nregions && (m->regions[k].addr < at || m->regions[k].addr - at < IMAGE_PAGE);
 }
 
 /* A read succeeds when every page it touches is mapped: its bytes are the

@@ -200,8 +200,8 @@ au_okind au_type_kind(au_objects *ob, uint64_t type) {
         if (ob->types[k].type == type) slot = k;
         else if (!ob->types[k].type && empty == NONE) empty = k;
     }
-    if (slot != NONE) ob->last_type = slot;
     if (slot != NONE) {
+        ob->last_type = slot;
         /* A type may be freed and its address reused by another: the name
          * pointer and base it was classified by must still be there.
          * Checked once a sample: a sample reads each page once (au_view.h),

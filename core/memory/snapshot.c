@@ -49,7 +49,7 @@ struct au_snapshot {
     counts cap; /* array sizes, for the allocator */
     /* Page index: a replay's read finds its region by the page it is on,
      * not by a search of every region (a 1,000-task sample makes some
-     * 20,000 reads of 30,000 regions, mostly not in address order). */
+     * 31,000 reads of 20,000 regions, mostly not in address order). */
     pslot *pages;
     uint32_t pages_cap; /* a power of two, at least twice the pages */
 };

@@ -247,6 +247,13 @@ int au_view_want(au_view *v, const au_range *ranges, uint32_t n) {
     return frc ? frc : rc;
 }
 
+/* Page index i served a read: counted once, and kept for the next
+ * sample's prefetch unless the read was transient. */
+static inline void mark_used(au_view *v, uint32_t i) {
+    if (!(v->flags[i] & PG_USED)) v->stats.used++;
+    v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
+}
+
 /* The status of reading [addr, addr+len) from fetched pages, marking them
  * used: AU_OK, AU_ERR_READ (a page failed), or MISSING. */
 static int check_pages(au_view *v, uint64_t addr, uint32_t len) {
@@ -257,11 +264,7 @@ static int check_pages(au_view *v, uint64_t addr, uint32_t len) {
         if (v->flags[i] & PG_FAILED) return AU_ERR_READ;
         if (!(v->flags[i] & PG_OK)) return MISSING; /* refused by the limit */
     }
-    for (uint64_t pn = first; pn <= last; pn++) {
-        uint32_t i = find(v, pn);
-        if (!(v->flags[i] & PG_USED)) v->stats.used++;
-        v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
-    }
+    for (uint64_t pn = first; pn <= last; pn++) mark_used(v, find(v, pn));
     return AU_OK;
 }
 
@@ -299,8 +302,7 @@ static AU_NOINLINE int read_slow(au_view *v, uint64_t addr, void *out, uint32_t 
 /* The bytes of page index i at offset off, marked used: the fast path of
  * au_view_read and au_view_bytes. */
 static inline const uint8_t *use_page(au_view *v, uint32_t i, uint32_t off) {
-    if (!(v->flags[i] & PG_USED)) v->stats.used++;
-    v->flags[i] |= v->transient ? PG_USED : PG_USED | PG_KEEP;
+    mark_used(v, i);
     return v->data + (size_t)i * PAGE + off;
 }
 
