@@ -379,6 +379,11 @@ def sample(handler_frame):
                 creators[id(t)] = id(c)
             for p in holders(t, waiters):
                 links.append((id(t), id(p)))
+            # 3.14+: tasks a library declared as awaiting this one
+            # (asyncio.future_add_to_awaited_by; anyio's task groups do).
+            for p in getattr(t, "_asyncio_awaited_by", None) or ():
+                if isinstance(p, asyncio.Task):
+                    links.append((id(t), id(p)))
         for mode, crs in (("agent", creators), ("noagent", {})):
             for leaf, entries in resolve(frames, tasks, awaits, crs, links, running):
                 result[mode].append({
@@ -426,7 +431,7 @@ class Block(object):
 class Expected(object):
     def __init__(self):
         self.requires_version = None   # (3, 11) or None
-        self.requires_uvloop = False
+        self.requires_modules = []     # "uvloop", "anyio"
         self.blocks = []
 
 
@@ -481,8 +486,8 @@ def parse_expected(text, where="<text>"):
         if rest is not None:
             if ex.blocks:
                 bad("directive after a block")
-            if rest == "uvloop":
-                ex.requires_uvloop = True
+            if rest in ("uvloop", "anyio"):
+                ex.requires_modules.append(rest)
             elif re.match(r"^3\.\d{1,9}$", rest):
                 ex.requires_version = (3, int(rest[2:]))
             else:
@@ -736,16 +741,16 @@ def run_fixture(argv_prefix, chroot, fixture, args=(), timeout=120.0):
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-_uvloop = {}
+_imports = {}
 
 
-def has_uvloop(prefix):
-    key = tuple(prefix)
-    if key not in _uvloop:
-        r = subprocess.run(prefix + ["-c", "import uvloop"], stdout=subprocess.DEVNULL,
+def has_module(prefix, module):
+    key = (tuple(prefix), module)
+    if key not in _imports:
+        r = subprocess.run(prefix + ["-c", "import " + module], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-        _uvloop[key] = r.returncode == 0
-    return _uvloop[key]
+        _imports[key] = r.returncode == 0
+    return _imports[key]
 
 
 def interp_version(name):
@@ -756,8 +761,9 @@ def interp_version(name):
 def requirement_unmet(ex, name, prefix):
     if ex.requires_version and interp_version(name) < ex.requires_version:
         return "needs Python %d.%d+" % ex.requires_version
-    if ex.requires_uvloop and not has_uvloop(prefix):
-        return "needs uvloop"
+    for module in ex.requires_modules:
+        if not has_module(prefix, module):
+            return "needs " + module
     return None
 
 

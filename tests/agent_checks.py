@@ -506,6 +506,52 @@ def check_uvloop():
         loop.close()
 
 
+def check_anyio():
+    """anyio's task groups (its asyncio backend) with the agent: each child
+    is recorded with the task that started it, and anyio's cancel scopes,
+    which find their host task through asyncio's current task (wrapping
+    coroutines broke them in dd-trace-py #17035), behave as without it."""
+    try:
+        import anyio
+    except ImportError:
+        raise Skip("no anyio in this interpreter")
+    events = []
+
+    async def child(name, task_status=anyio.TASK_STATUS_IGNORED):
+        task_status.started(asyncio.current_task())
+        try:
+            await anyio.sleep(3600)
+        except BaseException:
+            events.append("cancelled " + name)
+            raise
+
+    async def shielded():
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(0.05)
+            events.append("shield held")
+
+    async def main():
+        me = asyncio.current_task()
+        with anyio.move_on_after(0.02) as scope:
+            await anyio.sleep(10)
+        expect(scope.cancelled_caught, "move_on_after did not cancel")
+        async with anyio.create_task_group() as tg:
+            started = await tg.start(child, "started")
+            tg.start_soon(child, "soon", name="anyio-soon")
+            tg.start_soon(shielded)
+            await anyio.sleep(0.01)
+            by_task = records_by_task()
+            soon = [t for t in asyncio.all_tasks() if t.get_name() == "anyio-soon"]
+            expect(len(soon) == 1, "start_soon's task: %d found", len(soon))
+            expect_created_by(started, me, "anyio tg.start", by_task)
+            expect_created_by(soon[0], me, "anyio start_soon", by_task)
+            tg.cancel_scope.cancel()
+        expect(sorted(events) == ["cancelled soon", "cancelled started",
+                                  "shield held"], "events %r", events)
+
+    anyio.run(main)
+
+
 # --------------------------------------------------------------------------
 # What the agent must never do
 
@@ -1001,6 +1047,7 @@ CHECKS = [
     check_app_task_factory,
     check_direct_task,
     check_uvloop,
+    check_anyio,
     check_no_wrapping,
     check_no_task_kept_alive,
     check_bounded_after_churn,

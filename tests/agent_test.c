@@ -7,7 +7,8 @@
  *    kept alive, bounded records, arguments and exceptions as without the
  *    agent, fork, a full region, silent failures, exit); every check must
  *    pass.  uvloop's check must pass where the interpreter has uvloop (sid's
- *    3.14 under CI).
+ *    3.14 under CI), anyio's (task groups, cancel scopes) where it has
+ *    anyio (sid's 3.13-3.15 under CI).
  *  - from outside: agent_checks.py `serve` holds a known task tree and
  *    forks a child that creates one more task; this test finds the regions
  *    in /proc/PID/maps, reads their headers, the records lists they name
@@ -128,10 +129,11 @@ static void spawn_agent_fixture(const py_interp *p, const char *const *args,
 /* The checks inside the interpreter                                         */
 
 /* Runs agent_checks.py `args` under p; fails on a FAIL line or no DONE
- * line, else returns the counts (uvloop_skipped: its check was skipped). */
+ * line, else returns the counts (uvloop_skipped, anyio_skipped: that
+ * check was skipped). */
 static void run_checks(const py_interp *p, const char *const *args,
                        int *passed, int *failed, int *skipped,
-                       int *uvloop_skipped) {
+                       int *uvloop_skipped, int *anyio_skipped) {
   py_proc proc;
   static line_reader r;
   spawn_agent_fixture(p, args, &proc, &r);
@@ -140,7 +142,7 @@ static void run_checks(const py_interp *p, const char *const *args,
   failures[0] = '\0';
   int rc;
   *passed = *failed = *skipped = -1;
-  *uvloop_skipped = 0;
+  *uvloop_skipped = *anyio_skipped = 0;
   while ((rc = next_line(&r, line, sizeof line, deadline)) == 1) {
     if (strncmp(line, "FAIL ", 5) == 0) {
       size_t used = strlen(failures);
@@ -148,6 +150,7 @@ static void run_checks(const py_interp *p, const char *const *args,
     } else if (strncmp(line, "SKIP ", 5) == 0) {
       print_message("%s: %s\n", p->name, line);
       if (strncmp(line, "SKIP uvloop:", 12) == 0) *uvloop_skipped = 1;
+      if (strncmp(line, "SKIP anyio:", 11) == 0) *anyio_skipped = 1;
     } else if (sscanf(line, "DONE passed=%d failed=%d skipped=%d", passed,
                       failed, skipped) == 3) {
       break;
@@ -165,18 +168,30 @@ static void test_checks(void **state) {
   const py_interp *p = *state;
   PY_REQUIRE(p);
   static const char *const args[] = {"checks", NULL};
-  int passed, failed, skipped, uvloop_skipped;
-  run_checks(p, args, &passed, &failed, &skipped, &uvloop_skipped);
+  int passed, failed, skipped, uvloop_skipped, anyio_skipped;
+  run_checks(p, args, &passed, &failed, &skipped, &uvloop_skipped,
+             &anyio_skipped);
   /* Every check ran: eager tasks exist from 3.12, uvloop only where sid
-   * installed it (3.14). */
-  int expected_skips = (p->minor < 12) + 1;
-  if (p->kind == PY_KIND_SID_CHROOT && p->minor == 14) {
+   * installed it (3.14), anyio only in sid (3.13-3.15, pure Python). */
+  int sid = p->kind == PY_KIND_SID_CHROOT;
+  int expected_skips = (p->minor < 12) + 1 + 1;
+  if (sid && p->minor == 14) {
     expected_skips--;
     if (uvloop_skipped) {
       expected_skips++;
       if (py_missing_is_fatal()) {
         fail_msg("%s: no uvloop (tools/sid_chroot.sh installs "
                  "python3-uvloop)", p->name);
+      }
+    }
+  }
+  if (sid) {
+    expected_skips--;
+    if (anyio_skipped) {
+      expected_skips++;
+      if (py_missing_is_fatal()) {
+        fail_msg("%s: no anyio (tools/sid_chroot.sh installs "
+                 "python3-anyio)", p->name);
       }
     }
   }
@@ -363,8 +378,9 @@ static void test_chroot_copy(void **state) {
       "checks", "patched_here", "creation_paths",
       "loading_with_app_sitecustomize", NULL};
   assert_int_equal(setenv("ASYNCUNWIND_FIXTURE_COPY", "1", 1), 0);
-  int passed, failed, skipped, uvloop_skipped;
-  run_checks(p, args, &passed, &failed, &skipped, &uvloop_skipped);
+  int passed, failed, skipped, uvloop_skipped, anyio_skipped;
+  run_checks(p, args, &passed, &failed, &skipped, &uvloop_skipped,
+             &anyio_skipped);
   assert_int_equal(passed, 3);
 }
 

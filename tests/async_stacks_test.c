@@ -66,6 +66,7 @@ static const fixture FIXTURES[] = {
     {"deep_chain", {NULL}, 0},
     {"on_cpu", {NULL}, 1},
     {"ties", {NULL}, 0},
+    {"anyio_groups", {NULL}, 0},
 };
 
 static void sleep_ms(int ms) {
@@ -73,16 +74,23 @@ static void sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
-/* Does this interpreter have uvloop?  Only sid's 3.14 does (the chroot's
- * python3-uvloop is built for it). */
-static int has_uvloop(const py_interp *p) {
+/* The modules of EX_MOD_* this interpreter imports: only sid's have them
+ * (the chroot's python3-uvloop is built for 3.14; python3-anyio is pure
+ * Python, for all three).  Under CI a sid interpreter without anyio is a
+ * setup that failed, not a skip. */
+static unsigned modules(const py_interp *p) {
     char path[PATH_MAX + 128];
     struct stat st;
+    unsigned mods = 0;
     if (p->kind != PY_KIND_SID_CHROOT) return 0;
     snprintf(path, sizeof path,
              "%s/usr/lib/python3/dist-packages/uvloop/loop.cpython-3%d-x86_64-linux-gnu.so",
              p->chroot_root, p->minor);
-    return stat(path, &st) == 0;
+    if (stat(path, &st) == 0) mods |= EX_MOD_UVLOOP;
+    snprintf(path, sizeof path, "%s/usr/lib/python3/dist-packages/anyio/__init__.py", p->chroot_root);
+    if (stat(path, &st) == 0) mods |= EX_MOD_ANYIO;
+    else if (py_missing_is_fatal()) fail_msg("%s: no anyio (tools/sid_chroot.sh installs python3-anyio)", p->name);
+    return mods;
 }
 
 /* ---- a sample as the matcher sees it ------------------------------------- */
@@ -223,7 +231,7 @@ static void run_fixture(const py_interp *p, const fixture *fx, int agent) {
         fprintf(stderr, "%s\n", err);
         fail();
     }
-    if (!ex_applies(&expect_buf, p->major, p->minor, has_uvloop(p), why, sizeof why)) {
+    if (!ex_applies(&expect_buf, p->major, p->minor, modules(p), why, sizeof why)) {
         fprintf(stderr, "  %s: skipped: %s\n", fx->name, why);
         return;
     }

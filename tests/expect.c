@@ -151,7 +151,9 @@ int ex_parse(const char *text, size_t len, const char *source, ex_file *out, cha
             if (out->nblocks) {
                 why = "directive after a block";
             } else if (!strcmp(rest, "uvloop")) {
-                out->requires_uvloop = 1;
+                out->requires_mods |= EX_MOD_UVLOOP;
+            } else if (!strcmp(rest, "anyio")) {
+                out->requires_mods |= EX_MOD_ANYIO;
             } else if (rest[0] == '3' && rest[1] == '.' && all_digits(rest + 2, strlen(rest + 2))) {
                 out->requires_major = 3;
                 out->requires_minor = (int)strtol(rest + 2, NULL, 10);
@@ -276,7 +278,7 @@ int ex_load_fixture(const char *dir, const char *fixture, int agent, ex_file *ou
     return ex_load(path, out, err, errlen);
 }
 
-int ex_applies(const ex_file *ex, int major, int minor, int has_uvloop, char *why, size_t whylen) {
+int ex_applies(const ex_file *ex, int major, int minor, unsigned mods, char *why, size_t whylen) {
     if (whylen) why[0] = 0;
     if (ex->requires_major &&
         (major < ex->requires_major || (major == ex->requires_major && minor < ex->requires_minor))) {
@@ -284,8 +286,9 @@ int ex_applies(const ex_file *ex, int major, int minor, int has_uvloop, char *wh
                  ex->requires_minor, major, minor);
         return 0;
     }
-    if (ex->requires_uvloop && !has_uvloop) {
-        snprintf(why, whylen, "needs uvloop");
+    unsigned missing = ex->requires_mods & ~mods;
+    if (missing) {
+        snprintf(why, whylen, "needs %s", missing & EX_MOD_UVLOOP ? "uvloop" : "anyio");
         return 0;
     }
     return 1;

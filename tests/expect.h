@@ -5,7 +5,8 @@
  * Format (python_fixtures/README.md has the whole story):
  *   # comment
  *   requires 3.11            directives, before the first block: a minimum
- *   requires uvloop          Python version, uvloop
+ *   requires uvloop          Python version, a module the interpreter must
+ *   requires anyio           import (uvloop, anyio)
  *
  *   thread NAME              a thread's stack without tasks (NAME may hold '*')
  *   FUNC FILE:LINE [xN]      a frame: LINE a number or '*'; FILE a basename
@@ -74,7 +75,7 @@ typedef struct ex_file {
     int noagent;             /* ex_load_fixture chose NAME.noagent.txt */
     int requires_major;      /* "requires 3.11": 3 and 11; 0 when absent */
     int requires_minor;
-    int requires_uvloop;     /* "requires uvloop" */
+    unsigned requires_mods;  /* "requires uvloop" / "anyio": EX_MOD_* */
     uint32_t nblocks, nlines, ntext;
     ex_block blocks[EX_MAX_BLOCKS];
     ex_line lines[EX_MAX_LINES];
@@ -98,10 +99,14 @@ int ex_load(const char *path, ex_file *out, char *err, size_t errlen);
 int ex_load_fixture(const char *dir, const char *fixture, int agent, ex_file *out, char *err,
                     size_t errlen);
 
-/* 1 when the file's directives hold for Python major.minor (with uvloop
- * importable when has_uvloop), else 0 with the reason in why ("needs
- * Python 3.11+ (this is 3.9)", "needs uvloop"): the test skips. */
-int ex_applies(const ex_file *ex, int major, int minor, int has_uvloop, char *why, size_t whylen);
+/* The modules a file may require (ex_file.requires_mods). */
+#define EX_MOD_UVLOOP 0x1u
+#define EX_MOD_ANYIO 0x2u
+
+/* 1 when the file's directives hold for Python major.minor with the
+ * modules `mods` (EX_MOD_*) importable, else 0 with the reason in why
+ * ("needs Python 3.11+ (this is 3.9)", "needs uvloop"): the test skips. */
+int ex_applies(const ex_file *ex, int major, int minor, unsigned mods, char *why, size_t whylen);
 
 /* Thread blocks against a sample of live threads (stack blocks are
  * ignored): each block whose name has no '*' takes the first thread it

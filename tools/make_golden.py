@@ -39,33 +39,34 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SID = os.environ.get("ASYNCUNWIND_SID_ROOT", "/var/lib/asyncunwind/sid")
-# fixture -> (arguments, minimum minor version, needs uvloop, busy).  Busy
+# fixture -> (arguments, minimum minor version, module it needs, busy).  Busy
 # fixtures keep a thread on CPU: they are recorded without waiting for
 # every thread to block.
 FIXTURES = {
-    "threads": ([], 9, False, False),
-    "generators": ([], 9, False, False),
-    "unicode_names": ([], 9, False, False),
-    "lambdas": ([], 9, False, False),
-    "seed": ([], 9, False, False),
-    "seed_uvloop": ([], 11, True, False),
-    "create_chain": ([], 9, False, False),
-    "await_beats_weak": ([], 9, False, False),
-    "orphan": ([], 9, False, False),
-    "gather_tree": ([], 9, False, False),
-    "taskgroup_tree": ([], 11, False, False),
-    "waiters": ([], 9, False, False),
-    "timeout_block": ([], 11, False, False),
-    "wait_for_inline": ([], 12, False, False),
-    "eager_tasks": ([], 12, False, False),
-    "async_gen": ([], 9, False, False),
-    "executor_thread": ([], 9, False, False),
-    "deadlock": ([], 9, False, False),
-    "two_loops": ([], 9, False, False),
-    "many_tasks": (["100"], 9, False, False),
-    "deep_chain": ([], 9, False, False),
-    "on_cpu": ([], 9, False, True),
-    "ties": ([], 9, False, False),
+    "threads": ([], 9, None, False),
+    "generators": ([], 9, None, False),
+    "unicode_names": ([], 9, None, False),
+    "lambdas": ([], 9, None, False),
+    "seed": ([], 9, None, False),
+    "seed_uvloop": ([], 11, "uvloop", False),
+    "create_chain": ([], 9, None, False),
+    "await_beats_weak": ([], 9, None, False),
+    "orphan": ([], 9, None, False),
+    "gather_tree": ([], 9, None, False),
+    "taskgroup_tree": ([], 11, None, False),
+    "waiters": ([], 9, None, False),
+    "timeout_block": ([], 11, None, False),
+    "wait_for_inline": ([], 12, None, False),
+    "eager_tasks": ([], 12, None, False),
+    "async_gen": ([], 9, None, False),
+    "executor_thread": ([], 9, None, False),
+    "deadlock": ([], 9, None, False),
+    "two_loops": ([], 9, None, False),
+    "many_tasks": (["100"], 9, None, False),
+    "deep_chain": ([], 9, None, False),
+    "on_cpu": ([], 9, None, True),
+    "ties": ([], 9, None, False),
+    "anyio_groups": ([], 14, "anyio", False),
 }
 TOOL = os.path.join(ROOT, "bazel-bin", "asyncunwind")
 OUT = os.path.join(ROOT, "corpus", "golden")
@@ -152,9 +153,15 @@ def record(name, argv, chroot, fixture, args, busy, agent):
         proc.wait()
 
 
-def has_uvloop(chroot, minor):
-    return bool(chroot) and bool(glob.glob(
-        "%s/usr/lib/python3/dist-packages/uvloop/loop.cpython-3%d-*.so" % (chroot, minor)))
+def has_module(chroot, minor, module):
+    """Only sid's chroot has them: uvloop built for one version, anyio
+    pure Python."""
+    if not chroot:
+        return False
+    if module == "uvloop":
+        return bool(glob.glob(
+            "%s/usr/lib/python3/dist-packages/uvloop/loop.cpython-3%d-*.so" % (chroot, minor)))
+    return os.path.exists("%s/usr/lib/python3/dist-packages/%s/__init__.py" % (chroot, module))
 
 
 def main():
@@ -171,8 +178,8 @@ def main():
     for name, argv, chroot in interpreters():
         minor = int(re.search(r"3\.(\d+)", name).group(1))
         for fixture in wanted:
-            args, min_minor, uvloop, busy = FIXTURES[fixture]
-            if minor < min_minor or (uvloop and not has_uvloop(chroot, minor)):
+            args, min_minor, module, busy = FIXTURES[fixture]
+            if minor < min_minor or (module and not has_module(chroot, minor, module)):
                 continue
             if not agent_only:
                 record(name, argv, chroot, fixture, args, busy, False)

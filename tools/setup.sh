@@ -54,7 +54,7 @@ else
   echo "setup.sh: all ${#packages[@]} packages already installed"
 fi
 
-# Debian sid chroot with CPython 3.14 and 3.15 (+ -dev headers, uvloop) for
+# Debian sid chroot with CPython 3.14 and 3.15 (+ -dev headers, uvloop, anyio) for
 # the live tests (tests/pythons.c): bookworm cannot run sid's interpreters
 # (glibc >= 2.38), a chroot can.  Idempotent: ~0.4 s when complete, ~40-95 s
 # to build.  Shared by all checkouts: /var/lib/asyncunwind/sid or

@@ -13,7 +13,9 @@
 # Contents: debootstrap --variant=minbase sid, plus python3.13 (a second
 # 3.13 patch level beside pyenv's), python3.14, python3.15,
 # libpython3.13-dev, libpython3.14-dev, libpython3.15-dev (CPython's internal headers) and, when
-# sid can install it, python3-uvloop (built for 3.14 only).
+# sid can install them, python3-uvloop (built for 3.14 only) and
+# python3-anyio (pure Python: 3.13, 3.14 and 3.15).  A complete chroot that
+# lacks an optional package (built before it was added) gets it in place.
 #
 # Idempotent: when "$ROOT/.asyncunwind-sid-complete" exists (written last) and
 # both interpreters run, the script prints their versions and exits (~0.1 s).
@@ -34,7 +36,7 @@ ROOT="${ASYNCUNWIND_SID_ROOT:-/var/lib/asyncunwind/sid}"
 ROOT="${ROOT%/}"
 STAMP_NAME=".asyncunwind-sid-complete"
 REQUIRED_PKGS=(python3.13 python3.14 python3.15 libpython3.13-dev libpython3.14-dev libpython3.15-dev)
-OPTIONAL_PKGS=(python3-uvloop)
+OPTIONAL_PKGS=(python3-uvloop python3-anyio)
 
 log() { printf 'sid_chroot: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -66,11 +68,31 @@ is_complete() {
 }
 
 report_ready() {
-    local uv="no"
+    local uv="no" ai="no"
     if chroot "$ROOT" /usr/bin/python3.14 -c 'import uvloop' 2>/dev/null; then
         uv="yes (python3.14)"
     fi
-    log "ready: $ROOT ($(interp_versions "$ROOT"); uvloop: $uv)"
+    if chroot "$ROOT" /usr/bin/python3.14 -c 'import anyio' 2>/dev/null; then
+        ai="yes"
+    fi
+    log "ready: $ROOT ($(interp_versions "$ROOT"); uvloop: $uv; anyio: $ai)"
+}
+
+# A complete chroot missing an optional package: try to add it (a failure
+# is not an error, as in a build).
+add_missing_optional() {
+    local p st
+    for p in "${OPTIONAL_PKGS[@]}"; do
+        st="$(chroot "$ROOT" /usr/bin/dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" || st=""
+        [[ "$st" == "install ok installed" ]] && continue
+        if chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+            DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+            apt-get install -y -q --no-install-recommends -o Dpkg::Use-Pty=0 "$p" >/dev/null 2>&1; then
+            log "installed optional $p"
+        else
+            log "optional $p is not installable in sid today; skipped"
+        fi
+    done
 }
 
 [[ "$(id -u)" -eq 0 ]] || die "must run as root (debootstrap and chroot need it)"
@@ -78,7 +100,8 @@ command -v chroot >/dev/null || export PATH="$PATH:/usr/sbin:/sbin"
 
 # Fast path, without the lock: nothing to do.
 if is_complete "$ROOT"; then
-    log "already complete, nothing to do"
+    log "already complete"
+    add_missing_optional
     report_ready
     exit 0
 fi
