@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "asyncunwind.h"
@@ -38,6 +39,31 @@ int cli_sample_partial(const au_sample *smp) {
     for (uint32_t i = 0; i < smp->nthreads; i++)
         if (smp->threads[i].flags & (AU_THREAD_PARTIAL | AU_THREAD_CYCLE)) return 1;
     return 0;
+}
+
+/* A limit is not a race: no retry changes it, but the user must know
+ * that what was printed is not everything, and which limit cut it. */
+void cli_warn_truncated(const au_sampler *s, const au_sample *smp) {
+    if (!(smp->flags & AU_SAMPLE_TRUNCATED)) return;
+    au_sampler_stats st;
+    au_sampler_get_stats(s, &st);
+    static const struct {
+        uint32_t bit;
+        const char *what;
+    } limits[] = {{AU_LIMIT_TASKS, "more than 65,536 tasks"},
+                  {AU_LIMIT_THREADS, "more than 1,024 threads"},
+                  {AU_LIMIT_PAGES, "more than 40,960 pages (160 MiB) to read"},
+                  {AU_LIMIT_LINKS, "more than 4,194,304 links in a thread"}};
+    char why[256] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
+        if (!(st.limits & limits[i].bit)) continue;
+        int w = snprintf(why + at, sizeof why - at, "%s%s", at ? ", " : "", limits[i].what);
+        if (w > 0 && (size_t)w < sizeof why - at) at += (size_t)w;
+    }
+    fprintf(stderr, "asyncunwind: warning: the sample was cut at a limit (%s): the rest is not shown\n"
+                    "hint: %s\n",
+            at ? why : "a limit", CLI_LIMITS_TEXT);
 }
 
 int cli_sample_consistent(au_sampler *s, unsigned max_attempts, const au_sample **out,

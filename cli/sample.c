@@ -56,6 +56,7 @@ static int print_sample(au_sampler *s, const au_sample *smp, int format) {
     int rc = au_render(s, smp, render_format(format), file_write, stdout);
     if (rc == AU_OK && fflush(stdout) != 0) rc = AU_ERR_IO;
     if (rc) return cli_fail("cannot print the sample", rc);
+    cli_warn_truncated(s, smp);
     return AU_EXIT_OK;
 }
 

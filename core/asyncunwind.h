@@ -508,7 +508,7 @@ typedef struct au_sampler_options {
     uint32_t max_tasks;          /* tasks read per sample (default 65536) */
     uint32_t max_coro_frames;    /* coroutine frames per task (default 1024) */
     uint32_t max_pages;          /* pages the asyncio model may read per
-                                    sample (default 16384: 64 MiB) */
+                                    sample (default 40960: 160 MiB) */
     au_pyreader_limits reader;
     au_resolver_limits resolver;
 } au_sampler_options;
@@ -559,7 +559,10 @@ typedef struct au_sample_stack {
 } au_sample_stack;
 
 /* au_sample.flags */
-#define AU_SAMPLE_TRUNCATED 0x1u /* more threads than max_threads */
+#define AU_SAMPLE_TRUNCATED 0x1u /* a limit left things out: more threads
+                                    than max_threads, tasks than max_tasks,
+                                    links than max_links, or pages than
+                                    max_pages (au_sampler_options) */
 #define AU_SAMPLE_ASYNCIO 0x2u   /* asyncio was found and its tasks read */
 #define AU_SAMPLE_AGENT 0x4u     /* the agent's records were found */
 #define AU_SAMPLE_PARTIAL 0x8u   /* the asyncio model could not read
@@ -580,6 +583,12 @@ typedef struct au_sample {
 } au_sample;
 
 /* Counters of the last sample, deterministic for a given target state. */
+/* au_sampler_stats.limits: which limit left something out. */
+#define AU_LIMIT_THREADS 0x1u /* max_threads (au_pyreader_limits) */
+#define AU_LIMIT_TASKS 0x2u   /* max_tasks */
+#define AU_LIMIT_PAGES 0x4u   /* max_pages */
+#define AU_LIMIT_LINKS 0x8u   /* max_links (au_resolver_limits), per thread */
+
 typedef struct au_sampler_stats {
     au_pyreader_stats reader;  /* threads and frames */
     au_mem_stats mem;          /* every read of the sample */
@@ -588,6 +597,8 @@ typedef struct au_sampler_stats {
     uint32_t creators;         /* weak links the agent supplied */
     uint32_t pages;            /* pages the asyncio model fetched */
     uint32_t pages_used;       /* of which some read used */
+    uint32_t limits;           /* AU_LIMIT_*: the limits that cut this
+                                  sample (AU_SAMPLE_TRUNCATED iff any) */
     uint64_t allocations;      /* heap allocations this sample made (with
                                   AU_SAMPLER_RECORD, not counting the
                                   recording's own and those that re-create
@@ -781,6 +792,8 @@ typedef struct au_session_stats {
                                and counted; the median within 1/32 */
     uint64_t time_total_ns;
     uint64_t tasks_min, tasks_max, tasks_total; /* tasks per good sample */
+    uint64_t truncated;     /* good samples a limit cut short
+                               (AU_SAMPLE_TRUNCATED) */
     uint64_t elapsed_ns;    /* since the run started */
     uint32_t processes;     /* processes being sampled now */
     uint32_t processes_seen;/* processes sampled at least once */

@@ -61,7 +61,9 @@
  *            AU_OK; every status is a valid au_status;
  *   shape    every index in range (threads' frames, tasks and stacks,
  *            tasks' thread, parent and frames, stacks' thread and leaf);
- *            flags are known bits; threads within max_threads (plus the
+ *            flags are known bits; TRUNCATED iff stats.limits names a
+ *            limit (max_threads with that many threads kept, max_pages
+ *            only on the live path); threads within max_threads (plus the
  *            one pseudo-thread of loops no thread runs), frames within
  *            max_frames, tasks within max_tasks and one per 8 bytes of
  *            input, coroutine frames within max_coro_frames; thread
@@ -936,8 +938,16 @@ static void take(run *R, int rc, const au_sample *smp, uint64_t calls0, uint64_t
     }
     CHECK(pseudo <= 1 && real_threads <= c->max_threads, "%u threads (max %u) and %u pseudo",
           real_threads, c->max_threads, pseudo);
-    CHECK(!(smp->flags & AU_SAMPLE_TRUNCATED) || real_threads == c->max_threads,
-          "sample TRUNCATED with %u threads, max %u", real_threads, c->max_threads);
+    /* TRUNCATED says that a limit cut the sample, and stats.limits which:
+     * max_threads only when that many threads were kept, the view's
+     * max_pages only on the live path (exact reads have no pages). */
+    CHECK(((smp->flags & AU_SAMPLE_TRUNCATED) != 0) == (st.limits != 0) &&
+              (st.limits & ~(AU_LIMIT_THREADS | AU_LIMIT_TASKS | AU_LIMIT_PAGES |
+                             AU_LIMIT_LINKS)) == 0,
+          "sample flags %#x, limits %#x", smp->flags, st.limits);
+    CHECK(!(st.limits & AU_LIMIT_THREADS) || real_threads == c->max_threads,
+          "max_threads cut the sample, with %u threads, max %u", real_threads, c->max_threads);
+    CHECK(!(st.limits & AU_LIMIT_PAGES) || R->paged, "%s: max_pages cut exact reads", R->name);
     CHECK(smp->ntasks <= c->max_tasks && smp->ntasks <= R->input_size / 8,
           "%u tasks: max_tasks %u, input of %zu bytes", smp->ntasks, c->max_tasks,
           R->input_size);
@@ -1412,8 +1422,10 @@ static void run_image(const au_snapshot *snap, const config *cfg, const uint8_t 
     if (vrc == AU_OK) {
         run_sample(&V, &v[0]);
         run_sample(&V, &v[1]);
-        /* The view's page limit (max_pages) cuts only V. */
-        int cut = (v[0].flags & AU_SAMPLE_PARTIAL) && !(x1.flags & AU_SAMPLE_PARTIAL);
+        /* The view's page limit (max_pages) cuts only V (AU_SAMPLE_
+         * TRUNCATED: the view refused pages; PARTIAL: what it left out
+         * made a read fail). */
+        int cut = ((v[0].flags & ~x1.flags) & (AU_SAMPLE_PARTIAL | AU_SAMPLE_TRUNCATED)) != 0;
         if (!cut) check_identical("X vs V (exact reads vs the live path)", &x1, &v[0], 0);
         check_consistent("V's first vs V's second sample", &v[0], &v[1]);
     }

@@ -97,6 +97,17 @@ if [ -n "$py312" ]; then
   if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
     expect_exit 4 "CAP_SYS_PTRACE" -- setpriv --reuid=65534 --regid=65534 --clear-groups "$tool" dump --pid "$pid"
   fi
+  # More tasks than a sample holds (65,536): the first ones, and a sample
+  # that says it was cut, on stderr and in JSON ("truncated"), not partial.
+  start many312 "$py312" "$fixtures/many_tasks.py" 65600
+  "$tool" dump --pid "$pid" --format json >"$tmp/many.json" 2>"$tmp/many.err" || bad "many: dump: $(cat "$tmp/many.err")"
+  grep -q "warning: the sample was cut at a limit (more than 65,536 tasks): the rest is not shown" "$tmp/many.err" && ok ||
+    bad "many: no warning of the cut: $(cat "$tmp/many.err")"
+  grep -q '"partial":false,"truncated":true,' "$tmp/many.json" && grep -q '"tasks":\[' "$tmp/many.json" && ok ||
+    bad "many: JSON should be truncated, not partial: $(head -c 400 "$tmp/many.json")"
+  n=$(grep -o '"name":"idle-[a-z]*-[0-9]*"' "$tmp/many.json" | sort -u | wc -l)
+  [ "$n" -ge 65535 ] && [ "$n" -le 65536 ] && ok || bad "many: $n idle tasks, want 65,535 or 65,536 of 65,600"
+  kill "$pid" 2>/dev/null
 else
   skip "pyenv 3.12 not found under $pyenv"
 fi

@@ -27,6 +27,13 @@
  * (python_fixtures/late_asyncio.py); once the program imports asyncio, a
  * sample within 64 finds its task.
  *
+ * The same process read under lower limits (au_sampler_options) shows
+ * what a limit does: with max_tasks 100 a sample holds the first 100
+ * tasks, with max_pages 64 or 256 at most that many pages (no task at
+ * 64); either way the
+ * sample says it was cut (AU_SAMPLE_TRUNCATED, not PARTIAL: no retry
+ * changes it), and a sample within the limits never says so.
+ *
  * Counters only, never timings (bench/task_bench.c times the same sample,
  * bench/austin_stats.c the frame-only one).
  * A missing interpreter is a skip with its reason, or a failure with
@@ -74,6 +81,48 @@ typedef struct test_case {
     char name[80];
 } test_case;
 
+/* Tasks of smp with a name. */
+static uint32_t named_tasks(const au_sample *smp) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < smp->ntasks; i++) n += smp->tasks[i].name_len > 0;
+    return n;
+}
+
+/* Samples of pid under max_tasks, then max_pages, lower than it needs. */
+static void check_limits(const test_case *tc, pid_t pid) {
+    static const struct {
+        uint32_t max_tasks, max_pages;
+    } lims[] = {{100, 0}, {0, 64}, {0, 256}};
+    for (size_t k = 0; k < sizeof lims / sizeof *lims; k++) {
+        au_sampler_options opt;
+        memset(&opt, 0, sizeof opt);
+        opt.max_tasks = lims[k].max_tasks;
+        opt.max_pages = lims[k].max_pages;
+        au_sampler *s = NULL;
+        assert_int_equal(au_sampler_open_pid(NULL, pid, &opt, &s), AU_OK);
+        const au_sample *smp;
+        for (int i = 0; i < 2; i++) { /* cold, then warm */
+            assert_int_equal(au_sampler_sample(s, &smp), AU_OK);
+            print_message("%s max_tasks %u max_pages %u: %u tasks, %u named, %u frames, "
+                          "flags 0x%x\n", tc->name, opt.max_tasks, opt.max_pages, smp->ntasks,
+                          named_tasks(smp), smp->nframes, smp->flags);
+            assert_true(smp->flags & AU_SAMPLE_TRUNCATED);
+            assert_false(smp->flags & AU_SAMPLE_PARTIAL);
+            au_sampler_stats st;
+            au_sampler_get_stats(s, &st);
+            if (opt.max_tasks) assert_int_equal(smp->ntasks, opt.max_tasks);
+            if (opt.max_pages) assert_true(st.pages <= opt.max_pages);
+            /* 64 pages do not hold one task: the search for the task sets
+             * is cut, and tried again (not remembered as "no asyncio"). */
+            if (opt.max_pages == 64) assert_int_equal(smp->ntasks, 0);
+            /* 256 pages hold the tasks, not everything of theirs: frames
+             * or names are left out on some versions, other objects (the
+             * thread names' search) on others. */
+        }
+        au_sampler_free(s);
+    }
+}
+
 static void test_warm_sample_bounds(void **state) {
     const test_case *tc = *state;
     PY_REQUIRE(tc->interp);
@@ -118,6 +167,7 @@ static void test_warm_sample_bounds(void **state) {
         /* What the bounds assume of the target. */
         assert_true(smp->flags & AU_SAMPLE_ASYNCIO);
         assert_false(smp->flags & AU_SAMPLE_PARTIAL);
+        assert_false(smp->flags & AU_SAMPLE_TRUNCATED);
         assert_int_equal(smp->ntasks, NTASKS + 1);
         assert_true(depth >= 1 && depth <= MAX_DEPTH);
         assert_int_equal(created, tc->agent ? NTASKS : 0);
@@ -129,6 +179,7 @@ static void test_warm_sample_bounds(void **state) {
         assert_int_equal(st.allocations, 0);
     }
     au_sampler_free(s);
+    if (!tc->agent) check_limits(tc, proc.pid);
     py_kill(&proc);
 }
 

@@ -59,6 +59,8 @@ typedef struct au_atask {
 #define AU_TR_AGENT 0x2u    /* the agent's region was read */
 #define AU_TR_PARTIAL 0x4u  /* something could not be read: tasks or links
                                may be missing */
+#define AU_TR_LIMIT_TASKS 0x8u  /* max_tasks left tasks out */
+#define AU_TR_LIMIT_PAGES 0x10u /* the view's max_pages left objects out */
 
 /* Strong links kept per child task: distinct holders, the first found. */
 #define AU_AT_MAX_PARENTS 16u

@@ -346,8 +346,12 @@ static int awaited_by(links_ctx *c, uint32_t child) {
     uint32_t n = 0;
     if (!a->awaited_by) return AU_OK;
     if (a->awaited_by_is_set) {
+        /* More awaiters than MAX_HOLDERS: the first ones (a child keeps
+         * at most AU_AT_MAX_PARENTS holders anyway). */
+        int rc;
         if (au_obj_kind(t->objects, a->awaited_by) != AU_OK_SET ||
-            au_obj_set_keys(t->objects, a->awaited_by, objs, MAX_HOLDERS, &n))
+            ((rc = au_obj_set_keys(t->objects, a->awaited_by, objs, MAX_HOLDERS, &n)) &&
+             rc != AU_ERR_LIMIT))
             return AU_OK;
     } else {
         objs[n++] = a->awaited_by;

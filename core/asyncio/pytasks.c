@@ -101,7 +101,7 @@ static int table_fit(au_tasks *t) {
 static uint32_t append_candidate(au_tasks *t, uint64_t addr, int *nomem) {
     if (!addr || (addr & 7)) return NONE;
     if (t->ntasks == t->lim.max_tasks) {
-        t->out->flags |= AU_TR_PARTIAL;
+        t->out->flags |= AU_TR_LIMIT_TASKS;
         return NONE;
     }
     if (au_at_grow(t, &t->tasks, &t->tasks_cap, (size_t)t->ntasks + 1, sizeof *t->tasks)) {
@@ -146,6 +146,13 @@ static uint64_t main_interp(au_tasks *t) {
     return 0;
 }
 
+/* Whether the view refused a page this sample (max_pages). */
+static int view_limited(const au_tasks *t) {
+    au_view_stats vs;
+    au_view_get_stats(t->view, &vs);
+    return vs.limited != 0;
+}
+
 /* Search sys.modules for the task containers. */
 static int find_anchors(au_tasks *t) {
     const au_py_offsets *o = t->layout.o;
@@ -174,6 +181,9 @@ static int find_anchors(au_tasks *t) {
         rc = AU_ERR_CORRUPT;
     if (rc) {
         a->fails++;
+        /* A search the page limit cut short proves nothing: the next
+         * sample searches again. */
+        if (view_limited(t)) a->modules = 0;
         return rc;
     }
     a->fails = 0;
@@ -190,12 +200,14 @@ static int anchors_valid(au_tasks *t) {
            (!a->eager_set || au_obj_type(t->objects, a->eager_set) == a->set_type);
 }
 
-/* Read a set's keys into scratch; *n = how many. */
+/* Read a set's keys into scratch; *n = how many.  A set of more tasks
+ * than the limit gives its first max_tasks, and says so. */
 static int set_keys(au_tasks *t, uint64_t set, uint32_t *n) {
     *n = 0;
     uint32_t cap = t->lim.max_tasks;
     if (au_at_grow(t, &t->scratch, &t->scratch_cap, cap, sizeof *t->scratch)) return AU_ERR_NOMEM;
     int rc = au_obj_set_keys(t->objects, set, t->scratch, cap, n);
+    if (rc == AU_ERR_LIMIT) t->out->flags |= AU_TR_LIMIT_TASKS;
     return rc == AU_ERR_NOMEM ? rc : AU_OK;
 }
 
@@ -449,7 +461,10 @@ static int thread_names(au_tasks *t, const au_pysample *ps) {
                     (md = au_obj_ptr(ob, mod, t->priv.module_md_dict)) != 0 &&
                     au_obj_dict_get(ob, md, "_active", &active) == AU_OK;
         au_view_set_transient(t->view, was);
-        if (!found || au_obj_kind(ob, active) != AU_OK_DICT) return AU_OK;
+        if (!found || au_obj_kind(ob, active) != AU_OK_DICT) {
+            if (view_limited(t)) a->threads_used = 0; /* as find_anchors */
+            return AU_OK;
+        }
         a->threads_active = active;
     }
     uint32_t cap = n + 64;
@@ -542,6 +557,9 @@ int au_tasks_sample(au_tasks *t, const au_pysample *ps, int pid, uint64_t asynci
     }
     t->phase = AU_AT_PHASE_NONE;
     if (rc) return rc;
+    /* Pages the view refused (max_pages): the objects on them were left
+     * out, as tasks over max_tasks are. */
+    if (view_limited(t)) out->flags |= AU_TR_LIMIT_PAGES;
     out->ntasks = t->ntasks;
     out->tasks = t->tasks;
     out->nlinks = t->nlinks;

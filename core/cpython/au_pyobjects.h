@@ -160,7 +160,8 @@ int au_obj_seq(au_objects *ob, uint64_t addr, uint64_t *base, uint64_t *size);
 int au_obj_items(au_objects *ob, uint64_t addr, uint64_t *items, uint32_t cap, uint32_t *n);
 
 /* The live keys of a set (empty and deleted slots skipped), in table
- * order, at most cap; *n = how many were found (bounded by cap). */
+ * order, at most cap; *n = how many were found (bounded by cap).  Returns
+ * AU_ERR_LIMIT, with the first cap keys, when the set holds more. */
 int au_obj_set_keys(au_objects *ob, uint64_t set, uint64_t *keys, uint32_t cap, uint32_t *n);
 
 /* A set's table: where it is and how many slots (for callers that batch

@@ -480,7 +480,7 @@ int au_obj_set_keys(au_objects *ob, uint64_t set, uint64_t *keys, uint32_t cap, 
      * not fetched, is read on its own, and may fetch: run is dropped. */
     const uint8_t *run = NULL;
     uint64_t run_at = 0, run_end = 0, end = table + (uint64_t)slots * esz;
-    for (uint32_t i = 0; i < slots && found < cap; i++) {
+    for (uint32_t i = 0; i < slots && found <= cap; i++) {
         uint64_t at = table + (uint64_t)i * esz;
         if (!run || at < run_at || at + esz > run_end) {
             uint64_t stop = (at / AU_VIEW_PAGE + 1) * AU_VIEW_PAGE;
@@ -496,6 +496,12 @@ int au_obj_set_keys(au_objects *ob, uint64_t set, uint64_t *keys, uint32_t cap, 
         uint64_t key = au_rd64(e + o->setentry_key);
         int64_t hash = (int64_t)au_rd64(e + o->setentry_hash);
         if (!key || hash == -1) continue; /* empty, or deleted (the dummy) */
+        /* One key past cap is looked for, not kept: it says the set was
+         * cut, which a caller must be able to tell from a set of cap. */
+        if (found == cap) {
+            *n = found;
+            return AU_ERR_LIMIT;
+        }
         keys[found++] = key;
     }
     *n = found;

@@ -305,6 +305,7 @@ static int sample_one(au_session *s, uint32_t i, int *exited) {
         if (nt < s->tasks_min) s->tasks_min = nt;
         if (nt > s->st.tasks_max) s->st.tasks_max = nt;
         s->st.tasks_total += nt;
+        if (smp->flags & AU_SAMPLE_TRUNCATED) s->st.truncated++;
     }
     au_timehist_add(&s->hist, dt);
     if (dt < s->st.time_min_ns || s->st.samples == 1) s->st.time_min_ns = dt;

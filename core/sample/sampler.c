@@ -388,7 +388,7 @@ static int take_tasks(au_sampler *s, const au_tasks_result *tr) {
             if (c >= n || p >= n) continue;
             if (s->tasks[s->order[c]].thread != i || s->tasks[s->order[p]].thread != i) continue;
             if (s->in[i].nlinks == max_links) {
-                s->out.flags |= AU_SAMPLE_PARTIAL;
+                s->stats.limits |= AU_LIMIT_LINKS;
                 break;
             }
             s->rlinks[nl++] = tr->links[l];
@@ -508,7 +508,7 @@ static int still_idle(const au_sampler *s, const au_pysample *ps) {
 static int note_idle(au_sampler *s, const au_pysample *ps, const au_tasks_result *tr) {
     s->idle_until = 0;
     if (s->snap || (s->opt.flags & AU_SAMPLER_RECORD) || tr->ntasks ||
-        (tr->flags & (AU_TR_AGENT | AU_TR_PARTIAL)))
+        (tr->flags & (AU_TR_AGENT | AU_TR_PARTIAL | AU_TR_LIMIT_TASKS | AU_TR_LIMIT_PAGES)))
         return AU_OK;
     if (sampler_grow(s, &s->idle_ts, &s->idle_cap, ps->nthreads ? ps->nthreads : 1, sizeof *s->idle_ts))
         return AU_ERR_NOMEM;
@@ -575,7 +575,7 @@ static int take_sample(au_sampler *s, const au_sample **out) {
     au_pyreader_get_stats(s->reader, &s->stats.reader);
     s->stats.allocations += s->stats.reader.allocations;
     if (rc) return rc;
-    if (ps.flags & AU_THREAD_TRUNCATED) s->out.flags |= AU_SAMPLE_TRUNCATED;
+    if (ps.flags & AU_THREAD_TRUNCATED) s->stats.limits |= AU_LIMIT_THREADS;
     au_tasks_result tr;
     const au_tasks_result *trp = NULL;
     if (s->model && still_idle(s, &ps)) {
@@ -602,6 +602,8 @@ static int take_sample(au_sampler *s, const au_sample **out) {
         if (tr.flags & AU_TR_ASYNCIO) s->out.flags |= AU_SAMPLE_ASYNCIO;
         if (tr.flags & AU_TR_AGENT) s->out.flags |= AU_SAMPLE_AGENT;
         if (tr.flags & AU_TR_PARTIAL) s->out.flags |= AU_SAMPLE_PARTIAL;
+        if (tr.flags & AU_TR_LIMIT_TASKS) s->stats.limits |= AU_LIMIT_TASKS;
+        if (tr.flags & AU_TR_LIMIT_PAGES) s->stats.limits |= AU_LIMIT_PAGES;
     }
     if ((rc = take_threads(s, &ps, trp))) return rc;
     /* The agent publishes its region when it records the first task, so
@@ -628,6 +630,7 @@ static int take_sample(au_sampler *s, const au_sample **out) {
         for (uint32_t i = 0; i < s->out.nthreads; i++) s->threads[i].ntasks = 0;
     }
     if ((rc = resolve_threads(s))) return rc;
+    if (s->stats.limits) s->out.flags |= AU_SAMPLE_TRUNCATED;
     s->out.threads = s->threads;
     s->out.tasks = s->tasks;
     s->out.stacks = s->stacks;
