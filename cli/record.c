@@ -62,7 +62,8 @@ static const char record_usage[] =
     "      --no-agent         do not load the agent into COMMAND, and ignore its\n"
     "                         records in PID\n"
     "  -s, --subprocesses     also record every process started under the target\n"
-    "                         (one root per process in the profile)\n"
+    "                         (one root per process in the profile); with\n"
+    "                         COMMAND, daemons it leaves (double fork) too\n"
     "  -h, --help             this help\n"
     "\n"
     "exit codes:\n"
@@ -83,8 +84,31 @@ static void on_signal(int sig) {
     stop_requested = 1;
 }
 
+/* With --subprocesses and a COMMAND, the recorder is the child subreaper
+ * of the command's tree (a daemon's double fork leaves its process to
+ * us, where the session finds it): SIGCHLD says one of our children
+ * ended, and the session's stop callback reaps them.  The command itself
+ * may be reaped there too: then end_command leaves its pid alone. */
+static volatile sig_atomic_t child_ended;
+static pid_t command_pid;
+static int command_reaped;
+
+static void on_sigchld(int sig) {
+    (void)sig;
+    child_ended = 1;
+}
+
+static void reap_children(void) {
+    if (!child_ended) return;
+    child_ended = 0;
+    pid_t p;
+    while ((p = waitpid(-1, NULL, WNOHANG)) > 0)
+        if (p == command_pid) command_reaped = 1;
+}
+
 static int should_stop(void *ud) {
     (void)ud;
+    reap_children();
     return stop_requested != 0;
 }
 
@@ -252,7 +276,8 @@ static int launch(char **cmd, const char *agent, pid_t *out) {
 /* The record is over: a command still running is asked to end, then made
  * to. */
 static void end_command(pid_t pid) {
-    if (waitpid(pid, NULL, WNOHANG) == pid) return;
+    reap_children();
+    if (command_reaped || waitpid(pid, NULL, WNOHANG) == pid) return;
     kill(pid, SIGTERM);
     for (int ms = 0; ms < TERM_GRACE_MS; ms += 10) {
         if (waitpid(pid, NULL, WNOHANG) == pid) return;
@@ -364,6 +389,10 @@ int cli_record(int argc, char **argv) {
     so.interval_ns = o.interval_ns ? o.interval_ns : 1;
     so.duration_ns = o.duration_ns;
     so.flags = (o.cpu ? AU_SESSION_CPU : 0) | (o.subprocesses ? AU_SESSION_CHILDREN : 0);
+    /* Descendants of COMMAND whose parent exits come to us (a daemon's
+     * double fork), to be followed (AU_SESSION_ADOPTED) and reaped. */
+    if (o.subprocesses && o.cmd && prctl(PR_SET_CHILD_SUBREAPER, 1UL, 0, 0, 0) == 0)
+        so.flags |= AU_SESSION_ADOPTED;
     if (o.no_agent) so.sampler.flags |= AU_SAMPLER_NO_AGENT;
     so.stop = should_stop;
     if (isatty(STDERR_FILENO)) so.progress = status_line;
@@ -389,6 +418,14 @@ int cli_record(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (so.flags & AU_SESSION_ADOPTED) {
+        struct sigaction sc;
+        memset(&sc, 0, sizeof sc);
+        sc.sa_handler = on_sigchld;
+        sc.sa_flags = SA_NOCLDSTOP;
+        sigemptyset(&sc.sa_mask);
+        sigaction(SIGCHLD, &sc, NULL);
+    }
 
     int exit = AU_EXIT_OK;
     pid_t child = 0;
@@ -396,6 +433,7 @@ int cli_record(int argc, char **argv) {
         char agent[PATH_MAX];
         if (!o.no_agent && (exit = cli_agent_dir(agent, sizeof agent))) goto done;
         int e = launch(o.cmd, o.no_agent ? NULL : agent, &child);
+        command_pid = child;
         if (e) {
             fprintf(stderr, "asyncunwind: cannot run %s: %s\n", o.cmd[0], strerror(e));
             fprintf(stderr, "hint: give the command as it would be typed, e.g. -- python3 app.py\n");

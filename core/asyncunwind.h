@@ -776,6 +776,13 @@ typedef struct au_session au_session;
                                     find TIDs on 3.9/3.10, see
                                     AU_SAMPLER_CPU_STATE, so that threads
                                     of different processes stay apart) */
+#define AU_SESSION_ADOPTED 0x4u  /* with CHILDREN: follow the calling
+                                    process's own children too.  A caller
+                                    that started its targets and made itself
+                                    a child subreaper (PR_SET_CHILD_SUBREAPER)
+                                    adopts their descendants whose parent
+                                    exited (a daemon's double fork): they
+                                    are found there.  The caller reaps them. */
 
 /* Why au_session_run returned (au_session_stats.end). */
 #define AU_SESSION_END_DURATION 1u /* the duration elapsed */

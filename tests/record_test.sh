@@ -193,6 +193,18 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
     [ -n "$r1" ] && [ "$r1" != "$r2" ] && ok || bad "$py fork_exec: one root for both processes: '$r1' '$r2'"
   done
 
+  # A daemon (double fork: its parent exits at once, before any scan): the
+  # recorder, subreaper of the command's tree, adopts it, follows it after
+  # the command exited, and ends when it ends (2 s in).
+  "$tool" record -o "$tmp/daemon.txt" -d 60 --subprocesses -- "$py312" "$fixtures/daemon.py" 2 \
+    >"$tmp/daemon.out" 2>"$tmp/daemon.err" </dev/null
+  rc=$?
+  dpid=$(awk '/READY/ {print $2}' "$tmp/daemon.out")
+  [ "$rc" -eq 0 ] && [ -n "$dpid" ] && ok || bad "daemon: record exited $rc, READY '$dpid': $(cat "$tmp/daemon.err")"
+  want "$tmp/daemon.txt" ";\[daemon-task\];daemon_work \(" "daemon: the daemon's task"
+  want "$tmp/daemon.err" "; 2 processes sampled" "daemon: the launcher and the daemon"
+  [ -n "$dpid" ] && ! kill -0 "$dpid" 2>/dev/null && ok || bad "daemon: $dpid outlived its record"
+
   # A child that is not Python, left running, does not keep the record
   # going once the target exited.
   t0=$(date +%s)

@@ -220,6 +220,29 @@ static void drop(au_session *s, uint32_t i) {
     s->targets[i] = s->targets[--s->ntargets];
 }
 
+/* Follow pid's children that are not followed yet (add_target leaves out
+ * those already gone: a zombie is not a process to follow). */
+static void add_children(au_session *s, int pid) {
+    int kids[MAX_CHILDREN];
+    uint32_t nk = 0;
+    au_proc_children(pid, kids, MAX_CHILDREN, &nk);
+    for (uint32_t k = 0; k < nk; k++)
+        if (!tracked(s, kids[k]) && s->ntargets < s->opt.max_processes)
+            add_target(s, kids[k], AU_SESSION_WAIT, 1);
+}
+
+/* AU_SESSION_ADOPTED: the caller's own children, among them the orphans
+ * of the targets' trees that it adopted as their subreaper.  Returns
+ * whether one was added. */
+static int adopt(au_session *s) {
+    if ((s->opt.flags & (AU_SESSION_CHILDREN | AU_SESSION_ADOPTED)) !=
+        (AU_SESSION_CHILDREN | AU_SESSION_ADOPTED))
+        return 0;
+    uint32_t before = s->ntargets;
+    add_children(s, (int)getpid());
+    return s->ntargets > before;
+}
+
 /* Exits, execs, pending targets' retries, new children. */
 static void scan(au_session *s, uint64_t now) {
     for (uint32_t i = 0; i < s->ntargets;) {
@@ -252,14 +275,8 @@ static void scan(au_session *s, uint64_t now) {
     /* Children of the targets known before this scan; a child found now
      * has its own children looked for at the next scan. */
     uint32_t n = s->ntargets;
-    for (uint32_t i = 0; i < n; i++) {
-        int kids[MAX_CHILDREN];
-        uint32_t nk = 0;
-        au_proc_children(s->targets[i].pid, kids, MAX_CHILDREN, &nk);
-        for (uint32_t k = 0; k < nk; k++)
-            if (!tracked(s, kids[k]) && s->ntargets < s->opt.max_processes)
-                add_target(s, kids[k], AU_SESSION_WAIT, 1);
-    }
+    for (uint32_t i = 0; i < n; i++) add_children(s, s->targets[i].pid);
+    adopt(s);
 }
 
 /* ---- sampling ---------------------------------------------------------------- */
@@ -356,7 +373,10 @@ int au_session_run(au_session *s) {
             scan(s, now);
             s->next_scan = now + o->scan_ns;
         }
-        if (!any_left(s)) {
+        /* The last target gone: a daemon it left (its parent exited
+         * before the next scan) is the caller's child by now, if the
+         * caller adopts them; looked for once more before the end. */
+        if (!any_left(s) && !(adopt(s) && any_left(s))) {
             s->st.end = AU_SESSION_END_GONE;
             break;
         }
