@@ -106,6 +106,15 @@ static void reap_children(void) {
         if (p == command_pid) command_reaped = 1;
 }
 
+static void catch_signal(int sig, void (*handler)(int), int flags) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sa.sa_flags = flags;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+}
+
 static int should_stop(void *ud) {
     (void)ud;
     reap_children();
@@ -411,21 +420,9 @@ int cli_record(int argc, char **argv) {
     /* Signals before the command starts: one that comes while it starts
      * must still end the record cleanly.  SA_RESETHAND: a second Ctrl-C
      * is the default action, for a user who does not want to wait. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    if (so.flags & AU_SESSION_ADOPTED) {
-        struct sigaction sc;
-        memset(&sc, 0, sizeof sc);
-        sc.sa_handler = on_sigchld;
-        sc.sa_flags = SA_NOCLDSTOP;
-        sigemptyset(&sc.sa_mask);
-        sigaction(SIGCHLD, &sc, NULL);
-    }
+    catch_signal(SIGINT, on_signal, SA_RESETHAND);
+    catch_signal(SIGTERM, on_signal, SA_RESETHAND);
+    if (so.flags & AU_SESSION_ADOPTED) catch_signal(SIGCHLD, on_sigchld, SA_NOCLDSTOP);
 
     int exit = AU_EXIT_OK;
     pid_t child = 0;
