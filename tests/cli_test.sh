@@ -108,6 +108,14 @@ if [ -n "$py312" ]; then
   n=$(grep -o '"name":"idle-[a-z]*-[0-9]*"' "$tmp/many.json" | sort -u | wc -l)
   [ "$n" -ge 65535 ] && [ "$n" -le 65536 ] && ok || bad "many: $n idle tasks, want 65,535 or 65,536 of 65,600"
   kill "$pid" 2>/dev/null
+  # A gather of 2,000 children (coroutines and tasks), all of them tasks of
+  # a Python subclass of asyncio.Task: every child under the holder.
+  start gather312 "$py312" "$fixtures/big_gather.py"
+  "$tool" dump --pid "$pid" --format collapsed >"$tmp/gather.col" 2>"$tmp/gather.err" || bad "big_gather: dump: $(cat "$tmp/gather.err")"
+  n=$(grep -c ";\[holder\];holder (.*big_gather.py:[0-9]*);\[[^]]*\];leaf (.*big_gather.py:31)" "$tmp/gather.col")
+  [ "$n" -eq 2000 ] && [ "$(wc -l <"$tmp/gather.col")" -eq 2000 ] && ok ||
+    bad "big_gather: $n of $(wc -l <"$tmp/gather.col") stacks under the holder, want 2000 of 2000"
+  kill "$pid" 2>/dev/null
 else
   skip "pyenv 3.12 not found under $pyenv"
 fi
