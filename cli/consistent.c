@@ -4,8 +4,8 @@
  *
  * A sample reads a process that keeps running, so a thread that exits, or
  * a stack that grows or shrinks while its frames are read, leaves a frame
- * chain that breaks half-way (AU_THREAD_PARTIAL, AU_THREAD_CYCLE) or task
- * sets that could not be read whole (AU_SAMPLE_PARTIAL).  The first sample
+ * chain that breaks half-way (AU_THREAD_PARTIAL, AU_THREAD_CYCLE); a
+ * sample flagged AU_SAMPLE_PARTIAL (reserved) is retried too.  The first sample
  * of a sampler is also its slowest: it must find every code object and
  * page, which stretches the window in which the target can change under
  * it.  The next samples are warm and several times shorter, so trying

@@ -565,8 +565,12 @@ typedef struct au_sample_stack {
                                     max_pages (au_sampler_options) */
 #define AU_SAMPLE_ASYNCIO 0x2u   /* asyncio was found and its tasks read */
 #define AU_SAMPLE_AGENT 0x4u     /* the agent's records were found */
-#define AU_SAMPLE_PARTIAL 0x8u   /* the asyncio model could not read
-                                    everything (tasks may be missing) */
+#define AU_SAMPLE_PARTIAL 0x8u   /* reserved: the asyncio model could not
+                                    read everything.  Not set today: an
+                                    object it cannot read is left out on
+                                    its own, and a cut at a limit is
+                                    AU_SAMPLE_TRUNCATED (which set this
+                                    flag before 2026-12-05) */
 
 typedef struct au_sample {
     int pid;

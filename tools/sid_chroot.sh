@@ -78,19 +78,27 @@ report_ready() {
     log "ready: $ROOT ($(interp_versions "$ROOT"); uvloop: $uv; anyio: $ai)"
 }
 
-# A complete chroot missing an optional package: try to add it (a failure
-# is not an error, as in a build).
-add_missing_optional() {
-    local p st
-    for p in "${OPTIONAL_PKGS[@]}"; do
-        st="$(chroot "$ROOT" /usr/bin/dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" || st=""
+APT_OPTS=(-y -q --no-install-recommends -o Dpkg::Use-Pty=0)  # no /dev/pts here
+
+# Run a command in chroot DIR, in a clean non-interactive environment.
+chroot_run() {
+    local dir="$1"
+    shift
+    chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+        DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"
+}
+
+# Install into chroot DIR each optional package it lacks; one that sid
+# cannot install today is skipped, not an error.
+install_optional() {
+    local dir="$1" pkg st
+    for pkg in "${OPTIONAL_PKGS[@]}"; do
+        st="$(chroot "$dir" /usr/bin/dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" || st=""
         [[ "$st" == "install ok installed" ]] && continue
-        if chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-            DEBIAN_FRONTEND=noninteractive LC_ALL=C \
-            apt-get install -y -q --no-install-recommends -o Dpkg::Use-Pty=0 "$p" >/dev/null 2>&1; then
-            log "installed optional $p"
+        if chroot_run "$dir" apt-get install "${APT_OPTS[@]}" "$pkg" >/dev/null 2>&1; then
+            log "installed optional $pkg"
         else
-            log "optional $p is not installable in sid today; skipped"
+            log "optional $pkg is not installable in sid today; skipped"
         fi
     done
 }
@@ -101,7 +109,7 @@ command -v chroot >/dev/null || export PATH="$PATH:/usr/sbin:/sbin"
 # Fast path, without the lock: nothing to do.
 if is_complete "$ROOT"; then
     log "already complete"
-    add_missing_optional
+    install_optional "$ROOT"
     report_ready
     exit 0
 fi
@@ -213,22 +221,11 @@ log "debootstrap done after $((SECONDS - START)) s"
 
 # apt/dpkg maintainer scripts like having /proc; mount it only for this step.
 mount -t proc proc "$TMP/proc"
-in_chroot() {
-    chroot "$TMP" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
-        DEBIAN_FRONTEND=noninteractive LC_ALL=C "$@"
-}
 log "apt-get install ${REQUIRED_PKGS[*]}"
-APT_OPTS=(-y -q --no-install-recommends -o Dpkg::Use-Pty=0)  # no /dev/pts here
-in_chroot apt-get install "${APT_OPTS[@]}" "${REQUIRED_PKGS[@]}" >/dev/null ||
+chroot_run "$TMP" apt-get install "${APT_OPTS[@]}" "${REQUIRED_PKGS[@]}" >/dev/null ||
     die "apt-get install ${REQUIRED_PKGS[*]} failed in the chroot"
-for pkg in "${OPTIONAL_PKGS[@]}"; do
-    if in_chroot apt-get install "${APT_OPTS[@]}" "$pkg" >/dev/null 2>&1; then
-        log "installed optional $pkg"
-    else
-        log "optional $pkg is not installable in sid today; skipped"
-    fi
-done
-in_chroot apt-get clean
+install_optional "$TMP"
+chroot_run "$TMP" apt-get clean
 umount "$TMP/proc"
 
 VERSIONS="$(interp_versions "$TMP")" || die "the new chroot's interpreters do not run"
@@ -237,7 +234,7 @@ VERSIONS="$(interp_versions "$TMP")" || die "the new chroot's interpreters do no
     echo "built: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "mirror: $MIRROR"
     echo "versions: $VERSIONS"
-    in_chroot dpkg-query -W "${REQUIRED_PKGS[@]}" "${OPTIONAL_PKGS[@]}" 2>/dev/null || true
+    chroot_run "$TMP" dpkg-query -W "${REQUIRED_PKGS[@]}" "${OPTIONAL_PKGS[@]}" 2>/dev/null || true
 } >"$TMP/$STAMP_NAME"
 
 # Commit: replace whatever incomplete tree is at $ROOT with the new one.

@@ -57,8 +57,6 @@ typedef struct au_atask {
 /* au_tasks_result.flags */
 #define AU_TR_ASYNCIO 0x1u  /* asyncio's task containers were found */
 #define AU_TR_AGENT 0x2u    /* the agent's region was read */
-#define AU_TR_PARTIAL 0x4u  /* something could not be read: tasks or links
-                               may be missing */
 #define AU_TR_LIMIT_TASKS 0x8u  /* max_tasks left tasks out */
 #define AU_TR_LIMIT_PAGES 0x10u /* the view's max_pages left objects out */
 

@@ -508,7 +508,7 @@ static int still_idle(const au_sampler *s, const au_pysample *ps) {
 static int note_idle(au_sampler *s, const au_pysample *ps, const au_tasks_result *tr) {
     s->idle_until = 0;
     if (s->snap || (s->opt.flags & AU_SAMPLER_RECORD) || tr->ntasks ||
-        (tr->flags & (AU_TR_AGENT | AU_TR_PARTIAL | AU_TR_LIMIT_TASKS | AU_TR_LIMIT_PAGES)))
+        (tr->flags & (AU_TR_AGENT | AU_TR_LIMIT_TASKS | AU_TR_LIMIT_PAGES)))
         return AU_OK;
     if (sampler_grow(s, &s->idle_ts, &s->idle_cap, ps->nthreads ? ps->nthreads : 1, sizeof *s->idle_ts))
         return AU_ERR_NOMEM;
@@ -601,7 +601,6 @@ static int take_sample(au_sampler *s, const au_sample **out) {
         if ((rc = note_idle(s, &ps, &tr))) return rc;
         if (tr.flags & AU_TR_ASYNCIO) s->out.flags |= AU_SAMPLE_ASYNCIO;
         if (tr.flags & AU_TR_AGENT) s->out.flags |= AU_SAMPLE_AGENT;
-        if (tr.flags & AU_TR_PARTIAL) s->out.flags |= AU_SAMPLE_PARTIAL;
         if (tr.flags & AU_TR_LIMIT_TASKS) s->stats.limits |= AU_LIMIT_TASKS;
         if (tr.flags & AU_TR_LIMIT_PAGES) s->stats.limits |= AU_LIMIT_PAGES;
     }
