@@ -4,10 +4,10 @@
 # most asyncio libraries outside the standard library use (sid's
 # python3-anyio, 4.x).  anyio runs every child through its own wrapper
 # coroutine (TaskHandle._run_coro) and waits in TaskGroup.__aexit__ on a
-# future of its own, so memory shows the group's links only where anyio
-# publishes them (3.14+: asyncio.future_add_to_awaited_by); before 3.14 the
-# agent's weak links put the same tasks under the same parents.  The agent
-# must not break anyio's cancel scopes (tests/agent_checks.py, anyio).
+# future of its own; the reader finds each child's group through anyio's
+# done-callback, and the group's task through its cancel scope (3.11+), and
+# from 3.14 anyio also publishes them (asyncio.future_add_to_awaited_by).
+# The agent must not break anyio's cancel scopes (agent_checks.py, anyio).
 #
 # The main task (__main__.main) runs a group holding outer-worker, inner
 # and served (started with tg.start, which waits for task_status.started()).

@@ -194,9 +194,14 @@ def callback_refs(cb):
     return out
 
 
+def anyio_group(obj):
+    return (sys.version_info >= (3, 11) and type(obj).__name__ == "TaskGroup" and
+            type(obj).__module__.startswith("anyio.") and hasattr(obj, "cancel_scope"))
+
+
 def holders(task, waiters):
-    """Tasks that hold `task` through gather, a TaskGroup, wait, as_completed,
-    shield or wait_for: the tasks waiting on a future that the task's
+    """Tasks that hold `task` through gather, a TaskGroup (asyncio's or
+    anyio's), wait, as_completed, shield or wait_for: the tasks waiting on a future that the task's
     completion resolves (following non-task futures: nested gathers)."""
     found = []
     seen = set([id(task)])
@@ -207,6 +212,12 @@ def holders(task, waiters):
                 if hasattr(ref, "_parent_task") and hasattr(ref, "_tasks"):
                     if ref._parent_task is not None:
                         found.append(ref._parent_task)
+                elif anyio_group(ref):
+                    # anyio's TaskGroup: its cancel scope's host task (the
+                    # reader knows a class named TaskGroup from 3.11 on).
+                    host = getattr(ref.cancel_scope, "_host_task", None)
+                    if host is not None:
+                        found.append(host)
                 elif isinstance(ref, asyncio.Queue):
                     for g in list(getattr(ref, "_getters", ())):
                         consider(g)

@@ -120,6 +120,11 @@ static const presence k_presence[] = {
     ALL(type_tp_dictoffset),
     ALL(type_tp_weaklistoffset),
     ALL(heaptype_cached_keys),
+    ALL(type_tp_dict),
+    ALL(memberdescr_member),
+    ALL(memberdef_type),
+    ALL(memberdef_offset),
+    ALL(memberdef_object_ex),
     ALL(bytes_ob_sval),
     ALL(tuple_ob_item),
     ALL(list_ob_item),
@@ -426,7 +431,7 @@ static void test_offsets_fit_their_structs(void **state) {
         /* Types, containers, small objects. */
         const uint32_t tp[] = {o->type_tp_name, o->type_tp_flags, o->type_tp_base,
                                o->type_tp_basicsize, o->type_tp_dictoffset,
-                               o->type_tp_weaklistoffset};
+                               o->type_tp_weaklistoffset, o->type_tp_dict};
         for (size_t i = 0; i < sizeof tp / sizeof tp[0]; i++) {
             aligned(minor, "type field", tp[i], 8);
             assert_true(tp[i] < 416); /* within PyTypeObject */
@@ -434,6 +439,12 @@ static void test_offsets_fit_their_structs(void **state) {
         distinct(minor, "PyTypeObject", tp, sizeof tp / sizeof tp[0]);
         assert_in_range(o->heaptype_cached_keys, 416, 1024); /* after the PyTypeObject */
         aligned(minor, "heaptype_cached_keys", o->heaptype_cached_keys, 8);
+        /* After PyDescr_COMMON (a header and three pointers). */
+        assert_int_equal(o->memberdescr_member, 40);
+        /* PyMemberDef: name, then int type, then Py_ssize_t offset. */
+        assert_int_equal(o->memberdef_type, 8);
+        assert_int_equal(o->memberdef_offset, 16);
+        assert_int_equal(o->memberdef_object_ex, 16);
         const uint32_t di[] = {o->dict_ma_used, o->dict_ma_keys, o->dict_ma_values};
         for (size_t i = 0; i < 3; i++) fits(minor, "dict field", di[i], 8, o->sizeof_dict);
         distinct(minor, "PyDictObject", di, 3);

@@ -66,7 +66,7 @@ FIXTURES = {
     "deep_chain": ([], 9, None, False),
     "on_cpu": ([], 9, None, True),
     "ties": ([], 9, None, False),
-    "anyio_groups": ([], 14, "anyio", False),
+    "anyio_groups": ([], 11, "anyio", False),
 }
 TOOL = os.path.join(ROOT, "bazel-bin", "asyncunwind")
 OUT = os.path.join(ROOT, "corpus", "golden")

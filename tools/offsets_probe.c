@@ -43,6 +43,7 @@
 #if PY_VERSION_HEX < 0x030B0000
 #include "frameobject.h"
 #endif
+#include "structmember.h" /* T_OBJECT_EX before 3.12 */
 #include "internal/pycore_runtime.h"
 #include "internal/pycore_interp.h"
 #if PY_VERSION_HEX >= 0x030B0000
@@ -458,6 +459,15 @@ int main(void) {
     OFF(type_tp_dictoffset, PyTypeObject, tp_dictoffset);
     OFF(type_tp_weaklistoffset, PyTypeObject, tp_weaklistoffset);
     OFF(heaptype_cached_keys, PyHeapTypeObject, ht_cached_keys);
+    OFF(type_tp_dict, PyTypeObject, tp_dict);
+    OFF(memberdescr_member, PyMemberDescrObject, d_member);
+    OFF(memberdef_type, PyMemberDef, type);
+    OFF(memberdef_offset, PyMemberDef, offset);
+#ifdef Py_T_OBJECT_EX
+    P(memberdef_object_ex, Py_T_OBJECT_EX);
+#else
+    P(memberdef_object_ex, T_OBJECT_EX);
+#endif
 #ifdef Py_TPFLAGS_MANAGED_DICT
     P(tpflags_managed_dict, Py_TPFLAGS_MANAGED_DICT);
 #else

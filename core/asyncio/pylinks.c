@@ -18,6 +18,10 @@
  *   as_completed   a closure whose cells the holder's _wait_for_one frame
  *                  holds too (<= 3.12), or a bound method of the iterator
  *                  that is `self` of that frame (3.13+)
+ *   anyio's group  (anyio 4, its asyncio backend, 3.11+) a closure over
+ *                  the group, a class also named TaskGroup, whose cancel
+ *                  scope names the holder: cancel_scope._host_task, a
+ *                  __slots__ member
  *
  * So a link child -> holder is found in one of two ways, from the objects
  * a child's asyncio-defined callbacks hold:
@@ -28,7 +32,8 @@
  *       TaskGroup's _parent_task, which holds its tasks from creation, not
  *       only while it waits in __aexit__.
  * Callbacks the program defines itself are never followed: what they hold
- * says nothing about asyncio's structure.  From the holder's side too: a
+ * says nothing about asyncio's structure (anyio's backend is the one
+ * library whose callbacks are read, by its file name, as asyncio's are).  From the holder's side too: a
  * task waiting on a _GatheringFuture holds its _children (nested gathers
  * followed, bounded), the list gather keeps, which outlives the callbacks
  * of children that are done.  3.14+ also records, in each task's
@@ -48,6 +53,7 @@
 #define MAX_HOLDERS 256u    /* objects collected per future */
 #define MAX_DEPTH 4u        /* futures between a child and its holder */
 #define MAX_FUTURES 16u     /* futures looked into per child */
+#define GROUP_CACHE 8u      /* task groups remembered per sample */
 
 typedef struct held {
     uint64_t obj;
@@ -64,6 +70,12 @@ typedef struct links_ctx {
     uint64_t seen[MAX_FUTURES]; /* futures looked into for this child */
     uint32_t nseen;
     uint32_t first;             /* this child's first link in t->links */
+    /* Task groups met this sample and their parents (NONE: none found):
+     * every child of a group asks, and finding anyio's parent reads its
+     * class's dict. */
+    uint64_t group[GROUP_CACHE];
+    uint32_t group_parent[GROUP_CACHE];
+    uint32_t ngroups, group_next;
 } links_ctx;
 
 
@@ -83,11 +95,12 @@ static uint32_t lower(const au_at_pair *p, uint32_t n, uint64_t key) {
     return lo;
 }
 
-/* Does code object `code` come from asyncio's tasks.py or taskgroups.py?
- * Decided by its co_filename's last two path components: 1 or 0, or
- * AU_ERR_NOMEM. */
+/* Does code object `code` come from asyncio's tasks.py or taskgroups.py,
+ * or from anyio's asyncio backend?  Decided by the last path components of
+ * its co_filename: 1 or 0, or AU_ERR_NOMEM. */
 static int asyncio_code(au_tasks *t, uint64_t code) {
-    static const char *const files[] = {"asyncio/tasks.py", "asyncio/taskgroups.py"};
+    static const char *const files[] = {"asyncio/tasks.py", "asyncio/taskgroups.py",
+                                        "anyio/_backends/_asyncio.py"};
     const au_py_offsets *o = t->layout.o;
     uint64_t fn = au_obj_ptr(t->objects, code, o->code_filename);
     if (!code || !fn) return 0;
@@ -269,6 +282,30 @@ static int build_slots(links_ctx *c) {
 
 static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t depth);
 
+/* A task group holds its tasks from their creation on, not only while its
+ * parent waits in __aexit__: asyncio's names that parent _parent_task,
+ * anyio's (a class of the same name, whose done-callback closes over the
+ * group) cancel_scope._host_task.  AU_OK or AU_ERR_NOMEM. */
+static int group_parent(links_ctx *c, uint32_t child, uint64_t group) {
+    au_tasks *t = c->t;
+    uint32_t p = NONE, i;
+    for (i = 0; i < c->ngroups; i++)
+        if (c->group[i] == group) break;
+    if (i < c->ngroups) {
+        p = c->group_parent[i];
+    } else {
+        uint64_t parent = 0, scope;
+        if (au_obj_attr(t->objects, group, "_parent_task", &parent) == AU_OK ||
+            (au_obj_attr(t->objects, group, "cancel_scope", &scope) == AU_OK &&
+             au_obj_attr(t->objects, scope, "_host_task", &parent) == AU_OK))
+            p = au_at_find(t, parent);
+        i = c->ngroups < GROUP_CACHE ? c->ngroups++ : c->group_next++ % GROUP_CACHE;
+        c->group[i] = group;
+        c->group_parent[i] = p;
+    }
+    return p != NONE ? add_link(c, child, p) : AU_OK;
+}
+
 /* S1 through a future: its waiters, else the futures its own callbacks
  * reach. */
 static int via_future(links_ctx *c, uint32_t child, uint64_t fut, uint32_t depth) {
@@ -296,15 +333,9 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
     au_okind k = au_obj_kind(t->objects, h->obj);
     if (k == AU_OK_TASK) return AU_OK; /* a wakeup, or the child itself */
     if (k == AU_OK_FUTURE || k == AU_OK_GATHERING_FUTURE) return via_future(c, child, h->obj, depth);
-    if (!h->s2) return AU_OK;
     int rc;
-    if (k == AU_OK_TASK_GROUP) {
-        uint64_t parent;
-        uint32_t p;
-        if (au_obj_attr(t->objects, h->obj, "_parent_task", &parent) == AU_OK &&
-            (p = au_at_find(t, parent)) != NONE && (rc = add_link(c, child, p)))
-            return rc;
-    }
+    if (k == AU_OK_TASK_GROUP && (rc = group_parent(c, child, h->obj))) return rc;
+    if (!h->s2) return AU_OK;
     if (!c->slots_built && (rc = build_slots(c))) return rc;
     for (uint32_t i = lower(t->slots, c->nslots, h->obj); i < c->nslots && t->slots[i].key == h->obj; i++)
         if ((rc = add_link(c, child, (uint32_t)t->slots[i].task))) return rc;

@@ -67,7 +67,9 @@ typedef enum au_okind {
     AU_OK_TASK_WAKEUP,    /* the object a Task hangs on a future it awaits
                              (<= 3.11: TaskWakeupMethWrapper) */
     AU_OK_GATHERING_FUTURE, /* asyncio.gather's outer future (a Future) */
-    AU_OK_TASK_GROUP,     /* asyncio.TaskGroup (3.11+) */
+    AU_OK_TASK_GROUP,     /* asyncio.TaskGroup (3.11+), or a class of the
+                             same name (anyio's) */
+    AU_OK_MEMBER_DESCR,   /* member_descriptor: a __slots__ name */
     AU_OK_COUNT
 } au_okind;
 
@@ -183,8 +185,8 @@ int au_obj_dict_items(au_objects *ob, uint64_t dict, au_dict_item *items, uint32
  * meant for discovery, whose result the caller caches. */
 int au_obj_dict_get(au_objects *ob, uint64_t dict, const char *name, uint64_t *value);
 
-/* The attribute `name` of an instance of a Python class (its __dict__, in
- * whichever form this version keeps it). */
+/* The attribute `name` of an instance of a Python class: in its __dict__,
+ * in whichever form this version keeps it, else in a __slots__ slot. */
 int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value);
 
 /* The referent of a weakref, 0 when unreadable.  A dead ref's referent is

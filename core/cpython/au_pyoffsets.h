@@ -328,6 +328,18 @@ typedef struct au_py_offsets {
                                      * keys shared by the split instance
                                      * dicts / inline values of a class,
                                      * all */
+    uint32_t type_tp_dict;          /* PyObject *tp_dict: a class's own
+                                     * attributes (set for every class
+                                     * defined in Python), all */
+    uint32_t memberdescr_member;    /* PyMemberDescrObject.d_member
+                                     * (PyMemberDef *): what a __slots__
+                                     * name in a class's dict describes,
+                                     * all */
+    uint32_t memberdef_type;        /* int PyMemberDef.type, all */
+    uint32_t memberdef_offset;      /* Py_ssize_t PyMemberDef.offset: where
+                                     * the slot is in the instance, all */
+    uint32_t memberdef_object_ex;   /* the type of a __slots__ member:
+                                     * T_OBJECT_EX (Py_T_OBJECT_EX), all */
     uint32_t bytes_ob_sval;  /* PyBytesObject.ob_sval, all */
     uint32_t tuple_ob_item;  /* PyTupleObject.ob_item, all (3.14+ has a
                               * cached hash before it) */

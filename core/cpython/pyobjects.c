@@ -86,6 +86,8 @@ void au_objlayout_init(au_objlayout *l, const au_py_offsets *o, const au_py_priv
     };
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         l->type_name[map[i].kind] = p->tp_name[map[i].id];
+    /* The same on every version (Objects/descrobject.c). */
+    l->type_name[AU_OK_MEMBER_DESCR] = "member_descriptor";
 }
 
 int au_objects_new(const au_allocator *alloc, au_view *view, const au_objlayout *layout,
@@ -656,12 +658,12 @@ int au_obj_dict_get(au_objects *ob, uint64_t dict, const char *name, uint64_t *v
 
 /* ---- instance attributes --------------------------------------------------- */
 
-int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value) {
+/* An attribute kept in the instance dict, or the inline or split values,
+ * of obj, whose type is `type`. */
+static int instance_attr(au_objects *ob, uint64_t obj, uint64_t type, const char *name,
+                         uint64_t *value) {
     const au_py_offsets *o = ob->l->o;
     const au_py_private *p = ob->l->p;
-    *value = 0;
-    uint64_t type = au_obj_type(ob, obj);
-    if (!type) return AU_ERR_READ;
     uint64_t flags = au_obj_ptr(ob, type, o->type_tp_flags);
     int64_t dictoffset = (int64_t)au_obj_ptr(ob, type, o->type_tp_dictoffset);
     uint64_t dict = 0;
@@ -710,6 +712,45 @@ int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value)
     /* Split attributes: the class's shared keys, this object's values. */
     values += p->dict_values_array;
     return keys_get(ob, cached, values, name, value);
+}
+
+/* An attribute that a __slots__ name keeps in obj itself: a member
+ * descriptor of that name in the dict of obj's class or of one of its
+ * bases (AU_OBJ_MAX_BASES), naming an object slot inside obj's basic size.
+ * An empty slot is AU_ERR_NOT_FOUND, as Python's AttributeError. */
+static int slot_attr(au_objects *ob, uint64_t obj, uint64_t type, const char *name, uint64_t *value) {
+    const au_py_offsets *o = ob->l->o;
+    if (!au_pyoff_present(o->type_tp_dict) || !au_pyoff_present(o->memberdescr_member))
+        return AU_ERR_NOT_FOUND;
+    uint64_t basic = au_obj_ptr(ob, type, o->type_tp_basicsize);
+    uint64_t t = type, descr = 0;
+    for (uint32_t i = 0; t && i < AU_OBJ_MAX_BASES && !descr; i++) {
+        uint64_t dict = au_obj_ptr(ob, t, o->type_tp_dict);
+        if (!dict || au_obj_kind(ob, dict) != AU_OK_DICT ||
+            au_obj_dict_get(ob, dict, name, &descr) != AU_OK)
+            descr = 0;
+        t = au_obj_ptr(ob, t, o->type_tp_base);
+    }
+    if (!descr || au_obj_kind(ob, descr) != AU_OK_MEMBER_DESCR) return AU_ERR_NOT_FOUND;
+    uint64_t def = au_obj_ptr(ob, descr, o->memberdescr_member);
+    uint8_t b[4];
+    uint64_t off;
+    int rc;
+    if (!def || (def & 7) || (rc = au_view_read(ob->view, def + o->memberdef_type, b, 4))) return AU_ERR_READ;
+    if ((int32_t)au_rd32(b) != (int32_t)o->memberdef_object_ex) return AU_ERR_NOT_FOUND;
+    if ((rc = au_obj_read_ptr(ob, def, o->memberdef_offset, &off))) return rc;
+    /* The slot lies past the object header and inside the object. */
+    if (off < 16 || (off & 7) || basic > 4096 || off + 8 > basic) return AU_ERR_CORRUPT;
+    if ((rc = au_obj_read_ptr(ob, obj, (uint32_t)off, value))) return rc;
+    return *value ? AU_OK : AU_ERR_NOT_FOUND;
+}
+
+int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value) {
+    *value = 0;
+    uint64_t type = au_obj_type(ob, obj);
+    if (!type) return AU_ERR_READ;
+    int rc = instance_attr(ob, obj, type, name, value);
+    return rc == AU_ERR_NOT_FOUND ? slot_attr(ob, obj, type, name, value) : rc;
 }
 
 /* ---- weakref --------------------------------------------------------------- */
