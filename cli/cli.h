@@ -43,13 +43,6 @@ extern const char cli_version[];
 #define CLI_RETRY_ATTEMPTS 20u
 #define CLI_RETRY_MS 500u
 
-/* The sampler's limits the CLI runs with (the defaults of
- * au_sampler_options, au_pyreader_limits, au_resolver_limits), in words,
- * for a sample they cut (docs/CLI.md, "Limits"). */
-#define CLI_LIMITS_TEXT \
-    "a sample holds at most 65,536 tasks, 1,024 threads and 40,960 pages (160 MiB) of " \
-    "the target (au_sampler_options' defaults)"
-
 #include "asyncunwind.h"
 
 typedef struct cli_retry {
@@ -64,6 +57,11 @@ int cli_sample_partial(const au_sample *smp);
 /* Warns on stderr that s's last sample, smp, was cut at a limit, naming
  * the limits (AU_LIMIT_*); nothing when it was not. */
 void cli_warn_truncated(const au_sampler *s, const au_sample *smp);
+
+/* The limits the CLI samples with (the defaults of au_sampler_options and
+ * au_pyreader_limits), in words, for a sample they cut (docs/CLI.md,
+ * "Limits"); returns buf. */
+const char *cli_limits_text(char *buf, size_t size);
 /* Sample s until a sample is not partial, or the bounds are reached; *out
  * is the last sample.  Returns au_sampler_sample's status (only
  * AU_ERR_READ is retried among errors). */

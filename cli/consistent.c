@@ -41,29 +41,61 @@ int cli_sample_partial(const au_sample *smp) {
     return 0;
 }
 
+/* Writes n with thousands separators ("65,536") into buf (>= 27 bytes). */
+static const char *thousands(uint64_t n, char *buf) {
+    char digits[24];
+    int nd = 0;
+    do {
+        digits[nd++] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    int at = 0;
+    for (int i = nd - 1; i >= 0; i--) {
+        buf[at++] = digits[i];
+        if (i && i % 3 == 0) buf[at++] = ',';
+    }
+    buf[at] = 0;
+    return buf;
+}
+
+const char *cli_limits_text(char *buf, size_t size) {
+    char t[32], th[32], p[32];
+    snprintf(buf, size,
+             "a sample holds at most %s tasks, %s threads and %s pages (%u MiB) of the target "
+             "(au_sampler_options' defaults)",
+             thousands(AU_DEFAULT_SAMPLE_TASKS, t), thousands(AU_DEFAULT_MAX_THREADS, th),
+             thousands(AU_DEFAULT_MAX_PAGES, p), AU_DEFAULT_MAX_PAGES / 256u);
+    return buf;
+}
+
 /* A limit is not a race: no retry changes it, but the user must know
- * that what was printed is not everything, and which limit cut it. */
+ * that what was printed is not everything, and which limit cut it.  The
+ * CLI runs with the defaults, which the words here spell out. */
 void cli_warn_truncated(const au_sampler *s, const au_sample *smp) {
     if (!(smp->flags & AU_SAMPLE_TRUNCATED)) return;
     au_sampler_stats st;
     au_sampler_get_stats(s, &st);
     static const struct {
         uint32_t bit;
+        uint64_t n;
         const char *what;
-    } limits[] = {{AU_LIMIT_TASKS, "more than 65,536 tasks"},
-                  {AU_LIMIT_THREADS, "more than 1,024 threads"},
-                  {AU_LIMIT_PAGES, "more than 40,960 pages (160 MiB) to read"},
-                  {AU_LIMIT_LINKS, "more than 4,194,304 links in a thread"}};
-    char why[256] = "";
+    } limits[] = {{AU_LIMIT_TASKS, AU_DEFAULT_SAMPLE_TASKS, "tasks"},
+                  {AU_LIMIT_THREADS, AU_DEFAULT_MAX_THREADS, "threads"},
+                  {AU_LIMIT_PAGES, AU_DEFAULT_MAX_PAGES, "pages to read"},
+                  {AU_LIMIT_LINKS, AU_DEFAULT_MAX_LINKS, "links in a thread"}};
+    char why[256] = "", n[32];
     size_t at = 0;
     for (size_t i = 0; i < sizeof limits / sizeof *limits; i++) {
         if (!(st.limits & limits[i].bit)) continue;
-        int w = snprintf(why + at, sizeof why - at, "%s%s", at ? ", " : "", limits[i].what);
+        int w = snprintf(why + at, sizeof why - at, "%smore than %s %s", at ? ", " : "",
+                         thousands(limits[i].n, n), limits[i].what);
         if (w > 0 && (size_t)w < sizeof why - at) at += (size_t)w;
     }
-    fprintf(stderr, "asyncunwind: warning: the sample was cut at a limit (%s): the rest is not shown\n"
-                    "hint: %s\n",
-            at ? why : "a limit", CLI_LIMITS_TEXT);
+    char hint[256];
+    fprintf(stderr,
+            "asyncunwind: warning: the sample was cut at a limit (%s): the rest is not shown\n"
+            "hint: %s\n",
+            at ? why : "a limit", cli_limits_text(hint, sizeof hint));
 }
 
 int cli_sample_consistent(au_sampler *s, unsigned max_attempts, const au_sample **out,

@@ -342,9 +342,11 @@ static void print_stats(const au_session_stats *st, const au_profile_stats *ps, 
             good ? (double)st->tasks_total / (double)good : 0.0, (unsigned long long)st->tasks_max);
     fprintf(stderr, "  profile       %u distinct stacks, %llu dropped, %.1f MiB\n", ps->stacks,
             (unsigned long long)ps->dropped, (double)ps->heap_bytes / (1 << 20));
+    char limits[256];
     if (st->truncated)
         fprintf(stderr, "  truncated     %llu of %llu samples cut at a limit (%s)\n",
-                (unsigned long long)st->truncated, (unsigned long long)good, CLI_LIMITS_TEXT);
+                (unsigned long long)st->truncated, (unsigned long long)good,
+                cli_limits_text(limits, sizeof limits));
 }
 
 /* ---- the command ------------------------------------------------------------- */

@@ -394,6 +394,7 @@ typedef struct au_pyreader au_pyreader;
 
 /* Zero fields take the defaults; larger values are clamped to the maxima
  * in brackets. */
+#define AU_DEFAULT_MAX_THREADS 1024u
 typedef struct au_pyreader_limits {
     uint32_t max_threads;   /* per sample (default 1024) [65536] */
     uint32_t max_frames;    /* per thread (default 4096) [1<<20] */
@@ -503,6 +504,9 @@ typedef struct au_sampler au_sampler;
                                      too (docs/CLI.md, record) */
 
 /* Zero fields take the defaults. */
+#define AU_DEFAULT_SAMPLE_TASKS 65536u
+#define AU_DEFAULT_MAX_CORO_FRAMES 1024u
+#define AU_DEFAULT_MAX_PAGES 40960u /* 160 MiB */
 typedef struct au_sampler_options {
     uint32_t flags;              /* AU_SAMPLER_* */
     uint32_t max_tasks;          /* tasks read per sample (default 65536) */

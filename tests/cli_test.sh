@@ -103,6 +103,8 @@ if [ -n "$py312" ]; then
   "$tool" dump --pid "$pid" --format json >"$tmp/many.json" 2>"$tmp/many.err" || bad "many: dump: $(cat "$tmp/many.err")"
   grep -q "warning: the sample was cut at a limit (more than 65,536 tasks): the rest is not shown" "$tmp/many.err" && ok ||
     bad "many: no warning of the cut: $(cat "$tmp/many.err")"
+  grep -q "^hint: a sample holds at most 65,536 tasks, 1,024 threads and 40,960 pages (160 MiB) of the target" "$tmp/many.err" && ok ||
+    bad "many: the hint should spell the limits out: $(cat "$tmp/many.err")"
   grep -q '"partial":false,"truncated":true,' "$tmp/many.json" && grep -q '"tasks":\[' "$tmp/many.json" && ok ||
     bad "many: JSON should be truncated, not partial: $(head -c 400 "$tmp/many.json")"
   n=$(grep -o '"name":"idle-[a-z]*-[0-9]*"' "$tmp/many.json" | sort -u | wc -l)

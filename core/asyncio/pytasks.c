@@ -601,8 +601,9 @@ int au_tasks_new(const au_allocator *alloc, au_pyreader *reader, au_memsrc *mem,
     t->table = table;
     t->off = reader->off;
     t->priv = *table;
-    t->lim.max_tasks = limits && limits->max_tasks ? limits->max_tasks : 65536;
-    t->lim.max_coro_frames = limits && limits->max_coro_frames ? limits->max_coro_frames : 1024;
+    t->lim.max_tasks = limits && limits->max_tasks ? limits->max_tasks : AU_DEFAULT_SAMPLE_TASKS;
+    t->lim.max_coro_frames =
+        limits && limits->max_coro_frames ? limits->max_coro_frames : AU_DEFAULT_MAX_CORO_FRAMES;
     t->lim.max_pages = limits ? limits->max_pages : 0;
     if (t->lim.max_tasks > (1u << 24)) t->lim.max_tasks = 1u << 24;
     au_objlayout_init(&t->layout, &t->off, &t->priv);

@@ -418,7 +418,7 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
     au_pyreader_limits l;
     memset(&l, 0, sizeof l);
     if (limits) l = *limits;
-    r->lim.max_threads = limit(l.max_threads, 1024, AU_PR_MAX_THREADS);
+    r->lim.max_threads = limit(l.max_threads, AU_DEFAULT_MAX_THREADS, AU_PR_MAX_THREADS);
     r->lim.max_frames = limit(l.max_frames, 4096, AU_PR_MAX_FRAMES);
     r->lim.max_name = limit(l.max_name, 1024, AU_PR_MAX_NAME);
     r->lim.code_check_every = limit(l.code_check_every, 16, AU_PR_MAX_CHECK_EVERY);

@@ -45,7 +45,7 @@
 /* 160 MiB: enough for the objects of max_tasks (65,536) tasks on every
  * version (3.9 reads the most, ~0.53 pages a task), so that a sample cut
  * for its size is cut by the task limit, which keeps whole tasks. */
-#define AU_VIEW_DEFAULT_MAX_PAGES 40960u
+#define AU_VIEW_DEFAULT_MAX_PAGES AU_DEFAULT_MAX_PAGES
 #define AU_VIEW_MAX_PAGES (1u << 20)    /* 4 GiB: larger limits are clamped */
 
 typedef struct au_view au_view;

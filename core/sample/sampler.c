@@ -664,8 +664,8 @@ uint64_t au_sample_stack_entries(const au_sampler *s, uint32_t stack, au_entry *
 static void apply_defaults(au_sampler_options *o, const au_sampler_options *in) {
     memset(o, 0, sizeof *o);
     if (in) *o = *in;
-    if (!o->max_tasks) o->max_tasks = 65536;
-    if (!o->max_coro_frames) o->max_coro_frames = 1024;
+    if (!o->max_tasks) o->max_tasks = AU_DEFAULT_SAMPLE_TASKS;
+    if (!o->max_coro_frames) o->max_coro_frames = AU_DEFAULT_MAX_CORO_FRAMES;
 }
 
 static int new_sampler(const au_allocator *alloc, const au_sampler_options *opt, au_sampler **out) {
