@@ -53,11 +53,16 @@
 #define MAX_HOLDERS 256u    /* objects collected per future */
 #define MAX_DEPTH 4u        /* futures between a child and its holder */
 #define MAX_FUTURES 16u     /* futures looked into per child */
-#define GROUP_CACHE 8u      /* task groups remembered per sample */
+#define GROUP_CACHE 64u     /* task groups remembered per sample (a power of 2) */
+
+/* Whose callback held an object. */
+#define LIB_ASYNCIO 1
+#define LIB_ANYIO 2
 
 typedef struct held {
     uint64_t obj;
-    uint8_t s2; /* compare with frame slots (a cell, a method's self) */
+    uint8_t s2;  /* compare with frame slots (a cell, a method's self) */
+    uint8_t lib; /* LIB_*: how a task group it is names its parent */
 } held;
 
 /* future -> the tasks waiting on it, and object -> the tasks holding it
@@ -70,12 +75,15 @@ typedef struct links_ctx {
     uint64_t seen[MAX_FUTURES]; /* futures looked into for this child */
     uint32_t nseen;
     uint32_t first;             /* this child's first link in t->links */
-    /* Task groups met this sample and their parents (NONE: none found):
-     * every child of a group asks, and finding anyio's parent reads its
-     * class's dict. */
+    /* Task groups met this sample and their parents (NONE: none found),
+     * direct-mapped: every child of a group asks, and each answer takes
+     * two or three attribute lookups. */
     uint64_t group[GROUP_CACHE];
     uint32_t group_parent[GROUP_CACHE];
-    uint32_t ngroups, group_next;
+    /* Where anyio's cancel scope class keeps _host_task (a __slots__
+     * member), found once a sample: finding it reads its class's dict. */
+    uint64_t scope_type;
+    uint32_t host_offset; /* 0: not there */
 } links_ctx;
 
 
@@ -95,12 +103,17 @@ static uint32_t lower(const au_at_pair *p, uint32_t n, uint64_t key) {
     return lo;
 }
 
-/* Does code object `code` come from asyncio's tasks.py or taskgroups.py,
- * or from anyio's asyncio backend?  Decided by the last path components of
- * its co_filename: 1 or 0, or AU_ERR_NOMEM. */
+/* Does code object `code` come from asyncio's tasks.py or taskgroups.py
+ * (LIB_ASYNCIO), or from anyio's asyncio backend (LIB_ANYIO)?  Decided by
+ * the last path components of its co_filename: 0 if neither, or
+ * AU_ERR_NOMEM. */
 static int asyncio_code(au_tasks *t, uint64_t code) {
-    static const char *const files[] = {"asyncio/tasks.py", "asyncio/taskgroups.py",
-                                        "anyio/_backends/_asyncio.py"};
+    static const struct {
+        const char *file;
+        uint8_t lib;
+    } files[] = {{"asyncio/tasks.py", LIB_ASYNCIO},
+                 {"asyncio/taskgroups.py", LIB_ASYNCIO},
+                 {"anyio/_backends/_asyncio.py", LIB_ANYIO}};
     const au_py_offsets *o = t->layout.o;
     uint64_t fn = au_obj_ptr(t->objects, code, o->code_filename);
     if (!code || !fn) return 0;
@@ -114,8 +127,9 @@ static int asyncio_code(au_tasks *t, uint64_t code) {
     int rc = au_obj_str(t->objects, fn, 512, &s, &n);
     if (rc == AU_OK) {
         for (size_t i = 0; i < sizeof files / sizeof *files && !yes; i++) {
-            size_t m = strlen(files[i]);
-            yes = n >= m && memcmp(s + n - m, files[i], m) == 0 && (n == m || s[n - m - 1] == '/');
+            size_t m = strlen(files[i].file);
+            if (n >= m && memcmp(s + n - m, files[i].file, m) == 0 && (n == m || s[n - m - 1] == '/'))
+                yes = files[i].lib;
         }
     }
     if (rc == AU_ERR_NOMEM) return rc;
@@ -129,13 +143,17 @@ static int asyncio_code(au_tasks *t, uint64_t code) {
     return yes;
 }
 
-static int add_held(held *h, uint32_t *n, uint64_t obj, int s2) {
+static int add_held(held *h, uint32_t *n, uint64_t obj, int s2, int lib) {
     if (!obj || (obj & 7) || *n == MAX_HOLDERS) return 0;
-    h[(*n)++] = (held){obj, (uint8_t)s2};
+    h[(*n)++] = (held){obj, (uint8_t)s2, (uint8_t)lib};
     return 1;
 }
 
-/* What one callback holds, if asyncio defined it.  AU_OK or AU_ERR_NOMEM. */
+/* What one callback holds, if asyncio (or anyio) defined it.  Only
+ * asyncio's cells and bound selves are compared with frame slots (S2):
+ * anyio's groups are found through the group itself (group_parent), and
+ * comparing costs building and sorting every task's slots.  AU_OK or
+ * AU_ERR_NOMEM. */
 static int callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
     const au_py_offsets *o = t->layout.o;
     const au_py_private *p = &t->priv;
@@ -149,8 +167,8 @@ static int callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
         uint64_t closure = au_obj_ptr(ob, cb, o->func_closure);
         if (!closure || au_obj_items(ob, closure, items, MAX_CLOSURE, &k)) return AU_OK;
         for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) {
-            add_held(h, n, items[i], 1);                               /* the cell */
-            add_held(h, n, au_obj_ptr(ob, items[i], o->cell_ob_ref), 0); /* its value */
+            if (yes == LIB_ASYNCIO) add_held(h, n, items[i], 1, yes);       /* the cell */
+            add_held(h, n, au_obj_ptr(ob, items[i], o->cell_ob_ref), 0, yes); /* its value */
         }
         return AU_OK;
     }
@@ -158,7 +176,7 @@ static int callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
         uint64_t fn = au_obj_ptr(ob, cb, o->method_im_func);
         if (au_obj_kind(ob, fn) != AU_OK_FUNCTION) return AU_OK;
         if ((yes = asyncio_code(t, au_obj_ptr(ob, fn, o->func_code))) <= 0) return yes;
-        add_held(h, n, au_obj_ptr(ob, cb, o->method_im_self), 1);
+        add_held(h, n, au_obj_ptr(ob, cb, o->method_im_self), yes == LIB_ASYNCIO, yes);
         return AU_OK;
     }
     case AU_OK_PARTIAL: {
@@ -167,7 +185,7 @@ static int callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
         if ((yes = asyncio_code(t, au_obj_ptr(ob, fn, o->func_code))) <= 0) return yes;
         uint64_t args = au_obj_ptr(ob, cb, p->partial_args);
         if (!args || au_obj_items(ob, args, items, MAX_CLOSURE, &k)) return AU_OK;
-        for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) add_held(h, n, items[i], 0);
+        for (uint32_t i = 0; i < k && i < MAX_CLOSURE; i++) add_held(h, n, items[i], 0, yes);
         return AU_OK;
     }
     default:
@@ -282,24 +300,34 @@ static int build_slots(links_ctx *c) {
 
 static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t depth);
 
+/* anyio's cancel scope's _host_task, a __slots__ member; 0 if none. */
+static uint64_t host_task(links_ctx *c, uint64_t scope) {
+    au_objects *ob = c->t->objects;
+    uint64_t type = au_obj_type(ob, scope), task = 0;
+    if (!type) return 0;
+    if (type != c->scope_type) {
+        c->scope_type = type;
+        if (au_obj_slot_offset(ob, type, "_host_task", &c->host_offset) != AU_OK) c->host_offset = 0;
+    }
+    if (c->host_offset) au_obj_read_ptr(ob, scope, c->host_offset, &task);
+    return task;
+}
+
 /* A task group holds its tasks from their creation on, not only while its
  * parent waits in __aexit__: asyncio's names that parent _parent_task,
  * anyio's (a class of the same name, whose done-callback closes over the
- * group) cancel_scope._host_task.  AU_OK or AU_ERR_NOMEM. */
-static int group_parent(links_ctx *c, uint32_t child, uint64_t group) {
+ * group: lib) cancel_scope._host_task.  AU_OK or AU_ERR_NOMEM. */
+static int group_parent(links_ctx *c, uint32_t child, uint64_t group, int lib) {
     au_tasks *t = c->t;
-    uint32_t p = NONE, i;
-    for (i = 0; i < c->ngroups; i++)
-        if (c->group[i] == group) break;
-    if (i < c->ngroups) {
+    uint32_t p = NONE, i = (uint32_t)au_mix64(group) & (GROUP_CACHE - 1);
+    if (c->group[i] == group) {
         p = c->group_parent[i];
     } else {
         uint64_t parent = 0, scope;
-        if (au_obj_attr(t->objects, group, "_parent_task", &parent) == AU_OK ||
-            (au_obj_attr(t->objects, group, "cancel_scope", &scope) == AU_OK &&
-             au_obj_attr(t->objects, scope, "_host_task", &parent) == AU_OK))
+        if (lib == LIB_ANYIO ? au_obj_attr(t->objects, group, "cancel_scope", &scope) == AU_OK &&
+                                   (parent = host_task(c, scope)) != 0
+                             : au_obj_attr(t->objects, group, "_parent_task", &parent) == AU_OK)
             p = au_at_find(t, parent);
-        i = c->ngroups < GROUP_CACHE ? c->ngroups++ : c->group_next++ % GROUP_CACHE;
         c->group[i] = group;
         c->group_parent[i] = p;
     }
@@ -334,7 +362,7 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
     if (k == AU_OK_TASK) return AU_OK; /* a wakeup, or the child itself */
     if (k == AU_OK_FUTURE || k == AU_OK_GATHERING_FUTURE) return via_future(c, child, h->obj, depth);
     int rc;
-    if (k == AU_OK_TASK_GROUP && (rc = group_parent(c, child, h->obj))) return rc;
+    if (k == AU_OK_TASK_GROUP && (rc = group_parent(c, child, h->obj, h->lib))) return rc;
     if (!h->s2) return AU_OK;
     if (!c->slots_built && (rc = build_slots(c))) return rc;
     for (uint32_t i = lower(t->slots, c->nslots, h->obj); i < c->nslots && t->slots[i].key == h->obj; i++)

@@ -3,12 +3,30 @@
  * glibc's qsort allocates a copy of arrays over a kilobyte or so (a merge
  * sort), a heap allocation the au_allocator hook cannot see; a warm sample
  * must make none, so the paths a sample takes sort with this instead. */
+#include <stdint.h>
 #include <string.h>
 
 #include "au_internal.h"
 
-/* Swap two elements of size n, in chunks (elements are small records). */
+/* Swap two elements of size n, in chunks (elements are small records).
+ * The sizes sorted most (8-byte addresses, 16-byte pairs) are copied as
+ * words: a memcpy of a size known here is inlined, one of size n is a call
+ * (which made a sort of 36,000 pairs cost 50 million instructions). */
 static void swap(unsigned char *a, unsigned char *b, size_t n) {
+    if (n == 8 || n == 16) {
+        uint64_t x[2], y[2];
+        memcpy(x, a, 8);
+        memcpy(y, b, 8);
+        memcpy(a, y, 8);
+        memcpy(b, x, 8);
+        if (n == 16) {
+            memcpy(x + 1, a + 8, 8);
+            memcpy(y + 1, b + 8, 8);
+            memcpy(a + 8, y + 1, 8);
+            memcpy(b + 8, x + 1, 8);
+        }
+        return;
+    }
     unsigned char t[64];
     while (n) {
         size_t k = n < sizeof t ? n : sizeof t;

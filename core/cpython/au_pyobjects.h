@@ -185,9 +185,15 @@ int au_obj_dict_items(au_objects *ob, uint64_t dict, au_dict_item *items, uint32
  * meant for discovery, whose result the caller caches. */
 int au_obj_dict_get(au_objects *ob, uint64_t dict, const char *name, uint64_t *value);
 
-/* The attribute `name` of an instance of a Python class: in its __dict__,
- * in whichever form this version keeps it, else in a __slots__ slot. */
+/* The attribute `name` of an instance of a Python class (its __dict__, in
+ * whichever form this version keeps it). */
 int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value);
+
+/* Where instances of the class `type` keep the __slots__ attribute `name`
+ * (an offset into the instance, past its header and inside its basic
+ * size): AU_OK, AU_ERR_NOT_FOUND, or a read error.  Reads the key strings
+ * of the class dicts, as au_obj_dict_get does: the caller caches it. */
+int au_obj_slot_offset(au_objects *ob, uint64_t type, const char *name, uint32_t *offset);
 
 /* The referent of a weakref, 0 when unreadable.  A dead ref's referent is
  * None: the caller checks the referent's kind. */

@@ -658,12 +658,12 @@ int au_obj_dict_get(au_objects *ob, uint64_t dict, const char *name, uint64_t *v
 
 /* ---- instance attributes --------------------------------------------------- */
 
-/* An attribute kept in the instance dict, or the inline or split values,
- * of obj, whose type is `type`. */
-static int instance_attr(au_objects *ob, uint64_t obj, uint64_t type, const char *name,
-                         uint64_t *value) {
+int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value) {
     const au_py_offsets *o = ob->l->o;
     const au_py_private *p = ob->l->p;
+    *value = 0;
+    uint64_t type = au_obj_type(ob, obj);
+    if (!type) return AU_ERR_READ;
     uint64_t flags = au_obj_ptr(ob, type, o->type_tp_flags);
     int64_t dictoffset = (int64_t)au_obj_ptr(ob, type, o->type_tp_dictoffset);
     uint64_t dict = 0;
@@ -714,14 +714,15 @@ static int instance_attr(au_objects *ob, uint64_t obj, uint64_t type, const char
     return keys_get(ob, cached, values, name, value);
 }
 
-/* An attribute that a __slots__ name keeps in obj itself: a member
- * descriptor of that name in the dict of obj's class or of one of its
- * bases (AU_OBJ_MAX_BASES), naming an object slot inside obj's basic size.
- * An empty slot is AU_ERR_NOT_FOUND, as Python's AttributeError. */
-static int slot_attr(au_objects *ob, uint64_t obj, uint64_t type, const char *name, uint64_t *value) {
+/* Where instances of `type` keep the __slots__ attribute `name`: a member
+ * descriptor of that name in the dict of the class or of one of its bases
+ * (AU_OBJ_MAX_BASES), naming an object slot inside the instance's basic
+ * size. */
+int au_obj_slot_offset(au_objects *ob, uint64_t type, const char *name, uint32_t *offset) {
     const au_py_offsets *o = ob->l->o;
+    *offset = 0;
     if (!au_pyoff_present(o->type_tp_dict) || !au_pyoff_present(o->memberdescr_member))
-        return AU_ERR_NOT_FOUND;
+        return AU_ERR_UNSUPPORTED;
     uint64_t basic = au_obj_ptr(ob, type, o->type_tp_basicsize);
     uint64_t t = type, descr = 0;
     for (uint32_t i = 0; t && i < AU_OBJ_MAX_BASES && !descr; i++) {
@@ -741,16 +742,8 @@ static int slot_attr(au_objects *ob, uint64_t obj, uint64_t type, const char *na
     if ((rc = au_obj_read_ptr(ob, def, o->memberdef_offset, &off))) return rc;
     /* The slot lies past the object header and inside the object. */
     if (off < 16 || (off & 7) || basic > 4096 || off + 8 > basic) return AU_ERR_CORRUPT;
-    if ((rc = au_obj_read_ptr(ob, obj, (uint32_t)off, value))) return rc;
-    return *value ? AU_OK : AU_ERR_NOT_FOUND;
-}
-
-int au_obj_attr(au_objects *ob, uint64_t obj, const char *name, uint64_t *value) {
-    *value = 0;
-    uint64_t type = au_obj_type(ob, obj);
-    if (!type) return AU_ERR_READ;
-    int rc = instance_attr(ob, obj, type, name, value);
-    return rc == AU_ERR_NOT_FOUND ? slot_attr(ob, obj, type, name, value) : rc;
+    *offset = (uint32_t)off;
+    return AU_OK;
 }
 
 /* ---- weakref --------------------------------------------------------------- */
