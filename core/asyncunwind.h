@@ -503,7 +503,8 @@ typedef struct au_sampler au_sampler;
                                      3.9/3.10 this finds threads' TIDs
                                      too (docs/CLI.md, record) */
 
-/* Zero fields take the defaults. */
+/* Zero fields take the defaults: these (AU_DEFAULT_SAMPLE_TASKS is the
+ * tasks a sample reads; AU_DEFAULT_MAX_TASKS above is the resolver's). */
 #define AU_DEFAULT_SAMPLE_TASKS 65536u
 #define AU_DEFAULT_MAX_CORO_FRAMES 1024u
 #define AU_DEFAULT_MAX_PAGES 40960u /* 160 MiB */

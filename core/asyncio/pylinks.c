@@ -29,14 +29,16 @@
  *       the callbacks of futures in between (bounded);
  *   S2  a cell or a bound method's self that is also in one of the first
  *       local slots of a frame of a task's coroutine chain; and a
- *       TaskGroup's _parent_task, which holds its tasks from creation, not
- *       only while it waits in __aexit__.
+ *       TaskGroup's parent (asyncio's _parent_task, anyio's
+ *       cancel_scope._host_task), which holds its tasks from creation,
+ *       not only while it waits in __aexit__ (anyio's cells are not
+ *       compared with frame slots: the group alone names the holder).
  * Callbacks the program defines itself are never followed: what they hold
  * says nothing about asyncio's structure (anyio's backend is the one
- * library whose callbacks are read, by its file name, as asyncio's are).  From the holder's side too: a
- * task waiting on a _GatheringFuture holds its _children (nested gathers
- * followed, bounded), the list gather keeps, which outlives the callbacks
- * of children that are done.  3.14+ also records, in each task's
+ * library whose callbacks are read, by its file name, as asyncio's are).
+ * From the holder's side too: a task waiting on a _GatheringFuture holds
+ * its _children (nested gathers followed, bounded), the list gather keeps,
+ * which outlives the callbacks of children that are done.  3.14+ also records, in each task's
  * awaited_by, who gathers it or runs it in a TaskGroup: those are links
  * too.  A child is linked to each holder once, to AU_AT_MAX_PARENTS of
  * them at most (a real one has one or two; the resolver picks one).
