@@ -27,21 +27,27 @@
  * a child's asyncio-defined callbacks hold:
  *   S1  a future that a task awaits (its fut_waiter), directly or through
  *       the callbacks of futures in between (bounded);
- *   S2  a cell or a bound method's self that is also in one of the first
- *       local slots of a frame of a task's coroutine chain; and a
- *       TaskGroup's parent (asyncio's _parent_task, anyio's
+ *   S2  a TaskGroup's parent (asyncio's _parent_task, anyio's
  *       cancel_scope._host_task), which holds its tasks from creation,
- *       not only while it waits in __aexit__ (anyio's cells are not
- *       compared with frame slots: the group alone names the holder).
+ *       not only while it waits in __aexit__; and, for a child that
+ *       neither S1 nor a group gave a holder, a cell or a bound method's
+ *       self of asyncio's that is also in one of the first local slots of
+ *       a frame of a task's coroutine chain (as_completed's cells).  The
+ *       slots are compared last because they are costly (every task's
+ *       slots, sorted, once a sample) and say less: a gather's cells add
+ *       nothing to the future that names its holder, and a frame that
+ *       merely holds a group (a sibling handed the group) holds none of
+ *       its tasks.
  * Callbacks the program defines itself are never followed: what they hold
  * says nothing about asyncio's structure (anyio's backend is the one
  * library whose callbacks are read, by its file name, as asyncio's are).
  * From the holder's side too: a task waiting on a _GatheringFuture holds
  * its _children (nested gathers followed, bounded), the list gather keeps,
- * which outlives the callbacks of children that are done.  3.14+ also records, in each task's
- * awaited_by, who gathers it or runs it in a TaskGroup: those are links
- * too.  A child is linked to each holder once, to AU_AT_MAX_PARENTS of
- * them at most (a real one has one or two; the resolver picks one).
+ * which outlives the callbacks of children that are done.  3.14+ also
+ * records, in each task's awaited_by, who gathers it or runs it in a
+ * TaskGroup: those are links too.  A child is linked to each holder once,
+ * to AU_AT_MAX_PARENTS of them at most (a real one has one or two; the
+ * resolver picks one).
  */
 #include <string.h>
 
@@ -77,6 +83,8 @@ typedef struct links_ctx {
     uint64_t seen[MAX_FUTURES]; /* futures looked into for this child */
     uint32_t nseen;
     uint32_t first;             /* this child's first link in t->links */
+    int s2;                     /* compare with frame slots now (S2) */
+    int s2_skipped;             /* an S2 comparison was put off */
     /* Task groups met this sample and their parents (NONE: none found),
      * direct-mapped: every child of a group asks, and each answer takes
      * two or three attribute lookups. */
@@ -366,6 +374,10 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
     int rc;
     if (k == AU_OK_TASK_GROUP && (rc = group_parent(c, child, h->obj, h->lib))) return rc;
     if (!h->s2) return AU_OK;
+    if (!c->s2) {
+        c->s2_skipped = 1;
+        return AU_OK;
+    }
     if (!c->slots_built && (rc = build_slots(c))) return rc;
     for (uint32_t i = lower(t->slots, c->nslots, h->obj); i < c->nslots && t->slots[i].key == h->obj; i++)
         if ((rc = add_link(c, child, (uint32_t)t->slots[i].task))) return rc;
@@ -451,8 +463,17 @@ int au_at_links(au_tasks *t) {
         /* Most tasks have no callback but their awaiter's wakeup. */
         if (!t->tasks[i].cb0 && !t->tasks[i].cbs) n = 0;
         else if ((rc = callbacks_hold(t, t->tasks[i].cb0, t->tasks[i].cbs, h, &n))) return rc;
+        c.s2 = c.s2_skipped = 0;
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
+        /* Frame slots only for a child that its futures and groups gave
+         * no holder: see S2 above. */
+        if (t->nlinks == c.first && c.s2_skipped) {
+            c.s2 = 1;
+            c.nseen = 0;
+            for (uint32_t k = 0; k < n; k++)
+                if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
+        }
         if (au_pyoff_present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;
         uint32_t budget = MAX_HOLDERS;
         if (t->tasks[i].waiter && au_obj_kind(t->objects, t->tasks[i].waiter) == AU_OK_GATHERING_FUTURE &&
