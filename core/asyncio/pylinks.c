@@ -83,8 +83,11 @@ typedef struct links_ctx {
     uint64_t seen[MAX_FUTURES]; /* futures looked into for this child */
     uint32_t nseen;
     uint32_t first;             /* this child's first link in t->links */
-    int s2;                     /* compare with frame slots now (S2) */
-    int s2_skipped;             /* an S2 comparison was put off */
+    /* The objects met for this child that S2 would compare with frame
+     * slots, kept for when nothing else gives it a holder (the first
+     * MAX_HOLDERS of them). */
+    uint64_t deferred[MAX_HOLDERS];
+    uint32_t ndeferred;
     /* Task groups met this sample and their parents (NONE: none found),
      * direct-mapped: every child of a group asks, and each answer takes
      * two or three attribute lookups. */
@@ -373,13 +376,17 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
     if (k == AU_OK_FUTURE || k == AU_OK_GATHERING_FUTURE) return via_future(c, child, h->obj, depth);
     int rc;
     if (k == AU_OK_TASK_GROUP && (rc = group_parent(c, child, h->obj, h->lib))) return rc;
-    if (!h->s2) return AU_OK;
-    if (!c->s2) {
-        c->s2_skipped = 1;
-        return AU_OK;
-    }
+    /* Compared with frame slots later, if at all (S2). */
+    if (h->s2 && c->ndeferred < MAX_HOLDERS) c->deferred[c->ndeferred++] = h->obj;
+    return AU_OK;
+}
+
+/* S2: every task one of whose first frame slots holds obj. */
+static int link_slots(links_ctx *c, uint32_t child, uint64_t obj) {
+    au_tasks *t = c->t;
+    int rc;
     if (!c->slots_built && (rc = build_slots(c))) return rc;
-    for (uint32_t i = lower(t->slots, c->nslots, h->obj); i < c->nslots && t->slots[i].key == h->obj; i++)
+    for (uint32_t i = lower(t->slots, c->nslots, obj); i < c->nslots && t->slots[i].key == obj; i++)
         if ((rc = add_link(c, child, (uint32_t)t->slots[i].task))) return rc;
     return AU_OK;
 }
@@ -463,17 +470,14 @@ int au_at_links(au_tasks *t) {
         /* Most tasks have no callback but their awaiter's wakeup. */
         if (!t->tasks[i].cb0 && !t->tasks[i].cbs) n = 0;
         else if ((rc = callbacks_hold(t, t->tasks[i].cb0, t->tasks[i].cbs, h, &n))) return rc;
-        c.s2 = c.s2_skipped = 0;
+        c.ndeferred = 0;
         for (uint32_t k = 0; k < n; k++)
             if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
         /* Frame slots only for a child that its futures and groups gave
          * no holder: see S2 above. */
-        if (t->nlinks == c.first && c.s2_skipped) {
-            c.s2 = 1;
-            c.nseen = 0;
-            for (uint32_t k = 0; k < n; k++)
-                if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
-        }
+        if (t->nlinks == c.first)
+            for (uint32_t k = 0; k < c.ndeferred; k++)
+                if ((rc = link_slots(&c, i, c.deferred[k]))) return rc;
         if (au_pyoff_present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;
         uint32_t budget = MAX_HOLDERS;
         if (t->tasks[i].waiter && au_obj_kind(t->objects, t->tasks[i].waiter) == AU_OK_GATHERING_FUTURE &&
