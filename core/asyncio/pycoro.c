@@ -35,6 +35,7 @@
 
 #include "au_asyncctx.h"
 #include "au_bytes.h"
+#include "au_internal.h"
 
 #define NONE AU_AT_NONE
 #define MAX_HOPS 4u /* asend/athrow/wrapper hops between two frames */
@@ -45,9 +46,17 @@
 
 typedef au_at_cursor cursor;
 
+#define YF_CACHE 64u /* (code, instr) verdicts of delegating() kept per sample (a power of 2) */
+
 typedef struct walk {
     au_tasks *t;
     uint32_t ncur, nfr;
+    /* Whether a frame suspended at (code, instr) delegates, per sample:
+     * idle tasks wait at a few places, and each look is a read of the
+     * code's bytes.  Only for this sample, so that code that changes
+     * (quickened, or freed and its address reused) is read again. */
+    uint64_t yf_code[YF_CACHE], yf_instr[YF_CACHE];
+    uint8_t yf_known[YF_CACHE]; /* 0: empty, else 1 + the verdict */
 } walk;
 
 
@@ -107,14 +116,13 @@ static int stack_slot_addr(au_tasks *t, const au_win *fw, uint64_t frame, uint32
 }
 
 /* Is the suspended generator whose frame runs `code` at `instr` in
- * await/yield from?  (yf_kind; the state was checked by the caller.)  May
- * read the code object: call it after the frame's window is done with. */
-static int delegating(au_tasks *t, uint64_t code, uint64_t instr, int st) {
+ * await/yield from, by the code's bytes?  (yf_kind, except
+ * AU_PY_YF_STATE.)  May read the code object: call it after the frame's
+ * window is done with. */
+static int delegating_code(au_tasks *t, uint64_t code, uint64_t instr) {
     const au_py_offsets *o = t->layout.o;
     uint8_t b[2];
     switch (o->yf_kind) {
-    case AU_PY_YF_STATE:
-        return st == G_YIELD_FROM_STATE;
     case AU_PY_YF_NEXT_RESUME:
         /* instr is prev_instr: the unit after it is where it resumes. */
         if (!instr || au_view_read(t->view, instr + 2, b, 2)) return 0;
@@ -132,6 +140,19 @@ static int delegating(au_tasks *t, uint64_t code, uint64_t instr, int st) {
     default:
         return 0;
     }
+}
+
+/* delegating_code, or the state (AU_PY_YF_STATE), through the sample's
+ * cache of verdicts. */
+static int delegating(walk *w, uint64_t code, uint64_t instr, int st) {
+    if (w->t->layout.o->yf_kind == AU_PY_YF_STATE) return st == G_YIELD_FROM_STATE;
+    uint32_t i = (uint32_t)au_mix64(code ^ au_mix64(instr)) & (YF_CACHE - 1);
+    if (w->yf_known[i] && w->yf_code[i] == code && w->yf_instr[i] == instr) return w->yf_known[i] - 1;
+    int yes = delegating_code(w->t, code, instr);
+    w->yf_code[i] = code;
+    w->yf_instr[i] = instr;
+    w->yf_known[i] = (uint8_t)(1 + (yes != 0));
+    return yes != 0;
 }
 
 static int add_found(walk *w, const cursor *c, uint64_t frame, uint64_t code, uint64_t instr,
@@ -224,7 +245,7 @@ static int step(walk *w, cursor *c) {
             return 0;
         }
         c->depth++;
-        if (!has_slot || !delegating(t, code, instr, st)) return 0;
+        if (!has_slot || !delegating(w, code, instr, st)) return 0;
         if (!slot_read) {
             if (au_view_read(t->view, slot, b, 8)) return 0;
             yf = au_rd64(b) & ~o->frame_code_tag_mask;
@@ -275,7 +296,10 @@ static int place(walk *w) {
 }
 
 int au_at_chains(au_tasks *t) {
-    walk w = {t, 0, 0};
+    walk w;
+    w.t = t;
+    w.ncur = w.nfr = 0;
+    memset(w.yf_known, 0, sizeof w.yf_known); /* the verdicts' keys are read only when known */
     int rc;
     if (au_at_grow(t, &t->cur, &t->cur_cap, t->ntasks ? t->ntasks : 1, sizeof *t->cur))
         return AU_ERR_NOMEM;
