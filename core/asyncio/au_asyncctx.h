@@ -38,6 +38,15 @@ typedef struct au_at_pair {
     uint64_t task;
 } au_at_pair;
 
+/* (key, task) pairs found by key, open addressing over the distinct keys
+ * (pylinks.c): head[h] is 1 + the first pair of a key, next[i] 1 + the
+ * pair after pair i with the same key (0 ends). */
+typedef struct au_at_index {
+    uint32_t *head, *next;
+    uint32_t head_cap, next_cap;
+    uint32_t mask;
+} au_at_index;
+
 /* pylinks.c: code objects known to come from asyncio's own files (or not),
  * by address and the co_filename pointer they were judged by. */
 #define AU_AT_CODE_CACHE 64u
@@ -114,6 +123,9 @@ struct au_tasks {
     uint32_t cur_cap, found_cap;
     au_at_pair *waiters, *slots; /* pylinks.c */
     uint32_t waiters_cap, slots_cap;
+    au_at_index waiters_ix, slots_ix; /* pylinks.c: the pairs by key */
+    uint64_t *memo_pool; /* pylinks.c: remembered callback outcomes */
+    uint32_t memo_pool_cap;
     au_at_code codes[AU_AT_CODE_CACHE];
     uint32_t codes_next;
     uint32_t ahead;          /* AU_AT_AHEAD when hints pay this sample, or 0 */

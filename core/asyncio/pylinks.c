@@ -34,10 +34,13 @@
  *       self of asyncio's that is also in one of the first local slots of
  *       a frame of a task's coroutine chain (as_completed's cells).  The
  *       slots are compared last because they are costly (every task's
- *       slots, sorted, once a sample) and say less: a gather's cells add
+ *       slots, hashed, once a sample) and say less: a gather's cells add
  *       nothing to the future that names its holder, and a frame that
  *       merely holds a group (a sibling handed the group) holds none of
  *       its tasks.
+ * What a callback leads to does not depend on the child it hangs on, so
+ * it is looked into once a sample (one_callback): gather's, wait's and
+ * as_completed's closures are shared by all their children.
  * Callbacks the program defines itself are never followed: what they hold
  * says nothing about asyncio's structure (anyio's backend is the one
  * library whose callbacks are read, by its file name, as asyncio's are).
@@ -68,6 +71,9 @@
 #define GROUP_CACHE 64u     /* task groups remembered per sample (a power of 2) */
 #define GATHER_CACHE 64u    /* futures judged gathering or not, per sample (a power of 2) */
 #define MAX_GATHERS 16u     /* gathering futures met per child, looked into after it */
+#define CB_MEMO 64u         /* callbacks whose outcome is remembered per sample (a power of 2) */
+#define CB_MEMO_ITEMS 32u   /* holders, objects and gathers one remembered outcome keeps, at most */
+#define MAX_CANDIDATES 64u  /* holders one callback names, at most */
 
 /* Whose callback held an object. */
 #define LIB_ASYNCIO 1
@@ -79,9 +85,35 @@ typedef struct held {
     uint8_t lib; /* LIB_*: how a task group it is names its parent */
 } held;
 
+/* What one callback leads to, whichever child it hangs on: the holders
+ * (task indices), the objects for S2, and the gathering futures met.
+ * Built while it is looked into (links_ctx.collect), then applied to the
+ * child; a callback shared by many children (gather's, wait's and
+ * as_completed's closures) is looked into once a sample. */
+typedef struct outcome {
+    uint32_t ncand, ndef, ngat;
+    uint32_t cand[MAX_CANDIDATES];
+    uint64_t def[MAX_HOLDERS];
+    uint64_t gat[MAX_GATHERS];
+} outcome;
+
+/* A remembered outcome: its items in t->memo_pool from `at`, holders
+ * first, then objects, then gathers. */
+typedef struct memo_entry {
+    uint64_t cb;
+    uint32_t at;
+    uint8_t ncand, ndef, ngat;
+} memo_entry;
+
+#define INDEX_PROBES 64u  /* table entries probed per key, at most */
+#define INDEX_STEPS 4096u /* pairs of one key looked at per lookup, at most: a
+                             hostile target can give every task one waiter,
+                             or fill every frame slot with one object */
+
 /* future -> the tasks waiting on it, and object -> the tasks holding it
- * in a frame slot: (key, task) pairs in the context's buffers, sorted,
- * searched by bisection. */
+ * in a frame slot: (key, task) pairs in the context's buffers, found by
+ * key through an au_at_index (sorting them, as was done before, cost more
+ * than the rest of a sample of 5,000 gathered tasks). */
 typedef struct links_ctx {
     au_tasks *t;
     uint32_t nwaiters, nslots;
@@ -113,25 +145,50 @@ typedef struct links_ctx {
      * own (add_link). */
     uint64_t gathers[MAX_GATHERS];
     uint32_t ngathers;
+    /* While a callback is looked into: where its outcome goes, instead
+     * of the child's links. */
+    outcome *collect;
+    memo_entry memo[CB_MEMO];
+    uint32_t npool; /* items used in t->memo_pool */
 } links_ctx;
 
 enum { G_OTHER = 1, G_GATHER, G_DONE };
 
 
-static int by_key(const void *a, const void *b) {
-    const au_at_pair *x = a, *y = b;
-    return x->key < y->key ? -1 : x->key > y->key ? 1 : (x->task < y->task ? -1 : x->task > y->task);
+/* Index n pairs by key (au_at_index).  A key that finds no free entry
+ * within INDEX_PROBES is left out: only keys made to collide do.
+ * Inserted from the last, so that a key's pairs come in task order. */
+static int index_build(au_tasks *t, au_at_index *ix, const au_at_pair *p, uint32_t n) {
+    uint32_t buckets = 64;
+    while (buckets < 2ull * n) buckets *= 2;
+    if (au_at_grow(t, &ix->head, &ix->head_cap, buckets, sizeof *ix->head) ||
+        au_at_grow(t, &ix->next, &ix->next_cap, n ? n : 1, sizeof *ix->next))
+        return AU_ERR_NOMEM;
+    memset(ix->head, 0, (size_t)buckets * sizeof *ix->head);
+    ix->mask = buckets - 1;
+    for (uint32_t i = n; i-- > 0;) {
+        uint32_t h = (uint32_t)au_mix64(p[i].key) & ix->mask;
+        ix->next[i] = 0;
+        for (uint32_t probe = 0; probe < INDEX_PROBES; probe++, h = (h + 1) & ix->mask) {
+            uint32_t head = ix->head[h];
+            if (head && p[head - 1].key != p[i].key) continue;
+            ix->next[i] = head;
+            ix->head[h] = i + 1;
+            break;
+        }
+    }
+    return AU_OK;
 }
 
-/* First index of key in a sorted pair array, or n. */
-static uint32_t lower(const au_at_pair *p, uint32_t n, uint64_t key) {
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (p[mid].key < key) lo = mid + 1;
-        else hi = mid;
+/* 1 + the first pair whose key is key, or 0. */
+static uint32_t index_find(const au_at_index *ix, const au_at_pair *p, uint32_t n, uint64_t key) {
+    if (!n) return 0;
+    uint32_t h = (uint32_t)au_mix64(key) & ix->mask;
+    for (uint32_t probe = 0; probe < INDEX_PROBES; probe++, h = (h + 1) & ix->mask) {
+        uint32_t head = ix->head[h];
+        if (!head || p[head - 1].key == key) return head;
     }
-    return lo;
+    return 0;
 }
 
 /* Does code object `code` come from asyncio's tasks.py or taskgroups.py
@@ -183,7 +240,7 @@ static int add_held(held *h, uint32_t *n, uint64_t obj, int s2, int lib) {
 /* What one callback holds, if asyncio (or anyio) defined it.  Only
  * asyncio's cells and bound selves are compared with frame slots (S2):
  * anyio's groups are found through the group itself (group_parent), and
- * comparing costs building and sorting every task's slots.  AU_OK or
+ * comparing costs reading and indexing every task's slots.  AU_OK or
  * AU_ERR_NOMEM. */
 static int callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
     const au_py_offsets *o = t->layout.o;
@@ -266,6 +323,13 @@ static int push_link(au_tasks *t, uint32_t child, uint32_t parent) {
 
 static int add_link(links_ctx *c, uint32_t child, uint32_t parent) {
     au_tasks *t = c->t;
+    if (c->collect) {
+        outcome *r = c->collect;
+        for (uint32_t i = 0; i < r->ncand; i++)
+            if (r->cand[i] == parent) return AU_OK;
+        if (r->ncand < MAX_CANDIDATES) r->cand[r->ncand++] = parent;
+        return AU_OK;
+    }
     if (child == parent) return AU_OK;
     /* Each holder once, and AU_AT_MAX_PARENTS at most: a child's links
      * are made while it is looked at, so they are the last ones.  Without
@@ -290,18 +354,18 @@ static int build_waiters(links_ctx *c) {
             return AU_ERR_NOMEM;
         t->waiters[c->nwaiters++] = (au_at_pair){t->tasks[i].waiter, i};
     }
-    if (c->nwaiters) au_sort(t->waiters, c->nwaiters, sizeof *t->waiters, by_key);
-    return AU_OK;
+    return index_build(t, &t->waiters_ix, t->waiters, c->nwaiters);
 }
 
 /* Every task waiting on future `fut` is a holder of child. */
 static int link_waiters(links_ctx *c, uint32_t child, uint64_t fut, int *found) {
     int rc;
     if (!c->waiters_built && (rc = build_waiters(c))) return rc;
-    const au_at_pair *w = c->t->waiters;
-    for (uint32_t i = lower(w, c->nwaiters, fut); i < c->nwaiters && w[i].key == fut; i++) {
+    au_tasks *t = c->t;
+    uint32_t j = index_find(&t->waiters_ix, t->waiters, c->nwaiters, fut);
+    for (uint32_t steps = 0; j && steps < INDEX_STEPS; steps++, j = t->waiters_ix.next[j - 1]) {
         *found = 1;
-        if ((rc = add_link(c, child, (uint32_t)w[i].task))) return rc;
+        if ((rc = add_link(c, child, (uint32_t)t->waiters[j - 1].task))) return rc;
     }
     return AU_OK;
 }
@@ -325,8 +389,7 @@ static int build_slots(links_ctx *c) {
             }
         }
     }
-    if (c->nslots) au_sort(t->slots, c->nslots, sizeof *t->slots, by_key);
-    return AU_OK;
+    return index_build(t, &t->slots_ix, t->slots, c->nslots);
 }
 
 static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t depth);
@@ -374,10 +437,13 @@ static void note_gather(links_ctx *c, uint64_t fut) {
         c->gstate[i] =
             au_obj_kind(c->t->objects, fut) == AU_OK_GATHERING_FUTURE ? G_GATHER : G_OTHER;
     }
-    if (c->gstate[i] != G_GATHER || c->ngathers == MAX_GATHERS) return;
-    for (uint32_t k = 0; k < c->ngathers; k++)
-        if (c->gathers[k] == fut) return;
-    c->gathers[c->ngathers++] = fut;
+    if (c->gstate[i] != G_GATHER) return;
+    uint64_t *list = c->collect ? c->collect->gat : c->gathers;
+    uint32_t *n = c->collect ? &c->collect->ngat : &c->ngathers;
+    if (*n == MAX_GATHERS) return;
+    for (uint32_t k = 0; k < *n; k++)
+        if (list[k] == fut) return;
+    list[(*n)++] = fut;
 }
 
 /* S1 through a future: its waiters, else the futures its own callbacks
@@ -415,7 +481,12 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
     int rc;
     if (k == AU_OK_TASK_GROUP && (rc = group_parent(c, child, h->obj, h->lib))) return rc;
     /* Compared with frame slots later, if at all (S2). */
-    if (h->s2 && c->ndeferred < MAX_HOLDERS) c->deferred[c->ndeferred++] = h->obj;
+    if (!h->s2) return AU_OK;
+    if (c->collect) {
+        if (c->collect->ndef < MAX_HOLDERS) c->collect->def[c->collect->ndef++] = h->obj;
+    } else if (c->ndeferred < MAX_HOLDERS) {
+        c->deferred[c->ndeferred++] = h->obj;
+    }
     return AU_OK;
 }
 
@@ -424,8 +495,9 @@ static int link_slots(links_ctx *c, uint32_t child, uint64_t obj) {
     au_tasks *t = c->t;
     int rc;
     if (!c->slots_built && (rc = build_slots(c))) return rc;
-    for (uint32_t i = lower(t->slots, c->nslots, obj); i < c->nslots && t->slots[i].key == obj; i++)
-        if ((rc = add_link(c, child, (uint32_t)t->slots[i].task))) return rc;
+    uint32_t j = index_find(&t->slots_ix, t->slots, c->nslots, obj);
+    for (uint32_t steps = 0; j && steps < INDEX_STEPS; steps++, j = t->slots_ix.next[j - 1])
+        if ((rc = add_link(c, child, (uint32_t)t->slots[j - 1].task))) return rc;
     return AU_OK;
 }
 
@@ -456,6 +528,76 @@ static int gather_children(links_ctx *c, uint32_t holder, uint64_t fut, uint32_t
     return AU_OK;
 }
 
+/* Apply an outcome to child: its links, its objects for S2, its
+ * gathers. */
+static int apply_outcome(links_ctx *c, uint32_t child, const uint32_t *cand, uint32_t ncand,
+                         const uint64_t *def, uint32_t ndef, const uint64_t *gat, uint32_t ngat) {
+    int rc;
+    for (uint32_t k = 0; k < ncand; k++)
+        if ((rc = add_link(c, child, cand[k]))) return rc;
+    for (uint32_t k = 0; k < ndef && c->ndeferred < MAX_HOLDERS; k++) c->deferred[c->ndeferred++] = def[k];
+    for (uint32_t k = 0; k < ngat; k++) note_gather(c, gat[k]);
+    return AU_OK;
+}
+
+/* One callback of child: its remembered outcome, or what it holds looked
+ * into now (and remembered when it is small).  AU_OK or AU_ERR_NOMEM. */
+static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
+    au_tasks *t = c->t;
+    memo_entry *e = &c->memo[(uint32_t)au_mix64(cb) & (CB_MEMO - 1)];
+    if (cb && e->cb == cb) {
+        const uint64_t *p = t->memo_pool + e->at;
+        uint32_t cand[CB_MEMO_ITEMS];
+        for (uint32_t k = 0; k < e->ncand; k++) cand[k] = (uint32_t)p[k];
+        return apply_outcome(c, child, cand, e->ncand, p + e->ncand, e->ndef,
+                             p + e->ncand + e->ndef, e->ngat);
+    }
+    outcome r;
+    r.ncand = r.ndef = r.ngat = 0;
+    held h[MAX_HOLDERS];
+    uint32_t n = 0;
+    int rc = callback_holds(t, cb, h, &n);
+    /* Each callback's futures are its own: the outcome must not depend on
+     * which child, or which of its callbacks, came first. */
+    c->collect = &r;
+    c->nseen = 0;
+    for (uint32_t k = 0; k < n && !rc; k++) rc = link_holder(c, child, &h[k], 0);
+    c->collect = NULL;
+    if (rc) return rc;
+    uint32_t items = r.ncand + r.ndef + r.ngat;
+    if (cb && items <= CB_MEMO_ITEMS) {
+        if (au_at_grow(t, &t->memo_pool, &t->memo_pool_cap, (size_t)c->npool + items + 1,
+                       sizeof *t->memo_pool))
+            return AU_ERR_NOMEM;
+        uint64_t *p = t->memo_pool + c->npool;
+        for (uint32_t k = 0; k < r.ncand; k++) p[k] = r.cand[k];
+        memcpy(p + r.ncand, r.def, (size_t)r.ndef * sizeof *p);
+        memcpy(p + r.ncand + r.ndef, r.gat, (size_t)r.ngat * sizeof *p);
+        *e = (memo_entry){cb, c->npool, (uint8_t)r.ncand, (uint8_t)r.ndef, (uint8_t)r.ngat};
+        c->npool += items;
+    }
+    return apply_outcome(c, child, r.cand, r.ncand, r.def, r.ndef, r.gat, r.ngat);
+}
+
+/* Every callback of child: callback0, then the (callback, context)
+ * tuples of its callbacks list.  AU_OK or AU_ERR_NOMEM. */
+static int child_callbacks(links_ctx *c, uint32_t child, uint64_t cb0, uint64_t list) {
+    au_objects *ob = c->t->objects;
+    int rc;
+    if (cb0 && (rc = one_callback(c, child, cb0))) return rc;
+    uint64_t items[MAX_CALLBACKS];
+    uint32_t k;
+    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return AU_OK;
+    for (uint32_t i = 0; i < k && i < MAX_CALLBACKS; i++) {
+        uint64_t pair[2];
+        uint32_t m;
+        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1 &&
+            (rc = one_callback(c, child, pair[0])))
+            return rc;
+    }
+    return AU_OK;
+}
+
 /* The gathering futures the last child met: each one's _children go
  * under every task waiting on it, once a sample per future (a cache
  * collision may look into one again: its links are only repeated). */
@@ -469,10 +611,10 @@ static int expand_gathers(links_ctx *c) {
             if (c->gstate[slot] == G_DONE) continue;
             c->gstate[slot] = G_DONE;
         }
-        const au_at_pair *w = t->waiters;
-        for (uint32_t i = lower(w, c->nwaiters, fut); i < c->nwaiters && w[i].key == fut; i++) {
+        uint32_t j = index_find(&t->waiters_ix, t->waiters, c->nwaiters, fut);
+        for (uint32_t steps = 0; j && steps < INDEX_STEPS; steps++, j = t->waiters_ix.next[j - 1]) {
             uint32_t budget = MAX_HOLDERS;
-            if ((rc = gather_children(c, (uint32_t)w[i].task, fut, 0, &budget))) return rc;
+            if ((rc = gather_children(c, (uint32_t)t->waiters[j - 1].task, fut, 0, &budget))) return rc;
         }
     }
     c->ngathers = 0;
@@ -515,21 +657,19 @@ int au_at_links(au_tasks *t) {
         if (t->ahead && i + t->ahead < t->ntasks) au_at_tprefetch(t, t->tasks[i + t->ahead].waiter);
         /* Whether it awaits a task, once here, for the sampler. */
         t->tasks[i].waiter_task = au_at_find(t, t->tasks[i].waiter);
-        held h[MAX_HOLDERS];
-        uint32_t n;
         c.nseen = 0;
         c.first = t->nlinks;
-        /* Most tasks have no callback but their awaiter's wakeup. */
-        if (!t->tasks[i].cb0 && !t->tasks[i].cbs) n = 0;
-        else if ((rc = callbacks_hold(t, t->tasks[i].cb0, t->tasks[i].cbs, h, &n))) return rc;
         c.ndeferred = 0;
-        for (uint32_t k = 0; k < n; k++)
-            if ((rc = link_holder(&c, i, &h[k], 0))) return rc;
+        /* Most tasks have no callback but their awaiter's wakeup. */
+        if ((t->tasks[i].cb0 || t->tasks[i].cbs) &&
+            (rc = child_callbacks(&c, i, t->tasks[i].cb0, t->tasks[i].cbs)))
+            return rc;
         /* Frame slots only for a child that its futures and groups gave
          * no holder: see S2 above. */
         if (t->nlinks == c.first)
             for (uint32_t k = 0; k < c.ndeferred; k++)
                 if ((rc = link_slots(&c, i, c.deferred[k]))) return rc;
+        c.nseen = 0; /* what a callback looked into before is its own (one_callback) */
         if (au_pyoff_present(t->priv.fut_awaited_by) && (rc = awaited_by(&c, i))) return rc;
         if (c.ngathers && (rc = expand_gathers(&c))) return rc;
     }

@@ -642,6 +642,11 @@ void au_tasks_free(au_tasks *t) {
     FREE(t->found, t->found_cap);
     FREE(t->waiters, t->waiters_cap);
     FREE(t->slots, t->slots_cap);
+    FREE(t->waiters_ix.head, t->waiters_ix.head_cap);
+    FREE(t->waiters_ix.next, t->waiters_ix.next_cap);
+    FREE(t->slots_ix.head, t->slots_ix.head_cap);
+    FREE(t->slots_ix.next, t->slots_ix.next_cap);
+    FREE(t->memo_pool, t->memo_pool_cap);
     FREE(t->agent_items, t->agent_items_cap);
     FREE(t->agent_pairs, t->agent_pairs_cap);
 #undef FREE
