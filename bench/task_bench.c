@@ -5,7 +5,11 @@
  * The target is python_fixtures/many_tasks.py COUNT: the main task and
  * COUNT idle tasks in four shapes, coroutine chains of one to three
  * frames, all asleep in the event loop (so every sample reads the same
- * state).  For every interpreter of tests/pythons.h and both counts:
+ * state).  With --au_fixture=gathered the target is
+ * python_fixtures/many_gathered.py COUNT instead: the same tasks, gathered
+ * by the main task, so that every sample also reads and resolves COUNT
+ * strong links (cases named gathered/... instead of tasks/...).  For
+ * every interpreter of tests/pythons.h and both counts:
  *
  *   tasks/live/<count>/<interp>      the fixture stays alive and the loop
  *                                    samples it (au_sampler_open_pid):
@@ -100,7 +104,16 @@
 #include "tests/membuf.h"
 #include "tests/pythons.h"
 
-#define FIXTURE "python_fixtures/many_tasks.py"
+/* --au_fixture: the program sampled, and the first part of the cases'
+ * names. */
+typedef struct shape {
+    const char *option, *path, *prefix;
+} shape;
+static const shape shapes[] = {
+    {"idle", "python_fixtures/many_tasks.py", "tasks"},
+    /* The same tasks, gathered by the main task: a strong link each. */
+    {"gathered", "python_fixtures/many_gathered.py", "gathered"},
+};
 #define SLEEP_WAIT_MS 20000
 #define MAX_INTERPS 16
 #define MAX_COUNTS 4
@@ -112,6 +125,7 @@ static const char *const src_names[SRC_COUNT] = {"live", "snapshot", "fetch", "r
 /* ---- one fixture process per interpreter and task count ------------------ */
 
 typedef struct target {
+    const shape *shape;
     const py_interp *interp;
     uint32_t count;
     int state;      /* 0: not spawned, 1: running, -1: failed (see error) */
@@ -172,7 +186,7 @@ static int spawn_target(target *t) {
     char arg[16];
     snprintf(arg, sizeof arg, "%u", (unsigned)t->count);
     const char *args[] = {arg, NULL};
-    if (py_spawn_fixture(t->interp, FIXTURE, args, &t->proc) != 0) {
+    if (py_spawn_fixture(t->interp, t->shape->path, args, &t->proc) != 0) {
         snprintf(t->error, sizeof t->error, "%s: %s", t->interp->name, t->proc.error);
         return -1;
     }
@@ -718,6 +732,15 @@ int main(int argc, char **argv) {
     const char *only = bench_take_value(&argc, argv, "--au_python");
     const char *count_list = bench_take_value(&argc, argv, "--au_tasks");
     const char *source = bench_take_value(&argc, argv, "--au_source");
+    const char *fixture = bench_take_value(&argc, argv, "--au_fixture");
+    const shape *shp = NULL;
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++)
+        if (!strcmp(fixture ? fixture : "idle", shapes[k].option)) shp = &shapes[k];
+    if (!shp) {
+        fprintf(stderr, "task_bench: --au_fixture is idle (many_tasks.py) or gathered "
+                        "(many_gathered.py)\n");
+        return 1;
+    }
     uint32_t counts[MAX_COUNTS];
     size_t ncounts;
     if (parse_counts(count_list ? count_list : DEFAULT_COUNTS, counts, &ncounts) != 0) {
@@ -756,6 +779,7 @@ int main(int argc, char **argv) {
         if (!p->available) continue;
         for (size_t z = 0; z < ncounts; z++) {
             target *t = &targets[nt++];
+            t->shape = shp;
             t->interp = p;
             t->count = counts[z];
             t->proc.pid = -1;
@@ -775,7 +799,7 @@ int main(int argc, char **argv) {
                 bc->strict = strict;
                 bc->flags = flags;
                 char name[96];
-                snprintf(name, sizeof name, "tasks/%s/%u/%s", src_names[k],
+                snprintf(name, sizeof name, "%s/%s/%u/%s", shp->prefix, src_names[k],
                          (unsigned)counts[z], targets[i].interp->name);
                 bench_spec spec;
                 memset(&spec, 0, sizeof spec);
