@@ -40,7 +40,8 @@
  *       its tasks.
  * What a callback leads to does not depend on the child it hangs on, so
  * it is looked into once a sample (one_callback): gather's, wait's and
- * as_completed's closures are shared by all their children.
+ * as_completed's closures are shared by all their children, and a
+ * TaskGroup's bound methods by their function and group.
  * Callbacks the program defines itself are never followed: what they hold
  * says nothing about asyncio's structure (anyio's backend is the one
  * library whose callbacks are read, by its file name, as asyncio's are).
@@ -100,7 +101,7 @@ typedef struct outcome {
 /* A remembered outcome: its items in t->memo_pool from `at`, holders
  * first, then objects, then gathers. */
 typedef struct memo_entry {
-    uint64_t cb;
+    uint64_t key[2];
     uint32_t at;
     uint8_t ncand, ndef, ngat;
 } memo_entry;
@@ -541,31 +542,57 @@ static int apply_outcome(links_ctx *c, uint32_t child, const uint32_t *cand, uin
 }
 
 /* One callback of child: its remembered outcome, or what it holds looked
- * into now (and remembered when it is small).  AU_OK or AU_ERR_NOMEM. */
+ * into now (and remembered when it is small and may be met again).  AU_OK
+ * or AU_ERR_NOMEM. */
 static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
     au_tasks *t = c->t;
-    memo_entry *e = &c->memo[(uint32_t)au_mix64(cb) & (CB_MEMO - 1)];
-    if (cb && e->cb == cb) {
+    au_objects *ob = t->objects;
+    /* What the outcome depends on: a function (gather's, wait's and
+     * as_completed's closures are shared by their children), or a bound
+     * method's function and self (a TaskGroup makes one for each child,
+     * of one function and one group).  Anything else (wait_for's
+     * partial, made for its one child) is looked into every time. */
+    uint64_t key[2] = {cb, 0};
+    /* A function met before is known by its address alone: the common
+     * case (a gather's children) reads nothing of it again. */
+    memo_entry *e = &c->memo[(uint32_t)au_mix64(cb ^ au_mix64(0)) & (CB_MEMO - 1)];
+    if (!cb || e->key[0] != cb || e->key[1] != 0) {
+        au_okind kind = au_obj_kind(ob, cb);
+        if (kind == AU_OK_METHOD) {
+            key[0] = au_obj_ptr(ob, cb, t->layout.o->method_im_func);
+            key[1] = au_obj_ptr(ob, cb, t->layout.o->method_im_self);
+            if (!key[1]) key[0] = 0;
+        } else if (kind != AU_OK_FUNCTION) {
+            key[0] = 0;
+        }
+        e = &c->memo[(uint32_t)au_mix64(key[0] ^ au_mix64(key[1])) & (CB_MEMO - 1)];
+    }
+    if (key[0] && e->key[0] == key[0] && e->key[1] == key[1]) {
         const uint64_t *p = t->memo_pool + e->at;
         uint32_t cand[CB_MEMO_ITEMS];
         for (uint32_t k = 0; k < e->ncand; k++) cand[k] = (uint32_t)p[k];
         return apply_outcome(c, child, cand, e->ncand, p + e->ncand, e->ndef,
                              p + e->ncand + e->ndef, e->ngat);
     }
-    outcome r;
-    r.ncand = r.ndef = r.ngat = 0;
     held h[MAX_HOLDERS];
     uint32_t n = 0;
     int rc = callback_holds(t, cb, h, &n);
+    if (rc) return rc;
     /* Each callback's futures are its own: the outcome must not depend on
      * which child, or which of its callbacks, came first. */
-    c->collect = &r;
     c->nseen = 0;
+    if (!key[0]) {
+        for (uint32_t k = 0; k < n && !rc; k++) rc = link_holder(c, child, &h[k], 0);
+        return rc;
+    }
+    outcome r;
+    r.ncand = r.ndef = r.ngat = 0;
+    c->collect = &r;
     for (uint32_t k = 0; k < n && !rc; k++) rc = link_holder(c, child, &h[k], 0);
     c->collect = NULL;
     if (rc) return rc;
     uint32_t items = r.ncand + r.ndef + r.ngat;
-    if (cb && items <= CB_MEMO_ITEMS) {
+    if (items <= CB_MEMO_ITEMS) {
         if (au_at_grow(t, &t->memo_pool, &t->memo_pool_cap, (size_t)c->npool + items + 1,
                        sizeof *t->memo_pool))
             return AU_ERR_NOMEM;
@@ -573,7 +600,8 @@ static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
         for (uint32_t k = 0; k < r.ncand; k++) p[k] = r.cand[k];
         memcpy(p + r.ncand, r.def, (size_t)r.ndef * sizeof *p);
         memcpy(p + r.ncand + r.ndef, r.gat, (size_t)r.ngat * sizeof *p);
-        *e = (memo_entry){cb, c->npool, (uint8_t)r.ncand, (uint8_t)r.ndef, (uint8_t)r.ngat};
+        *e = (memo_entry){{key[0], key[1]}, c->npool, (uint8_t)r.ncand, (uint8_t)r.ndef,
+                          (uint8_t)r.ngat};
         c->npool += items;
     }
     return apply_outcome(c, child, r.cand, r.ncand, r.def, r.ndef, r.gat, r.ngat);
