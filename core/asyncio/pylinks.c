@@ -282,24 +282,31 @@ static int callback_holds(au_tasks *t, uint64_t cb, held *h, uint32_t *n) {
     }
 }
 
+/* The callbacks of a future, given its callback0 and callbacks list (of
+ * (callback, context) tuples): into out, which has room for
+ * 1 + MAX_CALLBACKS; returns how many. */
+static uint32_t future_callbacks(au_objects *ob, uint64_t cb0, uint64_t list, uint64_t *out) {
+    uint32_t n = 0, k;
+    if (cb0) out[n++] = cb0;
+    uint64_t items[MAX_CALLBACKS];
+    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return n;
+    for (uint32_t i = 0; i < k && i < MAX_CALLBACKS; i++) {
+        uint64_t pair[2];
+        uint32_t m;
+        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1) out[n++] = pair[0];
+    }
+    return n;
+}
+
 /* Everything the asyncio-defined callbacks of a future hold, given its
  * callback0 and callbacks list.  AU_OK or AU_ERR_NOMEM. */
 static int callbacks_hold(au_tasks *t, uint64_t cb0, uint64_t list, held *h, uint32_t *n) {
-    au_objects *ob = t->objects;
+    uint64_t cbs[1 + MAX_CALLBACKS];
+    uint32_t k = future_callbacks(t->objects, cb0, list, cbs);
     int rc;
     *n = 0;
-    if (cb0 && (rc = callback_holds(t, cb0, h, n))) return rc;
-    uint64_t items[MAX_CALLBACKS];
-    uint32_t k;
-    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return AU_OK;
-    for (uint32_t i = 0; i < k && i < MAX_CALLBACKS; i++) {
-        /* Each item is a (callback, context) tuple. */
-        uint64_t pair[2];
-        uint32_t m;
-        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1 &&
-            (rc = callback_holds(t, pair[0], h, n)))
-            return rc;
-    }
+    for (uint32_t i = 0; i < k; i++)
+        if ((rc = callback_holds(t, cbs[i], h, n))) return rc;
     return AU_OK;
 }
 
@@ -607,22 +614,13 @@ static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
     return apply_outcome(c, child, r.cand, r.ncand, r.def, r.ndef, r.gat, r.ngat);
 }
 
-/* Every callback of child: callback0, then the (callback, context)
- * tuples of its callbacks list.  AU_OK or AU_ERR_NOMEM. */
+/* Every callback of child, in order.  AU_OK or AU_ERR_NOMEM. */
 static int child_callbacks(links_ctx *c, uint32_t child, uint64_t cb0, uint64_t list) {
-    au_objects *ob = c->t->objects;
+    uint64_t cbs[1 + MAX_CALLBACKS];
+    uint32_t k = future_callbacks(c->t->objects, cb0, list, cbs);
     int rc;
-    if (cb0 && (rc = one_callback(c, child, cb0))) return rc;
-    uint64_t items[MAX_CALLBACKS];
-    uint32_t k;
-    if (!list || au_obj_items(ob, list, items, MAX_CALLBACKS, &k)) return AU_OK;
-    for (uint32_t i = 0; i < k && i < MAX_CALLBACKS; i++) {
-        uint64_t pair[2];
-        uint32_t m;
-        if (au_obj_items(ob, items[i], pair, 2, &m) == AU_OK && m >= 1 &&
-            (rc = one_callback(c, child, pair[0])))
-            return rc;
-    }
+    for (uint32_t i = 0; i < k; i++)
+        if ((rc = one_callback(c, child, cbs[i]))) return rc;
     return AU_OK;
 }
 
