@@ -98,11 +98,11 @@ typedef struct outcome {
     uint64_t gat[MAX_GATHERS];
 } outcome;
 
-/* A remembered outcome: its items in t->memo_pool from `at`, holders
- * first, then objects, then gathers. */
+/* A remembered outcome: its items in t->memo_pool, CB_MEMO_ITEMS from
+ * its entry's index on (the pool is allocated once, and a new outcome
+ * takes its entry's place), holders first, then objects, then gathers. */
 typedef struct memo_entry {
     uint64_t key[2];
-    uint32_t at;
     uint8_t ncand, ndef, ngat;
 } memo_entry;
 
@@ -150,7 +150,6 @@ typedef struct links_ctx {
      * of the child's links. */
     outcome *collect;
     memo_entry memo[CB_MEMO];
-    uint32_t npool; /* items used in t->memo_pool */
 } links_ctx;
 
 enum { G_OTHER = 1, G_GATHER, G_DONE };
@@ -574,8 +573,9 @@ static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
         }
         e = &c->memo[(uint32_t)au_mix64(key[0] ^ au_mix64(key[1])) & (CB_MEMO - 1)];
     }
+    const size_t at = (size_t)(e - c->memo) * CB_MEMO_ITEMS;
     if (key[0] && e->key[0] == key[0] && e->key[1] == key[1]) {
-        const uint64_t *p = t->memo_pool + e->at;
+        const uint64_t *p = t->memo_pool + at;
         uint32_t cand[CB_MEMO_ITEMS];
         for (uint32_t k = 0; k < e->ncand; k++) cand[k] = (uint32_t)p[k];
         return apply_outcome(c, child, cand, e->ncand, p + e->ncand, e->ndef,
@@ -600,16 +600,14 @@ static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
     if (rc) return rc;
     uint32_t items = r.ncand + r.ndef + r.ngat;
     if (items <= CB_MEMO_ITEMS) {
-        if (au_at_grow(t, &t->memo_pool, &t->memo_pool_cap, (size_t)c->npool + items + 1,
+        if (au_at_grow(t, &t->memo_pool, &t->memo_pool_cap, CB_MEMO * CB_MEMO_ITEMS,
                        sizeof *t->memo_pool))
             return AU_ERR_NOMEM;
-        uint64_t *p = t->memo_pool + c->npool;
+        uint64_t *p = t->memo_pool + at;
         for (uint32_t k = 0; k < r.ncand; k++) p[k] = r.cand[k];
         memcpy(p + r.ncand, r.def, (size_t)r.ndef * sizeof *p);
         memcpy(p + r.ncand + r.ndef, r.gat, (size_t)r.ngat * sizeof *p);
-        *e = (memo_entry){{key[0], key[1]}, c->npool, (uint8_t)r.ncand, (uint8_t)r.ndef,
-                          (uint8_t)r.ngat};
-        c->npool += items;
+        *e = (memo_entry){{key[0], key[1]}, (uint8_t)r.ncand, (uint8_t)r.ndef, (uint8_t)r.ngat};
     }
     return apply_outcome(c, child, r.cand, r.ncand, r.def, r.ndef, r.gat, r.ngat);
 }
