@@ -93,7 +93,7 @@ typedef struct held {
  * as_completed's closures) is looked into once a sample. */
 typedef struct outcome {
     uint32_t ncand, ndef, ngat;
-    uint32_t cand[MAX_CANDIDATES];
+    uint64_t cand[MAX_CANDIDATES]; /* task indices, kept as the pool keeps them */
     uint64_t def[MAX_HOLDERS];
     uint64_t gat[MAX_GATHERS];
 } outcome;
@@ -537,14 +537,19 @@ static int gather_children(links_ctx *c, uint32_t holder, uint64_t fut, uint32_t
 
 /* Apply an outcome to child: its links, its objects for S2, its
  * gathers. */
-static int apply_outcome(links_ctx *c, uint32_t child, const uint32_t *cand, uint32_t ncand,
+static int apply_outcome(links_ctx *c, uint32_t child, const uint64_t *cand, uint32_t ncand,
                          const uint64_t *def, uint32_t ndef, const uint64_t *gat, uint32_t ngat) {
     int rc;
     for (uint32_t k = 0; k < ncand; k++)
-        if ((rc = add_link(c, child, cand[k]))) return rc;
+        if ((rc = add_link(c, child, (uint32_t)cand[k]))) return rc;
     for (uint32_t k = 0; k < ndef && c->ndeferred < MAX_HOLDERS; k++) c->deferred[c->ndeferred++] = def[k];
     for (uint32_t k = 0; k < ngat; k++) note_gather(c, gat[k]);
     return AU_OK;
+}
+
+/* The memo entry for key (k0, k1). */
+static memo_entry *memo_slot(links_ctx *c, uint64_t k0, uint64_t k1) {
+    return &c->memo[(uint32_t)au_mix64(k0 ^ au_mix64(k1)) & (CB_MEMO - 1)];
 }
 
 /* One callback of child: its remembered outcome, or what it holds looked
@@ -561,7 +566,7 @@ static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
     uint64_t key[2] = {cb, 0};
     /* A function met before is known by its address alone: the common
      * case (a gather's children) reads nothing of it again. */
-    memo_entry *e = &c->memo[(uint32_t)au_mix64(cb ^ au_mix64(0)) & (CB_MEMO - 1)];
+    memo_entry *e = memo_slot(c, cb, 0);
     if (!cb || e->key[0] != cb || e->key[1] != 0) {
         au_okind kind = au_obj_kind(ob, cb);
         if (kind == AU_OK_METHOD) {
@@ -571,15 +576,13 @@ static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
         } else if (kind != AU_OK_FUNCTION) {
             key[0] = 0;
         }
-        e = &c->memo[(uint32_t)au_mix64(key[0] ^ au_mix64(key[1])) & (CB_MEMO - 1)];
+        e = memo_slot(c, key[0], key[1]);
     }
     const size_t at = (size_t)(e - c->memo) * CB_MEMO_ITEMS;
     if (key[0] && e->key[0] == key[0] && e->key[1] == key[1]) {
         const uint64_t *p = t->memo_pool + at;
-        uint32_t cand[CB_MEMO_ITEMS];
-        for (uint32_t k = 0; k < e->ncand; k++) cand[k] = (uint32_t)p[k];
-        return apply_outcome(c, child, cand, e->ncand, p + e->ncand, e->ndef,
-                             p + e->ncand + e->ndef, e->ngat);
+        return apply_outcome(c, child, p, e->ncand, p + e->ncand, e->ndef, p + e->ncand + e->ndef,
+                             e->ngat);
     }
     held h[MAX_HOLDERS];
     uint32_t n = 0;
@@ -604,7 +607,7 @@ static int one_callback(links_ctx *c, uint32_t child, uint64_t cb) {
                        sizeof *t->memo_pool))
             return AU_ERR_NOMEM;
         uint64_t *p = t->memo_pool + at;
-        for (uint32_t k = 0; k < r.ncand; k++) p[k] = r.cand[k];
+        memcpy(p, r.cand, (size_t)r.ncand * sizeof *p);
         memcpy(p + r.ncand, r.def, (size_t)r.ndef * sizeof *p);
         memcpy(p + r.ncand + r.ndef, r.gat, (size_t)r.ngat * sizeof *p);
         *e = (memo_entry){{key[0], key[1]}, (uint8_t)r.ncand, (uint8_t)r.ndef, (uint8_t)r.ngat};
@@ -681,7 +684,6 @@ int au_at_links(au_tasks *t) {
         if (t->ahead && i + t->ahead < t->ntasks) au_at_tprefetch(t, t->tasks[i + t->ahead].waiter);
         /* Whether it awaits a task, once here, for the sampler. */
         t->tasks[i].waiter_task = au_at_find(t, t->tasks[i].waiter);
-        c.nseen = 0;
         c.first = t->nlinks;
         c.ndeferred = 0;
         /* Most tasks have no callback but their awaiter's wakeup. */
