@@ -466,9 +466,20 @@ static int name_generators(au_pyreader *r, const au_rawframe *raw, uint32_t n, c
     return AU_OK;
 }
 
+#define RESOLVE_MEMO 128u /* au_pr_resolve_code's memo (a power of 2) */
+
 int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_pyframe *out) {
     const au_py_offsets *o = &r->off;
     uint32_t hlen = code_header_len(o), every = r->lim.code_check_every;
+    /* The slots and lines of the last few code objects and instructions
+     * met in this call: a thousand idle tasks wait at a handful of places,
+     * and each cache probe or line memo scan is dearer than one compare.
+     * A slot given out in this call is in use and is not evicted until the
+     * next, so a remembered one stays right. */
+    uint64_t memo_code[RESOLVE_MEMO], memo_instr[RESOLVE_MEMO];
+    uint32_t memo_slot[RESOLVE_MEMO];
+    int32_t memo_line[RESOLVE_MEMO];
+    memset(memo_code, 0, sizeof memo_code); /* 0 is no code's address */
     /* 1. A slot per distinct code object.  Those due for a check go to the
      * front of r->pending (ndue of them), the others after them. */
     uint32_t nd = 0, ndue = 0;
@@ -478,8 +489,17 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
             out[i].code = out[i - 1].code;
             continue;
         }
+        uint32_t m = (uint32_t)au_mix64(code) & (RESOLVE_MEMO - 1);
+        if (code && memo_code[m] == code) { /* met in this call: handled */
+            out[i].code = memo_slot[m];
+            continue;
+        }
         uint32_t s = code && !(code & 7) ? cache_slot(r, code) : NONE;
         out[i].code = s;
+        if (s != NONE) {
+            memo_code[m] = code;
+            memo_slot[m] = s;
+        }
         if (s == NONE || r->cache[s].used == r->sample_no) continue;
         au_codeentry *e = &r->cache[s];
         e->used = r->sample_no;
@@ -546,7 +566,10 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
     au_pr_hints_pause(r, was);
     if (rc) return rc;
     /* 4. Frames.  A recursion's frames mostly stand at the same
-     * instruction of the same code: their line is the previous frame's. */
+     * instruction of the same code: their line is the previous frame's;
+     * other frames at a place met in this call take its line from the
+     * memo (slots are final now, so the key is slot and instruction). */
+    memset(memo_code, 0, sizeof memo_code);
     for (uint32_t i = 0; i < n; i++) {
         au_pyframe *f = &out[i];
         uint32_t s = f->code;
@@ -560,7 +583,17 @@ int au_pr_resolve_code(au_pyreader *r, const au_rawframe *raw, uint32_t n, au_py
         f->line = -1;
         if (s != NONE && !r->cache[s].valid) s = NONE;
         f->code = s;
-        if (s != NONE) f->line = frame_line(r, &r->cache[s], &raw[i]);
+        if (s == NONE) continue;
+        uint64_t key = (uint64_t)s + 1;
+        uint32_t m = (uint32_t)au_mix64(key ^ au_mix64(raw[i].instr)) & (RESOLVE_MEMO - 1);
+        if (memo_code[m] == key && memo_instr[m] == raw[i].instr) {
+            f->line = memo_line[m];
+            continue;
+        }
+        f->line = frame_line(r, &r->cache[s], &raw[i]);
+        memo_code[m] = key;
+        memo_instr[m] = raw[i].instr;
+        memo_line[m] = f->line;
     }
     if (au_pr_present(r->off.gen_qualname) && !au_pr_present(r->off.code_qualname))
         return name_generators(r, raw, n, out);
