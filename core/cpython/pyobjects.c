@@ -324,8 +324,27 @@ int au_obj_str(au_objects *ob, uint64_t addr, uint32_t max, const char **s, uint
     char *out;
     if ((rc = arena_room(ob, count * 4 + 3, &out))) return rc;
     uint32_t w = 0;
-    uint8_t chunk[256];
     uint32_t head_off = (uint32_t)(data - addr);
+    /* The usual name: ASCII, whole, in the head already looked at.  Copied
+     * as it is once a word-wise test finds no byte >= 0x80 (the general
+     * loop below would copy it twice, a byte test each). */
+    if (wp && ascii && !cut && head_off + count <= hl) {
+        uint64_t high = 0, word;
+        uint32_t j = 0;
+        for (; j + 8 <= count; j += 8) {
+            memcpy(&word, wp + head_off + j, 8);
+            high |= word;
+        }
+        for (; j < count; j++) high |= wp[head_off + j];
+        if (!(high & 0x8080808080808080ull)) {
+            memcpy(out, wp + head_off, count);
+            arena_commit(ob, count);
+            *s = out;
+            *len = count;
+            return AU_OK;
+        }
+    }
+    uint8_t chunk[256];
     for (uint32_t i = 0; i < count;) {
         uint32_t take = count - i;
         if (take * kind > sizeof chunk) take = sizeof chunk / kind;
