@@ -124,6 +124,8 @@ struct au_tasks {
     au_at_pair *waiters, *slots; /* pylinks.c */
     uint32_t waiters_cap, slots_cap;
     au_at_index waiters_ix, slots_ix; /* pylinks.c: the pairs by key */
+    uint32_t *slot_hits;     /* pylinks.c: tasks found by a scan of slots */
+    uint32_t slot_hits_cap;
     uint64_t *memo_pool; /* pylinks.c: remembered callback outcomes */
     uint32_t memo_pool_cap;
     au_at_code codes[AU_AT_CODE_CACHE];

@@ -34,10 +34,11 @@
  *       self of asyncio's that is also in one of the first local slots of
  *       a frame of a task's coroutine chain (as_completed's cells).  The
  *       slots are compared last because they are costly (every task's
- *       slots, hashed, once a sample) and say less: a gather's cells add
- *       nothing to the future that names its holder, and a frame that
- *       merely holds a group (a sibling handed the group) holds none of
- *       its tasks.
+ *       slots read once a sample, then a pass over them per object asked
+ *       for, or an index past SCAN_KEYS objects) and say less: a gather's
+ *       cells add nothing to the future that names its holder, and a frame
+ *       that merely holds a group (a sibling handed the group) holds none
+ *       of its tasks.
  * What a callback leads to does not depend on the child it hangs on, so
  * it is looked into once a sample (one_callback): gather's, wait's and
  * as_completed's closures are shared by all their children, and a
@@ -75,6 +76,7 @@
 #define CB_MEMO 64u         /* callbacks whose outcome is remembered per sample (a power of 2) */
 #define CB_MEMO_ITEMS 32u   /* holders, objects and gathers one remembered outcome keeps, at most */
 #define MAX_CANDIDATES 64u  /* holders one callback names, at most */
+#define SCAN_KEYS 8u        /* objects S2 looks for by a pass over the slots, per sample */
 
 /* Whose callback held an object. */
 #define LIB_ASYNCIO 1
@@ -118,7 +120,14 @@ typedef struct memo_entry {
 typedef struct links_ctx {
     au_tasks *t;
     uint32_t nwaiters, nslots;
-    int waiters_built, slots_built;
+    int waiters_built, slots_built, slots_indexed;
+    /* S2's first SCAN_KEYS distinct objects, each looked for by one pass
+     * over the slots, and the tasks that pass found (in t->slot_hits). */
+    struct {
+        uint64_t key;
+        uint32_t first, n;
+    } scan[SCAN_KEYS];
+    uint32_t nscan, nhits;
     uint64_t seen[MAX_FUTURES]; /* futures looked into for this child */
     uint32_t nseen;
     uint32_t first;             /* this child's first link in t->links */
@@ -377,7 +386,8 @@ static int link_waiters(links_ctx *c, uint32_t child, uint64_t fut, int *found) 
     return AU_OK;
 }
 
-/* The first local slots of every frame of every chain (S2). */
+/* The first local slots of every frame of every chain (S2), as pairs;
+ * indexed only when SCAN_KEYS objects were looked for (link_slots). */
 static int build_slots(links_ctx *c) {
     au_tasks *t = c->t;
     const au_py_offsets *o = t->layout.o;
@@ -387,16 +397,59 @@ static int build_slots(links_ctx *c) {
         for (uint32_t f = a->first_frame; f < a->first_frame + a->nframes; f++) {
             uint8_t b[8 * AU_AT_LOCAL_SLOTS];
             if (au_view_read(t->view, t->raw[f].addr + o->frame_header_size, b, sizeof b)) continue;
+            if (au_at_grow(t, &t->slots, &t->slots_cap, (size_t)c->nslots + AU_AT_LOCAL_SLOTS,
+                           sizeof *t->slots))
+                return AU_ERR_NOMEM;
             for (uint32_t s = 0; s < AU_AT_LOCAL_SLOTS; s++) {
                 uint64_t v = au_rd64(b + 8 * s) & ~o->frame_code_tag_mask;
-                if (!v || (v & 7)) continue;
-                if (au_at_grow(t, &t->slots, &t->slots_cap, (size_t)c->nslots + 1, sizeof *t->slots))
-                    return AU_ERR_NOMEM;
-                t->slots[c->nslots++] = (au_at_pair){v, i};
+                if (v && !(v & 7)) t->slots[c->nslots++] = (au_at_pair){v, i};
             }
         }
     }
-    return index_build(t, &t->slots_ix, t->slots, c->nslots);
+    return AU_OK;
+}
+
+/* Where the tasks holding obj are: *hits (n of them, in pair order, at
+ * most INDEX_STEPS) from a pass over the slots, or, once SCAN_KEYS objects
+ * have been looked for, *j (1 + the first pair, chained by slots_ix).
+ * Every child of one as_completed asks for the same few cells, so a pass
+ * each (a compare per slot) costs less than indexing every slot, which
+ * was most of such a sample's links. */
+static int slot_holders(links_ctx *c, uint64_t obj, const uint32_t **hits, uint32_t *n,
+                        uint32_t *j) {
+    au_tasks *t = c->t;
+    int rc;
+    *hits = NULL;
+    *n = *j = 0;
+    if (!c->slots_built && (rc = build_slots(c))) return rc;
+    for (uint32_t k = 0; k < c->nscan; k++)
+        if (c->scan[k].key == obj) {
+            *n = c->scan[k].n;
+            if (*n) *hits = t->slot_hits + c->scan[k].first; /* none: slot_hits may be NULL */
+            return AU_OK;
+        }
+    if (c->nscan == SCAN_KEYS) {
+        if (!c->slots_indexed) {
+            c->slots_indexed = 1;
+            if ((rc = index_build(t, &t->slots_ix, t->slots, c->nslots))) return rc;
+        }
+        *j = index_find(&t->slots_ix, t->slots, c->nslots, obj);
+        return AU_OK;
+    }
+    uint32_t first = c->nhits, found = 0;
+    for (uint32_t k = 0; k < c->nslots && found < INDEX_STEPS; k++) {
+        if (t->slots[k].key != obj) continue;
+        if (au_at_grow(t, &t->slot_hits, &t->slot_hits_cap, (size_t)c->nhits + 1, sizeof *t->slot_hits))
+            return AU_ERR_NOMEM;
+        t->slot_hits[c->nhits++] = (uint32_t)t->slots[k].task;
+        found++;
+    }
+    c->scan[c->nscan].key = obj;
+    c->scan[c->nscan].first = first;
+    c->scan[c->nscan++].n = found;
+    if (found) *hits = t->slot_hits + first;
+    *n = found;
+    return AU_OK;
 }
 
 static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t depth);
@@ -500,9 +553,12 @@ static int link_holder(links_ctx *c, uint32_t child, const held *h, uint32_t dep
 /* S2: every task one of whose first frame slots holds obj. */
 static int link_slots(links_ctx *c, uint32_t child, uint64_t obj) {
     au_tasks *t = c->t;
-    int rc;
-    if (!c->slots_built && (rc = build_slots(c))) return rc;
-    uint32_t j = index_find(&t->slots_ix, t->slots, c->nslots, obj);
+    const uint32_t *hits;
+    uint32_t n, j;
+    int rc = slot_holders(c, obj, &hits, &n, &j);
+    if (rc) return rc;
+    for (uint32_t k = 0; k < n; k++)
+        if ((rc = add_link(c, child, hits[k]))) return rc;
     for (uint32_t steps = 0; j && steps < INDEX_STEPS; steps++, j = t->slots_ix.next[j - 1])
         if ((rc = add_link(c, child, (uint32_t)t->slots[j - 1].task))) return rc;
     return AU_OK;

@@ -646,6 +646,7 @@ void au_tasks_free(au_tasks *t) {
     FREE(t->waiters_ix.next, t->waiters_ix.next_cap);
     FREE(t->slots_ix.head, t->slots_ix.head_cap);
     FREE(t->slots_ix.next, t->slots_ix.next_cap);
+    FREE(t->slot_hits, t->slot_hits_cap);
     FREE(t->memo_pool, t->memo_pool_cap);
     FREE(t->agent_items, t->agent_items_cap);
     FREE(t->agent_pairs, t->agent_pairs_cap);
