@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "asyncunwind.h"
 #include "cli.h"
@@ -172,11 +173,43 @@ static int exit_code(int status) {
     }
 }
 
+/* Whether this process has CAP_SYS_PTRACE in its effective set: 1, 0,
+ * or -1 when /proc/self/status does not say. */
+static int has_ptrace_cap(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    int has = -1;
+    while (has < 0 && fgets(line, sizeof line, f)) {
+        unsigned long long caps;
+        if (sscanf(line, "CapEff: %llx", &caps) == 1) has = (int)(caps >> 19 & 1); /* CAP_SYS_PTRACE */
+    }
+    fclose(f);
+    return has;
+}
+
+/* The hint for a permission error: the core's names the usual ways in,
+ * which say nothing to someone who is root already. */
+static const char *perm_hint(void) {
+    if (geteuid() != 0) return au_status_hint(AU_ERR_PERM);
+    switch (has_ptrace_cap()) {
+    case 0:
+        return "you are root, but without CAP_SYS_PTRACE, which reading a process that holds "
+               "capabilities needs: keep it (in a container: --cap-add SYS_PTRACE; with "
+               "setpriv or capsh: do not drop sys_ptrace)";
+    case 1:
+        return "you are root with CAP_SYS_PTRACE: the process likely belongs to another user "
+               "namespace, such as a container's (run asyncunwind inside it), or a security "
+               "module (Yama's ptrace_scope 3, SELinux, AppArmor) forbids reading it";
+    default: return au_status_hint(AU_ERR_PERM);
+    }
+}
+
 /* Print "asyncunwind: WHAT: STATUS" and the status's hint, if any; returns
  * the exit code for status. */
 int cli_fail(const char *what, int status) {
     fprintf(stderr, "asyncunwind: %s: %s\n", what, au_status_str(status));
-    const char *hint = au_status_hint(status);
+    const char *hint = status == AU_ERR_PERM ? perm_hint() : au_status_hint(status);
     if (hint) fprintf(stderr, "hint: %s\n", hint);
     return exit_code(status);
 }

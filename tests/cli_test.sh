@@ -96,6 +96,9 @@ if [ -n "$py312" ]; then
   # Permission: another user may not read a root process.
   if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
     expect_exit 4 "CAP_SYS_PTRACE" -- setpriv --reuid=65534 --regid=65534 --clear-groups "$tool" dump --pid "$pid"
+    # Root without CAP_SYS_PTRACE: the hint says so, rather than "run as root".
+    expect_exit 4 "you are root, but without CAP_SYS_PTRACE" -- \
+      setpriv --bounding-set=-sys_ptrace "$tool" dump --pid "$pid"
   fi
   # More tasks than a sample holds (65,536): the first ones, and a sample
   # that says it was cut, on stderr and in JSON ("truncated"), not partial.
