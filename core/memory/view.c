@@ -329,11 +329,16 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len) {
 }
 
 const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch) {
-    if (!v || v->exact || len == 0 || !valid_range(addr, len)) return NULL;
+    if (!v || v->exact || len == 0) return NULL;
+    /* The usual look: bytes on one page already fetched.  Such a range is
+     * valid without valid_range's checks: it cannot wrap (its last byte
+     * would be on a low page), is shorter than a page, and page 0 is never
+     * fetched. */
     if ((addr + len - 1) / PAGE == addr / PAGE) {
         uint32_t i = find(v, addr / PAGE);
         if (i != NONE && (v->flags[i] & PG_OK)) return use_page(v, i, (uint32_t)(addr % PAGE));
     }
+    if (!valid_range(addr, len)) return NULL;
     return read_slow(v, addr, scratch, len) == AU_OK ? scratch : NULL;
 }
 
