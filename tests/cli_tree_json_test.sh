@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `asyncunwind tree` and `--format json` on live CPython processes (pyenv
 # 3.9, 3.12, 3.13 and Debian's static 3.11), with and without the agent:
-#  - the task trees of the seed program, gather_tree, taskgroup_tree (3.11+)
-#    and deadlock (cycles shown) are exactly python_fixtures/expected/*.tree;
+#  - the task trees of the seed program, gather_tree, taskgroup_tree (3.11+),
+#    deadlock (cycles shown) and many_as_completed (ten as_completed holders:
+#    the frame slots searched by passes, then by their index) are exactly
+#    python_fixtures/expected/*.tree;
 #  - `tree --format json` and `dump --format json` validate against
 #    docs/schema/sample.schema.json and agree with `tree` and with
 #    `dump --format collapsed` (tests/check_sample_json.py);
@@ -65,7 +67,7 @@ check_tree() {
 
 run_interp() {
   local label=$1 exe=$2 minor=$3
-  for scenario in seed gather_tree taskgroup_tree deadlock; do
+  for scenario in seed gather_tree taskgroup_tree deadlock many_as_completed; do
     [ "$scenario" = taskgroup_tree ] && [ "$minor" -lt 11 ] && continue
     start "$label-$scenario" env PYTHONPATH="$agent_dir" "$exe" "$fixtures/$scenario.py" || continue
     check_tree "$label-$scenario" "$fixtures/expected/$scenario.tree"
