@@ -45,5 +45,4 @@ async def main():
     await asyncio.gather(*holders)
 
 
-sys.dont_write_bytecode = True
 asyncio.run(main())
