@@ -301,6 +301,9 @@ typedef struct au_snapshot_thread {
     uint64_t native_id;
     const char *name; /* not NUL-terminated */
     uint32_t name_len;
+    uint32_t unused;
+    uint64_t pthread_id; /* its pthread id, where the interpreter names
+                            threads only by it (3.9, 3.10); else 0 */
 } au_snapshot_thread;
 
 typedef struct au_snapshot_meta {
@@ -475,6 +478,13 @@ int au_pyreader_sample(au_pyreader *r, au_pysample *out);
 const au_pycode *au_pyreader_code(const au_pyreader *r, uint32_t code);
 void au_pyreader_get_stats(const au_pyreader *r, au_pyreader_stats *stats);
 
+/* Where the interpreter names threads only by pthread id (3.9, 3.10):
+ * read each thread's TID (au_pythread.native_id) at this offset in its
+ * glibc thread descriptor, whose address the pthread id is, as part of
+ * the sample's reads.  The sampler finds the offset (docs/CLI.md) and
+ * sets it; 0, the default, reads none.  No effect on 3.11+. */
+void au_pyreader_set_tid_offset(au_pyreader *r, uint32_t offset);
+
 /* ---------------------------------------------------------------------------
  * The sampler: one call from a process (or a snapshot) to task-aware stacks.
  *
@@ -499,9 +509,7 @@ typedef struct au_sampler au_sampler;
 #define AU_SAMPLER_RECORD 0x4u   /* keep what each sample reads, so that
                                     au_sampler_write_snapshot can write it */
 #define AU_SAMPLER_CPU_STATE 0x8u /* flag threads on CPU (AU_THREAD_ON_CPU)
-                                     from /proc/PID/task/TID/stat; on
-                                     3.9/3.10 this finds threads' TIDs
-                                     too (docs/CLI.md, record) */
+                                     from /proc/PID/task/TID/stat */
 
 /* Zero fields take the defaults: these (AU_DEFAULT_SAMPLE_TASKS is the
  * tasks a sample reads; AU_DEFAULT_MAX_TASKS above is the resolver's). */
@@ -545,8 +553,11 @@ typedef struct au_sample_task {
 } au_sample_task;
 
 typedef struct au_sample_thread {
-    uint64_t native_id;    /* Linux TID (0 when not known: 3.9/3.10
-                              without AU_SAMPLER_CPU_STATE) */
+    uint64_t native_id;    /* Linux TID; 0 when not known: 3.9/3.10
+                              name threads by pthread id only, and the
+                              TID is then found in glibc's thread
+                              descriptor (docs/CLI.md), or in a
+                              snapshot's PTHREAD records */
     uint64_t thread_id;    /* pthread id */
     const char *name;      /* the kernel's name of the thread, or NULL */
     uint32_t name_len;
@@ -781,10 +792,7 @@ typedef struct au_session au_session;
 /* au_session_options.flags */
 #define AU_SESSION_CPU 0x1u      /* cpu mode: AU_SAMPLER_CPU_STATE, and
                                     AU_PROFILE_CPU into the profile */
-#define AU_SESSION_CHILDREN 0x2u /* follow descendants of the targets (and
-                                    find TIDs on 3.9/3.10, see
-                                    AU_SAMPLER_CPU_STATE, so that threads
-                                    of different processes stay apart) */
+#define AU_SESSION_CHILDREN 0x2u /* follow descendants of the targets */
 #define AU_SESSION_ADOPTED 0x4u  /* with CHILDREN: follow the calling
                                     process's own children too.  A caller
                                     that started its targets and made itself

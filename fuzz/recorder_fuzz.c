@@ -626,8 +626,9 @@ static int sink_write(void *ud, const void *buf, size_t len) {
     return 0;
 }
 
-static const au_snapshot_thread threads[3] = {
-    {101, "MainThread", 10}, {102, "", 0}, {UINT64_MAX, "asyncio_0", 9}};
+static const au_snapshot_thread threads[3] = {{101, "MainThread", 10, 0, 0x7f00c0de0700ull},
+                                               {102, "", 0, 0, 0},
+                                               {UINT64_MAX, "asyncio_0", 9, 0, UINT64_MAX}};
 
 static void check_meta(const au_snapshot *snap, const au_snapshot_meta *want) {
     const au_snapshot_meta *m = au_snapshot_get_meta(snap);
@@ -637,7 +638,8 @@ static void check_meta(const au_snapshot *snap, const au_snapshot_meta *want) {
     CHECK(m->nthreads == want->nthreads, "%u threads, wrote %u", m->nthreads, want->nthreads);
     for (uint32_t i = 0; i < m->nthreads; i++) {
         const au_snapshot_thread *a = &m->threads[i], *b = &want->threads[i];
-        CHECK(a->native_id == b->native_id && a->name_len == b->name_len &&
+        CHECK(a->native_id == b->native_id && a->pthread_id == b->pthread_id &&
+                  a->name_len == b->name_len &&
                   memcmp(a->name, b->name, b->name_len) == 0,
               "thread %u did not come back", i);
     }

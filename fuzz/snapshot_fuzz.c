@@ -88,6 +88,7 @@ typedef struct ref_thread {
     uint64_t id;
     size_t off; /* of the name in the input */
     uint32_t len;
+    uint64_t pthread; /* from a PTHREAD record right after it, else 0 */
 } ref_thread;
 
 typedef struct ref_snap {
@@ -131,6 +132,7 @@ static void ref_parse(const uint8_t *d, size_t n, ref_snap *r) {
     }
     size_t at = 16;
     uint64_t nrec = 0;
+    uint32_t last_type = 0;
     int have_meta = 0;
     for (;;) {
         if (n - at < 8) { /* the file ends without END */
@@ -154,6 +156,8 @@ static void ref_parse(const uint8_t *d, size_t n, ref_snap *r) {
             r->status = AU_ERR_FORMAT;
             return;
         }
+        uint32_t prev_type = last_type;
+        last_type = type;
         switch (type) {
         case 1: /* META: exactly once, at least 24 bytes */
             if (have_meta || len < 24) {
@@ -177,7 +181,14 @@ static void ref_parse(const uint8_t *d, size_t n, ref_snap *r) {
                 r->status = AU_ERR_LIMIT;
                 return;
             }
-            r->threads[r->nthreads++] = (ref_thread){au_rd64(d + p), p + 8, len - 8};
+            r->threads[r->nthreads++] = (ref_thread){au_rd64(d + p), p + 8, len - 8, 0};
+            break;
+        case 6: /* PTHREAD: u64, right after a THREAD record */
+            if (len != 8 || prev_type != 2) {
+                r->status = AU_ERR_FORMAT;
+                return;
+            }
+            r->threads[r->nthreads - 1].pthread = au_rd64(d + p);
             break;
         case 3: { /* REGION: u64 addr, 1 byte .. 16 MiB; sorted, disjoint */
             if (len < 9 || len - 8 > (16u << 20)) {
@@ -540,6 +551,7 @@ static void check_meta(const au_snapshot *snap, const ref_snap *r, const uint8_t
         const au_snapshot_thread *t = &m->threads[i];
         const ref_thread *rt = &r->threads[i];
         CHECK(t->native_id == rt->id, "thread %u id", i);
+        CHECK(t->pthread_id == rt->pthread, "thread %u pthread id", i);
         CHECK(t->name_len <= AU_SNAP_MAX_NAME, "thread %u name of %u bytes", i, t->name_len);
         CHECK(t->name_len == 0 || (t->name >= lo && t->name <= hi &&
                                    t->name_len <= (size_t)(hi - t->name)),

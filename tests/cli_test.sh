@@ -125,6 +125,25 @@ else
   skip "pyenv 3.12 not found under $pyenv"
 fi
 
+# 3.9 and 3.10 keep only pthread ids: threads are still shown by their
+# Linux TIDs (found in glibc's thread descriptors), and a snapshot keeps
+# the mapping, so that its replay shows the same TIDs.
+for minor in 9 10; do
+  py=$(ls -d "$pyenv"/versions/3.$minor.*/bin/python3.$minor 2>/dev/null | tail -1)
+  if [ -z "$py" ]; then skip "pyenv 3.$minor not found under $pyenv"; continue; fi
+  start "pyenv3$minor" "$py" "$fixtures/threads.py"
+  check_live "pyenv3$minor"
+  heads=$(grep -o '^Thread [^ ]*' "$tmp/pyenv3$minor.txt" | cut -d' ' -f2)
+  n=0
+  for tid in $heads; do
+    [ -d "/proc/$pid/task/$tid" ] && n=$((n + 1)) || bad "3.$minor: thread '$tid' is no TID of $pid"
+  done
+  [ "$n" -eq 4 ] && ok || bad "3.$minor: $n of 4 threads shown by TID: $heads"
+  grep -q "^Thread $pid \"MainThread\"" "$tmp/pyenv3$minor.replayed" && ok ||
+    bad "3.$minor: the replay should show the main thread as $pid: $(grep '^Thread' "$tmp/pyenv3$minor.replayed")"
+  kill "$pid" 2>/dev/null
+done
+
 # An interpreter outside 3.9-3.15: refused with the version named.
 py38=$(ls -d "$pyenv"/versions/3.8.*/bin/python3.8 2>/dev/null | tail -1)
 if [ -n "$py38" ]; then

@@ -263,7 +263,9 @@ static void test_record_and_replay(void **state) {
     assert_int_equal(rec->read(rec, reads, 6), AU_ERR_READ);
     assert_int_equal(rec->stats.requests, 6); /* mirrors the inner source */
 
-    au_snapshot_thread th[2] = {{11, "MainThread", 10}, {12, "worker-\xc3\xa9", 8}};
+    /* The second thread as 3.9/3.10 name it: a PTHREAD record follows. */
+    au_snapshot_thread th[2] = {{11, "MainThread", 10, 0, 0},
+                                {12, "worker-\xc3\xa9", 8, 0, 0x7f1234567700ull}};
     au_snapshot_meta meta = {4242, 0x030c01f0, 0x7f0000001000ull, 123456789, 2, th,
                              0x7f0000002000ull, 0x7f0000003000ull};
     membuf out = {0};
@@ -283,6 +285,8 @@ static void test_record_and_replay(void **state) {
     assert_int_equal(got->nthreads, 2);
     assert_int_equal(got->threads[1].native_id, 12);
     assert_memory_equal(got->threads[1].name, "worker-\xc3\xa9", 8);
+    assert_int_equal(got->threads[0].pthread_id, 0);
+    assert_int_equal(got->threads[1].pthread_id, 0x7f1234567700ull);
 
     au_memsrc *rp;
     assert_int_equal(au_memsrc_snapshot_open(NULL, snap, &rp), AU_OK);
@@ -473,6 +477,42 @@ static void test_snapshot_parser_rejects(void **state) {
     assert_int_equal(au_snapshot_parse(NULL, f, 104, &s), AU_ERR_FORMAT);
 }
 
+/* META, THREAD 77, PTHREAD 0x7f00 (bytes 64..80), END: n = 88. */
+static size_t with_pthread(uint8_t *f) {
+    minimal(f);
+    memset(f + 48, 0, 48);
+    f[48] = 2; /* THREAD, no name */
+    f[52] = 8;
+    f[56] = 77;
+    f[64] = 6; /* PTHREAD */
+    f[68] = 8;
+    f[73] = 0x7f;
+    f[80] = 5; /* END */
+    return 88;
+}
+
+static void test_snapshot_pthread_records(void **state) {
+    (void)state;
+    uint8_t f[256];
+    au_snapshot *s;
+    size_t n = with_pthread(f);
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_OK);
+    const au_snapshot_meta *m = au_snapshot_get_meta(s);
+    assert_int_equal(m->nthreads, 1);
+    assert_int_equal(m->threads[0].native_id, 77);
+    assert_int_equal(m->threads[0].pthread_id, 0x7f00);
+    au_snapshot_free(s);
+    n = with_pthread(f);
+    f[68] = 4; /* not a u64 */
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_ERR_FORMAT);
+    n = with_pthread(f);
+    f[48] = 9; /* after an unknown record, not a THREAD */
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_ERR_FORMAT);
+    n = with_pthread(f);
+    memcpy(f + 48, f + 64, 16); /* PTHREADs with no THREAD before them */
+    assert_int_equal(au_snapshot_parse(NULL, f, n, &s), AU_ERR_FORMAT);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_live_batch_coalesces),
@@ -487,6 +527,7 @@ int main(void) {
         cmocka_unit_test(test_recording_is_one_view),
         cmocka_unit_test(test_replay_spans_split_regions),
         cmocka_unit_test(test_snapshot_parser_rejects),
+        cmocka_unit_test(test_snapshot_pthread_records),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -19,10 +19,13 @@ Fixtures whose stacks differ with the agent (those with an expected
 agent-path)), as <interp>-<fixture>.agent.snap: those snapshots hold the
 agent's region, and replay its weak links.
 
-Usage: python3 tools/make_golden.py [--agent-only] [FIXTURE ...]   (default: all)
+Usage: python3 tools/make_golden.py [--agent-only] [--interp NAME ...] [FIXTURE ...]
+(default: every fixture on every interpreter)
 
 --agent-only records only the .agent.snap of each fixture (after a change
 of the agent's format, the other snapshots stay as they are).
+--interp NAME (repeatable: pyenv-3.9, sid-3.15, ...) records only on those
+interpreters (after a change that only some versions' snapshots show).
 
 Run from the workspace root after `bazel build //:asyncunwind`, as root
 (the sid chroot needs it):
@@ -170,12 +173,26 @@ def main():
     opts = sys.argv[1:]
     agent_only = "--agent-only" in opts
     opts = [a for a in opts if a != "--agent-only"]
+    interps = []
+    while "--interp" in opts:
+        i = opts.index("--interp")
+        if i + 1 == len(opts):
+            sys.exit("--interp needs a name, such as pyenv-3.9")
+        interps.append(opts[i + 1])
+        del opts[i:i + 2]
     wanted = opts or list(FIXTURES)
     for f in wanted:
         if f not in FIXTURES:
             sys.exit("unknown fixture %s" % f)
     os.makedirs(OUT, exist_ok=True)
-    for name, argv, chroot in interpreters():
+    found = list(interpreters())
+    for want in interps:
+        if want not in [n for n, _, _ in found]:
+            sys.exit("unknown or missing interpreter %s (have: %s)" %
+                     (want, " ".join(n for n, _, _ in found)))
+    for name, argv, chroot in found:
+        if interps and name not in interps:
+            continue
         minor = int(re.search(r"3\.(\d+)", name).group(1))
         for fixture in wanted:
             args, min_minor, module, busy = FIXTURES[fixture]

@@ -107,6 +107,7 @@ struct au_pyreader {
     au_pyreader_stats stats;
     uint64_t code_type;   /* PyCode_Type, learnt from the first code object */
     uint32_t sample_no;
+    uint32_t tid_offset;  /* au_pyreader_set_tid_offset, or 0 */
 
     /* Per sample, reused. */
     au_pythread *threads;

@@ -246,6 +246,15 @@ static int read_tstate(au_pyreader *r, uint64_t addr, au_pythread *t, tstate_vie
     v->frame = val[1];
     v->chunk = val[4];
     v->top = val[5];
+    /* 3.9/3.10: the TID from the pthread's descriptor.  A read that fails
+     * or gives no plausible TID leaves it unknown, not the stack partial. */
+    if (!au_pr_present(o->tstate_native_thread_id) && r->tid_offset && t->thread_id &&
+        !(t->thread_id & 7) && t->thread_id + r->tid_offset > t->thread_id) {
+        rc = au_pr_read(r, t->thread_id + r->tid_offset, 4);
+        if (rc == AU_ERR_NOMEM) return rc;
+        uint32_t tid = rc == AU_OK ? au_rd32(r->buf) : 0;
+        if (tid <= INT32_MAX) t->native_id = tid;
+    }
     if (v->frame && au_pr_present(o->cframe_current_frame)) {
         uint64_t cframe = v->frame;
         v->frame = 0;
@@ -480,6 +489,11 @@ void au_pyreader_free(au_pyreader *r) {
     FREE(r->miss, r->miss_cap);
 #undef FREE
     a.realloc(a.ud, r, sizeof *r, 0);
+}
+
+void au_pyreader_set_tid_offset(au_pyreader *r, uint32_t offset) {
+    /* Bounded like the search (au_proctask.h): within one page. */
+    if (r) r->tid_offset = offset < 4096 ? offset : 0;
 }
 
 void au_pyreader_get_stats(const au_pyreader *r, au_pyreader_stats *stats) {

@@ -18,6 +18,7 @@
 #define AU_SNAP_REGION 3u  /* u64 address, bytes; sorted by address, disjoint */
 #define AU_SNAP_FAILED 4u  /* u64 address, u64 length of a read that failed */
 #define AU_SNAP_END 5u     /* empty; the last record of the file */
+#define AU_SNAP_PTHREAD 6u /* u64 pthread id of the THREAD record just before */
 #define AU_SNAP_CRITICAL 0x80000000u /* unknown types with this bit: reject */
 
 #define AU_SNAP_META_SIZE 24u      /* the fields every META has */

@@ -430,6 +430,10 @@ int au_recorder_write(au_memsrc *self, const au_snapshot_meta *meta,
         au_wr64(id, t->native_id);
         uint32_t nl = t->name_len < AU_SNAP_MAX_NAME ? t->name_len : AU_SNAP_MAX_NAME;
         record(&w, AU_SNAP_THREAD, id, 8, t->name, nl);
+        if (t->pthread_id) {
+            au_wr64(id, t->pthread_id);
+            record(&w, AU_SNAP_PTHREAD, id, 8, NULL, 0);
+        }
     }
     int rc = write_regions(r, &w);
     if (rc == AU_OK) rc = write_failures(r, &w);

@@ -63,7 +63,7 @@ static int walk_records(const uint8_t *data, size_t len, counts *c, au_snapshot 
     if (au_rd32(data + 8) != AU_SNAP_VERSION) return AU_ERR_UNSUPPORTED;
     if (au_rd32(data + 12) != AU_SNAP_HEADER_SIZE) return AU_ERR_FORMAT;
     size_t at = AU_SNAP_HEADER_SIZE;
-    uint32_t nrec = 0;
+    uint32_t nrec = 0, prev = 0;
     uint64_t last_region_end = 0, last_fail_addr = 0, last_fail_len = 0;
     memset(c, 0, sizeof *c);
     for (;;) {
@@ -77,6 +77,8 @@ static int walk_records(const uint8_t *data, size_t len, counts *c, au_snapshot 
         at += padded;
         if (++nrec > AU_SNAP_MAX_RECORDS) return AU_ERR_LIMIT;
         if (nrec == 1 && type != AU_SNAP_META) return AU_ERR_FORMAT;
+        uint32_t before = prev;
+        prev = type;
         switch (type) {
         case AU_SNAP_META:
             if (c->meta++ || plen < AU_SNAP_META_SIZE) return AU_ERR_FORMAT;
@@ -99,8 +101,15 @@ static int walk_records(const uint8_t *data, size_t len, counts *c, au_snapshot 
                 t->native_id = au_rd64(p);
                 t->name = (const char *)p + 8;
                 t->name_len = plen - 8;
+                t->unused = 0;
+                t->pthread_id = 0; /* unless a PTHREAD record follows */
             }
             c->threads++;
+            break;
+        case AU_SNAP_PTHREAD:
+            /* Belongs to the THREAD record just before it, at most one. */
+            if (plen != 8 || before != AU_SNAP_THREAD) return AU_ERR_FORMAT;
+            if (s) s->threads[c->threads - 1].pthread_id = au_rd64(p);
             break;
         case AU_SNAP_REGION: {
             if (plen <= 8 || plen - 8 > AU_SNAP_MAX_REGION) return AU_ERR_FORMAT;

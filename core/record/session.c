@@ -98,11 +98,7 @@ int au_session_new(const au_allocator *alloc, const au_session_options *opt,
     if (!s->opt.progress_ns) s->opt.progress_ns = DEFAULT_PROGRESS;
     if (!s->opt.max_processes) s->opt.max_processes = DEFAULT_MAX_PROCESSES;
     if (s->opt.max_processes > MAX_MAX_PROCESSES) s->opt.max_processes = MAX_MAX_PROCESSES;
-    /* With children, also in wall mode: a forked child's threads have
-     * its parent's pthread ids, and on 3.9/3.10 only their TIDs tell the
-     * two processes' threads apart in the profile. */
-    if (s->opt.flags & (AU_SESSION_CPU | AU_SESSION_CHILDREN))
-        s->opt.sampler.flags |= AU_SAMPLER_CPU_STATE;
+    if (s->opt.flags & AU_SESSION_CPU) s->opt.sampler.flags |= AU_SAMPLER_CPU_STATE;
     s->targets = a.realloc(a.ud, NULL, 0, (size_t)s->opt.max_processes * sizeof *s->targets);
     if (!s->targets) {
         a.realloc(a.ud, s, sizeof *s, 0);

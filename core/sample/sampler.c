@@ -116,7 +116,7 @@ struct au_sampler {
     tname *names;
     uint32_t names_cap, nnames;
 
-    au_tid_map tid_map;     /* AU_SAMPLER_CPU_STATE before 3.11 */
+    au_tid_map tid_map;     /* live, before 3.11: pthread -> TID */
     au_stat_cache stat_fds; /* AU_SAMPLER_CPU_STATE */
     int anchor;             /* live: the process opened (proctask.h); -1 */
 };
@@ -165,15 +165,15 @@ static const char *snap_name(const au_sampler *s, uint64_t tid, uint32_t *len) {
     return NULL;
 }
 
-/* ---- CPU state ------------------------------------------------------------ */
+/* ---- thread ids and CPU state ------------------------------------------- */
 
 /* Before 3.11 the interpreter keeps no TID, only the pthread id: map
- * those threads' pthreads to TIDs (au_proctask.h), 64 at a time. */
-static void find_tids(au_sampler *s) {
+ * the pthreads of threads [0, n) to TIDs (au_proctask.h), 64 at a time. */
+static void find_tids(au_sampler *s, uint32_t n_threads) {
     uint64_t pth[64], tid[64];
     uint32_t idx[64];
     uint32_t n = 0;
-    for (uint32_t i = 0; i < s->out.nthreads; i++) {
+    for (uint32_t i = 0; i < n_threads; i++) {
         au_sample_thread *t = &s->threads[i];
         if (t->native_id || !t->thread_id || (t->flags & AU_THREAD_NO_LOOP)) continue;
         idx[n] = i;
@@ -190,10 +190,31 @@ static void find_tids(au_sampler *s) {
     }
 }
 
+/* TIDs for threads [0, n) that the interpreter names only by pthread id
+ * (3.9, 3.10): live, from the pthread map; replayed, from the snapshot's
+ * PTHREAD records, so that a replay shows the TIDs its live sample
+ * showed (a snapshot without them shows pthread ids, as it always did). */
+static void fill_tids(au_sampler *s, uint32_t n) {
+    if (s->version_hex >= 0x030b0000u) return;
+    if (!s->snap) {
+        /* The reader reads the TIDs with the rest of its sample once the
+         * descriptor's offset is known (no read of their own); until
+         * then, and for threads it could not map, the map reads them. */
+        find_tids(s, n);
+        au_pyreader_set_tid_offset(s->reader, s->tid_map.found ? s->tid_map.offset : 0);
+        return;
+    }
+    const au_snapshot_meta *m = au_snapshot_get_meta(s->snap);
+    for (uint32_t i = 0; i < n; i++) {
+        au_sample_thread *t = &s->threads[i];
+        for (uint32_t k = 0; !t->native_id && t->thread_id && k < m->nthreads; k++)
+            if (m->threads[k].pthread_id == t->thread_id) t->native_id = m->threads[k].native_id;
+    }
+}
+
 /* AU_THREAD_ON_CPU from the kernel's state of each thread: one /proc read
  * per thread, only when asked for (a pread on a descriptor kept open). */
 static void mark_on_cpu(au_sampler *s) {
-    if (s->version_hex < 0x030b0000u) find_tids(s);
     for (uint32_t i = 0; i < s->out.nthreads; i++) {
         au_sample_thread *t = &s->threads[i];
         char state;
@@ -243,16 +264,20 @@ static int take_threads(au_sampler *s, const au_pysample *ps, const au_tasks_res
         o->flags = t->flags;
         o->nframes = t->nframes;
         o->first_frame = at;
+        for (uint32_t k = 0; k < t->nframes; k++) name_frame(s->reader, &t->frames[k], &s->frames[at + k]);
+        at += t->nframes;
+    }
+    fill_tids(s, ps->nthreads);
+    for (uint32_t i = 0; i < ps->nthreads; i++) {
+        au_sample_thread *o = &s->threads[i];
         /* The name the program gave the thread, else the kernel's. */
         if (tr && tr->thread_name && tr->thread_name[i]) {
             o->name = tr->thread_name[i];
             o->name_len = tr->thread_name_len[i];
         } else {
-            o->name = s->snap ? snap_name(s, t->native_id, &o->name_len)
-                              : live_name(s, t->native_id, &o->name_len);
+            o->name = s->snap ? snap_name(s, o->native_id, &o->name_len)
+                              : live_name(s, o->native_id, &o->name_len);
         }
-        for (uint32_t k = 0; k < t->nframes; k++) name_frame(s->reader, &t->frames[k], &s->frames[at + k]);
-        at += t->nframes;
     }
     if (extra) {
         au_sample_thread *o = &s->threads[ps->nthreads];
@@ -811,7 +836,10 @@ int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *
             if (th) s->alloc.realloc(s->alloc.ud, th, (size_t)cap * sizeof *th, 0);
             return AU_ERR_NOMEM;
         }
-        th[n++] = (au_snapshot_thread){t->native_id, t->name, t->name_len};
+        /* Where threads are named by pthread id, the TID it was mapped
+         * to, for the replay to map it alike (fill_tids). */
+        uint64_t pthread = s->version_hex < 0x030b0000u ? t->thread_id : 0;
+        th[n++] = (au_snapshot_thread){t->native_id, t->name, t->name_len, 0, pthread};
     }
     au_snapshot_meta meta = {(uint32_t)s->pid, s->version_hex, s->runtime_addr, s->out.time_ns, n,
                              th, s->asyncio_debug_addr, s->agent_addr};
