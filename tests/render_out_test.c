@@ -101,6 +101,48 @@ static void test_clean_for_lines(void **state) {
     check_clean("m\xc3\xa9", 3, 1, "m\xc3\xa9"); /* UTF-8 stays */
 }
 
+/* The byte-at-a-time rule, to check the eight-at-a-time walk against. */
+static size_t clean_ref(const unsigned char *in, size_t n, int semicolon, char *out) {
+    static const char hex[] = "0123456789abcdef";
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = in[i];
+        if (c >= 0x20 && c != 0x7f && !(semicolon && c == ';')) out[w++] = (char)c;
+        else if (c == '\n' || c == '\r' || c == '\t') out[w++] = ' ';
+        else if (c == ';') out[w++] = ':';
+        else {
+            out[w++] = '\\';
+            out[w++] = 'x';
+            out[w++] = hex[c >> 4];
+            out[w++] = hex[c & 15];
+        }
+    }
+    out[w] = 0;
+    return w;
+}
+
+/* Every byte value at every place of strings of 0 to 40 bytes (words
+ * whole, split, and the tail after the last word), among plain bytes on
+ * both sides of the ranges the word test looks for (0x1f/0x20, 0x7e-0x80,
+ * ':'/';'/'<', 0xff). */
+static void test_clean_word_walk(void **state) {
+    (void)state;
+    static const unsigned char fill[] = {'a', 0x20, 0x7e, 0x80, 0xff, ':', '<', 0xc3};
+    unsigned char in[40];
+    char want[40 * 4 + 1];
+    for (size_t n = 0; n <= sizeof in; n++)
+        for (size_t f = 0; f < sizeof fill; f++)
+            for (size_t at = 0; at < (n ? n : 1); at++)
+                for (unsigned v = 0; v < 256; v += (n > 17 ? 7 : 1)) {
+                    memset(in, fill[f], n);
+                    if (n) in[at] = (unsigned char)v;
+                    for (int semicolon = 0; semicolon < 2; semicolon++) {
+                        clean_ref(in, n, semicolon, want);
+                        check_clean((const char *)in, n, semicolon, want);
+                    }
+                }
+}
+
 /* Longer than the buffer: flushed in chunks, nothing lost or doubled. */
 static void test_long_string_chunks(void **state) {
     (void)state;
@@ -148,6 +190,7 @@ int main(void) {
         cmocka_unit_test(test_utf8_kept),
         cmocka_unit_test(test_invalid_bytes_replaced),
         cmocka_unit_test(test_clean_for_lines),
+        cmocka_unit_test(test_clean_word_walk),
         cmocka_unit_test(test_long_string_chunks),
         cmocka_unit_test(test_write_failure_reported),
         cmocka_unit_test(test_version_str),

@@ -25,6 +25,9 @@ void au_out_init(au_out *o, int (*write)(void *ud, const void *buf, size_t len),
 int au_out_flush(au_out *o);
 void au_out_put(au_out *o, const char *s, size_t n);
 void au_out_puts(au_out *o, const char *s);
+/* v in decimal (what putf's "%llu" writes, without the format's cost:
+ * every frame of every stack has a line number). */
+void au_out_u64(au_out *o, unsigned long long v);
 /* fmt takes exactly one unsigned long long. */
 void au_out_putf(au_out *o, const char *fmt, unsigned long long v);
 

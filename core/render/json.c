@@ -35,7 +35,7 @@ static void put_bool(au_out *o, const char *k, int v) {
 
 static void put_index(au_out *o, uint32_t v, uint32_t n) {
     if (v == NONE || v >= n) au_out_puts(o, "null");
-    else au_out_putf(o, "%llu", v);
+    else au_out_u64(o, v);
 }
 
 static void put_addr(au_out *o, uint64_t v) { au_out_putf(o, "\"0x%llx\"", (unsigned long long)v); }
@@ -65,7 +65,7 @@ static void put_sample_frame(au_out *o, const au_sample_frame *f) {
     au_out_puts(o, ",\"file\":");
     put_text(o, f->qualname ? f->filename : NULL, f->filename_len);
     au_out_puts(o, ",\"line\":");
-    if (f->line >= 0) au_out_putf(o, "%llu", (unsigned long long)f->line);
+    if (f->line >= 0) au_out_u64(o, (unsigned long long)f->line);
     else au_out_puts(o, "null");
     au_out_puts(o, ",\"code\":");
     put_addr(o, f->code_addr);
@@ -75,7 +75,7 @@ static void put_sample_frame(au_out *o, const au_sample_frame *f) {
 static void put_thread(au_out *o, const au_sample *smp, uint32_t i, const au_task_tree *t) {
     const au_sample_thread *x = &smp->threads[i];
     au_out_puts(o, "{\"native_id\":");
-    if (x->native_id) au_out_putf(o, "%llu", (unsigned long long)x->native_id);
+    if (x->native_id) au_out_u64(o, (unsigned long long)x->native_id);
     else au_out_puts(o, "null");
     au_out_puts(o, ",\"thread_id\":");
     put_addr(o, x->thread_id);

@@ -34,17 +34,52 @@ void au_out_put(au_out *o, const char *s, size_t n) {
 
 void au_out_puts(au_out *o, const char *s) { au_out_put(o, s, strlen(s)); }
 
+void au_out_u64(au_out *o, unsigned long long v) {
+    char tmp[20]; /* 2^64 - 1 has 20 digits */
+    size_t at = sizeof tmp;
+    do {
+        tmp[--at] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    au_out_put(o, tmp + at, sizeof tmp - at);
+}
+
 void au_out_putf(au_out *o, const char *fmt, unsigned long long v) {
     char tmp[64];
     int n = snprintf(tmp, sizeof tmp, fmt, v);
     if (n > 0) au_out_put(o, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* Runs of ordinary bytes go out whole: a stack is mostly file names. */
+/* Does any byte of w need au_out_clean's attention: below 0x20, DEL, or
+ * (with semicolon) ';'?  The classic SWAR test: (x - 0x01..) & ~x & 0x80..
+ * is non-zero exactly when some byte of x is 0, and (w - 0x20..) & ~w &
+ * 0x80.. when some byte of w is below 0x20 (bytes of 0x80 and up never
+ * count: their ~w has the high bit clear). */
+static int word_needs_care(uint64_t w, int semicolon) {
+    const uint64_t ones = 0x0101010101010101ull, highs = ones << 7;
+    uint64_t del = w ^ (ones * 0x7f), t = ((w - ones * 0x20) & ~w) | ((del - ones) & ~del);
+    if (semicolon) {
+        uint64_t sc = w ^ (ones * ';');
+        t |= (sc - ones) & ~sc;
+    }
+    return (t & highs) != 0;
+}
+
+/* Runs of ordinary bytes go out whole: a stack is mostly file names,
+ * looked at eight bytes at a time (rendering 1,000 stacks wrote 1.26 MB
+ * and spent over half its instructions here a byte at a time). */
 void au_out_clean(au_out *o, const char *s, size_t n, int semicolon) {
     static const char hex[] = "0123456789abcdef";
     size_t from = 0;
     for (size_t i = 0; i < n; i++) {
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!word_needs_care(w, semicolon)) {
+                i += 7; /* and the loop's own step */
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)s[i];
         if ((c >= 0x20 && c != 0x7f && !(semicolon && c == ';'))) continue;
         au_out_put(o, s + from, i - from);
@@ -163,8 +198,13 @@ void au_out_frame(au_out *o, const au_sample_frame *f, int collapsed) {
     au_out_clean(o, f->qualname, f->qualname_len, collapsed);
     au_out_puts(o, " (");
     au_out_clean(o, f->filename, f->filename_len, collapsed);
-    if (f->line >= 0) au_out_putf(o, ":%llu)", (unsigned long long)f->line);
-    else au_out_puts(o, ":?)");
+    if (f->line >= 0) {
+        au_out_put(o, ":", 1);
+        au_out_u64(o, (unsigned long long)f->line);
+        au_out_put(o, ")", 1);
+    } else {
+        au_out_put(o, ":?)", 3);
+    }
 }
 
 void au_out_task_name(au_out *o, const au_sample_task *t, int collapsed) {
@@ -173,7 +213,7 @@ void au_out_task_name(au_out *o, const au_sample_task *t, int collapsed) {
 }
 
 void au_out_thread_id(au_out *o, const au_sample_thread *t, int collapsed) {
-    if (t->native_id) au_out_putf(o, "%llu", (unsigned long long)t->native_id);
+    if (t->native_id) au_out_u64(o, (unsigned long long)t->native_id);
     else au_out_putf(o, "0x%llx", (unsigned long long)t->thread_id);
     if (t->name) {
         au_out_puts(o, collapsed ? " (" : " \"");
