@@ -7,6 +7,7 @@
  * byte to the terminal.
  */
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -143,6 +144,61 @@ static void test_clean_word_walk(void **state) {
                 }
 }
 
+/* One byte c as au_out_json and au_out_xml must write it, alone. */
+static size_t json_ref(unsigned char c, char *out) {
+    static const char hex[] = "0123456789abcdef";
+    if (c >= 0x80) return (size_t)sprintf(out, "\xef\xbf\xbd"); /* alone: never UTF-8 */
+    if (c == '"' || c == '\\') return (size_t)sprintf(out, "\\%c", c);
+    if (c == '\n') return (size_t)sprintf(out, "\\n");
+    if (c == '\t') return (size_t)sprintf(out, "\\t");
+    if (c < 0x20) return (size_t)sprintf(out, "\\u00%c%c", hex[c >> 4], hex[c & 15]);
+    out[0] = (char)c;
+    out[1] = 0;
+    return 1;
+}
+
+static size_t xml_ref(unsigned char c, char *out) {
+    static const char *const ent[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&#39;", "&#9;", "&#127;"};
+    static const char chars[] = "&<>\"'\t\x7f";
+    if (c >= 0x80) return (size_t)sprintf(out, "\xef\xbf\xbd");
+    for (int k = 0; k < 7; k++)
+        if (c == (unsigned char)chars[k]) return (size_t)sprintf(out, "%s", ent[k]);
+    if (c < 0x20) return (size_t)sprintf(out, "?");
+    out[0] = (char)c;
+    out[1] = 0;
+    return 1;
+}
+
+/* The JSON and XML escapers pass plain words over eight bytes at a time:
+ * every byte value at every place of strings of 0 to 40 printable bytes
+ * (the escapers' own specials among them as fill too) must come out as
+ * the byte-at-a-time rules say. */
+static void test_escape_word_walk(void **state) {
+    (void)state;
+    static const unsigned char fill[] = {'a', ' ', '~', '&', '"', '\\'};
+    unsigned char in[40];
+    static char want[40 * 8 + 1];
+    for (int xml = 0; xml < 2; xml++)
+        for (size_t n = 1; n <= sizeof in; n++)
+            for (size_t f = 0; f < sizeof fill; f++)
+                for (size_t at = 0; at < n; at++)
+                    for (unsigned v = 0; v < 256; v += (n > 17 ? 5 : 1)) {
+                        memset(in, fill[f], n);
+                        in[at] = (unsigned char)v;
+                        size_t w = 0;
+                        for (size_t i = 0; i < n; i++)
+                            w += xml ? xml_ref(in[i], want + w) : json_ref(in[i], want + w);
+                        want[w] = 0;
+                        sink s = {.len = 0, .fail_after = -1};
+                        au_out o;
+                        au_out_init(&o, sink_write, &s);
+                        if (xml) au_out_xml(&o, (const char *)in, n);
+                        else au_out_json(&o, (const char *)in, n);
+                        assert_int_equal(au_out_flush(&o), AU_OK);
+                        assert_string_equal(s.buf, want);
+                    }
+}
+
 /* Longer than the buffer: flushed in chunks, nothing lost or doubled. */
 static void test_long_string_chunks(void **state) {
     (void)state;
@@ -191,6 +247,7 @@ int main(void) {
         cmocka_unit_test(test_invalid_bytes_replaced),
         cmocka_unit_test(test_clean_for_lines),
         cmocka_unit_test(test_clean_word_walk),
+        cmocka_unit_test(test_escape_word_walk),
         cmocka_unit_test(test_long_string_chunks),
         cmocka_unit_test(test_write_failure_reported),
         cmocka_unit_test(test_version_str),

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "asyncunwind.h"
 
@@ -23,11 +24,23 @@ typedef struct au_out {
 void au_out_init(au_out *o, int (*write)(void *ud, const void *buf, size_t len), void *ud);
 /* Hand what is buffered to write(); returns o->rc. */
 int au_out_flush(au_out *o);
-void au_out_put(au_out *o, const char *s, size_t n);
-void au_out_puts(au_out *o, const char *s);
+/* Put n bytes at s: inline while they fit the buffer (a JSON sample is
+ * mostly short keys and punctuation), else through the flushing path. */
+void au_out_put_slow(au_out *o, const char *s, size_t n);
+static inline void au_out_put(au_out *o, const char *s, size_t n) {
+    if (n > sizeof o->buf - o->len) {
+        au_out_put_slow(o, s, n);
+    } else if (n) {
+        memcpy(o->buf + o->len, s, n);
+        o->len += n;
+    }
+}
+static inline void au_out_puts(au_out *o, const char *s) { au_out_put(o, s, strlen(s)); }
 /* v in decimal (what putf's "%llu" writes, without the format's cost:
  * every frame of every stack has a line number). */
 void au_out_u64(au_out *o, unsigned long long v);
+/* v in lowercase hexadecimal, without a prefix (what "%llx" writes). */
+void au_out_hex(au_out *o, unsigned long long v);
 /* fmt takes exactly one unsigned long long. */
 void au_out_putf(au_out *o, const char *fmt, unsigned long long v);
 

@@ -38,7 +38,11 @@ static void put_index(au_out *o, uint32_t v, uint32_t n) {
     else au_out_u64(o, v);
 }
 
-static void put_addr(au_out *o, uint64_t v) { au_out_putf(o, "\"0x%llx\"", (unsigned long long)v); }
+static void put_addr(au_out *o, uint64_t v) {
+    au_out_put(o, "\"0x", 3);
+    au_out_hex(o, v);
+    au_out_put(o, "\"", 1);
+}
 
 static void put_text(au_out *o, const char *s, uint32_t n) {
     if (s) au_out_json_string(o, s, n);
@@ -49,13 +53,19 @@ static void put_text(au_out *o, const char *s, uint32_t n) {
 static void put_range(au_out *o, uint32_t first, uint32_t n, uint32_t max) {
     au_out_puts(o, "[");
     if (first <= max && n <= max - first)
-        for (uint32_t i = 0; i < n; i++) au_out_putf(o, i ? ",%llu" : "%llu", first + i);
+        for (uint32_t i = 0; i < n; i++) {
+            if (i) au_out_put(o, ",", 1);
+            au_out_u64(o, (unsigned long long)first + i);
+        }
     au_out_puts(o, "]");
 }
 
 static void put_list(au_out *o, const uint32_t *v, uint32_t n) {
     au_out_puts(o, "[");
-    for (uint32_t i = 0; i < n; i++) au_out_putf(o, i ? ",%llu" : "%llu", v[i]);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i) au_out_put(o, ",", 1);
+        au_out_u64(o, v[i]);
+    }
     au_out_puts(o, "]");
 }
 

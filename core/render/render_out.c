@@ -21,7 +21,7 @@ int au_out_flush(au_out *o) {
     return o->rc;
 }
 
-void au_out_put(au_out *o, const char *s, size_t n) {
+void au_out_put_slow(au_out *o, const char *s, size_t n) {
     while (n) {
         if (o->len == sizeof o->buf) au_out_flush(o);
         size_t k = sizeof o->buf - o->len < n ? sizeof o->buf - o->len : n;
@@ -32,7 +32,6 @@ void au_out_put(au_out *o, const char *s, size_t n) {
     }
 }
 
-void au_out_puts(au_out *o, const char *s) { au_out_put(o, s, strlen(s)); }
 
 void au_out_u64(au_out *o, unsigned long long v) {
     char tmp[20]; /* 2^64 - 1 has 20 digits */
@@ -40,6 +39,17 @@ void au_out_u64(au_out *o, unsigned long long v) {
     do {
         tmp[--at] = (char)('0' + v % 10);
         v /= 10;
+    } while (v);
+    au_out_put(o, tmp + at, sizeof tmp - at);
+}
+
+void au_out_hex(au_out *o, unsigned long long v) {
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t at = sizeof tmp;
+    do {
+        tmp[--at] = hex[v & 15];
+        v >>= 4;
     } while (v);
     au_out_put(o, tmp + at, sizeof tmp - at);
 }
@@ -120,14 +130,37 @@ size_t au_utf8_len(const unsigned char *s, size_t n) {
     return len;
 }
 
+/* Are all eight bytes of w printable ASCII (0x20-0x7e) and none of the
+ * nspecial bytes of special?  (The SWAR tests of word_needs_care.) */
+static int word_plain_ascii(uint64_t w, const char *special, int nspecial) {
+    const uint64_t ones = 0x0101010101010101ull, highs = ones << 7;
+    uint64_t del = w ^ (ones * 0x7f), t = ((w - ones * 0x20) & ~w) | w | ((del - ones) & ~del);
+    for (int k = 0; k < nspecial; k++) {
+        uint64_t x = w ^ (ones * (unsigned char)special[k]);
+        t |= (x - ones) & ~x;
+    }
+    return (t & highs) == 0;
+}
+
 /* The walk both escapers share: ASCII bytes that `plain` accepts and
  * well-formed multi-byte sequences go out in runs; other ASCII bytes
- * through esc(); any other byte as U+FFFD. */
+ * through esc(); any other byte as U+FFFD.  `special` lists the printable
+ * ASCII bytes that `plain` refuses: words of eight bytes that hold none of
+ * them and nothing outside printable ASCII are passed over at once. */
 static void escape_utf8(au_out *o, const char *str, size_t n, int (*plain)(unsigned char),
-                        void (*esc)(au_out *, unsigned char)) {
+                        void (*esc)(au_out *, unsigned char), const char *special) {
     const unsigned char *s = (const unsigned char *)str;
+    int nspecial = (int)strlen(special);
     size_t from = 0, i = 0;
     while (i < n) {
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (word_plain_ascii(w, special, nspecial)) {
+                i += 8;
+                continue;
+            }
+        }
         size_t k = s[i] < 0x80 ? (size_t)(plain(s[i]) != 0) : au_utf8_len(s + i, n - i);
         if (k) {
             i += k;
@@ -151,7 +184,9 @@ static void json_esc(au_out *o, unsigned char c) {
     else au_out_putf(o, "\\u%04llx", c);
 }
 
-void au_out_json(au_out *o, const char *s, size_t n) { escape_utf8(o, s, n, json_plain, json_esc); }
+void au_out_json(au_out *o, const char *s, size_t n) {
+    escape_utf8(o, s, n, json_plain, json_esc, "\"\\");
+}
 
 void au_out_json_string(au_out *o, const char *s, size_t n) {
     au_out_put(o, "\"", 1);
@@ -176,7 +211,9 @@ static void xml_esc(au_out *o, unsigned char c) {
     }
 }
 
-void au_out_xml(au_out *o, const char *s, size_t n) { escape_utf8(o, s, n, xml_plain, xml_esc); }
+void au_out_xml(au_out *o, const char *s, size_t n) {
+    escape_utf8(o, s, n, xml_plain, xml_esc, "&<>\"'");
+}
 
 void au_version_str(uint32_t hex, int exact, char *buf, size_t cap) {
     unsigned major = hex >> 24, minor = hex >> 16 & 0xff, micro = hex >> 8 & 0xff;
