@@ -32,7 +32,6 @@ void au_out_put_slow(au_out *o, const char *s, size_t n) {
     }
 }
 
-
 void au_out_u64(au_out *o, unsigned long long v) {
     char tmp[20]; /* 2^64 - 1 has 20 digits */
     size_t at = sizeof tmp;
@@ -60,19 +59,20 @@ void au_out_putf(au_out *o, const char *fmt, unsigned long long v) {
     if (n > 0) au_out_put(o, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* Does any byte of w need au_out_clean's attention: below 0x20, DEL, or
- * (with semicolon) ';'?  The classic SWAR test: (x - 0x01..) & ~x & 0x80..
- * is non-zero exactly when some byte of x is 0, and (w - 0x20..) & ~w &
- * 0x80.. when some byte of w is below 0x20 (bytes of 0x80 and up never
- * count: their ~w has the high bit clear). */
-static int word_needs_care(uint64_t w, int semicolon) {
-    const uint64_t ones = 0x0101010101010101ull, highs = ones << 7;
+/* The high bit of every byte of w that is below 0x20, DEL, or one of the
+ * nspecial bytes of special, and maybe of bytes above such a byte: zero
+ * exactly when there is none.  The classic SWAR tests: (x - 0x01..) & ~x
+ * & 0x80.. is non-zero exactly when some byte of x is 0, and (w - 0x20..)
+ * & ~w & 0x80.. when some byte of w is below 0x20 (bytes of 0x80 and up
+ * never count: their ~w has the high bit clear). */
+static inline uint64_t care_bits(uint64_t w, const char *special, int nspecial) {
+    const uint64_t ones = 0x0101010101010101ull;
     uint64_t del = w ^ (ones * 0x7f), t = ((w - ones * 0x20) & ~w) | ((del - ones) & ~del);
-    if (semicolon) {
-        uint64_t sc = w ^ (ones * ';');
-        t |= (sc - ones) & ~sc;
+    for (int k = 0; k < nspecial; k++) {
+        uint64_t x = w ^ (ones * (unsigned char)special[k]);
+        t |= (x - ones) & ~x;
     }
-    return (t & highs) != 0;
+    return t & (ones << 7);
 }
 
 /* Runs of ordinary bytes go out whole: a stack is mostly file names,
@@ -85,7 +85,8 @@ void au_out_clean(au_out *o, const char *s, size_t n, int semicolon) {
         if (n - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (!word_needs_care(w, semicolon)) {
+            /* constant arguments each way, for the compiler to unroll */
+            if (!(semicolon ? care_bits(w, ";", 1) : care_bits(w, "", 0))) {
                 i += 7; /* and the loop's own step */
                 continue;
             }
@@ -130,18 +131,6 @@ size_t au_utf8_len(const unsigned char *s, size_t n) {
     return len;
 }
 
-/* Are all eight bytes of w printable ASCII (0x20-0x7e) and none of the
- * nspecial bytes of special?  (The SWAR tests of word_needs_care.) */
-static int word_plain_ascii(uint64_t w, const char *special, int nspecial) {
-    const uint64_t ones = 0x0101010101010101ull, highs = ones << 7;
-    uint64_t del = w ^ (ones * 0x7f), t = ((w - ones * 0x20) & ~w) | w | ((del - ones) & ~del);
-    for (int k = 0; k < nspecial; k++) {
-        uint64_t x = w ^ (ones * (unsigned char)special[k]);
-        t |= (x - ones) & ~x;
-    }
-    return (t & highs) == 0;
-}
-
 /* The walk both escapers share: ASCII bytes that `plain` accepts and
  * well-formed multi-byte sequences go out in runs; other ASCII bytes
  * through esc(); any other byte as U+FFFD.  `special` lists the printable
@@ -156,7 +145,8 @@ static void escape_utf8(au_out *o, const char *str, size_t n, int (*plain)(unsig
         if (n - i >= 8) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (word_plain_ascii(w, special, nspecial)) {
+            /* printable ASCII only (w's high bits), none of special */
+            if (!((care_bits(w, special, nspecial) | w) & 0x8080808080808080ull)) {
                 i += 8;
                 continue;
             }
