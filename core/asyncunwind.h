@@ -386,7 +386,7 @@ int au_pyruntime_find_asyncio(const au_allocator *alloc, int pid, au_pyruntime *
  * An au_pyreader reads, from a memory source, every thread of every
  * interpreter of a CPython 3.9-3.15 process and each thread's frames, with
  * the function's (qualified) name, file and line.  Layout differences are
- * data (core/au_pyoffsets.h); on 3.13+ the target's own _Py_DebugOffsets take
+ * data (core/cpython/au_pyoffsets.h); on 3.13+ the target's own _Py_DebugOffsets take
  * precedence over the compiled-in tables.  All reads are batched; code
  * objects and their strings are cached, and every cache hit is validated
  * against the object's current header, read in the same batch, so a freed
@@ -559,7 +559,8 @@ typedef struct au_sample_thread {
                               descriptor (docs/CLI.md), or in a
                               snapshot's PTHREAD records */
     uint64_t thread_id;    /* pthread id */
-    const char *name;      /* the kernel's name of the thread, or NULL */
+    const char *name;      /* its threading.Thread name, else the
+                              kernel's name of the thread, or NULL */
     uint32_t name_len;
     uint32_t flags;        /* AU_THREAD_* */
     uint32_t nframes, first_frame; /* its Python stack, outermost first */

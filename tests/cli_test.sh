@@ -2,7 +2,8 @@
 # The asyncunwind command line, end to end: every documented exit code and
 # message, `dump` (text and collapsed) against live CPython processes on
 # pyenv 3.12, Debian's static 3.11 and sid's 3.14 (in the chroot), and
-# `snapshot` -> `replay` giving the very same output.
+# `snapshot` -> `replay` giving the very same output; the short options,
+# `dump --format tree`, snapshot's formats and --no-agent, --attempts 1.
 #
 # A missing interpreter is reported as a skip with its reason, and fails the
 # test when CI=true (CI must have all of them).
@@ -93,12 +94,52 @@ if [ -n "$py312" ]; then
   "$tool" replay "$tmp/seed.snap" >"$tmp/seed.replayed" || bad "seed: replay failed"
   cmp -s "$tmp/seed.live" "$tmp/seed.replayed" && grep -q "created by Task-1" "$tmp/seed.replayed" && ok ||
     bad "seed: replay differs from live, or lost the weak link"
+  # dump --format tree is tree; short options are the long ones.
+  "$tool" tree --pid "$pid" >"$tmp/seed.tree" 2>/dev/null
+  "$tool" dump -p "$pid" -f tree >"$tmp/seed.dumptree" 2>/dev/null
+  grep -q "── \[weak\] Task-not_awaited$" "$tmp/seed.tree" && cmp -s "$tmp/seed.tree" "$tmp/seed.dumptree" && ok ||
+    bad "dump -p -f tree should print what tree prints: $(cat "$tmp/seed.tree") vs $(cat "$tmp/seed.dumptree")"
+  # snapshot prints in the format asked for, and replay gives it back.
+  "$tool" snapshot -p "$pid" --output "$tmp/seedc.snap" -f collapsed >"$tmp/seedc.live" 2>/dev/null ||
+    bad "snapshot -f collapsed failed"
+  "$tool" replay "$tmp/seedc.snap" --format collapsed >"$tmp/seedc.replayed" 2>/dev/null
+  grep -q ";\[Task-1\];parent (.*seed.py:35);\[Task-not_awaited\];func_not_awaited" "$tmp/seedc.live" &&
+    cmp -s "$tmp/seedc.live" "$tmp/seedc.replayed" && ok ||
+    bad "snapshot -f collapsed, then replay: $(cat "$tmp/seedc.live") vs $(cat "$tmp/seedc.replayed")"
+  # snapshot --no-agent: the agent's records ignored.
+  "$tool" snapshot --pid "$pid" -o "$tmp/seedna.snap" --no-agent >"$tmp/seedna.live" 2>/dev/null
+  want "$tmp/seedna.live" "Task-not_awaited" "snapshot --no-agent: the task"
+  wont "$tmp/seedna.live" "created by" "snapshot --no-agent: a weak link"
+  # --attempts 1 takes exactly one sample (the count comes from the hook
+  # bench/dump_retry.sh reads); more than 1,000 is refused.
+  ASYNCUNWIND_RETRY_STATS=1 "$tool" dump --pid "$pid" --attempts 1 >/dev/null 2>"$tmp/att.err"
+  want "$tmp/att.err" "retry stats: attempts 1, " "--attempts 1: one sample"
+  expect_exit 2 "from 1 to 1000" -- "$tool" tree --pid "$pid" --attempts 1001
+  # Exit 7: the snapshot's file cannot be written.
+  expect_exit 7 "cannot write" -- "$tool" snapshot --pid "$pid" -o "$tmp/no/such/dir/x.snap"
+  # Exit 6: a snapshot without the memory a sample reads (its REGION
+  # records dropped) cannot be replayed.
+  "$py312" - "$tmp/seed.snap" "$tmp/noregions.snap" <<'EOF'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+out, at = bytearray(data[:16]), 16
+while at + 8 <= len(data):
+    kind, n = struct.unpack_from("<II", data, at)
+    end = at + 8 + ((n + 7) & ~7)
+    if kind != 3:  # REGION: bytes of the target (docs/SNAPSHOT.md)
+        out += data[at:end]
+    at = end
+open(sys.argv[2], "wb").write(out)
+EOF
+  expect_exit 6 "could not be read" -- "$tool" replay "$tmp/noregions.snap"
   # Permission: another user may not read a root process.
   if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
     expect_exit 4 "CAP_SYS_PTRACE" -- setpriv --reuid=65534 --regid=65534 --clear-groups "$tool" dump --pid "$pid"
     # Root without CAP_SYS_PTRACE: the hint says so, rather than "run as root".
     expect_exit 4 "you are root, but without CAP_SYS_PTRACE" -- \
       setpriv --bounding-set=-sys_ptrace "$tool" dump --pid "$pid"
+  else
+    skip "the permission cases need root and setpriv (util-linux)"
   fi
   # More tasks than a sample holds (65,536): the first ones, and a sample
   # that says it was cut, on stderr and in JSON ("truncated"), not partial.
@@ -149,6 +190,7 @@ py38=$(ls -d "$pyenv"/versions/3.8.*/bin/python3.8 2>/dev/null | tail -1)
 if [ -n "$py38" ]; then
   start pyenv38 "$py38" -c 'import os, time; print("READY", os.getpid(), flush=True); time.sleep(60)'
   expect_exit 5 "runs CPython 3.8: unsupported" -- "$tool" dump --pid "$pid"
+  expect_exit 5 "unsupported version" -- "$tool" record --pid "$pid" -d 0.3
 fi
 
 if [ -x /usr/bin/python3.11 ]; then

@@ -8,6 +8,10 @@
 #   - --cpu on on_cpu.py / cpu_bound.py: only what runs on a CPU (3.9 and
 #     3.10 keep no TID: this is the pthread -> TID map at work);
 #   - a target that forks and execs, followed;
+#   - --pid's options: stdout without -o, --format over the extension,
+#     the short spellings, --no-agent, intervals and durations with units,
+#     an output that cannot be written, a process it may not read; and a
+#     command's own PYTHONPATH kept behind the agent's;
 #   - the end of a record: the duration, SIGINT, SIGTERM, the target killed
 #     mid-record; each writes what was collected, and the statistics.
 #
@@ -244,6 +248,51 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
   want "$tmp/multi.err" "wrote .*multi.svg \(svg\)" "-o twice: the svg"
   want "$tmp/multi.svg" "func_not_awaited" "-o twice: the svg's frames"
   want "$tmp/multi.out" "$seed_under_parent" "-o twice: the stacks on stdout"
+
+  # --pid records: collapsed stacks on stdout without -o, --format over the
+  # file's extension, the short options, --no-agent, intervals and
+  # durations with units, and the write and permission failures.
+  start optseed env PYTHONPATH="$agent_dir" "$py312" "$fixtures/seed.py"
+  "$tool" record --pid "$pid" -d 0.3 >"$tmp/stdout.txt" 2>"$tmp/stdout.err" </dev/null
+  want "$tmp/stdout.txt" "$seed_under_parent" "no -o: collapsed stacks on stdout"
+  "$tool" record -p "$pid" -d 0.3 -f svg -o "$tmp/short.out" -i 2ms 2>"$tmp/short.err" </dev/null >/dev/null
+  want "$tmp/short.err" "wrote .*short.out \(svg\)" "-p -f svg -o"
+  want "$tmp/short.err" "\(interval 2.00 ms\)" "-i 2ms"
+  want "$tmp/short.out" "<svg" "-f svg: a flame graph"
+  "$tool" record --pid "$pid" -d 0.3 --format collapsed -o "$tmp/fmtc.json" 2>"$tmp/fmtc.err" </dev/null
+  want "$tmp/fmtc.err" "wrote .*fmtc.json \(collapsed\)" "--format collapsed over .json"
+  want "$tmp/fmtc.json" "$seed_under_parent" "--format collapsed: the stacks"
+  record pidnoagent --pid "$pid" -d 0.3 --no-agent
+  want "$tmp/pidnoagent.txt" "select \([^)]*\);\[Task-not_awaited\];func_not_awaited" "--pid --no-agent: a root"
+  wont "$tmp/pidnoagent.txt" "$seed_under_parent" "--pid --no-agent: a weak link"
+  record ivdefault --pid "$pid" -d 0.3
+  want "$tmp/ivdefault.err" "\(interval 1.00 ms\)" "the default interval"
+  record ivbare --pid "$pid" -d 0.3 --interval 250
+  want "$tmp/ivbare.err" "\(interval 250.0 us\)" "--interval 250: microseconds"
+  record ivzero --pid "$pid" -d 0.3 --interval 0
+  want "$tmp/ivzero.err" "\(interval 1 ns\)" "--interval 0: as fast as possible"
+  t0=$(date +%s%N)
+  record dms --pid "$pid" --duration 500ms
+  t1=$(date +%s%N)
+  ms=$(((t1 - t0) / 1000000))
+  [ "$ms" -ge 500 ] && [ "$ms" -lt 5000 ] && ok || bad "--duration 500ms took $ms ms"
+  want "$tmp/dms.err" "the duration elapsed" "--duration 500ms"
+  expect_exit 7 "cannot write" -- "$tool" record -o /dev/full --pid "$pid" -d 0.3
+  if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+    expect_exit 4 "CAP_SYS_PTRACE" -- \
+      setpriv --reuid=65534 --regid=65534 --clear-groups "$tool" record --pid "$pid" -d 0.3
+  else
+    skip "record's permission case needs root and setpriv (util-linux)"
+  fi
+  stop "$pid"
+  # -- COMMAND with a PYTHONPATH of its own: the agent goes first (weak
+  # links show) and the command still imports from the path it had.
+  mkdir -p "$tmp/own"
+  echo 'MARK = 1' >"$tmp/own/own_mark.py"
+  PYTHONPATH="$tmp/own" "$tool" record -o "$tmp/pypath.txt" -d 3 -- "$py312" -c \
+    "import own_mark, runpy; runpy.run_path('$fixtures/seed.py', run_name='__main__')" \
+    2>"$tmp/pypath.err" </dev/null >/dev/null
+  want "$tmp/pypath.txt" "$seed_under_parent" "PYTHONPATH of the command's own, and the agent's weak links"
 
   # The duration is honoured: -d 1 on a target that lives on.
   start cpubound "$py312" "$fixtures/cpu_bound.py"
