@@ -23,6 +23,12 @@ int cli_fail(const char *what, int status);
 /* --pid's value: a decimal process id from 1 to INT_MAX, nothing after it.
  * 0 with *pid set, or -1 (*pid untouched); the caller says what failed. */
 int cli_parse_pid(const char *s, int *pid);
+
+/* The option getopt_long just refused (c: its '?' or ':', with opterr 0),
+ * as the user wrote it: a value is missing only after the last argument;
+ * an unknown short option is "-x" (buf, 3 bytes), a long one its
+ * argument. */
+const char *cli_bad_option(int c, int argc, char **argv, char *buf);
 /* dump (output == NULL) or snapshot to output; no_agent ignores the
  * agent's records; up to `attempts` samples until one is not partial
  * (cli_sample_consistent). */

@@ -214,6 +214,17 @@ int cli_fail(const char *what, int status) {
     return exit_code(status);
 }
 
+const char *cli_bad_option(int c, int argc, char **argv, char *buf) {
+    if (c == ':') return argc > 0 ? argv[argc - 1] : "?";
+    if (optopt > ' ' && optopt < 127) {
+        buf[0] = '-';
+        buf[1] = (char)optopt;
+        buf[2] = 0;
+        return buf;
+    }
+    return optind >= 1 && optind <= argc ? argv[optind - 1] : "?";
+}
+
 int cli_parse_pid(const char *s, int *pid) {
     char *end;
     errno = 0;
@@ -225,6 +236,12 @@ int cli_parse_pid(const char *s, int *pid) {
 
 static int usage_error(const char *msg) {
     fprintf(stderr, "asyncunwind: %s\n(see asyncunwind --help)\n", msg);
+    return AU_EXIT_USAGE;
+}
+
+/* A usage error about one argument, named. */
+static int usage_error_arg(const char *msg, const char *arg) {
+    fprintf(stderr, "asyncunwind: %s '%s'\n(see asyncunwind --help)\n", msg, arg);
     return AU_EXIT_USAGE;
 }
 
@@ -254,6 +271,7 @@ static int parse(int argc, char **argv, options *o) {
     optind = 2;
     opterr = 0;
     int c;
+    char sb[3];
     while ((c = getopt_long(argc, argv, ":p:o:f:h", longs, NULL)) != -1) {
         switch (c) {
         case 'p':
@@ -278,12 +296,12 @@ static int parse(int argc, char **argv, options *o) {
             break;
         }
         case 'h': fputs(help_for(o->command), stdout); return -1;
-        case ':': return usage_error("an option is missing its value");
-        default: return usage_error("unknown option");
+        case ':': return usage_error_arg("a value is missing after", cli_bad_option(c, argc, argv, sb));
+        default: return usage_error_arg("unknown option", cli_bad_option(c, argc, argv, sb));
         }
     }
     if (optind < argc) o->file = argv[optind++];
-    if (optind < argc) return usage_error("too many arguments");
+    if (optind < argc) return usage_error_arg("too many arguments, from", argv[optind]);
     return 0;
 }
 
@@ -306,7 +324,7 @@ int main(int argc, char **argv) {
     if (!strcmp(o.command, "dump") || !strcmp(o.command, "snapshot")) {
         int snap = o.command[0] == 's';
         if (!o.pid) return usage_error("--pid is required");
-        if (o.file) return usage_error("unexpected argument");
+        if (o.file) return usage_error_arg("unexpected argument", o.file);
         if (snap && !o.output) return usage_error("snapshot needs -o FILE");
         if (!snap && o.output) return usage_error("-o is for snapshot");
         return cli_live(o.pid, o.format, snap ? o.output : NULL, o.no_agent,

@@ -140,6 +140,12 @@ static int usage_error(const char *msg) {
     return AU_EXIT_USAGE;
 }
 
+/* A usage error about one argument, named. */
+static int usage_error_arg(const char *msg, const char *arg) {
+    fprintf(stderr, "asyncunwind record: %s '%s'\n(see asyncunwind record --help)\n", msg, arg);
+    return AU_EXIT_USAGE;
+}
+
 /* "1.5ms", "100us", "2s", "250ns"; a bare number is in unit_ns.  Bounded
  * to a day. */
 static int parse_time(const char *s, uint64_t unit_ns, uint64_t *ns) {
@@ -188,6 +194,7 @@ static int parse(int argc, char **argv, record_opts *o) {
     optind = 1;
     opterr = 0;
     int c;
+    char sb[3];
     /* '+': stop at the first non-option, so COMMAND's own options are its. */
     while ((c = getopt_long(argc, argv, "+:p:o:f:i:d:sh", longs, NULL)) != -1) {
         switch (c) {
@@ -216,8 +223,8 @@ static int parse(int argc, char **argv, record_opts *o) {
         case 'A': o->no_agent = 1; break;
         case 's': o->subprocesses = 1; break;
         case 'h': fputs(record_usage, stdout); return -1;
-        case ':': return usage_error("an option is missing its value");
-        default: return usage_error("unknown option");
+        case ':': return usage_error_arg("a value is missing after", cli_bad_option(c, argc, argv, sb));
+        default: return usage_error_arg("unknown option", cli_bad_option(c, argc, argv, sb));
         }
     }
     if (optind < argc) o->cmd = argv + optind;

@@ -36,6 +36,13 @@ expect_exit 5 "not a Python process" -- "$tool" dump --pid $$
 expect_exit 7 "cannot open" -- "$tool" replay "$tmp/missing.snap"
 expect_exit 2 "agent-path takes no arguments" -- "$tool" agent-path --pid 1
 expect_exit 2 "replay takes only" -- "$tool" replay x.snap --no-agent
+# A usage error names the argument at fault.
+expect_exit 2 "unknown option '--frob'" -- "$tool" dump --frob
+expect_exit 2 "unknown option '-x'" -- "$tool" dump -x --pid 1
+expect_exit 2 "a value is missing after '--pid'" -- "$tool" dump --pid
+expect_exit 2 "unexpected argument 'extra'" -- "$tool" dump --pid 1 extra
+expect_exit 2 "too many arguments, from 'b.snap'" -- "$tool" replay a.snap b.snap
+expect_exit 2 "-o is for snapshot" -- "$tool" dump --pid 1 -o x.snap
 
 # ---- agent-path ----------------------------------------------------------------
 # It writes the agent the binary carries into a directory named after the

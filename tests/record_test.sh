@@ -38,6 +38,8 @@ expect_exit 2 "is given once" -- "$tool" record -o - -o - --pid 1
 expect_exit 2 "at most 4 times" -- "$tool" record -o 1 -o 2 -o 3 -o 4 -o 5 --pid 1
 expect_exit 2 "--interval takes a time" -- "$tool" record --interval 1parsec --pid 1
 expect_exit 2 "--duration takes a positive time" -- "$tool" record --duration 0 --pid 1
+expect_exit 2 "unknown option '--frob'" -- "$tool" record --frob --pid 1
+expect_exit 2 "a value is missing after '-d'" -- "$tool" record --pid 1 -d
 expect_exit 3 "no such process" -- "$tool" record --pid 2147483647
 expect_exit 5 "not a Python process" -- "$tool" record --pid $$
 expect_exit 7 "cannot write" -- "$tool" record -o "$tmp/no/such/dir/x.txt" --pid $$
