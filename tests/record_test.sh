@@ -166,9 +166,9 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
   # The command is ended with the record (nothing left running).
   if pgrep -f "$fixtures/seed.py" >/dev/null; then bad "the command outlived its record"; else ok; fi
 
-  # --subprocesses from the start of the tree, ended by SIGINT once the
+  # -s (--subprocesses) from the start of the tree, ended by SIGINT once the
   # whole tree is ready (the parent prints READY after its children).
-  "$tool" record -o "$tmp/launch-children.txt" -d 60 --subprocesses -- "$py312" "$fixtures/children.py" \
+  "$tool" record -o "$tmp/launch-children.txt" -d 60 -s -- "$py312" "$fixtures/children.py" \
     >"$tmp/launch-children.out" 2>"$tmp/launch-children.err" </dev/null &
   rpid=$!
   pids+=("$rpid")
