@@ -13,7 +13,8 @@
 #define PAGE AU_VIEW_PAGE
 #define NONE UINT32_MAX
 #define MAX_RANGE (1u << 20)
-#define TLB 16384u
+#define TLB_MIN 1024u  /* TLB places to start with (16 KiB) */
+#define TLB_MAX 16384u /* and at most (256 KiB) */
 #define MISSING 1 /* check_pages: a page is not fetched (not a status) */
 
 enum {
@@ -24,6 +25,12 @@ enum {
     PG_KEEP = 1u << 4,     /* served a read that was not transient: the
                               next sample prefetches it */
 };
+
+/* A place of the TLB (struct au_view). */
+typedef struct au_vtlb {
+    uint64_t pn;
+    uint32_t idx, gen;
+} au_vtlb;
 
 /* One slot of the page table: a probe touches one cache line, not three
  * arrays (a 10,000-task sample looks pages up some 100,000 times). */
@@ -49,19 +56,18 @@ struct au_view {
     uint32_t data_cap, pageno_cap, flags_cap; /* in pages (data: bytes/PAGE) */
     uint32_t moves; /* times data moved (au_view_moves) */
 
-    /* The last page looked up at each of TLB places (by page number): most
-     * reads fall on a page read a moment before, and this answers them
-     * with one compare instead of a hash probe.  An entry counts when its
-     * gen is this sample's.  16,384 places (256 KiB): a 10,000-task sample
-     * holds some 2,300 pages, and with 4,096 places so many of them shared
-     * a place that its batches (au_view_want) took 4.6 million
-     * instructions, 21 times those of 1,000 tasks; now 2.2 million, 10
-     * times (callgrind, pyenv 3.12). */
-    struct {
-        uint64_t pn;
-        uint32_t idx, gen;
-    } tlb[TLB];
-    uint32_t tlb_gen;
+    /* The last page looked up at each of tlb_mask + 1 places (by page
+     * number): most reads fall on a page read a moment before, and this
+     * answers them with one compare instead of a hash probe.  An entry
+     * counts when its gen is this sample's.  Eight places a page, from
+     * 1,024 to 16,384 (256 KiB), grown with the pages: a 10,000-task
+     * sample holds some 2,300 pages, and with 4,096 places so many of them
+     * shared a place that its batches (au_view_want) took 4.6 million
+     * instructions, 21 times those of 1,000 tasks; with 16,384, 2.2
+     * million, 10 times (callgrind, pyenv 3.12).  A small program's view
+     * keeps to 16 KiB (a fuzzer opens thousands of views a second). */
+    au_vtlb *tlb;
+    uint32_t tlb_mask, tlb_gen;
 
     /* Page number -> index; a slot counts when its stamp is this sample's. */
     au_vslot *tab;
@@ -91,7 +97,7 @@ static uint32_t slot_of(const au_view *v, uint64_t pn) {
 /* The page table's answer for pn, remembered in the TLB; find's slow
  * path, kept out of line so that the TLB hit inlines into every reader. */
 static AU_NOINLINE uint32_t find_probe(au_view *v, uint64_t pn) {
-    uint32_t k = (uint32_t)pn & (TLB - 1);
+    uint32_t k = (uint32_t)pn & v->tlb_mask;
     uint32_t i = slot_of(v, pn);
     if (v->tab[i].stamp != v->stamp) return NONE;
     v->tlb[k].pn = pn;
@@ -102,7 +108,7 @@ static AU_NOINLINE uint32_t find_probe(au_view *v, uint64_t pn) {
 
 /* The index of page pn, or NONE. */
 static inline uint32_t find(au_view *v, uint64_t pn) {
-    uint32_t k = (uint32_t)pn & (TLB - 1);
+    uint32_t k = (uint32_t)pn & v->tlb_mask;
     if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return v->tlb[k].idx;
     return find_probe(v, pn);
 }
@@ -111,7 +117,7 @@ static inline uint32_t find(au_view *v, uint64_t pn) {
  * (fetched, failed or refused: a read of it needs no fetch). */
 static inline int tlb_knows(const au_view *v, uint64_t addr, uint32_t len) {
     for (uint64_t pn = addr / PAGE, last = (addr + len - 1) / PAGE; pn <= last; pn++) {
-        uint32_t k = (uint32_t)pn & (TLB - 1);
+        uint32_t k = (uint32_t)pn & v->tlb_mask;
         if (v->tlb[k].gen != v->tlb_gen || v->tlb[k].pn != pn) return 0;
     }
     return 1;
@@ -141,6 +147,22 @@ static int view_table_fit(au_view *v, uint32_t n) {
 /* Make room for `more` pages beyond npages.  The arrays a sample's
  * prefetch needs (its list, the batch, its reads) grow with the pages of
  * the sample before it, so the sample after a warm-up allocates nothing. */
+/* The TLB at eight places a page for n pages, within TLB_MIN..TLB_MAX.
+ * A new TLB knows nothing (its gens are 0; a sample's is at least 1). */
+static int tlb_fit(au_view *v, size_t n) {
+    uint32_t places = v->tlb ? v->tlb_mask + 1 : 0, want = TLB_MIN;
+    while (want < TLB_MAX && want < 8 * n) want *= 2;
+    if (want <= places) return AU_OK;
+    au_vtlb *t = v->alloc.realloc(v->alloc.ud, NULL, 0, (size_t)want * sizeof *t);
+    if (!t) return AU_ERR_NOMEM;
+    v->stats.allocations++;
+    memset(t, 0, (size_t)want * sizeof *t);
+    if (v->tlb) v->alloc.realloc(v->alloc.ud, v->tlb, (size_t)places * sizeof *t, 0);
+    v->tlb = t;
+    v->tlb_mask = want - 1;
+    return AU_OK;
+}
+
 static int room_for(au_view *v, uint32_t more) {
     size_t need = (size_t)v->npages + more;
     uint32_t data_pages = v->data_cap;
@@ -150,7 +172,7 @@ static int room_for(au_view *v, uint32_t more) {
         view_grow(v, &v->prev, &v->prev_cap, need, sizeof *v->prev) ||
         view_grow(v, &v->merge, &v->merge_cap, need, sizeof *v->merge) ||
         view_grow(v, &v->pending, &v->pending_cap, need, sizeof *v->pending) ||
-        view_grow(v, &v->reads, &v->reads_cap, need, sizeof *v->reads))
+        view_grow(v, &v->reads, &v->reads_cap, need, sizeof *v->reads) || tlb_fit(v, need))
         return AU_ERR_NOMEM;
     if (data_pages != v->data_cap) v->moves++; /* grown: it may have moved */
     v->data_cap = data_pages;
@@ -161,7 +183,7 @@ static int room_for(au_view *v, uint32_t more) {
  * AU_ERR_LIMIT when the sample is at max_pages. */
 static int queue(au_view *v, uint64_t pn, uint32_t *npending) {
     /* A warm sample asks mostly for pages it has: the TLB knows them. */
-    uint32_t k = (uint32_t)pn & (TLB - 1);
+    uint32_t k = (uint32_t)pn & v->tlb_mask;
     if (v->tlb[k].gen == v->tlb_gen && v->tlb[k].pn == pn) return AU_OK;
     uint32_t s = slot_of(v, pn);
     /* Known or queued now, the reads that follow find it in the TLB. */
@@ -400,7 +422,7 @@ int au_view_begin(au_view *v, int prefetch) {
     if (sort_prev(v)) return AU_ERR_NOMEM;
     v->npages = 0;
     if (++v->tlb_gen == 0) {
-        memset(v->tlb, 0, sizeof v->tlb);
+        memset(v->tlb, 0, (size_t)(v->tlb_mask + 1) * sizeof *v->tlb);
         v->tlb_gen = 1;
     }
     if (++v->stamp == 0) { /* wrapped: clear the stamps once */
@@ -454,8 +476,8 @@ int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, a
     v->src = src;
     v->max_pages = max_pages ? max_pages : AU_VIEW_DEFAULT_MAX_PAGES;
     if (v->max_pages > AU_VIEW_MAX_PAGES) v->max_pages = AU_VIEW_MAX_PAGES;
-    if (view_table_fit(v, 1)) {
-        a.realloc(a.ud, v, sizeof *v, 0);
+    if (view_table_fit(v, 1) || tlb_fit(v, 1)) {
+        au_view_free(v);
         return AU_ERR_NOMEM;
     }
     *out = v;
@@ -475,6 +497,7 @@ void au_view_free(au_view *v) {
     FREE(v->merge, v->merge_cap, sizeof *v->merge);
     FREE(v->pending, v->pending_cap, sizeof *v->pending);
     FREE(v->reads, v->reads_cap, sizeof *v->reads);
+    FREE(v->tlb, v->tlb_mask + 1, sizeof *v->tlb);
 #undef FREE
     a.realloc(a.ud, v, sizeof *v, 0);
 }
