@@ -144,9 +144,6 @@ static int view_table_fit(au_view *v, uint32_t n) {
     return AU_OK;
 }
 
-/* Make room for `more` pages beyond npages.  The arrays a sample's
- * prefetch needs (its list, the batch, its reads) grow with the pages of
- * the sample before it, so the sample after a warm-up allocates nothing. */
 /* The TLB at eight places a page for n pages, within TLB_MIN..TLB_MAX.
  * A new TLB knows nothing (its gens are 0; a sample's is at least 1). */
 static int tlb_fit(au_view *v, size_t n) {
@@ -163,6 +160,10 @@ static int tlb_fit(au_view *v, size_t n) {
     return AU_OK;
 }
 
+/* Make room for `more` pages beyond npages.  The arrays a sample's
+ * prefetch needs (its list, the batch, its reads, the TLB) grow with the
+ * pages of the sample before it, so the sample after a warm-up allocates
+ * nothing. */
 static int room_for(au_view *v, uint32_t more) {
     size_t need = (size_t)v->npages + more;
     uint32_t data_pages = v->data_cap;
