@@ -205,20 +205,14 @@ static int anchors_valid(au_tasks *t) {
 static int set_keys(au_tasks *t, uint64_t set, uint32_t *n) {
     *n = 0;
     /* Room for the keys the set's table can hold, not for max_tasks: a
-     * program of a few tasks gets a few slots, not 512 KiB.  (A table
-     * that cannot be read fails au_obj_set_keys the same way.) */
+     * program of a few tasks gets a few slots, not 512 KiB. */
     uint64_t table;
     uint32_t slots, cap = t->lim.max_tasks;
-    if (au_obj_set_table(t->objects, set, &table, &slots) != AU_OK) slots = 1;
-    if (slots < cap) cap = slots;
-    if (au_at_grow(t, &t->scratch, &t->scratch_cap, cap, sizeof *t->scratch)) return AU_ERR_NOMEM;
-    int rc = au_obj_set_keys(t->objects, set, t->scratch, cap, n);
-    /* A table that grew between the two reads (exact reads of a live
-     * process are not one picture): read it again with all the room. */
-    if (rc == AU_ERR_LIMIT && cap < t->lim.max_tasks) {
-        cap = t->lim.max_tasks;
+    int rc = au_obj_set_table(t->objects, set, &table, &slots);
+    if (rc == AU_OK) {
+        if (slots < cap) cap = slots;
         if (au_at_grow(t, &t->scratch, &t->scratch_cap, cap, sizeof *t->scratch)) return AU_ERR_NOMEM;
-        rc = au_obj_set_keys(t->objects, set, t->scratch, cap, n);
+        rc = au_obj_table_keys(t->objects, table, slots, t->scratch, cap, n);
     }
     if (rc == AU_ERR_LIMIT) t->out->flags |= AU_TR_LIMIT_TASKS;
     return rc == AU_ERR_NOMEM ? rc : AU_OK;

@@ -167,8 +167,12 @@ int au_obj_items(au_objects *ob, uint64_t addr, uint64_t *items, uint32_t cap, u
 int au_obj_set_keys(au_objects *ob, uint64_t set, uint64_t *keys, uint32_t cap, uint32_t *n);
 
 /* A set's table: where it is and how many slots (for callers that batch
- * the table read themselves). */
+ * the table read themselves, or size their keys' room by it). */
 int au_obj_set_table(au_objects *ob, uint64_t set, uint64_t *table, uint32_t *slots);
+
+/* au_obj_set_keys over a table au_obj_set_table gave. */
+int au_obj_table_keys(au_objects *ob, uint64_t table, uint32_t slots, uint64_t *keys, uint32_t cap,
+                      uint32_t *n);
 
 /* One dict entry. */
 typedef struct au_dict_item {

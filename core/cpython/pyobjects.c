@@ -483,12 +483,18 @@ int au_obj_set_table(au_objects *ob, uint64_t set, uint64_t *table, uint32_t *sl
 }
 
 int au_obj_set_keys(au_objects *ob, uint64_t set, uint64_t *keys, uint32_t cap, uint32_t *n) {
-    const au_py_offsets *o = ob->l->o;
-    *n = 0;
     uint64_t table;
     uint32_t slots;
+    *n = 0;
     int rc = au_obj_set_table(ob, set, &table, &slots);
-    if (rc) return rc;
+    return rc ? rc : au_obj_table_keys(ob, table, slots, keys, cap, n);
+}
+
+int au_obj_table_keys(au_objects *ob, uint64_t table, uint32_t slots, uint64_t *keys, uint32_t cap,
+                      uint32_t *n) {
+    const au_py_offsets *o = ob->l->o;
+    *n = 0;
+    int rc;
     uint32_t esz = o->sizeof_setentry;
     if (esz < 16 || esz > 64) return AU_ERR_CORRUPT;
     au_range r = {table, slots * esz};
