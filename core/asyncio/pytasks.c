@@ -78,24 +78,12 @@ static int table_reset(au_tasks *t, uint32_t n) {
     return AU_OK;
 }
 
-static void table_put(au_tasks *t, uint32_t i) {
-    uint32_t s = tslot(t, t->tasks[i].addr);
-    t->ttab[s] = (au_at_tslot){t->tasks[i].addr, i, t->tstamp_now};
-}
-
-/* The table holds tasks[0..ntasks): rebuilt larger when half full. */
-static int table_fit(au_tasks *t) {
-    if (2ull * (t->ntasks + 1) <= t->ttab_slots) return AU_OK;
-    int rc = table_reset(t, t->ntasks + 1);
-    if (rc) return rc;
-    for (uint32_t i = 0; i < t->ntasks; i++) table_put(t, i);
-    return AU_OK;
-}
-
 /* Append a candidate task address, without looking for it first: a list
- * walk (3.14+) finds each task once, and the duplicates a corrupted list
- * may hold are dropped when read_tasks builds the table (looking each
- * address up as it is found was a cache miss a task at 10,000 tasks).
+ * walk (3.14+) and a set's keys give each task once, and the duplicates
+ * a corrupted list or set may hold, or a task in both of 3.12's sets, are
+ * dropped when read_tasks builds the table (looking each address up as
+ * it was found cost a cache miss a task at 10,000 tasks: 8 % of a
+ * sample).
  * Returns its index, or NONE when it is invalid or over the limit.
  * *nomem is set on AU_ERR_NOMEM. */
 static uint32_t append_candidate(au_tasks *t, uint64_t addr, int *nomem) {
@@ -113,21 +101,6 @@ static uint32_t append_candidate(au_tasks *t, uint64_t addr, int *nomem) {
     t->tasks[i].addr = addr;
     t->tasks[i].thread = NONE;
     t->tasks[i].waiter_task = NONE;
-    return i;
-}
-
-/* Add a candidate task address once (a set's entries: a task may be in
- * two sets); returns its index, or NONE as append_candidate. */
-static uint32_t add_candidate(au_tasks *t, uint64_t addr, int *nomem) {
-    if (!addr || (addr & 7)) return NONE;
-    uint32_t known = au_at_find(t, addr);
-    if (known != NONE) return known;
-    if (table_fit(t)) {
-        *nomem = 1;
-        return NONE;
-    }
-    uint32_t i = append_candidate(t, addr, nomem);
-    if (i != NONE) table_put(t, i);
     return i;
 }
 
@@ -233,17 +206,14 @@ static int tasks_from_sets(au_tasks *t) {
     /* The WeakSet: a set of weakrefs, whose referents are the tasks. */
     if ((rc = set_keys(t, t->anchors.weakset_data, &n))) return rc;
     if ((rc = au_at_want(t, t->scratch, n, 64)) == AU_ERR_NOMEM) return rc;
-    /* Two steps ahead: the weakref, and once it is cached, the table slot
-     * of its referent. */
     uint32_t wr_len = t->layout.o->weakref_wr_object + 8, d = t->ahead;
     for (uint32_t i = 0; i < n && !nomem; i++) {
-        if (d && i + 2 * d < n) au_at_prefetch(t, t->scratch[i + 2 * d], wr_len);
-        if (d && i + d < n) au_at_tprefetch(t, au_obj_weakref(t->objects, t->scratch[i + d]));
-        add_candidate(t, au_obj_weakref(t->objects, t->scratch[i]), &nomem);
+        if (d && i + d < n) au_at_prefetch(t, t->scratch[i + d], wr_len);
+        append_candidate(t, au_obj_weakref(t->objects, t->scratch[i]), &nomem);
     }
-    if (t->anchors.eager_set) {
+    if (t->anchors.eager_set && !nomem) {
         if ((rc = set_keys(t, t->anchors.eager_set, &n))) return rc;
-        for (uint32_t i = 0; i < n && !nomem; i++) add_candidate(t, t->scratch[i], &nomem);
+        for (uint32_t i = 0; i < n && !nomem; i++) append_candidate(t, t->scratch[i], &nomem);
     }
     return nomem ? AU_ERR_NOMEM : AU_OK;
 }
@@ -382,8 +352,10 @@ static int read_tasks(au_tasks *t) {
     /* Rebuild the index (tasks moved), dropping a task listed twice. */
     if ((rc = table_reset(t, t->ntasks))) return rc;
     keep = 0;
-    for (uint32_t i = 0; i < t->ntasks; i++) {
-        if (d && i + d < t->ntasks) au_at_tprefetch(t, t->tasks[i + d].addr);
+    /* Four times the usual distance: this loop's body is a few dozen
+     * instructions, too short for 8 hints to hide a slot's miss. */
+    for (uint32_t i = 0, td = 4 * d; i < t->ntasks; i++) {
+        if (td && i + td < t->ntasks) au_at_tprefetch(t, t->tasks[i + td].addr);
         uint32_t s = tslot(t, t->tasks[i].addr);
         if (t->ttab[s].stamp == t->tstamp_now) continue;
         t->tasks[keep] = t->tasks[i];
