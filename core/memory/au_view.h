@@ -31,7 +31,7 @@
  * read each, and keeps nothing: for recording a snapshot, which then holds
  * the bytes the sample used and not the 4 KiB around each of them (a
  * search of sys.modules touches a page per key; the snapshot of a small
- * program is 30 times smaller), and for replaying one.  It costs a system
+ * program is 20 times smaller), and for replaying one.  It costs a system
  * call per read, which a one-off snapshot can afford.
  */
 #ifndef ASYNCUNWIND_VIEW_H
@@ -92,9 +92,10 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len);
  * already fetched, else read (as au_view_read) into scratch, which must
  * hold len bytes; NULL when they cannot be read.  Valid until the next
  * call that may fetch.  A caller that decodes several fields of an object
- * asks once for the object.  Always NULL in exact mode: there the caller
- * reads the fields it uses one by one, so that a snapshot holds those
- * bytes and nothing around them (and replays with any window size). */
+ * asks once for the object.  In exact mode the span is one exact read into
+ * scratch; when it fails (a snapshot recorded with other spans, or field
+ * by field as before 2026-12-06), the caller reads the fields it uses one
+ * by one, which lie inside whatever the recording read. */
 const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch);
 
 /* Pages fetched are added to the view, never replaced, during a sample;
