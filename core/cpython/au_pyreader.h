@@ -126,6 +126,7 @@ struct au_pyreader {
     uint64_t *seen;       /* frame addresses of the thread being walked */
     uint32_t *seen_stamp;
     uint32_t seen_cap, seen_serial; /* seen_cap: slots in use (power of 2) */
+    uint32_t seen_n;                /* entries of this walk */
     uint32_t seen_alloc, stamp_alloc; /* slots allocated */
     uint32_t *pending;    /* cache slots needing a fetch */
     uint32_t pending_cap;

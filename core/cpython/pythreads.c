@@ -22,6 +22,7 @@
 #define NONE UINT32_MAX
 #define PAGE 4096u
 #define WIDEN_SLACK 2048u /* bytes past a chunk's top the next sample reads */
+#define SEEN_MIN 64u      /* slots of a new reader's seen set */
 
 
 /* ---- datastack chunks (3.11+) ----------------------------------------- */
@@ -111,10 +112,47 @@ static int copy_chunks(au_pyreader *r, uint64_t chunk, uint64_t top, uint32_t *n
 
 /* ---- frame chains ------------------------------------------------------ */
 
+/* Double the seen set, keeping this walk's entries.  It starts at
+ * SEEN_MIN slots and grows with the longest walk outside datastack chunks
+ * (3.9 and 3.10 frames, mostly): a walk visits at most 2 x max_frames
+ * frames, so it never needs more than 4 x max_frames slots, and a warm
+ * reader never grows it.  Sized 4 x max_frames up front, it was 192 KiB
+ * to zero in every new reader: a fuzzer opens thousands a second. */
+static int seen_grow(au_pyreader *r) {
+    uint32_t cap = r->seen_cap * 2;
+    uint64_t *keys = r->alloc.realloc(r->alloc.ud, NULL, 0, (size_t)cap * sizeof *keys);
+    uint32_t *stamps = r->alloc.realloc(r->alloc.ud, NULL, 0, (size_t)cap * sizeof *stamps);
+    if (!keys || !stamps) {
+        if (keys) r->alloc.realloc(r->alloc.ud, keys, (size_t)cap * sizeof *keys, 0);
+        if (stamps) r->alloc.realloc(r->alloc.ud, stamps, (size_t)cap * sizeof *stamps, 0);
+        return AU_ERR_NOMEM;
+    }
+    r->stats.allocations += 2;
+    memset(stamps, 0, (size_t)cap * sizeof *stamps);
+    for (uint32_t k = 0; k < r->seen_cap; k++) {
+        if (r->seen_stamp[k] != r->seen_serial) continue;
+        uint32_t i = (uint32_t)au_mix64(r->seen[k]) & (cap - 1);
+        while (stamps[i]) i = (i + 1) & (cap - 1);
+        keys[i] = r->seen[k];
+        stamps[i] = r->seen_serial;
+    }
+    r->alloc.realloc(r->alloc.ud, r->seen, (size_t)r->seen_alloc * sizeof *r->seen, 0);
+    r->alloc.realloc(r->alloc.ud, r->seen_stamp, (size_t)r->stamp_alloc * sizeof *r->seen_stamp, 0);
+    r->seen = keys;
+    r->seen_stamp = stamps;
+    r->seen_cap = r->seen_alloc = r->stamp_alloc = cap;
+    return AU_OK;
+}
+
 /* Has the walk of the current thread visited addr?  Marks it visited.
  * An open-addressing set whose slots carry the thread's serial, so nothing
- * is cleared between threads. */
-static int seen_before(au_pyreader *r, uint64_t addr) {
+ * is cleared between threads.  It holds seen_n entries this walk, at most
+ * half its slots: *nomem is set when growing failed. */
+static int seen_before(au_pyreader *r, uint64_t addr, int *nomem) {
+    if (2 * (r->seen_n + 1) > r->seen_cap && seen_grow(r)) {
+        *nomem = 1;
+        return 0;
+    }
     uint32_t mask = r->seen_cap - 1, i = (uint32_t)au_mix64(addr) & mask;
     while (r->seen_stamp[i] == r->seen_serial) {
         if (r->seen[i] == addr) return 1;
@@ -122,6 +160,7 @@ static int seen_before(au_pyreader *r, uint64_t addr) {
     }
     r->seen_stamp[i] = r->seen_serial;
     r->seen[i] = addr;
+    r->seen_n++;
     return 0;
 }
 
@@ -147,11 +186,13 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
         memset(r->seen_stamp, 0, (size_t)r->stamp_alloc * sizeof *r->seen_stamp);
         r->seen_serial = 1;
     }
+    r->seen_n = 0;
+    int nomem = 0;
     uint32_t visited = 0;
     while (cur) {
         /* Skipped (C-owned) frames count towards the walk's bound too: at
-         * most 2 x max_frames of any kind, for which the seen set (sized
-         * 4 x max_frames) always has room. */
+         * most 2 x max_frames of any kind, so the seen set never grows
+         * past 4 x max_frames slots. */
         if (count == r->lim.max_frames || visited++ == 2 * r->lim.max_frames) {
             t->flags |= AU_THREAD_TRUNCATED;
             break;
@@ -175,9 +216,11 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
             if (sp->low == UINT64_MAX) sp->high = cur;
             sp->low = cur;
             f = span_bytes(r, sp) + (cur - sp->addr);
-        } else if (seen_before(r, cur)) {
+        } else if (seen_before(r, cur, &nomem)) {
             t->flags |= AU_THREAD_CYCLE;
             break;
+        } else if (nomem) {
+            return AU_ERR_NOMEM;
         }
         if (!f && cur >= win && cur - win <= win_len && len <= win_len - (cur - win))
             f = r->buf + (cur - win);
@@ -435,8 +478,7 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
     while (entries < want) entries <<= 1;
     r->lim.cache_entries = entries;
     int rc = AU_OK;
-    uint32_t seen = 16;
-    while (seen < 4 * r->lim.max_frames) seen <<= 1;
+    uint32_t seen = SEEN_MIN;
     /* The tables are indexed with a power-of-two mask over the slots in
      * use; the allocations may be larger (growth headroom). */
     if (au_pr_grow(r, &r->seen, &r->seen_alloc, seen, sizeof *r->seen) ||
