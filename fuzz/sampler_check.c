@@ -13,7 +13,7 @@
  *
  *   bits 14-15   0: reader limits all 0 (the defaults); else from
  *     bits 0-3     max_frames     {0,1,2,3,4,5,7,8,12,16,32,64,100,1000,
- *                                  4097, 20000}
+ *                                  4097, 2^20}
  *     bits 4-5     max_threads    {0,1,2,UINT32_MAX}
  *     bits 6-8     max_name       {0,1,2,3,8,64,2^30,UINT32_MAX}
  *     bits 9-11    cache_entries  {0,1,16,17,33,64,256,1000}
@@ -213,10 +213,11 @@ typedef struct config {
     int image;
 } config;
 
-/* Not the maximum, 2^20 frames: a reader zeroes 16 MiB for it at creation,
- * which made an input cost a second. */
+/* Up to the maximum, 2^20 frames: a reader's seen set grows with the
+ * walk (until 2026-12-06 it was sized 4 x max_frames at creation, 16 MiB
+ * to zero for this one, and the table stopped at 20,000). */
 static const uint32_t MAX_FRAMES[16] = {0, 1, 2, 3, 4, 5, 7, 8, 12, 16, 32, 64, 100, 1000,
-                                        4097, 20000};
+                                        4097, 1u << 20};
 static const uint32_t MAX_THREADS[4] = {0, 1, 2, UINT32_MAX};
 static const uint32_t MAX_NAME[8] = {0, 1, 2, 3, 8, 64, 1u << 30, UINT32_MAX};
 static const uint32_t CACHE[8] = {0, 1, 16, 17, 33, 64, 256, 1000};
