@@ -189,6 +189,34 @@ static void test_frame_cycle(void **state) {
     assert_int_equal(t->nframes, 2);
 }
 
+/* A chain of heap frames longer than a new reader's seen set (64 slots)
+ * whose outermost frame links back into its middle: the set grows during
+ * the walk (64 -> 1,024 slots) and keeps what it had seen, so the loop is
+ * still caught.  A second sample of the same chain allocates nothing. */
+static void test_long_cycle_grows_seen_set(void **state) {
+    fixture *fx = *state;
+    uint64_t prev = fx->f_work, middle = 0;
+    for (int i = 0; i < 300; i++) {
+        prev = ft_frame(fx->t, fx->code_work, prev);
+        if (i == 150) middle = prev;
+    }
+    ft_set_current(fx->t, prev);
+    ft_put64(fx->t, fx->f_main + fx->t->off->frame_previous, middle);
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    const au_pythread *t = one_thread(r, &s);
+    assert_int_equal(t->flags, AU_THREAD_CYCLE);
+    assert_int_equal(t->nframes, 302);
+    au_pyreader_stats st;
+    au_pyreader_get_stats(r, &st);
+    assert_true(st.allocations >= 8); /* four doublings, two arrays each */
+    t = one_thread(r, &s);
+    assert_int_equal(t->flags, AU_THREAD_CYCLE);
+    assert_int_equal(t->nframes, 302);
+    au_pyreader_get_stats(r, &st);
+    assert_int_equal(st.allocations, 0);
+}
+
 /* Frames in a datastack chunk: their chain must go down the chunk.  One
  * that comes back into the range already walked is a cycle; one that goes
  * above it is a broken link; both end the walk with what was read. */
@@ -345,6 +373,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_chunk_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_code_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_cycle_grows_seen_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_previous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_cut, setup, teardown),

@@ -293,8 +293,9 @@ int au_obj_str(au_objects *ob, uint64_t addr, uint32_t max, const char **s, uint
     uint8_t h[16];
     int rc;
     /* Most names are short: one look at the object's first bytes serves
-     * its header and its characters.  (Exact mode has no such look, and
-     * reads the fields one by one.) */
+     * its header and its characters.  (In exact mode the look is one read
+     * of those bytes; when it fails, as in a snapshot recorded field by
+     * field, the fields are read one by one.) */
     uint8_t head[STR_HEAD];
     /* Within its page: the look never touches a page the fields do not. */
     uint32_t hl = AU_VIEW_PAGE - (uint32_t)(addr % AU_VIEW_PAGE);
