@@ -93,7 +93,7 @@ int au_view_read(au_view *v, uint64_t addr, void *out, uint32_t len);
  * hold len bytes; NULL when they cannot be read.  Valid until the next
  * call that may fetch.  A caller that decodes several fields of an object
  * asks once for the object.  In exact mode the span is one exact read into
- * scratch; when it fails (a snapshot recorded with other spans, or field
+ * scratch; when it fails (a snapshot recorded with shorter spans, or field
  * by field as before 2026-12-06), the caller reads the fields it uses one
  * by one, which lie inside whatever the recording read. */
 const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *scratch);

@@ -356,9 +356,10 @@ const uint8_t *au_view_bytes(au_view *v, uint64_t addr, uint32_t len, uint8_t *s
     if (v->exact) {
         /* One read of the whole span, not one per field the caller then
          * decodes: a 1,000-task sample makes some 13,200 reads instead
-         * of 28,000.  The snapshot holds the span, and a replay whose
-         * span differs (another version's window) fails it and reads
-         * the fields, which lie inside what was recorded. */
+         * of 28,000.  The snapshot holds the span; a replay whose span
+         * reaches past what was recorded (a snapshot recorded field by
+         * field, or by a version with shorter spans) fails it, and the
+         * caller reads the fields, which lie inside what was recorded. */
         if (!valid_range(addr, len)) return NULL;
         v->stats.batches++;
         return au_mem_read1(v->src, addr, scratch, len) == AU_OK ? scratch : NULL;
