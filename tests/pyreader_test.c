@@ -209,7 +209,7 @@ static void test_long_cycle_grows_seen_set(void **state) {
     assert_int_equal(t->nframes, 302);
     au_pyreader_stats st;
     au_pyreader_get_stats(r, &st);
-    assert_true(st.allocations >= 8); /* four doublings, two arrays each */
+    assert_true(st.allocations >= 8); /* four doublings, two arrays each, and buffers */
     t = one_thread(r, &s);
     assert_int_equal(t->flags, AU_THREAD_CYCLE);
     assert_int_equal(t->nframes, 302);
