@@ -349,19 +349,6 @@ static void teardown_sample(void *fx, bench_ctx *ctx) {
 
 /* ---- main ------------------------------------------------------------------ */
 
-/* Is `name` in the comma-separated list (NULL: every name is)? */
-static int selected(const char *list, const char *name) {
-    if (list == NULL) return 1;
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && memcmp(p, name, n) == 0) return 1;
-        p += len + (e != NULL);
-    }
-    return 0;
-}
-
 int main(int argc, char **argv) {
     static bench_case cases[2 * MAX_INTERPS];
     int strict = bench_take_flag(&argc, argv, "--au_strict");
@@ -369,27 +356,13 @@ int main(int argc, char **argv) {
     size_t ninterp, nc = 0;
     const py_interp *all = py_interpreters(&ninterp);
     if (ninterp > MAX_INTERPS) ninterp = MAX_INTERPS;
-    int missing_fatal = 0, unknown = 0;
-    /* Names in --au_python must exist. */
-    for (const char *p = only; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        int found = 0;
-        for (size_t i = 0; i < ninterp; i++)
-            found |= strlen(all[i].name) == len && memcmp(all[i].name, p, len) == 0;
-        if (!found) {
-            fprintf(stderr, "sample_bench: unknown interpreter '%.*s' in --au_python\n",
-                    (int)len, p);
-            unknown = 1;
-        }
-        p += len + (e != NULL);
-    }
-    if (unknown) return 1;
+    int missing_fatal = 0;
+    if (py_check_list("sample_bench", only) != 0) return 1;
 
     for (int kind = SRC_SNAPSHOT; kind <= SRC_LIVE; kind++) {
         for (size_t i = 0; i < ninterp; i++) {
             const py_interp *p = &all[i];
-            if (!selected(only, p->name)) continue;
+            if (!py_listed(only, p->name)) continue;
             if (kind == SRC_SNAPSHOT) { /* report each missing one once */
                 py_status st = py_require_status(p);
                 if (st == PY_FAIL) missing_fatal = 1;

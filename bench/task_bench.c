@@ -692,19 +692,6 @@ static void print_tables(bench_case *cases, size_t nc, const uint32_t *counts, s
 
 /* ---- main ------------------------------------------------------------------ */
 
-/* Is `name` in the comma-separated list (NULL: every name is)? */
-static int selected(const char *list, const char *name) {
-    if (list == NULL) return 1;
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == n && memcmp(p, name, n) == 0) return 1;
-        p += len + (e != NULL);
-    }
-    return 0;
-}
-
 static int parse_counts(const char *list, uint32_t *counts, size_t *n) {
     *n = 0;
     for (const char *p = list; *p;) {
@@ -757,24 +744,12 @@ int main(int argc, char **argv) {
     size_t ninterp, nt = 0, nc = 0;
     const py_interp *all = py_interpreters(&ninterp);
     if (ninterp > MAX_INTERPS) ninterp = MAX_INTERPS;
-    int missing_fatal = 0, unknown = 0;
-    for (const char *p = only; p && *p;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        int found = 0;
-        for (size_t i = 0; i < ninterp; i++)
-            found |= strlen(all[i].name) == len && memcmp(all[i].name, p, len) == 0;
-        if (!found) {
-            fprintf(stderr, "task_bench: unknown interpreter '%.*s' in --au_python\n", (int)len, p);
-            unknown = 1;
-        }
-        p += len + (e != NULL);
-    }
-    if (unknown) return 1;
+    int missing_fatal = 0;
+    if (py_check_list("task_bench", only) != 0) return 1;
 
     for (size_t i = 0; i < ninterp; i++) {
         const py_interp *p = &all[i];
-        if (!selected(only, p->name)) continue;
+        if (!py_listed(only, p->name)) continue;
         if (py_require_status(p) == PY_FAIL) missing_fatal = 1;
         if (!p->available) continue;
         for (size_t z = 0; z < ncounts; z++) {

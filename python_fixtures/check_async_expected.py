@@ -32,17 +32,13 @@ import glob
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXPECTED_DIR = os.path.join(HERE, "expected")
 sys.path.insert(0, HERE)
-import check_expected  # noqa: E402  (the interpreter list, shared)
+import check_expected  # noqa: E402  (the interpreter list and the runner, shared)
 
 # Extra runs with arguments, besides the default one: the expectation file
 # holds for these too.
@@ -715,41 +711,10 @@ def is_async_expectation(path):
 
 
 def run_fixture(argv_prefix, chroot, fixture, args=(), timeout=120.0):
-    """The parsed dump of a fixture run under the wrapper."""
-    tmpdir = None
-    path = os.path.join(HERE, fixture)
-    if chroot:
-        base = os.path.join(chroot, "tmp", "asyncunwind-fixtures")
-        os.makedirs(base, exist_ok=True)
-        tmpdir = tempfile.mkdtemp(prefix="check-", dir=base)
-        shutil.copy(path, tmpdir)
-        path = "/" + os.path.relpath(os.path.join(tmpdir, fixture), chroot)
-    proc = subprocess.Popen(argv_prefix + ["-c", WRAPPER, path] + list(args),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            universal_newlines=True, encoding="utf-8")
-    try:
-        deadline = time.monotonic() + timeout
-        line = proc.stdout.readline()
-        if not line.startswith("READY %d" % proc.pid):
-            raise RuntimeError("no READY line (got %r)" % line)
-        time.sleep(0.3)   # let every thread reach its blocking call
-        proc.send_signal(signal.SIGUSR1)
-        lines = []
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError("fixture exited during the dump")
-            line = line.rstrip("\n")
-            if line == "END-DUMP":
-                return json.loads("\n".join(lines))
-            lines.append(line)
-        raise RuntimeError("dump timed out")
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-        if tmpdir:
-            shutil.rmtree(tmpdir, ignore_errors=True)
+    """The dump (JSON) of a fixture run under WRAPPER."""
+    lines = check_expected.run_fixture(argv_prefix, chroot, fixture, timeout=timeout,
+                                       args=args, wrapper=WRAPPER)
+    return json.loads("\n".join(lines))
 
 
 _imports = {}

@@ -218,8 +218,10 @@ def interpreters():
     return res
 
 
-def run_fixture(argv_prefix, chroot, fixture, timeout=20.0):
-    """Returns the dumped lines of a fixture run under the wrapper."""
+def run_fixture(argv_prefix, chroot, fixture, timeout=20.0, args=(), wrapper=None):
+    """Returns the dumped lines of a fixture run under a wrapper (this
+    file's WRAPPER unless another is given: check_async_expected.py passes
+    its own), with args after the fixture's path."""
     tmpdir = None
     path = os.path.join(HERE, fixture)
     if chroot:
@@ -228,7 +230,7 @@ def run_fixture(argv_prefix, chroot, fixture, timeout=20.0):
         tmpdir = tempfile.mkdtemp(prefix="check-", dir=base)
         shutil.copy(path, tmpdir)
         path = "/" + os.path.relpath(os.path.join(tmpdir, fixture), chroot)
-    proc = subprocess.Popen(argv_prefix + ["-c", WRAPPER, path],
+    proc = subprocess.Popen(argv_prefix + ["-c", wrapper or WRAPPER, path] + list(args),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             universal_newlines=True, encoding="utf-8")
     try:

@@ -253,6 +253,37 @@ const py_interp *py_interpreter(const char *name) {
   return NULL;
 }
 
+int py_listed(const char *list, const char *name) {
+  if (list == NULL) return 1;
+  size_t n = strlen(name);
+  for (const char *p = list; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && memcmp(p, name, n) == 0) return 1;
+    p += len + (e != NULL);
+  }
+  return 0;
+}
+
+int py_check_list(const char *tool, const char *list) {
+  size_t n;
+  const py_interp *all = py_interpreters(&n);
+  int rc = 0;
+  for (const char *p = list; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+      found |= strlen(all[i].name) == len && memcmp(all[i].name, p, len) == 0;
+    if (!found) {
+      fprintf(stderr, "%s: unknown interpreter '%.*s' in --au_python\n", tool, (int)len, p);
+      rc = -1;
+    }
+    p += len + (e != NULL);
+  }
+  return rc;
+}
+
 int py_missing_is_fatal(void) {
   const char *ci = getenv("CI");
   return ci != NULL && (strcasecmp(ci, "true") == 0 || strcmp(ci, "1") == 0);

@@ -64,6 +64,15 @@ const py_interp *py_interpreters(size_t *count);
 /* The entry called `name`, or NULL. */
 const py_interp *py_interpreter(const char *name);
 
+/* Whether `name` is in `list`, interpreter names separated by commas (as
+ * the benchmarks' --au_python takes them); a NULL list holds every name. */
+int py_listed(const char *list, const char *name);
+
+/* 0 when every name in `list` (NULL: no names) is one of
+ * py_interpreters(); otherwise prints "TOOL: unknown interpreter 'X' in
+ * --au_python" on stderr for each name that is not, and returns -1. */
+int py_check_list(const char *tool, const char *list);
+
 /* 1 when a missing interpreter must fail the test (CI=true or CI=1). */
 int py_missing_is_fatal(void);
 
