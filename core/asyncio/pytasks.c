@@ -602,33 +602,30 @@ void au_tasks_free(au_tasks *t) {
     au_allocator a = t->alloc;
     au_objects_free(t->objects);
     au_view_free(t->view);
-#define FREE(p, cap) \
-    if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
-    FREE(t->tasks, t->tasks_cap);
-    FREE(t->raw, t->raw_cap);
-    FREE(t->raw_gen, t->raw_gen_cap);
-    FREE(t->frames, t->frames_cap);
-    FREE(t->links, t->links_cap);
-    FREE(t->link_tasks, t->link_tasks_cap);
-    FREE(t->thread_loop, t->thread_loop_cap);
-    FREE(t->thread_name, t->thread_name_cap);
-    FREE(t->thread_name_len, t->thread_name_len_cap);
-    FREE(t->items, t->items_cap);
-    FREE(t->scratch, t->scratch_cap);
-    FREE(t->ranges, t->ranges_cap);
-    FREE(t->ttab, t->ttab_cap);
-    FREE(t->cur, t->cur_cap);
-    FREE(t->found, t->found_cap);
-    FREE(t->waiters, t->waiters_cap);
-    FREE(t->slots, t->slots_cap);
-    FREE(t->waiters_ix.head, t->waiters_ix.head_cap);
-    FREE(t->waiters_ix.next, t->waiters_ix.next_cap);
-    FREE(t->slots_ix.head, t->slots_ix.head_cap);
-    FREE(t->slots_ix.next, t->slots_ix.next_cap);
-    FREE(t->slot_hits, t->slot_hits_cap);
-    FREE(t->memo_pool, t->memo_pool_cap);
-    FREE(t->agent_items, t->agent_items_cap);
-    FREE(t->agent_pairs, t->agent_pairs_cap);
-#undef FREE
+    AU_FREE_ARRAY(&a, t->tasks, t->tasks_cap);
+    AU_FREE_ARRAY(&a, t->raw, t->raw_cap);
+    AU_FREE_ARRAY(&a, t->raw_gen, t->raw_gen_cap);
+    AU_FREE_ARRAY(&a, t->frames, t->frames_cap);
+    AU_FREE_ARRAY(&a, t->links, t->links_cap);
+    AU_FREE_ARRAY(&a, t->link_tasks, t->link_tasks_cap);
+    AU_FREE_ARRAY(&a, t->thread_loop, t->thread_loop_cap);
+    AU_FREE_ARRAY(&a, t->thread_name, t->thread_name_cap);
+    AU_FREE_ARRAY(&a, t->thread_name_len, t->thread_name_len_cap);
+    AU_FREE_ARRAY(&a, t->items, t->items_cap);
+    AU_FREE_ARRAY(&a, t->scratch, t->scratch_cap);
+    AU_FREE_ARRAY(&a, t->ranges, t->ranges_cap);
+    AU_FREE_ARRAY(&a, t->ttab, t->ttab_cap);
+    AU_FREE_ARRAY(&a, t->cur, t->cur_cap);
+    AU_FREE_ARRAY(&a, t->found, t->found_cap);
+    AU_FREE_ARRAY(&a, t->waiters, t->waiters_cap);
+    AU_FREE_ARRAY(&a, t->slots, t->slots_cap);
+    AU_FREE_ARRAY(&a, t->waiters_ix.head, t->waiters_ix.head_cap);
+    AU_FREE_ARRAY(&a, t->waiters_ix.next, t->waiters_ix.next_cap);
+    AU_FREE_ARRAY(&a, t->slots_ix.head, t->slots_ix.head_cap);
+    AU_FREE_ARRAY(&a, t->slots_ix.next, t->slots_ix.next_cap);
+    AU_FREE_ARRAY(&a, t->slot_hits, t->slot_hits_cap);
+    AU_FREE_ARRAY(&a, t->memo_pool, t->memo_pool_cap);
+    AU_FREE_ARRAY(&a, t->agent_items, t->agent_items_cap);
+    AU_FREE_ARRAY(&a, t->agent_pairs, t->agent_pairs_cap);
     a.realloc(a.ud, t, sizeof *t, 0);
 }

@@ -17,6 +17,11 @@ au_allocator au_alloc_or_libc(const au_allocator *a);
 int au_grow(const au_allocator *a, uint64_t *counter, void **ptr, uint32_t *cap,
             size_t need, size_t elem);
 
+/* Free an array that au_grow sized: cap elements of elem bytes (the
+ * allocator is told the size it handed out).  A NULL p is nothing to do. */
+void au_free_array(const au_allocator *a, void *p, size_t cap, size_t elem);
+#define AU_FREE_ARRAY(a, p, cap) au_free_array((a), (p), (cap), sizeof *(p))
+
 /* Sort n elements of `size` bytes in place by cmp, without allocating
  * (heapsort; not stable): qsort may allocate, which the hot paths must
  * not. */

@@ -86,3 +86,7 @@ int au_grow(const au_allocator *a, uint64_t *counter, void **ptr, uint32_t *cap,
     *cap = (uint32_t)ncap;
     return AU_OK;
 }
+
+void au_free_array(const au_allocator *a, void *p, size_t cap, size_t elem) {
+    if (p) a->realloc(a->ud, p, cap * elem, 0);
+}

@@ -123,8 +123,8 @@ static int seen_grow(au_pyreader *r) {
     uint64_t *keys = r->alloc.realloc(r->alloc.ud, NULL, 0, (size_t)cap * sizeof *keys);
     uint32_t *stamps = r->alloc.realloc(r->alloc.ud, NULL, 0, (size_t)cap * sizeof *stamps);
     if (!keys || !stamps) {
-        if (keys) r->alloc.realloc(r->alloc.ud, keys, (size_t)cap * sizeof *keys, 0);
-        if (stamps) r->alloc.realloc(r->alloc.ud, stamps, (size_t)cap * sizeof *stamps, 0);
+        AU_FREE_ARRAY(&r->alloc, keys, cap);
+        AU_FREE_ARRAY(&r->alloc, stamps, cap);
         return AU_ERR_NOMEM;
     }
     r->stats.allocations += 2;
@@ -136,8 +136,8 @@ static int seen_grow(au_pyreader *r) {
         keys[i] = r->seen[k];
         stamps[i] = r->seen_serial;
     }
-    r->alloc.realloc(r->alloc.ud, r->seen, (size_t)r->seen_alloc * sizeof *r->seen, 0);
-    r->alloc.realloc(r->alloc.ud, r->seen_stamp, (size_t)r->stamp_alloc * sizeof *r->seen_stamp, 0);
+    AU_FREE_ARRAY(&r->alloc, r->seen, r->seen_alloc);
+    AU_FREE_ARRAY(&r->alloc, r->seen_stamp, r->stamp_alloc);
     r->seen = keys;
     r->seen_stamp = stamps;
     r->seen_cap = r->seen_alloc = r->stamp_alloc = cap;
@@ -510,26 +510,23 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
 void au_pyreader_free(au_pyreader *r) {
     if (!r) return;
     au_allocator a = r->alloc;
-#define FREE(p, cap) \
-    if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
     au_pr_cache_free(r);
-    FREE(r->cache, r->cache_alloc);
-    FREE(r->threads, r->threads_cap);
-    FREE(r->raw, r->raw_cap);
-    FREE(r->frames, r->frames_cap);
-    FREE(r->reads, r->reads_cap);
-    FREE(r->buf, r->buf_cap);
-    FREE(r->spans, r->spans_cap);
-    FREE(r->spanbuf, r->spanbuf_cap);
-    FREE(r->seen, r->seen_alloc);
-    FREE(r->seen_stamp, r->stamp_alloc);
-    FREE(r->pending, r->pending_cap);
-    FREE(r->raw_gen, r->raw_gen_cap);
-    FREE(r->hints, r->hints_cap);
-    FREE(r->next, r->next_cap);
-    FREE(r->hintbuf, r->hintbuf_cap);
-    FREE(r->miss, r->miss_cap);
-#undef FREE
+    AU_FREE_ARRAY(&a, r->cache, r->cache_alloc);
+    AU_FREE_ARRAY(&a, r->threads, r->threads_cap);
+    AU_FREE_ARRAY(&a, r->raw, r->raw_cap);
+    AU_FREE_ARRAY(&a, r->frames, r->frames_cap);
+    AU_FREE_ARRAY(&a, r->reads, r->reads_cap);
+    AU_FREE_ARRAY(&a, r->buf, r->buf_cap);
+    AU_FREE_ARRAY(&a, r->spans, r->spans_cap);
+    AU_FREE_ARRAY(&a, r->spanbuf, r->spanbuf_cap);
+    AU_FREE_ARRAY(&a, r->seen, r->seen_alloc);
+    AU_FREE_ARRAY(&a, r->seen_stamp, r->stamp_alloc);
+    AU_FREE_ARRAY(&a, r->pending, r->pending_cap);
+    AU_FREE_ARRAY(&a, r->raw_gen, r->raw_gen_cap);
+    AU_FREE_ARRAY(&a, r->hints, r->hints_cap);
+    AU_FREE_ARRAY(&a, r->next, r->next_cap);
+    AU_FREE_ARRAY(&a, r->hintbuf, r->hintbuf_cap);
+    AU_FREE_ARRAY(&a, r->miss, r->miss_cap);
     a.realloc(a.ud, r, sizeof *r, 0);
 }
 

@@ -324,8 +324,8 @@ static void live_destroy(au_memsrc *self) {
     au_allocator a = l->alloc;
     if (l->memfd >= 0) close(l->memfd);
     if (l->staging) a.realloc(a.ud, l->staging, STAGING, 0);
-    if (l->sorted) a.realloc(a.ud, l->sorted, (size_t)l->sorted_cap * sizeof *l->sorted, 0);
-    if (l->runs) a.realloc(a.ud, l->runs, (size_t)l->runs_cap * sizeof *l->runs, 0);
+    AU_FREE_ARRAY(&a, l->sorted, l->sorted_cap);
+    AU_FREE_ARRAY(&a, l->runs, l->runs_cap);
     a.realloc(a.ud, l, sizeof *l, 0);
 }
 

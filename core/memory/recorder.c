@@ -89,7 +89,7 @@ static int tab_fit(recorder *r, itab *t, uint32_t n,
     memset(slot, 0, (size_t)cap * sizeof *slot);
     for (uint32_t i = 0; i < t->cap; i++)
         if (t->slot[i]) tab_put(slot, (uint32_t)cap, hash(r, t->slot[i] - 1), t->slot[i] - 1);
-    if (t->slot) r->alloc.realloc(r->alloc.ud, t->slot, (size_t)t->cap * sizeof *t->slot, 0);
+    AU_FREE_ARRAY(&r->alloc, t->slot, t->cap);
     t->slot = slot;
     t->cap = (uint32_t)cap;
     return AU_OK;
@@ -243,12 +243,12 @@ static int rec_read(au_memsrc *self, au_read *reads, uint32_t n) {
 static void rec_destroy(au_memsrc *self) {
     recorder *r = (recorder *)self;
     au_allocator a = r->alloc;
-    if (r->pages) a.realloc(a.ud, r->pages, (size_t)r->pages_cap * sizeof *r->pages, 0);
-    if (r->fails) a.realloc(a.ud, r->fails, (size_t)r->fails_cap * sizeof *r->fails, 0);
+    AU_FREE_ARRAY(&a, r->pages, r->pages_cap);
+    AU_FREE_ARRAY(&a, r->fails, r->fails_cap);
     if (r->page_tab.slot)
-        a.realloc(a.ud, r->page_tab.slot, (size_t)r->page_tab.cap * sizeof *r->page_tab.slot, 0);
+        AU_FREE_ARRAY(&a, r->page_tab.slot, r->page_tab.cap);
     if (r->fail_tab.slot)
-        a.realloc(a.ud, r->fail_tab.slot, (size_t)r->fail_tab.cap * sizeof *r->fail_tab.slot, 0);
+        AU_FREE_ARRAY(&a, r->fail_tab.slot, r->fail_tab.cap);
     a.realloc(a.ud, r, sizeof *r, 0);
 }
 
@@ -383,7 +383,7 @@ static int write_regions(recorder *r, writer *w) {
         }
         end_record(w, 8 + (uint32_t)len);
     }
-    r->alloc.realloc(r->alloc.ud, ord, (size_t)r->npages * sizeof *ord, 0);
+    AU_FREE_ARRAY(&r->alloc, ord, r->npages);
     return AU_OK;
 }
 
@@ -399,7 +399,7 @@ static int write_failures(recorder *r, writer *w) {
         au_wr64(b + 8, f[i].len);
         record(w, AU_SNAP_FAILED, b, 16, NULL, 0);
     }
-    r->alloc.realloc(r->alloc.ud, f, (size_t)r->nfails * sizeof *f, 0);
+    AU_FREE_ARRAY(&r->alloc, f, r->nfails);
     return AU_OK;
 }
 

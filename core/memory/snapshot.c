@@ -153,7 +153,7 @@ void au_snapshot_free(au_snapshot *s) {
     if (s->regions) a.realloc(a.ud, s->regions, array_size(s->cap.regions, sizeof *s->regions), 0);
     if (s->failures)
         a.realloc(a.ud, s->failures, array_size(s->cap.failures, sizeof *s->failures), 0);
-    if (s->pages) a.realloc(a.ud, s->pages, (size_t)s->pages_cap * sizeof *s->pages, 0);
+    AU_FREE_ARRAY(&a, s->pages, s->pages_cap);
     a.realloc(a.ud, s, sizeof *s, 0);
 }
 

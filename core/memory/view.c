@@ -132,7 +132,7 @@ static int view_table_fit(au_view *v, uint32_t n) {
     void *mem = v->alloc.realloc(v->alloc.ud, NULL, 0, (size_t)cap * sizeof *v->tab);
     if (!mem) return AU_ERR_NOMEM;
     v->stats.allocations++;
-    if (v->tab) v->alloc.realloc(v->alloc.ud, v->tab, (size_t)v->tab_cap * sizeof *v->tab, 0);
+    AU_FREE_ARRAY(&v->alloc, v->tab, v->tab_cap);
     v->tab = mem;
     memset(v->tab, 0, (size_t)cap * sizeof *v->tab);
     v->tab_cap = cap;
@@ -502,17 +502,14 @@ int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, a
 void au_view_free(au_view *v) {
     if (!v) return;
     au_allocator a = v->alloc;
-#define FREE(p, n, size) \
-    if (p) a.realloc(a.ud, p, (size_t)(n) * (size), 0)
-    FREE(v->data, v->data_cap, PAGE);
-    FREE(v->pageno, v->pageno_cap, sizeof *v->pageno);
-    FREE(v->flags, v->flags_cap, sizeof *v->flags);
-    FREE(v->tab, v->tab_cap, sizeof *v->tab);
-    FREE(v->prev, v->prev_cap, sizeof *v->prev);
-    FREE(v->merge, v->merge_cap, sizeof *v->merge);
-    FREE(v->pending, v->pending_cap, sizeof *v->pending);
-    FREE(v->reads, v->reads_cap, sizeof *v->reads);
-    FREE(v->tlb, v->tlb_mask + 1, sizeof *v->tlb);
-#undef FREE
+    au_free_array(&a, v->data, v->data_cap, PAGE);
+    AU_FREE_ARRAY(&a, v->pageno, v->pageno_cap);
+    AU_FREE_ARRAY(&a, v->flags, v->flags_cap);
+    AU_FREE_ARRAY(&a, v->tab, v->tab_cap);
+    AU_FREE_ARRAY(&a, v->prev, v->prev_cap);
+    AU_FREE_ARRAY(&a, v->merge, v->merge_cap);
+    AU_FREE_ARRAY(&a, v->pending, v->pending_cap);
+    AU_FREE_ARRAY(&a, v->reads, v->reads_cap);
+    AU_FREE_ARRAY(&a, v->tlb, (size_t)v->tlb_mask + 1);
     a.realloc(a.ud, v, sizeof *v, 0);
 }

@@ -169,7 +169,7 @@ static int grow32(au_profile *p, void **ptr, uint32_t *cap, uint64_t need, uint6
 }
 
 static void hindex_free(au_profile *p, hindex *h) {
-    if (h->slots) p->a.realloc(p->a.ud, h->slots, ((size_t)h->mask + 1) * sizeof *h->slots, 0);
+    AU_FREE_ARRAY(&p->a, h->slots, (size_t)h->mask + 1);
     h->slots = NULL;
     h->mask = 0;
 }
@@ -671,18 +671,15 @@ int au_profile_new(const au_allocator *alloc, const au_profile_limits *lim, au_p
 void au_profile_free(au_profile *p) {
     if (!p) return;
     au_allocator a = p->a;
-#define FREE(ptr, cap) \
-    if (ptr) a.realloc(a.ud, ptr, (size_t)(cap) * sizeof *(ptr), 0)
-    FREE(p->names, p->names_cap);
-    FREE(p->text, p->text_cap);
-    FREE(p->pool, p->pool_cap);
-    FREE(p->stacks, p->stacks_cap);
-    FREE(p->entries, p->entries_cap);
-    FREE(p->prev, p->prev_cap);
-    FREE(p->id_end, p->id_end_cap);
-    FREE(p->ids, p->ids_cap);
-    FREE(p->hits, p->hits_cap);
-#undef FREE
+    AU_FREE_ARRAY(&a, p->names, p->names_cap);
+    AU_FREE_ARRAY(&a, p->text, p->text_cap);
+    AU_FREE_ARRAY(&a, p->pool, p->pool_cap);
+    AU_FREE_ARRAY(&a, p->stacks, p->stacks_cap);
+    AU_FREE_ARRAY(&a, p->entries, p->entries_cap);
+    AU_FREE_ARRAY(&a, p->prev, p->prev_cap);
+    AU_FREE_ARRAY(&a, p->id_end, p->id_end_cap);
+    AU_FREE_ARRAY(&a, p->ids, p->ids_cap);
+    AU_FREE_ARRAY(&a, p->hits, p->hits_cap);
     hindex_free(p, &p->name_ix);
     hindex_free(p, &p->stack_ix);
     a.realloc(a.ud, p, sizeof *p, 0);

@@ -116,7 +116,7 @@ void au_session_free(au_session *s) {
         au_sampler_free(s->targets[i].sampler);
         if (s->targets[i].anchor >= 0) close(s->targets[i].anchor);
     }
-    s->alloc.realloc(s->alloc.ud, s->targets, (size_t)s->opt.max_processes * sizeof *s->targets, 0);
+    AU_FREE_ARRAY(&s->alloc, s->targets, s->opt.max_processes);
     s->alloc.realloc(s->alloc.ud, s, sizeof *s, 0);
 }
 

@@ -54,8 +54,8 @@ static uint64_t child_hash(uint32_t parent, uint32_t name) {
 }
 
 static void tree_free(tree *t) {
-    if (t->nodes) t->a.realloc(t->a.ud, t->nodes, (size_t)t->cap * sizeof *t->nodes, 0);
-    if (t->slots) t->a.realloc(t->a.ud, t->slots, ((size_t)t->mask + 1) * sizeof *t->slots, 0);
+    AU_FREE_ARRAY(&t->a, t->nodes, t->cap);
+    AU_FREE_ARRAY(&t->a, t->slots, (size_t)t->mask + 1);
 }
 
 /* Room for one more node: the node array and its index (at most half
@@ -71,7 +71,7 @@ static int tree_reserve(tree *t) {
     t->cap = ncap;
     uint32_t *slots = t->a.realloc(t->a.ud, NULL, 0, (size_t)size * sizeof *slots);
     if (!slots) return AU_ERR_NOMEM;
-    if (t->slots) t->a.realloc(t->a.ud, t->slots, ((size_t)t->mask + 1) * sizeof *t->slots, 0);
+    AU_FREE_ARRAY(&t->a, t->slots, (size_t)t->mask + 1);
     t->slots = slots;
     t->mask = size - 1;
     memset(slots, 0, (size_t)size * sizeof *slots);

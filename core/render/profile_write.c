@@ -143,8 +143,8 @@ static int write_speedscope(const au_profile *p, const char *title, au_out *o) {
     uint32_t *frame = a.realloc(a.ud, NULL, 0, ((size_t)nn + 1) * sizeof *frame);
     group_key *order = a.realloc(a.ud, NULL, 0, ((size_t)ns + 1) * sizeof *order);
     if (!frame || !order) {
-        if (frame) a.realloc(a.ud, frame, ((size_t)nn + 1) * sizeof *frame, 0);
-        if (order) a.realloc(a.ud, order, ((size_t)ns + 1) * sizeof *order, 0);
+        AU_FREE_ARRAY(&a, frame, (size_t)nn + 1);
+        AU_FREE_ARRAY(&a, order, (size_t)ns + 1);
         return AU_ERR_NOMEM;
     }
     au_out_puts(o, "{\"$schema\":\"https://www.speedscope.app/file-format-schema.json\","

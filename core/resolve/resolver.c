@@ -148,10 +148,6 @@ static int resolver_grow(au_resolver *r, void *pptr, uint32_t *cap, size_t need,
     return au_grow(&r->alloc, &r->stats.allocations, (void **)pptr, cap, need, elem);
 }
 
-static void release(au_resolver *r, void *p, uint32_t cap, size_t elem) {
-    if (p) r->alloc.realloc(r->alloc.ud, p, (size_t)cap * elem, 0);
-}
-
 /* ---- id map ------------------------------------------------------------ */
 
 /* Prepare m for n keys: a power-of-two table at most half full, cleared.
@@ -678,27 +674,27 @@ int au_resolver_new(const au_allocator *alloc, const au_resolver_limits *limits,
 
 void au_resolver_free(au_resolver *r) {
     if (!r) return;
-    release(r, r->wants, r->wants_cap, sizeof *r->wants);
-    release(r, r->ids, r->ids_cap, sizeof *r->ids);
-    release(r, r->names, r->names_cap, sizeof *r->names);
-    release(r, r->waiting, r->waiting_cap, sizeof *r->waiting);
-    release(r, r->has_child, r->has_child_cap, sizeof *r->has_child);
-    release(r, r->parent, r->parent_cap, sizeof *r->parent);
-    release(r, r->cclose, r->cclose_cap, sizeof *r->cclose);
-    release(r, r->state, r->state_cap, sizeof *r->state);
-    release(r, r->awaiter, r->awaiter_cap, sizeof *r->awaiter);
-    release(r, r->strong, r->strong_cap, sizeof *r->strong);
-    release(r, r->weak, r->weak_cap, sizeof *r->weak);
-    release(r, r->up, r->up_cap, sizeof *r->up);
-    release(r, r->path, r->path_cap, sizeof *r->path);
-    release(r, r->ties, r->ties_cap, sizeof *r->ties);
-    release(r, r->bearers, r->bearers_cap, sizeof *r->bearers);
-    release(r, r->keys, r->keys_cap, sizeof *r->keys);
-    release(r, r->keys2, r->keys2_cap, sizeof *r->keys2);
-    release(r, r->radix_counts, r->radix_counts_cap, sizeof *r->radix_counts);
-    release(r, r->tab, r->tab_cap, sizeof *r->tab);
-    release(r, r->running.slots, r->running.cap, sizeof *r->running.slots);
-    release(r, r->stacks, r->stacks_cap, sizeof *r->stacks);
+    AU_FREE_ARRAY(&r->alloc, r->wants, r->wants_cap);
+    AU_FREE_ARRAY(&r->alloc, r->ids, r->ids_cap);
+    AU_FREE_ARRAY(&r->alloc, r->names, r->names_cap);
+    AU_FREE_ARRAY(&r->alloc, r->waiting, r->waiting_cap);
+    AU_FREE_ARRAY(&r->alloc, r->has_child, r->has_child_cap);
+    AU_FREE_ARRAY(&r->alloc, r->parent, r->parent_cap);
+    AU_FREE_ARRAY(&r->alloc, r->cclose, r->cclose_cap);
+    AU_FREE_ARRAY(&r->alloc, r->state, r->state_cap);
+    AU_FREE_ARRAY(&r->alloc, r->awaiter, r->awaiter_cap);
+    AU_FREE_ARRAY(&r->alloc, r->strong, r->strong_cap);
+    AU_FREE_ARRAY(&r->alloc, r->weak, r->weak_cap);
+    AU_FREE_ARRAY(&r->alloc, r->up, r->up_cap);
+    AU_FREE_ARRAY(&r->alloc, r->path, r->path_cap);
+    AU_FREE_ARRAY(&r->alloc, r->ties, r->ties_cap);
+    AU_FREE_ARRAY(&r->alloc, r->bearers, r->bearers_cap);
+    AU_FREE_ARRAY(&r->alloc, r->keys, r->keys_cap);
+    AU_FREE_ARRAY(&r->alloc, r->keys2, r->keys2_cap);
+    AU_FREE_ARRAY(&r->alloc, r->radix_counts, r->radix_counts_cap);
+    AU_FREE_ARRAY(&r->alloc, r->tab, r->tab_cap);
+    AU_FREE_ARRAY(&r->alloc, r->running.slots, r->running.cap);
+    AU_FREE_ARRAY(&r->alloc, r->stacks, r->stacks_cap);
     au_allocator a = r->alloc;
     a.realloc(a.ud, r, sizeof *r, 0);
 }

@@ -833,7 +833,7 @@ int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *
         const au_sample_thread *t = &s->threads[i];
         if (!t->native_id) continue;
         if (au_grow(&s->alloc, NULL, (void **)&th, &cap, (size_t)n + 1, sizeof *th)) {
-            if (th) s->alloc.realloc(s->alloc.ud, th, (size_t)cap * sizeof *th, 0);
+            AU_FREE_ARRAY(&s->alloc, th, cap);
             return AU_ERR_NOMEM;
         }
         /* Where threads are named by pthread id, the TID it was mapped
@@ -844,7 +844,7 @@ int au_sampler_write_snapshot(au_sampler *s, int (*write)(void *ud, const void *
     au_snapshot_meta meta = {(uint32_t)s->pid, s->version_hex, s->runtime_addr, s->out.time_ns, n,
                              th, s->asyncio_debug_addr, s->agent_addr};
     int rc = au_recorder_write(s->rec, &meta, write, ud);
-    if (th) s->alloc.realloc(s->alloc.ud, th, (size_t)cap * sizeof *th, 0);
+    AU_FREE_ARRAY(&s->alloc, th, cap);
     return rc;
 }
 
@@ -858,22 +858,19 @@ void au_sampler_free(au_sampler *s) {
     au_stat_cache_close(&s->stat_fds);
     if (s->anchor >= 0) close(s->anchor);
     for (uint32_t i = 0; s->resolvers && i < s->resolvers_cap; i++) au_resolver_free(s->resolvers[i]);
-#define FREE(p, cap) \
-    if (p) a.realloc(a.ud, p, (size_t)(cap) * sizeof *(p), 0)
-    FREE(s->threads, s->threads_cap);
-    FREE(s->tasks, s->tasks_cap);
-    FREE(s->stacks, s->stacks_cap);
-    FREE(s->frames, s->frames_cap);
-    FREE(s->in, s->in_cap);
-    FREE(s->ids, s->ids_cap);
-    FREE(s->fslots, s->fslots_cap);
-    FREE(s->rstacks, s->rstacks_cap);
-    FREE(s->resolvers, s->resolvers_cap);
-    FREE(s->names, s->names_cap);
-    FREE(s->rtasks, s->rtasks_cap);
-    FREE(s->rlinks, s->rlinks_cap);
-    FREE(s->order, s->order_cap);
-    FREE(s->idle_ts, s->idle_cap);
-#undef FREE
+    AU_FREE_ARRAY(&a, s->threads, s->threads_cap);
+    AU_FREE_ARRAY(&a, s->tasks, s->tasks_cap);
+    AU_FREE_ARRAY(&a, s->stacks, s->stacks_cap);
+    AU_FREE_ARRAY(&a, s->frames, s->frames_cap);
+    AU_FREE_ARRAY(&a, s->in, s->in_cap);
+    AU_FREE_ARRAY(&a, s->ids, s->ids_cap);
+    AU_FREE_ARRAY(&a, s->fslots, s->fslots_cap);
+    AU_FREE_ARRAY(&a, s->rstacks, s->rstacks_cap);
+    AU_FREE_ARRAY(&a, s->resolvers, s->resolvers_cap);
+    AU_FREE_ARRAY(&a, s->names, s->names_cap);
+    AU_FREE_ARRAY(&a, s->rtasks, s->rtasks_cap);
+    AU_FREE_ARRAY(&a, s->rlinks, s->rlinks_cap);
+    AU_FREE_ARRAY(&a, s->order, s->order_cap);
+    AU_FREE_ARRAY(&a, s->idle_ts, s->idle_cap);
     a.realloc(a.ud, s, sizeof *s, 0);
 }
