@@ -119,6 +119,17 @@ typedef struct candidate {
     int has_runtime, has_py_version;
 } candidate;
 
+/* The load bias of the ELF file `map` maps: the maps of this very file
+ * (same device and inode) against its program headers. */
+static int load_bias(const maps_buf *m, const au_map *map, const au_elf *elf, uint64_t *bias) {
+    au_map_file_id id = au_map_file_id_of(map);
+    au_map mine[AU_ELF_MAX_RT_MAPS];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < m->nmaps && n < AU_ELF_MAX_RT_MAPS; i++)
+        if (au_map_pred_file_id(&id, m->text, &m->maps[i])) mine[n++] = m->maps[i];
+    return au_elf_load_bias(elf, mine, n, bias);
+}
+
 /* Look for the runtime in the file of map index k. */
 static int probe_file(int pid, const maps_buf *m, uint32_t k, au_pyruntime *out) {
     const au_map *map = &m->maps[k];
@@ -136,14 +147,8 @@ static int probe_file(int pid, const maps_buf *m, uint32_t k, au_pyruntime *out)
     }
     if (rc == AU_OK && !c.has_runtime) rc = AU_ERR_NOTPYTHON;
     if (rc == AU_OK) {
-        /* The maps of this very file give the load bias. */
-        au_map_file_id id = au_map_file_id_of(map);
-        au_map mine[AU_ELF_MAX_RT_MAPS];
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < m->nmaps && n < AU_ELF_MAX_RT_MAPS; i++)
-            if (au_map_pred_file_id(&id, m->text, &m->maps[i])) mine[n++] = m->maps[i];
         uint64_t bias;
-        rc = au_elf_load_bias(&elf, mine, n, &bias);
+        rc = load_bias(m, map, &elf, &bias);
         if (rc == AU_OK) {
             out->runtime_addr = c.runtime_vaddr + bias;
             out->py_version_addr = c.has_py_version ? c.py_version_vaddr + bias : 0;
@@ -172,13 +177,8 @@ static int section_addr(int pid, const maps_buf *m, uint32_t k, const char *name
     rc = au_elf_open(&elf, au_file_read_at, &fd, size);
     if (rc == AU_OK) rc = au_elf_section(&elf, name, &vaddr, NULL, NULL);
     if (rc == AU_OK) {
-        au_map_file_id id = au_map_file_id_of(map);
-        au_map mine[AU_ELF_MAX_RT_MAPS];
-        uint32_t n = 0;
-        for (uint32_t i = 0; i < m->nmaps && n < AU_ELF_MAX_RT_MAPS; i++)
-            if (au_map_pred_file_id(&id, m->text, &m->maps[i])) mine[n++] = m->maps[i];
         uint64_t bias;
-        rc = au_elf_load_bias(&elf, mine, n, &bias);
+        rc = load_bias(m, map, &elf, &bias);
         if (rc == AU_OK) *out = vaddr + bias;
     }
     close(fd);
