@@ -570,10 +570,9 @@ int au_tasks_new(const au_allocator *alloc, au_pyreader *reader, au_memsrc *mem,
     if (!reader || !mem) return AU_ERR_ARG;
     const au_py_private *table = au_py_private_for(reader->off.version_hex);
     if (!table) return AU_ERR_UNSUPPORTED;
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_tasks *t = a.realloc(a.ud, NULL, 0, sizeof *t);
+    au_allocator a;
+    au_tasks *t = au_alloc_zeroed(alloc, sizeof *t, &a);
     if (!t) return AU_ERR_NOMEM;
-    memset(t, 0, sizeof *t);
     t->alloc = a;
     t->reader = reader;
     t->mem = mem;

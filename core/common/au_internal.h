@@ -10,6 +10,11 @@
 /* The caller's allocator, or libc's when a is NULL or incomplete. */
 au_allocator au_alloc_or_libc(const au_allocator *a);
 
+/* A zeroed block of size bytes from alloc (libc's when alloc is NULL or
+ * incomplete), or NULL when out of memory.  *used is set to the allocator
+ * it came from: the object keeps it to grow and free itself with. */
+void *au_alloc_zeroed(const au_allocator *alloc, size_t size, au_allocator *used);
+
 /* Make the array *ptr of *cap elements of elem bytes hold at least need
  * elements, growing geometrically.  Counts the allocation in *counter when
  * counter is not NULL.  Contents are preserved; new elements are not

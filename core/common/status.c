@@ -1,6 +1,7 @@
 /* Status codes and the libc allocator, shared by every layer of the core. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "asyncunwind.h"
 #include "au_internal.h"
@@ -66,6 +67,13 @@ au_allocator au_alloc_or_libc(const au_allocator *a) {
     if (a && a->realloc) return *a;
     au_allocator libc = {libc_realloc, NULL};
     return libc;
+}
+
+void *au_alloc_zeroed(const au_allocator *alloc, size_t size, au_allocator *used) {
+    *used = au_alloc_or_libc(alloc);
+    void *p = used->realloc(used->ud, NULL, 0, size);
+    if (p) memset(p, 0, size);
+    return p;
 }
 
 int au_grow(const au_allocator *a, uint64_t *counter, void **ptr, uint32_t *cap,

@@ -95,10 +95,9 @@ int au_objects_new(const au_allocator *alloc, au_view *view, const au_objlayout 
     if (!out) return AU_ERR_ARG;
     *out = NULL;
     if (!view || !layout) return AU_ERR_ARG;
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_objects *ob = a.realloc(a.ud, NULL, 0, sizeof *ob);
+    au_allocator a;
+    au_objects *ob = au_alloc_zeroed(alloc, sizeof *ob, &a);
     if (!ob) return AU_ERR_NOMEM;
-    memset(ob, 0, sizeof *ob);
     ob->alloc = a;
     ob->view = view;
     ob->l = layout;

@@ -459,10 +459,9 @@ int au_pyreader_new(const au_allocator *alloc, au_memsrc *mem, uint32_t py_versi
     *out = NULL;
     const au_py_offsets *base = au_py_offsets_for(py_version_hex);
     if (!base) return AU_ERR_UNSUPPORTED;
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_pyreader *r = a.realloc(a.ud, NULL, 0, sizeof *r);
+    au_allocator a;
+    au_pyreader *r = au_alloc_zeroed(alloc, sizeof *r, &a);
     if (!r) return AU_ERR_NOMEM;
-    memset(r, 0, sizeof *r);
     r->alloc = a;
     r->mem = mem;
     r->runtime = runtime_addr;

@@ -256,10 +256,9 @@ int au_recorder_open(const au_allocator *alloc, au_memsrc *inner, au_memsrc **ou
     if (!out) return AU_ERR_ARG;
     *out = NULL;
     if (!inner) return AU_ERR_ARG;
-    au_allocator a = au_alloc_or_libc(alloc);
-    recorder *r = a.realloc(a.ud, NULL, 0, sizeof *r);
+    au_allocator a;
+    recorder *r = au_alloc_zeroed(alloc, sizeof *r, &a);
     if (!r) return AU_ERR_NOMEM;
-    memset(r, 0, sizeof *r);
     r->base.read = rec_read;
     r->base.destroy = rec_destroy;
     r->alloc = a;

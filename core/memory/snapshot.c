@@ -190,10 +190,9 @@ int au_snapshot_parse(const au_allocator *alloc, const uint8_t *data, size_t len
     counts c;
     int rc = walk_records(data, len, &c, NULL);
     if (rc) return rc;
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_snapshot *s = a.realloc(a.ud, NULL, 0, sizeof *s);
+    au_allocator a;
+    au_snapshot *s = au_alloc_zeroed(alloc, sizeof *s, &a);
     if (!s) return AU_ERR_NOMEM;
-    memset(s, 0, sizeof *s);
     s->alloc = a;
     s->cap = c;
     s->threads = a.realloc(a.ud, NULL, 0, array_size(c.threads, sizeof *s->threads));
@@ -323,10 +322,9 @@ int au_memsrc_snapshot_open(const au_allocator *alloc, const au_snapshot *s, au_
     if (!out) return AU_ERR_ARG;
     *out = NULL;
     if (!s) return AU_ERR_ARG;
-    au_allocator a = au_alloc_or_libc(alloc);
-    replay *p = a.realloc(a.ud, NULL, 0, sizeof *p);
+    au_allocator a;
+    replay *p = au_alloc_zeroed(alloc, sizeof *p, &a);
     if (!p) return AU_ERR_NOMEM;
-    memset(p, 0, sizeof *p);
     p->base.read = replay_read;
     p->base.destroy = replay_destroy;
     p->alloc = a;

@@ -483,10 +483,9 @@ int au_view_new(const au_allocator *alloc, au_memsrc *src, uint32_t max_pages, a
     if (!out) return AU_ERR_ARG;
     *out = NULL;
     if (!src) return AU_ERR_ARG;
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_view *v = a.realloc(a.ud, NULL, 0, sizeof *v);
+    au_allocator a;
+    au_view *v = au_alloc_zeroed(alloc, sizeof *v, &a);
     if (!v) return AU_ERR_NOMEM;
-    memset(v, 0, sizeof *v);
     v->alloc = a;
     v->src = src;
     v->max_pages = max_pages ? max_pages : AU_VIEW_DEFAULT_MAX_PAGES;

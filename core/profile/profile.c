@@ -635,10 +635,9 @@ static uint32_t limit32(uint32_t v, uint32_t def, uint32_t lo, uint32_t hi) {
 int au_profile_new(const au_allocator *alloc, const au_profile_limits *lim, au_profile **out) {
     if (!out) return AU_ERR_ARG;
     *out = NULL;
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_profile *p = a.realloc(a.ud, NULL, 0, sizeof *p);
+    au_allocator a;
+    au_profile *p = au_alloc_zeroed(alloc, sizeof *p, &a);
     if (!p) return AU_ERR_NOMEM;
-    memset(p, 0, sizeof *p);
     p->a = a;
     p->allocations = 1;
     au_profile_limits l;

@@ -87,10 +87,9 @@ int au_session_new(const au_allocator *alloc, const au_session_options *opt,
     if (!out) return AU_ERR_ARG;
     *out = NULL;
     if (!profile) return AU_ERR_ARG;
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_session *s = a.realloc(a.ud, NULL, 0, sizeof *s);
+    au_allocator a;
+    au_session *s = au_alloc_zeroed(alloc, sizeof *s, &a);
     if (!s) return AU_ERR_NOMEM;
-    memset(s, 0, sizeof *s);
     s->alloc = a;
     if (opt) s->opt = *opt;
     if (!s->opt.interval_ns) s->opt.interval_ns = DEFAULT_INTERVAL;

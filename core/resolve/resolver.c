@@ -658,10 +658,9 @@ int au_resolver_new(const au_allocator *alloc, const au_resolver_limits *limits,
                     au_resolver **out) {
     if (!out) return AU_ERR_ARG;
     *out = NULL;
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_resolver *r = a.realloc(a.ud, NULL, 0, sizeof *r);
+    au_allocator a;
+    au_resolver *r = au_alloc_zeroed(alloc, sizeof *r, &a);
     if (!r) return AU_ERR_NOMEM;
-    memset(r, 0, sizeof *r);
     r->alloc = a;
     au_resolver_limits l = {0};
     if (limits) l = *limits;

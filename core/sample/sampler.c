@@ -694,10 +694,9 @@ static void apply_defaults(au_sampler_options *o, const au_sampler_options *in) 
 }
 
 static int new_sampler(const au_allocator *alloc, const au_sampler_options *opt, au_sampler **out) {
-    au_allocator a = au_alloc_or_libc(alloc);
-    au_sampler *s = a.realloc(a.ud, NULL, 0, sizeof *s);
+    au_allocator a;
+    au_sampler *s = au_alloc_zeroed(alloc, sizeof *s, &a);
     if (!s) return AU_ERR_NOMEM;
-    memset(s, 0, sizeof *s);
     s->alloc = a;
     s->anchor = -1;
     apply_defaults(&s->opt, opt);
