@@ -190,6 +190,17 @@ static uint32_t needed(const au_pyreader *r, const code_fetch *f, const uint8_t 
     return need < hl ? hl : (uint32_t)need;
 }
 
+/* Make entry e's text hold room bytes (its contents are kept). */
+static int text_fit(au_pyreader *r, au_codeentry *e, size_t room) {
+    if (room <= e->text_cap) return AU_OK;
+    char *t = r->alloc.realloc(r->alloc.ud, e->text, e->text_cap, room);
+    if (!t) return AU_ERR_NOMEM;
+    r->stats.allocations++;
+    e->text = t;
+    e->text_cap = (uint32_t)room;
+    return AU_OK;
+}
+
 /* Bytes of an object's start that hold every header field we read.  The
  * offsets may come from the target (_Py_DebugOffsets), so all of them are
  * covered, whatever their order; au_pyreader_new bounds them. */
@@ -214,13 +225,7 @@ static int store(au_pyreader *r, code_fetch *fs, uint32_t nf) {
                 str_shape(r, r->buf + fs[i + w].buf_off, &s))
                 room += (size_t)s.count * 4 + 3;
         }
-        if (room > e->text_cap) {
-            char *t = r->alloc.realloc(r->alloc.ud, e->text, e->text_cap, room);
-            if (!t) return AU_ERR_NOMEM;
-            r->stats.allocations++;
-            e->text = t;
-            e->text_cap = (uint32_t)room;
-        }
+        if (text_fit(r, e, room)) return AU_ERR_NOMEM;
         uint32_t at = 0, lens[3] = {0, 0, 0};
         int ok = 1;
         for (uint32_t w = F_NAME; w <= F_FILENAME; w++) {
@@ -379,11 +384,8 @@ static int set_qualname(au_pyreader *r, au_codeentry *e, const uint8_t *h, uint3
     uint32_t nl = e->info.name_len, fl = e->info.filename_len;
     size_t room = (size_t)nl + fl + (size_t)s.count * 4 + 3;
     if (room > e->text_cap) {
-        char *t = r->alloc.realloc(r->alloc.ud, e->text, e->text_cap, room);
-        if (!t) return AU_ERR_NOMEM;
-        r->stats.allocations++;
-        e->text = t;
-        e->text_cap = (uint32_t)room;
+        if (text_fit(r, e, room)) return AU_ERR_NOMEM;
+        char *t = e->text;
         e->info.name = t;
         e->info.qualname = t + nl;
         e->info.filename = t + nl + e->info.qualname_len;

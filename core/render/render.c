@@ -39,6 +39,15 @@ static void put_task_entry(au_out *o, const au_sample *smp, const au_sample_task
     au_out_puts(o, "\n");
 }
 
+/* The note of a thread whose stack was read in part, if any: where its
+ * frames end and its tasks begin (or at the end, with no tasks). */
+static void put_note(au_out *o, const char *note, int collapsed) {
+    if (!note) return;
+    au_out_puts(o, collapsed ? ";" : "    ");
+    au_out_puts(o, note);
+    if (!collapsed) au_out_puts(o, "\n");
+}
+
 static void render_stack(au_out *o, const au_sample *smp, uint32_t k, const au_entry *e, uint64_t n,
                          int collapsed) {
     const au_sample_stack *st = &smp->stacks[k];
@@ -63,16 +72,7 @@ static void render_stack(au_out *o, const au_sample *smp, uint32_t k, const au_e
         const au_entry *x = &e[i];
         if (x->kind != AU_ENTRY_FRAME && !in_tasks) {
             in_tasks = 1;
-            if (note) {
-                if (collapsed) {
-                    au_out_puts(o, ";");
-                    au_out_puts(o, note);
-                } else {
-                    au_out_puts(o, "    ");
-                    au_out_puts(o, note);
-                    au_out_puts(o, "\n");
-                }
-            }
+            put_note(o, note, collapsed);
         }
         switch (x->kind) {
         case AU_ENTRY_FRAME:
@@ -94,16 +94,7 @@ static void render_stack(au_out *o, const au_sample *smp, uint32_t k, const au_e
             break;
         }
     }
-    if (!in_tasks && note) {
-        if (collapsed) {
-            au_out_puts(o, ";");
-            au_out_puts(o, note);
-        } else {
-            au_out_puts(o, "    ");
-            au_out_puts(o, note);
-            au_out_puts(o, "\n");
-        }
-    }
+    if (!in_tasks) put_note(o, note, collapsed);
     if (collapsed) au_out_puts(o, " 1\n");
 }
 
