@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -100,8 +101,11 @@ void run_one(benchmark::State &state, const bench_spec &spec) {
 
 extern "C" int bench_register(const bench_spec *spec) {
     if (spec == nullptr || spec->name == nullptr || spec->run == nullptr ||
-        spec->min_time < 0)
+        spec->min_time < 0) {
+        std::fprintf(stderr, "bench_register(%s): invalid spec (no name, no run or min_time < 0)\n",
+                     spec && spec->name ? spec->name : "NULL");
         return -1;
+    }
     bench_spec copy = *spec;
     benchmark::internal::Benchmark *b = benchmark::RegisterBenchmark(
         spec->name,

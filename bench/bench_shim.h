@@ -64,7 +64,7 @@ typedef struct bench_spec {
 } bench_spec;
 
 /* Register a benchmark (call before bench_main).  Returns 0, or -1 when the
- * spec is invalid. */
+ * spec is invalid (said on stderr, with the benchmark's name). */
 int bench_register(const bench_spec *spec);
 
 /* Counter flags, mirroring benchmark::Counter::Flags. */

@@ -410,19 +410,12 @@ int main(int argc, char **argv) {
                 char name[96];
                 snprintf(name, sizeof name, "%s/%s/%u", kind_names[k],
                          gs_shape_name(bc->shape), (unsigned)bc->ntasks);
-                bench_spec spec;
-                memset(&spec, 0, sizeof spec);
-                spec.name = name;
-                spec.arg = bc;
-                spec.setup = setup_resolve;
-                spec.run = k == KIND_WRITE ? run_write : run_resolve;
-                spec.teardown = teardown_resolve;
-                spec.unit = BENCH_UNIT_US;
-                spec.manual_time = k != KIND_WRITE;
-                if (bench_register(&spec) != 0) {
-                    fprintf(stderr, "bench_register(%s) failed\n", name);
+                if (bench_register(&(bench_spec){.name = name, .arg = bc, .setup = setup_resolve,
+                                                 .run = k == KIND_WRITE ? run_write : run_resolve,
+                                                 .teardown = teardown_resolve,
+                                                 .unit = BENCH_UNIT_US,
+                                                 .manual_time = k != KIND_WRITE}))
                     return 1;
-                }
             }
         }
     }

@@ -377,18 +377,10 @@ int main(int argc, char **argv) {
             char name[96];
             snprintf(name, sizeof name, "sample/%s/%s",
                      kind == SRC_SNAPSHOT ? "snapshot" : "live", p->name);
-            bench_spec spec;
-            memset(&spec, 0, sizeof spec);
-            spec.name = name;
-            spec.arg = bc;
-            spec.setup = setup_sample;
-            spec.run = run_sample;
-            spec.teardown = teardown_sample;
-            spec.unit = BENCH_UNIT_US;
-            if (bench_register(&spec) != 0) {
-                fprintf(stderr, "bench_register(%s) failed\n", name);
+            if (bench_register(&(bench_spec){.name = name, .arg = bc, .setup = setup_sample,
+                                             .run = run_sample, .teardown = teardown_sample,
+                                             .unit = BENCH_UNIT_US}))
                 return 1;
-            }
         }
     }
     int rc = 0;

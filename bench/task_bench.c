@@ -776,18 +776,11 @@ int main(int argc, char **argv) {
                 char name[96];
                 snprintf(name, sizeof name, "%s/%s/%u/%s", shp->prefix, src_names[k],
                          (unsigned)counts[z], targets[i].interp->name);
-                bench_spec spec;
-                memset(&spec, 0, sizeof spec);
-                spec.name = name;
-                spec.arg = bc;
-                spec.setup = setup_tasks;
-                spec.run = k == SRC_RENDER ? run_render : k == SRC_FETCH ? run_fetch : run_tasks;
-                spec.teardown = teardown_tasks;
-                spec.unit = BENCH_UNIT_US;
-                if (bench_register(&spec) != 0) {
-                    fprintf(stderr, "bench_register(%s) failed\n", name);
+                bench_run_fn run = k == SRC_RENDER ? run_render : k == SRC_FETCH ? run_fetch : run_tasks;
+                if (bench_register(&(bench_spec){.name = name, .arg = bc, .setup = setup_tasks,
+                                                 .run = run, .teardown = teardown_tasks,
+                                                 .unit = BENCH_UNIT_US}))
                     return 1;
-                }
             }
         }
     }
