@@ -245,10 +245,8 @@ static void rec_destroy(au_memsrc *self) {
     au_allocator a = r->alloc;
     AU_FREE_ARRAY(&a, r->pages, r->pages_cap);
     AU_FREE_ARRAY(&a, r->fails, r->fails_cap);
-    if (r->page_tab.slot)
-        AU_FREE_ARRAY(&a, r->page_tab.slot, r->page_tab.cap);
-    if (r->fail_tab.slot)
-        AU_FREE_ARRAY(&a, r->fail_tab.slot, r->fail_tab.cap);
+    AU_FREE_ARRAY(&a, r->page_tab.slot, r->page_tab.cap);
+    AU_FREE_ARRAY(&a, r->fail_tab.slot, r->fail_tab.cap);
     a.realloc(a.ud, r, sizeof *r, 0);
 }
 
