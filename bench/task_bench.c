@@ -776,7 +776,8 @@ int main(int argc, char **argv) {
                 char name[96];
                 snprintf(name, sizeof name, "%s/%s/%u/%s", shp->prefix, src_names[k],
                          (unsigned)counts[z], targets[i].interp->name);
-                bench_run_fn run = k == SRC_RENDER ? run_render : k == SRC_FETCH ? run_fetch : run_tasks;
+                bench_run_fn run =
+                    k == SRC_RENDER ? run_render : k == SRC_FETCH ? run_fetch : run_tasks;
                 if (bench_register(&(bench_spec){.name = name, .arg = bc, .setup = setup_tasks,
                                                  .run = run, .teardown = teardown_tasks,
                                                  .unit = BENCH_UNIT_US}))

@@ -253,33 +253,38 @@ const py_interp *py_interpreter(const char *name) {
   return NULL;
 }
 
+/* The name at *p in a comma-separated list, its length in *len; *p moves
+ * past it and its comma. */
+static const char *list_next(const char **p, size_t *len) {
+  const char *name = *p, *comma = strchr(name, ',');
+  *len = comma ? (size_t)(comma - name) : strlen(name);
+  *p = name + *len + (comma != NULL);
+  return name;
+}
+
 int py_listed(const char *list, const char *name) {
   if (list == NULL) return 1;
-  size_t n = strlen(name);
+  size_t n = strlen(name), len;
   for (const char *p = list; *p;) {
-    const char *e = strchr(p, ',');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
-    if (len == n && memcmp(p, name, n) == 0) return 1;
-    p += len + (e != NULL);
+    const char *item = list_next(&p, &len);
+    if (len == n && memcmp(item, name, n) == 0) return 1;
   }
   return 0;
 }
 
 int py_check_list(const char *tool, const char *list) {
-  size_t n;
+  size_t n, len;
   const py_interp *all = py_interpreters(&n);
   int rc = 0;
   for (const char *p = list; p && *p;) {
-    const char *e = strchr(p, ',');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
+    const char *item = list_next(&p, &len);
     int found = 0;
     for (size_t i = 0; i < n; i++)
-      found |= strlen(all[i].name) == len && memcmp(all[i].name, p, len) == 0;
+      found |= strlen(all[i].name) == len && memcmp(all[i].name, item, len) == 0;
     if (!found) {
-      fprintf(stderr, "%s: unknown interpreter '%.*s' in --au_python\n", tool, (int)len, p);
+      fprintf(stderr, "%s: unknown interpreter '%.*s' in --au_python\n", tool, (int)len, item);
       rc = -1;
     }
-    p += len + (e != NULL);
   }
   return rc;
 }

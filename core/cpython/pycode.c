@@ -190,14 +190,18 @@ static uint32_t needed(const au_pyreader *r, const code_fetch *f, const uint8_t 
     return need < hl ? hl : (uint32_t)need;
 }
 
-/* Make entry e's text hold room bytes (its contents are kept). */
-static int text_fit(au_pyreader *r, au_codeentry *e, size_t room) {
-    if (room <= e->text_cap) return AU_OK;
-    char *t = r->alloc.realloc(r->alloc.ud, e->text, e->text_cap, room);
+/* Make a code entry's buffer *pptr of *cap bytes (its text or its line
+ * table) hold need bytes, keeping its contents.  Sized exactly, not
+ * geometrically as au_grow does: the cache holds thousands of entries,
+ * and an entry is rarely filled twice. */
+static int entry_fit(au_pyreader *r, void *pptr, uint32_t *cap, size_t need) {
+    if (need <= *cap) return AU_OK;
+    void **p = (void **)pptr;
+    void *t = r->alloc.realloc(r->alloc.ud, *p, *cap, need);
     if (!t) return AU_ERR_NOMEM;
     r->stats.allocations++;
-    e->text = t;
-    e->text_cap = (uint32_t)room;
+    *p = t;
+    *cap = (uint32_t)need;
     return AU_OK;
 }
 
@@ -225,7 +229,7 @@ static int store(au_pyreader *r, code_fetch *fs, uint32_t nf) {
                 str_shape(r, r->buf + fs[i + w].buf_off, &s))
                 room += (size_t)s.count * 4 + 3;
         }
-        if (text_fit(r, e, room)) return AU_ERR_NOMEM;
+        if (entry_fit(r, &e->text, &e->text_cap, room)) return AU_ERR_NOMEM;
         uint32_t at = 0, lens[3] = {0, 0, 0};
         int ok = 1;
         for (uint32_t w = F_NAME; w <= F_FILENAME; w++) {
@@ -242,13 +246,7 @@ static int store(au_pyreader *r, code_fetch *fs, uint32_t nf) {
         code_fetch *tf = &fs[i + F_TABLE];
         uint32_t tlen = tf->need > r->off.bytes_ob_sval ? tf->need - r->off.bytes_ob_sval : 0;
         if (ok && !tf->failed && tf->got >= tf->need && tlen) {
-            if (tlen > e->table_cap) {
-                uint8_t *t = r->alloc.realloc(r->alloc.ud, e->table, e->table_cap, tlen);
-                if (!t) return AU_ERR_NOMEM;
-                r->stats.allocations++;
-                e->table = t;
-                e->table_cap = tlen;
-            }
+            if (entry_fit(r, &e->table, &e->table_cap, tlen)) return AU_ERR_NOMEM;
             memcpy(e->table, r->buf + tf->buf_off + r->off.bytes_ob_sval, tlen);
         }
         e->table_len = ok && !tf->failed ? tlen : 0;
@@ -383,17 +381,12 @@ static int set_qualname(au_pyreader *r, au_codeentry *e, const uint8_t *h, uint3
         return AU_ERR_CORRUPT;
     uint32_t nl = e->info.name_len, fl = e->info.filename_len;
     size_t room = (size_t)nl + fl + (size_t)s.count * 4 + 3;
-    if (room > e->text_cap) {
-        if (text_fit(r, e, room)) return AU_ERR_NOMEM;
-        char *t = e->text;
-        e->info.name = t;
-        e->info.qualname = t + nl;
-        e->info.filename = t + nl + e->info.qualname_len;
-    }
-    /* name | qualname | filename: the filename moves to after the new
-     * qualname, which is decoded into a scratch copy first. */
+    if (entry_fit(r, &e->text, &e->text_cap, room)) return AU_ERR_NOMEM;
+    /* name | qualname | filename (store's layout; the text may have just
+     * moved, so by offset): the filename moves to after the new qualname,
+     * and is copied aside first. */
     char fname[AU_PR_MAX_NAME * 4 + 3];
-    memcpy(fname, e->info.filename, fl);
+    memcpy(fname, e->text + nl + e->info.qualname_len, fl);
     uint32_t ql = decode(&s, h + s.data_off, e->text + nl);
     memcpy(e->text + nl + ql, fname, fl);
     e->info.name = e->text;
