@@ -85,8 +85,20 @@ uint64_t ft_chunk(fake_target *t, uint32_t frames) {
     return c + o->chunk_data;
 }
 
+uint64_t ft_entry(fake_target *t) {
+    const au_py_offsets *o = t->off;
+    if (t->entry || !o->frame_skip_owners) return t->entry;
+    uint8_t owner = 0;
+    while (!(o->frame_skip_owners >> owner & 1)) owner++;
+    t->entry = ft_alloc(t, o->frame_header_size + 16);
+    t->mem[t->entry + o->frame_owner - FT_BASE] = owner; /* previous and code: 0 */
+    return t->entry;
+}
+
 uint64_t ft_frame_at(fake_target *t, uint64_t f, uint64_t code, uint64_t previous) {
     const au_py_offsets *o = t->off;
+    if (o->frame_entry != AU_PYOFF_ABSENT) t->mem[f + o->frame_entry - FT_BASE] = previous == 0;
+    if (!previous) previous = ft_entry(t);
     ft_put64(t, f + o->frame_previous, previous);
     ft_put64(t, f + o->frame_code, code);
     /* "Nothing executed yet": the instruction before the first one. */

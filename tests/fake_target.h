@@ -25,6 +25,7 @@ typedef struct fake_target {
     uint64_t brk;   /* next free address */
     const au_py_offsets *off;
     uint64_t runtime, interp, tstate, code_type, str_type, bytes_type;
+    uint64_t entry; /* the entry frame chains end at (3.12+), or 0 */
 } fake_target;
 
 /* A target of version_hex (3.11 or 3.12 layouts; frames are plain memory
@@ -43,7 +44,10 @@ uint64_t ft_str(fake_target *t, const char *s);
  * line table (lines then read as -1 except before the first instruction). */
 uint64_t ft_code(fake_target *t, const char *name, const char *file, int32_t firstlineno);
 /* A frame running code, linked to previous (0 for the outermost), with no
- * instruction executed yet (its line is the code's first line). */
+ * instruction executed yet (its line is the code's first line).  The
+ * outermost frame is made as a real thread's first frame is: 3.11 marks
+ * it is_entry, 3.12 links it to an entry frame owned by the C stack
+ * (ft_entry), which the reader skips. */
 uint64_t ft_frame(fake_target *t, uint64_t code, uint64_t previous);
 /* The same frame at address f (in a chunk from ft_chunk). */
 uint64_t ft_frame_at(fake_target *t, uint64_t f, uint64_t code, uint64_t previous);
@@ -51,6 +55,8 @@ uint64_t ft_frame_at(fake_target *t, uint64_t f, uint64_t code, uint64_t previou
  * (the thread state's chunk and top point at it); returns the address of
  * its first frame slot.  Slot k is at that + k * (frame_header_size + 16). */
 uint64_t ft_chunk(fake_target *t, uint32_t frames);
+/* The entry frame that 3.12+ chains end at (made once), or 0 (3.11). */
+uint64_t ft_entry(fake_target *t);
 /* Make frame the thread's current (innermost) frame. */
 void ft_set_current(fake_target *t, uint64_t frame);
 

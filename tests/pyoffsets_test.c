@@ -103,6 +103,8 @@ static const presence k_presence[] = {
     ALL(frame_stacktop),
     SPAN(frame_valuestack, 9, 10),
     SPAN(frame_gen, 9, 10),
+    SPAN(frame_entry, 11, 11),
+    SPAN(frame_exec, 9, 10),
     ALL(sizeof_code),
     ALL(code_name),
     SPAN(code_qualname, 11, 15),
@@ -424,8 +426,11 @@ static void test_offsets_fit_their_structs(void **state) {
              o->stack_kind == AU_PY_STACK_TOP_PTR ? 8 : 4, o->frame_header_size);
         fits(minor, "frame_valuestack", o->frame_valuestack, 8, o->frame_header_size);
         fits(minor, "frame_gen", o->frame_gen, 8, o->frame_header_size);
-        const uint32_t fr2[] = {o->frame_previous, o->frame_code, o->frame_instr, o->frame_owner,
-                                o->frame_stacktop, o->frame_valuestack, o->frame_gen};
+        fits(minor, "frame_entry", o->frame_entry, 1, o->frame_header_size);
+        fits(minor, "frame_exec", o->frame_exec, 1, o->frame_header_size);
+        const uint32_t fr2[] = {o->frame_previous, o->frame_code,  o->frame_instr,
+                                o->frame_owner,    o->frame_stacktop, o->frame_valuestack,
+                                o->frame_gen,      o->frame_entry,  o->frame_exec};
         distinct(minor, "frame", fr2, sizeof fr2 / sizeof fr2[0]);
 
         /* Types, containers, small objects. */
@@ -1112,6 +1117,11 @@ static void test_live(void **state) {
         rd_ascii_str(pid, o, rd64(pid, code + o->code_filename), buf, sizeof buf);
         assert_string_equal(buf, "<string>");
         assert_int_equal((int32_t)rd32(pid, code + o->code_firstlineno), firstline[nfr]);
+        /* <= 3.10: every frame on the stack executes (the reader's test of
+         * a chain's last frame); 3.11: <module> began an interpreter call. */
+        if (PRESENT(o->frame_exec))
+            assert_int_equal((int8_t)rd8(pid, f + o->frame_exec), o->frame_exec_value);
+        if (PRESENT(o->frame_entry) && nfr == 2) assert_int_equal(rd8(pid, f + o->frame_entry), 1);
         type_name(pid, o, rd64(pid, code + o->code_linetable), buf, 16);
         assert_string_equal(buf, "bytes");
 

@@ -262,6 +262,106 @@ static void test_broken_previous(void **state) {
     assert_int_equal(t->flags, AU_THREAD_PARTIAL);
 }
 
+/* Links that were true a moment ago (the target runs while it is read):
+ * each shape below is no running thread's stack, so the thread is flagged
+ * partial, and what was read before the bad frame stays. */
+static void test_torn_chain_shapes(void **state) {
+    fixture *fx = *state;
+    fake_target *t = fx->t;
+    const au_py_offsets *o = t->off;
+    uint8_t *owner = &t->mem[fx->f_main + o->frame_owner - FT_BASE];
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    assert_int_equal(one_thread(r, &s)->flags, 0);
+
+    /* The outermost frame is a coroutine's, with no caller: it suspended
+     * between the reads of its callee and of itself.  (3.12: a stack ends
+     * at an entry frame, so any other end is torn.) */
+    *owner = (uint8_t)o->frame_owner_generator;
+    ft_put64(t, fx->f_main + o->frame_previous, 0);
+    const au_pythread *th = one_thread(r, &s);
+    assert_int_equal(th->flags, AU_THREAD_PARTIAL);
+    assert_int_equal(th->nframes, 2);
+    *owner = (uint8_t)o->frame_owner_thread;
+    assert_int_equal(one_thread(r, &s)->flags, AU_THREAD_PARTIAL); /* still no entry frame */
+    ft_put64(t, fx->f_main + o->frame_previous, ft_entry(t));
+    assert_int_equal(one_thread(r, &s)->flags, 0);
+
+    /* A frame whose function returned (its frame object owns it now), an
+     * owner byte no CPython writes, a code pointer that is no pointer: the
+     * walk stops before the frame. */
+    uint8_t bad_owner[] = {(uint8_t)o->frame_owner_frame_object, 9, 0x80};
+    for (size_t i = 0; i < sizeof bad_owner; i++) {
+        *owner = bad_owner[i];
+        th = one_thread(r, &s);
+        assert_int_equal(th->flags, AU_THREAD_PARTIAL);
+        assert_int_equal(th->nframes, 1);
+        assert_int_equal(th->frames[0].addr, fx->f_work);
+    }
+    *owner = (uint8_t)o->frame_owner_thread;
+    uint64_t bad_code[] = {0, 0xffffffffull, fx->code_main + 2};
+    for (size_t i = 0; i < 3; i++) {
+        ft_put64(t, fx->f_main + o->frame_code, bad_code[i]);
+        th = one_thread(r, &s);
+        assert_int_equal(th->flags, AU_THREAD_PARTIAL);
+        assert_int_equal(th->nframes, 1);
+    }
+    ft_put64(t, fx->f_main + o->frame_code, fx->code_main);
+    assert_int_equal(one_thread(r, &s)->flags, 0);
+}
+
+/* 3.11 and 3.12 make a new C-level frame (cframe) current before they set
+ * its frame: a cframe on the C stack without a frame is that moment.  The
+ * thread state's own root cframe without one is a thread that runs no
+ * Python. */
+static void test_cframe_without_frame(void **state) {
+    fixture *fx = *state;
+    fake_target *t = fx->t;
+    const au_py_offsets *o = t->off;
+    ft_set_current(t, 0); /* a cframe of its own, outside the thread state */
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    const au_pythread *th = one_thread(r, &s);
+    assert_int_equal(th->flags, AU_THREAD_PARTIAL);
+    assert_int_equal(th->nframes, 0);
+    /* A cframe inside the thread state (the root one) with no frame. */
+    uint64_t root = t->tstate + o->sizeof_tstate - 8 - o->cframe_current_frame;
+    ft_put64(t, t->tstate + o->tstate_frame, root);
+    th = one_thread(r, &s);
+    assert_int_equal(th->flags, 0);
+    assert_int_equal(th->nframes, 0);
+}
+
+/* 3.11 has no entry frames: the first frame of each interpreter call is
+ * marked is_entry, and a stack ends at such a frame, never at a
+ * generator's. */
+static void test_entry_mark_311(void **state) {
+    (void)state;
+    fake_target *t = ft_new(0x030b07f0u);
+    assert_non_null(t);
+    const au_py_offsets *o = t->off;
+    assert_true(o->frame_entry != AU_PYOFF_ABSENT);
+    uint64_t code = ft_code(t, "main", "/app/main.py", 10);
+    uint64_t f0 = ft_frame(t, code, 0);
+    uint64_t f1 = ft_frame(t, code, f0);
+    ft_set_current(t, f1);
+    au_pyreader *r;
+    assert_int_equal(au_pyreader_new(NULL, &t->base, 0x030b07f0u, t->runtime, NULL, &r), AU_OK);
+    au_pysample s;
+    const au_pythread *th = one_thread(r, &s);
+    assert_int_equal(th->flags, 0);
+    assert_int_equal(th->nframes, 2);
+    t->mem[f0 + o->frame_entry - FT_BASE] = 0; /* a callee's frame, its caller gone */
+    assert_int_equal(one_thread(r, &s)->flags, AU_THREAD_PARTIAL);
+    t->mem[f0 + o->frame_entry - FT_BASE] = 1;
+    t->mem[f0 + o->frame_owner - FT_BASE] = (uint8_t)o->frame_owner_generator;
+    th = one_thread(r, &s);
+    assert_int_equal(th->flags, AU_THREAD_PARTIAL);
+    assert_int_equal(th->nframes, 2);
+    au_pyreader_free(r);
+    ft_free(t);
+}
+
 static void test_frame_limit(void **state) {
     fixture *fx = *state;
     uint64_t prev = fx->f_work;
@@ -340,7 +440,7 @@ static void test_warm_stack_changes(void **state) {
     t = one_thread(r, &s);
     assert_int_equal(t->flags, AU_THREAD_PARTIAL);
     assert_int_equal(t->nframes, 2);
-    ft_put64(fx->t, fx->f_main + o->frame_previous, 0);
+    ft_put64(fx->t, fx->f_main + o->frame_previous, ft_entry(fx->t)); /* mended */
     t = one_thread(r, &s);
     assert_int_equal(t->flags, 0);
     assert_int_equal(t->nframes, 2);
@@ -375,6 +475,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_frame_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_cycle_grows_seen_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_previous, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_chain_shapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cframe_without_frame, setup, teardown),
+        cmocka_unit_test(test_entry_mark_311),
         cmocka_unit_test_setup_teardown(test_frame_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_list_cycle, setup, teardown),

@@ -241,6 +241,25 @@ int main(void) {
     P(frame_skip_owners, 0);
     P(frame_code_tag_mask, 0);
 #endif
+    /* 3.11: the byte that marks the first frame of an interpreter call. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    OFF(frame_entry, _PyInterpreterFrame, is_entry);
+    _Static_assert(sizeof(((_PyInterpreterFrame *)0)->is_entry) == 1, "is_entry");
+#else
+    ABSENT(frame_entry);
+#endif
+    /* A byte of a <= 3.10 frame that says it is executing. */
+#if PY_VERSION_HEX >= 0x030B0000
+    ABSENT(frame_exec);
+    NONE(frame_exec_value);
+#elif PY_VERSION_HEX >= 0x030A0000
+    OFF(frame_exec, PyFrameObject, f_state);
+    P(frame_exec_value, FRAME_EXECUTING);
+#else
+    OFF(frame_exec, PyFrameObject, f_executing);
+    _Static_assert(sizeof(((PyFrameObject *)0)->f_executing) == 1, "f_executing");
+    P(frame_exec_value, 1);
+#endif
 
     /* ---- PyCodeObject ---- */
     SZ(sizeof_code, PyCodeObject);

@@ -297,6 +297,14 @@ typedef struct au_py_offsets {
     uint32_t frame_gen;         /* PyObject *f_gen: the generator owning
                                  * the frame, or NULL, 3.9-3.10 (3.11+:
                                  * frame - gen_iframe, see gen_iframe) */
+    uint32_t frame_entry;       /* bool is_entry, 3.11 only: set on the
+                                 * first frame of each interpreter call
+                                 * (3.12+ put an entry frame there, one
+                                 * of frame_skip_owners) */
+    uint32_t frame_exec;        /* the byte that says a frame executes,
+                                 * 3.9-3.10: f_executing (3.9), f_state
+                                 * (3.10); its value then is
+                                 * frame_exec_value */
 
     /* ---- PyCodeObject --------------------------------------------------- */
     uint32_t sizeof_code;        /* sizeof(PyCodeObject): in 3.11+ the
@@ -459,6 +467,8 @@ typedef struct au_py_offsets {
     int8_t frame_owner_thread;        /* FRAME_OWNED_BY_THREAD */
     int8_t frame_owner_generator;     /* FRAME_OWNED_BY_GENERATOR */
     int8_t frame_owner_frame_object;  /* FRAME_OWNED_BY_FRAME_OBJECT */
+    int8_t frame_exec_value;          /* see frame_exec (3.9: 1; 3.10:
+                                       * FRAME_EXECUTING) */
     /* Generator states (values of the gen_state byte).  For
      * AU_PY_GEN_STATE_FRAME (3.10) and AU_PY_GEN_STATE_GEN (3.11+):
      *   created      FRAME_CREATED (never run)

@@ -171,16 +171,53 @@ static uint32_t frame_read_len(const au_py_offsets *o) {
     if (o->frame_instr + instr > end) end = o->frame_instr + instr;
     if (au_pr_present(o->frame_owner) && o->frame_owner + 1 > end) end = o->frame_owner + 1;
     if (au_pr_present(o->frame_gen) && o->frame_gen + 8 > end) end = o->frame_gen + 8;
+    if (au_pr_present(o->frame_entry) && o->frame_entry + 1 > end) end = o->frame_entry + 1;
     return end;
 }
 
+/* The highest owner byte a frame can hold (3.11+): the owners the
+ * offsets name and those the walker skips.  Anything above is not a frame. */
+static int owner_max(const au_py_offsets *o) {
+    int m = o->frame_owner_thread;
+    if (o->frame_owner_generator > m) m = o->frame_owner_generator;
+    if (o->frame_owner_frame_object > m) m = o->frame_owner_frame_object;
+    for (int b = 31; b > m; b--)
+        if (o->frame_skip_owners >> b & 1) return b;
+    return m;
+}
+
 /* Walk one thread's chain from frame `cur`, appending raw frames
- * (innermost first) at r->raw[*n...]. */
+ * (innermost first) at r->raw[*n...].
+ *
+ * The target runs while its chain is read, so besides a corrupted link
+ * the walk meets links that were true a moment ago.  These shapes of
+ * them flag the thread partial instead of handing out a stack that never
+ * existed (seen sampling busy asyncio programs, on every version, in 1-3 %
+ * of their samples before these checks):
+ *   - a frame whose owner byte no CPython writes, or whose code pointer is
+ *     0 or misaligned: 3.11 and 3.12 publish a new C-level frame
+ *     (tstate->cframe) before they set its current_frame, so for a moment
+ *     the chain starts in whatever that C stack slot held;
+ *   - a frame owned by its frame object (3.11+): its function returned;
+ *   - a chain that ends (previous NULL) where no thread's stack ends.  A
+ *     thread's stack ends at the frame its outermost interpreter call
+ *     started with: an entry frame (3.12+: an owner of frame_skip_owners),
+ *     a frame marked is_entry (3.11), an executing frame (<= 3.10).  And
+ *     never at a generator's or coroutine's frame: a suspended one has no
+ *     caller, so it suspended between the read of its callee and its own
+ *     (<= 3.11; only a generator driven from C with no Python frame below
+ *     it, a thread whose target is coro.send, ends a true stack that way).
+ *     Before 3.11 this also catches a finished coroutine's frame object,
+ *     kept as its code's spare frame: it has the code and no caller. */
 static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t nspans,
                        uint32_t *n) {
     const au_py_offsets *o = &r->off;
     uint32_t len = frame_read_len(o), count = 0;
     int legacy = o->instr_kind <= AU_PY_INSTR_UNIT_LASTI;
+    int has_owner = au_pr_present(o->frame_owner), omax = has_owner ? owner_max(o) : 0;
+    int entry_at = au_pr_present(o->frame_entry) ? (int)o->frame_entry : -1;
+    int end_ok = 1;    /* the frame visited last may end a thread's stack */
+    uint64_t last = 0; /* that frame */
     uint64_t win = 0, win_len = 0; /* what r->buf holds from the last read */
     if (++r->seen_serial == 0) {
         memset(r->seen_stamp, 0, (size_t)r->stamp_alloc * sizeof *r->seen_stamp);
@@ -251,17 +288,40 @@ static int walk_frames(au_pyreader *r, au_pythread *t, uint64_t cur, uint32_t ns
                              ? (uint64_t)(int64_t)(int32_t)au_rd32(f + o->frame_instr)
                              : au_rd64(f + o->frame_instr);
         uint64_t prev = au_rd64(f + o->frame_previous);
-        int skip = au_pr_present(o->frame_owner) && f[o->frame_owner] < 32 &&
-                   (o->frame_skip_owners >> f[o->frame_owner] & 1);
+        int owner = has_owner ? f[o->frame_owner] : 0;
+        int skip = has_owner && owner <= omax && (o->frame_skip_owners >> owner & 1);
+        if (!skip && (owner > omax || (has_owner && owner == o->frame_owner_frame_object) ||
+                      !code || (code & 7))) {
+            t->flags |= AU_THREAD_PARTIAL;
+            break;
+        }
+        uint64_t gen = 0;
         if (!skip) {
             if (au_pr_grow(r, &r->raw, &r->raw_cap, (size_t)*n + 1, sizeof *r->raw))
                 return AU_ERR_NOMEM;
-            uint64_t gen = au_pr_present(o->frame_gen) ? au_rd64(f + o->frame_gen) : 0;
+            gen = au_pr_present(o->frame_gen) ? au_rd64(f + o->frame_gen) : 0;
             r->raw[(*n)++] = (au_rawframe){cur, code, instr, gen};
             count++;
         }
+        if (o->frame_skip_owners)
+            end_ok = skip;
+        else if (has_owner)
+            end_ok = owner != o->frame_owner_generator && (entry_at < 0 || f[entry_at]);
+        else
+            end_ok = !gen;
+        last = cur;
         cur = prev;
     }
+    /* Only a walk that ran out of links (not one cut above) has an end.
+     * Before 3.11 whether that frame executes is a byte beyond the ones a
+     * frame's read covers, read for the last frame alone; a snapshot
+     * written before this check has not got it, and replays as it did. */
+    if (!cur && end_ok && au_pr_present(o->frame_exec) && last) {
+        int rc = au_pr_read(r, last + o->frame_exec, 1);
+        if (rc == AU_ERR_NOMEM) return rc;
+        if (rc == AU_OK && (int8_t)r->buf[0] != o->frame_exec_value) end_ok = 0;
+    }
+    if (!cur && !end_ok) t->flags |= AU_THREAD_PARTIAL;
     t->nframes = count;
     return AU_OK;
 }
@@ -306,6 +366,11 @@ static int read_tstate(au_pyreader *r, uint64_t addr, au_pythread *t, tstate_vie
         if (rc == AU_OK)
             v->frame = au_rd64(r->buf);
         else
+            t->flags |= AU_THREAD_PARTIAL;
+        /* Only the thread state's own root cframe has no frame: one on the
+         * C stack without a frame was published a moment before its frame
+         * was set. */
+        if (rc == AU_OK && !v->frame && (cframe < addr || cframe - addr >= o->sizeof_tstate))
             t->flags |= AU_THREAD_PARTIAL;
     }
     return AU_OK;
