@@ -418,9 +418,10 @@ static int push(au_profile *p, uint32_t *n, const name_key *k, int *rc) {
 
 /* Intern the names of entries e[0..ne) under thread t into p->ids, in
  * the order dump's collapsed form prints them (render.c): the process
- * (AU_PROFILE_PROCESS), the thread, its
- * frames, a partial-stack note before the first task (or at the end), the
- * tasks and their frames.  Returns the length, or 0 when a limit was hit.
+ * (AU_PROFILE_PROCESS), the thread, a partial-stack note (what was not
+ * read is the thread's oldest frames, so the note goes on the root side
+ * and a profile gathers such stacks under it), its frames, the tasks and
+ * their frames.  Returns the length, or 0 when a limit was hit.
  * With `from` > 0, p->ids already holds the ids of e[0..from) (the prefix
  * this stack shares with the previous one of the same thread, whose
  * p->id_end is kept); with e NULL there are no entries and no id_end.
@@ -430,12 +431,10 @@ static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_threa
                       uint32_t flags, const au_entry *e, uint32_t ne, uint32_t from, int *rc) {
     uint32_t n = 0;
     const char *note = au_partial_note(t->flags);
-    int in_tasks = 0;
     name_key k;
     if (from) {
         assert(e && from <= ne && p->hdr_n);
         n = p->id_end[from - 1];
-        for (uint32_t i = 0; i < from && !in_tasks; i++) in_tasks = e[i].kind != AU_ENTRY_FRAME;
     } else if (e && p->hdr_n) {
         n = p->hdr_n; /* the same thread's header, built for the stack before */
     } else {
@@ -443,6 +442,7 @@ static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_threa
         if ((flags & AU_PROFILE_PROCESS) && !push(p, &n, &k, rc)) return 0;
         k = thread_key(t);
         if (!push(p, &n, &k, rc)) return 0;
+        if (note && (k = mark_key(note), !push(p, &n, &k, rc))) return 0;
         if (e) p->hdr_n = n;
     }
     /* The last frame interned: a recursion repeats it, and within one
@@ -451,10 +451,6 @@ static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_threa
     uint32_t last_id = NONE;
     for (uint32_t i = from; i < ne; i++) {
         const au_entry *x = &e[i];
-        if (x->kind != AU_ENTRY_FRAME && !in_tasks) {
-            in_tasks = 1;
-            if (note && (k = mark_key(note), !push(p, &n, &k, rc))) return 0;
-        }
         p->id_end[i] = n; /* an entry skipped below adds no id */
         switch (x->kind) {
         case AU_ENTRY_FRAME:
@@ -487,7 +483,6 @@ static uint32_t build(au_profile *p, const au_sample *smp, const au_sample_threa
         if (!push(p, &n, &k, rc)) return 0;
         p->id_end[i] = n;
     }
-    if (!in_tasks && note && (k = mark_key(note), !push(p, &n, &k, rc))) return 0;
     return n;
 }
 

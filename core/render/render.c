@@ -39,8 +39,9 @@ static void put_task_entry(au_out *o, const au_sample *smp, const au_sample_task
     au_out_puts(o, "\n");
 }
 
-/* The note of a thread whose stack was read in part, if any: where its
- * frames end and its tasks begin (or at the end, with no tasks). */
+/* The note of a thread whose stack was read in part, if any.  The frames
+ * not read are the oldest (a walk goes from the innermost frame out), so
+ * it comes first, on the root side, where the truncation note goes too. */
 static void put_note(au_out *o, const char *note, int collapsed) {
     if (!note) return;
     au_out_puts(o, collapsed ? ";" : "    ");
@@ -67,13 +68,10 @@ static void render_stack(au_out *o, const au_sample *smp, uint32_t k, const au_e
         au_out_puts(o, " (most recent call last):\n");
         if (t->flags & AU_THREAD_TRUNCATED) au_out_puts(o, "    ... (older frames not read)\n");
     }
-    int in_tasks = 0, first_task = 1;
+    put_note(o, note, collapsed);
+    int first_task = 1;
     for (uint64_t i = 0; i < n; i++) {
         const au_entry *x = &e[i];
-        if (x->kind != AU_ENTRY_FRAME && !in_tasks) {
-            in_tasks = 1;
-            put_note(o, note, collapsed);
-        }
         switch (x->kind) {
         case AU_ENTRY_FRAME:
             au_out_puts(o, collapsed ? ";" : "    ");
@@ -94,7 +92,6 @@ static void render_stack(au_out *o, const au_sample *smp, uint32_t k, const au_e
             break;
         }
     }
-    if (!in_tasks) put_note(o, note, collapsed);
     if (collapsed) au_out_puts(o, " 1\n");
 }
 
