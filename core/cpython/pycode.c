@@ -420,15 +420,25 @@ static int name_generators(au_pyreader *r, const au_rawframe *raw, uint32_t n, c
     if (au_pr_grow(r, &r->buf, &r->buf_cap, (size_t)np * span, 1) ||
         au_pr_grow(r, &r->reads, &r->reads_cap, np, sizeof *r->reads))
         return AU_ERR_NOMEM;
-    /* The qualname pointers, then the strings that changed. */
-    for (uint32_t k = 0; k < np; k++)
-        r->reads[k] = (au_read){r->raw_gen[k] + o->gen_qualname, r->buf + 8 * k, 8, AU_OK};
-    au_pr_batch(r, np);
+    /* The qualname and code pointers, then the strings that changed.  The
+     * generator is read a moment after its frame, and may be another one
+     * by then (the frame's f_gen is stale once the generator finished):
+     * its qualname is taken only if it still runs the frame's code.  A
+     * snapshot written before this check has no gi_code: then the
+     * qualname is taken as it was. */
+    if (au_pr_grow(r, &r->reads, &r->reads_cap, 2 * (size_t)np, sizeof *r->reads))
+        return AU_ERR_NOMEM;
+    for (uint32_t k = 0; k < np; k++) {
+        r->reads[k] = (au_read){r->raw_gen[k] + o->gen_qualname, r->buf + 16 * k, 8, AU_OK};
+        r->reads[np + k] = (au_read){r->raw_gen[k] + o->gen_code, r->buf + 16 * k + 8, 8, AU_OK};
+    }
+    au_pr_batch(r, 2 * np);
     uint32_t nr = 0;
     for (uint32_t k = 0; k < np; k++) {
-        uint64_t q = r->reads[k].status == AU_OK ? au_rd64(r->buf + 8 * k) : 0;
+        uint64_t q = r->reads[k].status == AU_OK ? au_rd64(r->buf + 16 * k) : 0;
         au_codeentry *e = &r->cache[r->pending[k]];
-        r->raw_gen[k] = (!q || (q & 7) || q == e->genq) ? 0 : q;
+        int other = r->reads[np + k].status == AU_OK && au_rd64(r->buf + 16 * k + 8) != e->addr;
+        r->raw_gen[k] = (!q || (q & 7) || q == e->genq || other) ? 0 : q;
     }
     for (uint32_t k = 0; k < np; k++)
         if (r->raw_gen[k])
