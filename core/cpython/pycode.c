@@ -418,7 +418,7 @@ static int name_generators(au_pyreader *r, const au_rawframe *raw, uint32_t n, c
     if (np == 0) return AU_OK;
     uint32_t span = header_len(o, F_NAME) + PREFIX;
     if (au_pr_grow(r, &r->buf, &r->buf_cap, (size_t)np * span, 1) ||
-        au_pr_grow(r, &r->reads, &r->reads_cap, np, sizeof *r->reads))
+        au_pr_grow(r, &r->reads, &r->reads_cap, 2 * (size_t)np, sizeof *r->reads))
         return AU_ERR_NOMEM;
     /* The qualname and code pointers, then the strings that changed.  The
      * generator is read a moment after its frame, and may be another one
@@ -426,8 +426,6 @@ static int name_generators(au_pyreader *r, const au_rawframe *raw, uint32_t n, c
      * its qualname is taken only if it still runs the frame's code.  A
      * snapshot written before this check has no gi_code: then the
      * qualname is taken as it was. */
-    if (au_pr_grow(r, &r->reads, &r->reads_cap, 2 * (size_t)np, sizeof *r->reads))
-        return AU_ERR_NOMEM;
     for (uint32_t k = 0; k < np; k++) {
         r->reads[k] = (au_read){r->raw_gen[k] + o->gen_qualname, r->buf + 16 * k, 8, AU_OK};
         r->reads[np + k] = (au_read){r->raw_gen[k] + o->gen_code, r->buf + 16 * k + 8, 8, AU_OK};
