@@ -362,6 +362,36 @@ static void test_entry_mark_311(void **state) {
     ft_free(t);
 }
 
+/* A thread not started yet: its state, made by the thread starting it,
+ * comes first in the list and has no frame and no ids of its own (its
+ * starter's before 3.12, 0 since): left out, not shown as a second, empty
+ * MainThread.  A frameless thread with ids of its own stays. */
+static void test_unstarted_thread(void **state) {
+    fixture *fx = *state;
+    fake_target *t = fx->t;
+    const au_py_offsets *o = t->off;
+    uint64_t born = ft_alloc(t, o->sizeof_tstate);
+    ft_put64(t, born + o->tstate_next, t->tstate);
+    ft_put64(t, t->interp + o->interp_threads_head, born);
+    /* its root cframe, inside its state, with no frame */
+    ft_put64(t, born + o->tstate_frame, born + o->sizeof_tstate - 8 - o->cframe_current_frame);
+    uint64_t ids[] = {0x7f0000001111ull, 0}; /* the starter's (3.11), none (3.12+) */
+    au_pyreader *r = reader(fx, NULL);
+    au_pysample s;
+    for (size_t i = 0; i < 2; i++) {
+        ft_put64(t, born + o->tstate_thread_id, ids[i]);
+        const au_pythread *th = one_thread(r, &s);
+        assert_int_equal(th->tstate, t->tstate);
+        assert_int_equal(th->nframes, 2);
+    }
+    ft_put64(t, born + o->tstate_thread_id, 0x7f0000002222ull); /* started, in C */
+    assert_int_equal(au_pyreader_sample(r, &s), AU_OK);
+    assert_int_equal(s.nthreads, 2);
+    assert_int_equal(s.threads[0].nframes, 0);
+    assert_int_equal(s.threads[0].flags, 0);
+    assert_int_equal(s.threads[1].nframes, 2);
+}
+
 static void test_frame_limit(void **state) {
     fixture *fx = *state;
     uint64_t prev = fx->f_work;
@@ -478,6 +508,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_torn_chain_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cframe_without_frame, setup, teardown),
         cmocka_unit_test(test_entry_mark_311),
+        cmocka_unit_test_setup_teardown(test_unstarted_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frame_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_list_cycle, setup, teardown),

@@ -409,6 +409,35 @@ static int walk_threads(au_pyreader *r, uint64_t head, int64_t interp_id, uint32
     return AU_OK;
 }
 
+/* Leave out the thread states of threads not started yet.  A new
+ * thread's state is made by the thread that starts it and carries no ids
+ * of its own until the new thread runs: 3.12+ leave them 0, 3.9 to 3.11
+ * copy the starter's (so a sample would show a second, empty MainThread).
+ * Such a state has no frame, and the list puts it before its starter's
+ * (new states go first): of two states with one id, a frameless one goes
+ * if the other has frames or comes later.  Frameless states are rare and
+ * few, so the search for a twin is a plain scan.  Returns the threads
+ * kept. */
+static uint32_t drop_unstarted(au_pyreader *r, uint32_t n) {
+    /* First mark (tstate 0: never a thread state's address), then keep
+     * the rest, so that the scan sees every state as it was read. */
+    for (uint32_t i = 0; i < n; i++) {
+        au_pythread *t = &r->threads[i];
+        if (t->nframes || (t->flags & (AU_THREAD_PARTIAL | AU_THREAD_CYCLE))) continue;
+        int unstarted = t->thread_id == 0;
+        for (uint32_t j = 0; j < n && !unstarted; j++) {
+            const au_pythread *u = &r->threads[j];
+            unstarted = j != i && u->thread_id == t->thread_id && u->interp_id == t->interp_id &&
+                        (u->nframes || j > i);
+        }
+        if (unstarted) t->tstate = 0;
+    }
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (r->threads[i].tstate) r->threads[kept++] = r->threads[i];
+    return kept;
+}
+
 /* The sample proper; au_pyreader_sample wraps it in the warm path. */
 static int sample_threads(au_pyreader *r, au_pysample *out) {
     const au_py_offsets *o = &r->off;
@@ -433,6 +462,7 @@ static int sample_threads(au_pyreader *r, au_pysample *out) {
         if ((rc = walk_threads(r, head, id, &nthreads, &nraw, &flags))) return rc;
         interp = next;
     }
+    nthreads = drop_unstarted(r, nthreads);
     if (au_pr_grow(r, &r->frames, &r->frames_cap, nraw ? nraw : 1, sizeof *r->frames))
         return AU_ERR_NOMEM;
     if ((rc = au_pr_resolve_code(r, r->raw, nraw, r->frames))) return rc;
