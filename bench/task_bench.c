@@ -22,14 +22,23 @@
  *                                    ranges, a binary search each, not
  *                                    pages (core/memory/au_view.h), so its
  *                                    page counters are 0
- *   tasks/fetch/<count>/<interp>     every page the recorded sample read,
- *                                    in one batch through the live memory
+ *   tasks/fetch/<count>/<interp>     every page a warm sample reads, in
+ *                                    one batch through the live memory
  *                                    source, as a view's prefetch reads
  *                                    them: what the system calls of a
- *                                    sample cost, alone.  The recorded
- *                                    sample is a cold one (it also holds
- *                                    the first sample's searches), so it
- *                                    has more pages than a warm sample
+ *                                    warm sample cost, alone.  The pages
+ *                                    are those of the fourth sample of a
+ *                                    sampler that reads the live process
+ *                                    by whole pages, as a live one does
+ *                                    (au_sampler_open_image), through a
+ *                                    source that notes them
+ *   tasks/floor/<count>/<interp>     the same batch, then one 8-byte read
+ *                                    of every 64-byte line of the pages
+ *                                    fetched, in page order: a lower
+ *                                    bound for any sample that fetches
+ *                                    whole pages and then looks at what
+ *                                    it fetched (a warm sample's reads
+ *                                    span most of each page)
  *   tasks/render/<count>/<interp>    au_render of the snapshot's sample,
  *                                    collapsed, to a sink: what printing
  *                                    a sample costs (not part of a sample)
@@ -79,8 +88,8 @@
  *                          allocates (see the smoke test in BUILD)
  *   --au_python=A,B,...    only these interpreters (default: all)
  *   --au_tasks=N,M         only these task counts (default: 1000,10000)
- *   --au_source=KIND       only live, snapshot, fetch or render (default:
- *                          all four)
+ *   --au_source=KIND       only live, snapshot, fetch, floor or render
+ *                          (default: all five)
  *
  * A missing interpreter is skipped with its reason on stderr, or fails the
  * run when CI=true (tests/pythons.h policy).
@@ -100,7 +109,7 @@
 #include "bench/bench_shim.h"
 #include "bench/counting_alloc.h"
 #include "core/asyncunwind.h"
-#include "core/memory/au_snapshot_format.h"
+#include "core/sample/au_sampler.h"
 #include "tests/membuf.h"
 #include "tests/pythons.h"
 
@@ -119,8 +128,15 @@ static const shape shapes[] = {
 #define MAX_COUNTS 4
 #define DEFAULT_COUNTS "1000,10000"
 
-typedef enum src_kind { SRC_LIVE, SRC_SNAPSHOT, SRC_FETCH, SRC_RENDER, SRC_COUNT } src_kind;
-static const char *const src_names[SRC_COUNT] = {"live", "snapshot", "fetch", "render"};
+typedef enum src_kind {
+    SRC_LIVE,
+    SRC_SNAPSHOT,
+    SRC_FETCH,
+    SRC_FLOOR,
+    SRC_RENDER,
+    SRC_COUNT
+} src_kind;
+static const char *const src_names[SRC_COUNT] = {"live", "snapshot", "fetch", "floor", "render"};
 
 /* ---- one fixture process per interpreter and task count ------------------ */
 
@@ -257,8 +273,8 @@ typedef struct fixture {
     au_snapshot *snap;
     au_sampler *s;
     const au_sample *smp; /* SRC_RENDER: the sample rendered */
-    au_memsrc *mem;       /* SRC_FETCH: the live process */
-    au_read *reads;       /* SRC_FETCH: one whole page each */
+    au_memsrc *mem;       /* SRC_FETCH, SRC_FLOOR: the live process */
+    au_read *reads;       /* SRC_FETCH, SRC_FLOOR: one whole page each */
     uint8_t *pages;
     uint32_t npages;
     uint64_t out_bytes;   /* SRC_RENDER: bytes rendered */
@@ -289,63 +305,99 @@ static void fixture_free(fixture *f) {
 
 /* ---- fetch: the page reads alone ------------------------------------------ */
 
-static uint64_t rd_le(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
-    return v;
+/* A memory source that serves reads from the live process and, while on,
+ * notes the page numbers they touch (with repeats). */
+typedef struct watcher {
+    au_memsrc base;
+    au_memsrc *inner;
+    uint64_t *pages;
+    size_t n, cap;
+    int on, oom;
+} watcher;
+
+static int watch_read(au_memsrc *self, au_read *reads, uint32_t n) {
+    watcher *w = (watcher *)self;
+    int rc = w->inner->read(w->inner, reads, n);
+    self->stats = w->inner->stats;
+    for (uint32_t k = 0; w->on && k < n; k++) {
+        if (!reads[k].len) continue;
+        for (uint64_t p = reads[k].addr / 4096; p <= (reads[k].addr + reads[k].len - 1) / 4096; p++) {
+            if (w->n == w->cap) {
+                size_t c = w->cap ? 2 * w->cap : 1024;
+                uint64_t *q = realloc(w->pages, c * sizeof *q);
+                if (!q) {
+                    w->oom = 1;
+                    return rc;
+                }
+                w->pages = q;
+                w->cap = c;
+            }
+            w->pages[w->n++] = p;
+        }
+    }
+    return rc;
 }
 
-/* The distinct page numbers the recorded sample read, ascending, into
- * *out (malloc'd); the count, or -1 on a malformed file or no memory.
- * Walks the snapshot's REGION records (docs/SNAPSHOT.md). */
-static long snapshot_pages(const membuf *snap, uint64_t **out) {
-    const uint8_t *d = snap->data;
-    size_t at = AU_SNAP_HEADER_SIZE, n = 0, cap = 0;
-    uint64_t *pg = NULL;
-    *out = NULL;
-    if (snap->len < AU_SNAP_HEADER_SIZE) return -1;
-    while (snap->len - at >= 8) {
-        uint32_t type = (uint32_t)rd_le(d + at, 4), plen = (uint32_t)rd_le(d + at + 4, 4);
-        at += 8;
-        if (plen > snap->len - at) break;
-        if (type == AU_SNAP_END) break;
-        if (type == AU_SNAP_REGION && plen > 8) {
-            uint64_t addr = rd_le(d + at, 8), end = addr + (plen - 8);
-            for (uint64_t p = addr / 4096; p <= (end - 1) / 4096; p++) {
-                if (n && pg[n - 1] == p) continue; /* regions are sorted */
-                if (n == cap) {
-                    size_t c = cap ? 2 * cap : 1024;
-                    uint64_t *q = realloc(pg, c * sizeof *q);
-                    if (!q) {
-                        free(pg);
-                        return -1;
-                    }
-                    pg = q;
-                    cap = c;
-                }
-                pg[n++] = p;
-            }
-        }
-        at += ((size_t)plen + 7) & ~(size_t)7;
+static void watch_destroy(au_memsrc *self) { (void)self; }
+
+static int cmp_page(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The distinct pages (ascending) that a warm sample of the target reads,
+ * into *out (malloc'd); their count, or -1 with msg written.  The sampler
+ * reads the live process through the recorded snapshot's META, by whole
+ * pages as a live sampler does; three samples warm it, the fourth is
+ * watched. */
+static long warm_pages(fixture *f, uint64_t **out, char *msg, size_t cap) {
+    target *t = f->bc->t;
+    watcher w = {{watch_read, watch_destroy, {0}}, f->mem, NULL, 0, 0, 0, 0};
+    au_sampler *s = NULL;
+    const au_sample *smp = NULL;
+    const char *step = "au_snapshot_parse";
+    char why[256] = "";
+    int rc = au_snapshot_parse(&f->allocator, t->snap.data, t->snap.len, &f->snap);
+    if (rc == AU_OK) {
+        step = "au_sampler_open_image";
+        rc = au_sampler_open_image(&f->allocator, f->snap, &w.base, NULL, &s);
     }
-    *out = pg;
+    for (int k = 0; k < 4 && rc == AU_OK; k++) {
+        step = "watched sample";
+        w.on = k == 3;
+        rc = au_sampler_sample(s, &smp);
+        if (rc == AU_OK && check_sample(smp, t->count, why, sizeof why) != 0) rc = AU_ERR_CORRUPT;
+    }
+    au_sampler_free(s);
+    if (rc == AU_OK && (w.oom || w.n == 0)) rc = w.oom ? AU_ERR_NOMEM : AU_ERR_READ;
+    if (rc != AU_OK) {
+        snprintf(msg, cap, "%s: %s: %s%s%s", t->interp->name, step, au_status_str(rc),
+                 why[0] ? ": " : "", why);
+        free(w.pages);
+        return -1;
+    }
+    qsort(w.pages, w.n, sizeof *w.pages, cmp_page);
+    size_t n = 0;
+    for (size_t i = 0; i < w.n; i++)
+        if (!n || w.pages[n - 1] != w.pages[i]) w.pages[n++] = w.pages[i];
+    *out = w.pages;
     return (long)n;
 }
 
 static int setup_fetch(fixture *f, char *msg, size_t cap) {
     target *t = f->bc->t;
-    uint64_t *pg;
-    long n = snapshot_pages(&t->snap, &pg);
-    if (n <= 0) {
-        snprintf(msg, cap, "%s: no pages in the recorded snapshot", t->interp->name);
-        free(pg);
+    uint64_t *pg = NULL;
+    int rc = au_memsrc_live_open(&f->allocator, t->proc.pid, &f->mem);
+    if (rc != AU_OK) {
+        snprintf(msg, cap, "%s: au_memsrc_live_open: %s", t->interp->name, au_status_str(rc));
         return -1;
     }
+    long n = warm_pages(f, &pg, msg, cap);
+    if (n <= 0) return -1;
     f->npages = (uint32_t)n;
     f->reads = calloc((size_t)n, sizeof *f->reads);
     f->pages = malloc((size_t)n * 4096);
-    int rc = f->reads && f->pages ? au_memsrc_live_open(&f->allocator, t->proc.pid, &f->mem)
-                                  : AU_ERR_NOMEM;
+    rc = f->reads && f->pages ? AU_OK : AU_ERR_NOMEM;
     for (long i = 0; rc == AU_OK && i < n; i++)
         f->reads[i] = (au_read){pg[i] * 4096, f->pages + (size_t)i * 4096, 4096, AU_OK};
     free(pg);
@@ -359,13 +411,27 @@ static int setup_fetch(fixture *f, char *msg, size_t cap) {
     return 0;
 }
 
-/* SRC_FETCH: every page the sample uses, in one batch, as the view's
- * prefetch reads them: the system calls' share of a live sample. */
+/* SRC_FLOOR's look at what was fetched: one 8-byte read of every 64-byte
+ * line, in page order (the kindest order for the CPU's prefetchers). */
+static uint64_t touch_lines(const uint8_t *pages, uint32_t npages) {
+    uint64_t acc = 0;
+    for (size_t at = 0; at < (size_t)npages * 4096; at += 64) {
+        uint64_t v;
+        memcpy(&v, pages + at, 8);
+        acc += v;
+    }
+    return acc;
+}
+
+/* SRC_FETCH: every page a warm sample uses, in one batch, as the view's
+ * prefetch reads them: the system calls' share of a live sample.
+ * SRC_FLOOR: then a look at every line of them. */
 static int run_fetch(void *fx, bench_ctx *ctx) {
     fixture *f = fx;
     au_mem_stats before = f->mem->stats;
     uint64_t c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), t0 = clock_ns(CLOCK_MONOTONIC);
     int rc = f->mem->read(f->mem, f->reads, f->npages);
+    if (rc == AU_OK && f->bc->kind == SRC_FLOOR) g_sink += (uint32_t)touch_lines(f->pages, f->npages);
     uint64_t t1 = clock_ns(CLOCK_MONOTONIC), c1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     if (rc != AU_OK) {
         char msg[128];
@@ -410,7 +476,7 @@ static int setup_tasks(void *arg, void **out, bench_ctx *ctx) {
     }
     f->bc = bc;
     f->allocator = counting_allocator(&f->alloc);
-    if (bc->kind == SRC_FETCH) {
+    if (bc->kind == SRC_FETCH || bc->kind == SRC_FLOOR) {
         if (setup_fetch(f, msg, sizeof msg) != 0) {
             fixture_free(f);
             bench_error(ctx, msg);
@@ -615,8 +681,13 @@ static void print_tables(bench_case *cases, size_t nc, const uint32_t *counts, s
         for (size_t i = 0; i < nc; i++) any |= cases[i].kind == (src_kind)k && cases[i].all.n;
         if (!any) continue;
         if (k == SRC_FETCH)
-            printf("\nFetching the pages a sample uses, one batch (the system calls of a live "
-                   "sample):\nmedian us per batch, wall clock and CPU time; then per batch\n");
+            printf("\nFetching the pages a warm sample uses, one batch (the system calls of a "
+                   "live sample):\nmedian us per batch, wall clock and CPU time; then per "
+                   "batch\n");
+        else if (k == SRC_FLOOR)
+            printf("\nThe same batch, then one read of every 64-byte line fetched (a lower "
+                   "bound for a\nsample that fetches whole pages): median us, wall clock and "
+                   "CPU time; then per batch\n");
         else if (k == SRC_RENDER)
             printf("\nRendering a sample (au_render, collapsed): median us per call over every "
                    "timed call,\nwall clock and CPU time; then bytes of output, allocations\n");
@@ -671,7 +742,7 @@ static void print_tables(bench_case *cases, size_t nc, const uint32_t *counts, s
                            (unsigned)counts[z], per(c->bytes, c), per(c->allocs + c->heap, c));
                     continue;
                 }
-                if (k == SRC_FETCH) {
+                if (k == SRC_FETCH || k == SRC_FLOOR) {
                     printf("%19s %6u tasks: %3.0f syscalls %5.0f pages %9.0f bytes, %4.2f allocs\n",
                            "", (unsigned)counts[z], per(c->syscalls, c), per(c->pages, c),
                            per(c->bytes, c), per(c->allocs + c->heap, c));
@@ -738,7 +809,7 @@ int main(int argc, char **argv) {
     int source_ok = source == NULL;
     for (int k = 0; k < SRC_COUNT; k++) source_ok |= source && !strcmp(source, src_names[k]);
     if (!source_ok) {
-        fprintf(stderr, "task_bench: --au_source is live, snapshot, fetch or render\n");
+        fprintf(stderr, "task_bench: --au_source is live, snapshot, fetch, floor or render\n");
         return 1;
     }
     size_t ninterp, nt = 0, nc = 0;
@@ -776,8 +847,9 @@ int main(int argc, char **argv) {
                 char name[96];
                 snprintf(name, sizeof name, "%s/%s/%u/%s", shp->prefix, src_names[k],
                          (unsigned)counts[z], targets[i].interp->name);
-                bench_run_fn run =
-                    k == SRC_RENDER ? run_render : k == SRC_FETCH ? run_fetch : run_tasks;
+                bench_run_fn run = k == SRC_RENDER                      ? run_render
+                                   : k == SRC_FETCH || k == SRC_FLOOR ? run_fetch
+                                                                      : run_tasks;
                 if (bench_register(&(bench_spec){.name = name, .arg = bc, .setup = setup_tasks,
                                                  .run = run, .teardown = teardown_tasks,
                                                  .unit = BENCH_UNIT_US}))
