@@ -42,6 +42,7 @@ check() {
   [ $((torn * 1000)) -le "$total" ] && ok || bad "$name: $torn of $total stacks start where no thread's stack starts"
 }
 
+# run NAME DIR PREFIX...: PREFIX runs the fixture found in DIR.
 run() {
   local name=$1 dir=$2
   shift 2
