@@ -209,8 +209,11 @@ if [ -n "$py312" ] && [ -n "$py39" ]; then
   [ "$rc" -eq 0 ] && [ -n "$dpid" ] && ok || bad "daemon: record exited $rc, READY '$dpid': $(cat "$tmp/daemon.err")"
   want "$tmp/daemon.txt" ";\[daemon-task\];daemon_work \(" "daemon: the daemon's task"
   # (The first child lives a moment: a scan that lands then samples it
-  # too, hence 2 or 3.)
-  want "$tmp/daemon.err" "; [23] processes sampled" "daemon: the launcher and the daemon"
+  # too.  The launcher may not be sampled at all: it exits as soon as
+  # that child has, and on a loaded machine it has been gone before its
+  # Python could be found, with only the daemon sampled.  Hence 1 to 3;
+  # that the daemon was followed is the check above.)
+  want "$tmp/daemon.err" "; [123] process(es)? sampled" "daemon: the daemon, and perhaps the launcher"
   [ -n "$dpid" ] && ! kill -0 "$dpid" 2>/dev/null && ok || bad "daemon: $dpid outlived its record"
 
   # A child that is not Python, left running, does not keep the record
