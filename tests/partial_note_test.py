@@ -16,29 +16,16 @@ keep frames in chunks high in it, 3.9 and 3.10 in heap objects low in it.
 usage: partial_note_test.py ASYNCUNWIND
 """
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 
+from snapshot_records import REGION, records
+
 GOLDENS = ["pyenv-3.9-seed", "pyenv-3.10-seed", "pyenv-3.11-seed", "pyenv-3.12-seed",
            "pyenv-3.13-seed", "sid-3.14-seed", "sid-3.15-seed"]
-REGION, END = 3, 0
 NOTES = ("[partial stack]", "[frame chain loops]")
 MAX_TRIES = 40
-
-
-def records(data):
-    """(type, file offset, size with padding) of every record."""
-    out, at = [], 16
-    while at + 8 <= len(data):
-        rtype, length = struct.unpack_from("<II", data, at)
-        size = 8 + ((length + 7) & ~7)
-        out.append((rtype, at, size))
-        at += size
-        if rtype == END:
-            break
-    return out
 
 
 def replay(tool, path, fmt):

@@ -20,24 +20,13 @@ import subprocess
 import sys
 import tempfile
 
+from snapshot_records import regions
+
 SNAP = "corpus/golden/pyenv-3.9-async_gen.snap"
 QUALNAME = "SlowGate.__aenter__"
 # CPython 3.9's layouts (core/cpython/pyoffsets_table.c, the 3.9 entry):
 # PyGenObject.gi_frame and gi_code, PyFrameObject.f_code.
 GEN_FRAME, GEN_CODE, FRAME_CODE = 16, 32, 32
-REGION = 3
-
-
-def regions(data):
-    """(address, file offset, length) of every REGION record."""
-    out, at = [], 16
-    while at + 8 <= len(data):
-        rtype, length = struct.unpack_from("<II", data, at)
-        if rtype == REGION:
-            addr = struct.unpack_from("<Q", data, at + 8)[0]
-            out.append((addr, at + 16, length - 8))
-        at += 8 + ((length + 7) & ~7)
-    return out
 
 
 def u64(data, regs, addr):
